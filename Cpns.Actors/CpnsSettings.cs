@@ -1,0 +1,67 @@
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace Cpns.Actors;
+
+/// <summary>The enabler's settings, read once from the <c>cpns</c> section of the HOCON configuration.</summary>
+public sealed record CpnsSettings
+{
+    public required string ServerId { get; init; }
+    public required TimeSpan DefaultLifetime { get; init; }
+    public required TimeSpan MinLifetime { get; init; }
+    public required TimeSpan MaxLifetime { get; init; }
+    public required TimeSpan RegistrationBatchWindow { get; init; }
+    public required int RegistrationBatchMax { get; init; }
+    public required TimeSpan CleanerInterval { get; init; }
+    public required int CleanerBatch { get; init; }
+    public required TimeSpan RegistrationRetryInitial { get; init; }
+    public required TimeSpan RegistrationRetryMax { get; init; }
+    public required TimeSpan KeyGraceWindow { get; init; }
+    public required TimeSpan RekeyInterval { get; init; }
+    public required TimeSpan PushTimeout { get; init; }
+    public required TimeSpan PullRetryInitial { get; init; }
+    public required TimeSpan PullRetryMax { get; init; }
+    public required int PullMaxAttempts { get; init; }
+    public required bool AllowKeyExport { get; init; }
+    public required string JournalPlugin { get; init; }
+    public required string SnapshotPlugin { get; init; }
+    public required int SnapshotEvery { get; init; }
+
+    public static CpnsSettings From(Config config)
+    {
+        var c = config.GetConfig("cpns") ?? throw new ConfigurationException("missing the 'cpns' configuration section");
+        return new CpnsSettings
+        {
+            ServerId = c.GetString("server-id"),
+            DefaultLifetime = c.GetTimeSpan("registration.default-lifetime"),
+            MinLifetime = c.GetTimeSpan("registration.min-lifetime"),
+            MaxLifetime = c.GetTimeSpan("registration.max-lifetime"),
+            RegistrationBatchWindow = c.GetTimeSpan("registration.batch-window"),
+            RegistrationBatchMax = c.GetInt("registration.batch-max"),
+            CleanerInterval = c.GetTimeSpan("registration.cleaner-interval"),
+            CleanerBatch = c.GetInt("registration.cleaner-batch"),
+            RegistrationRetryInitial = c.GetTimeSpan("registration.retry-initial"),
+            RegistrationRetryMax = c.GetTimeSpan("registration.retry-max"),
+            KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
+            RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
+            PushTimeout = c.GetTimeSpan("keys.push-timeout"),
+            PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
+            PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
+            PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
+            AllowKeyExport = c.GetBoolean("security.allow-key-export"),
+            JournalPlugin = c.GetString("persistence.journal-plugin", ""),
+            SnapshotPlugin = c.GetString("persistence.snapshot-plugin", ""),
+            SnapshotEvery = c.GetInt("persistence.snapshot-every"),
+        };
+    }
+
+    public static CpnsSettings From(ActorSystem system) => From(system.Settings.Config);
+
+    /// <summary>Clamps a requested lease lifetime (seconds; 0 or less means "the default").</summary>
+    public int ClampLifetime(int requestedSeconds)
+    {
+        if (requestedSeconds <= 0)
+            return (int)DefaultLifetime.TotalSeconds;
+        return (int)Math.Clamp(requestedSeconds, MinLifetime.TotalSeconds, MaxLifetime.TotalSeconds);
+    }
+}

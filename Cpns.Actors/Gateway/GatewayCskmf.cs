@@ -1,0 +1,140 @@
+using Akka.Event;
+using Akka.Actor;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Gateway;
+
+/// <summary>
+/// A PN GW's CSKMF: holds the group keys of the groups its PN takes part in, and continues the key flows into
+/// the PN — it pushes each new epoch to the PNE members (push), or answers their requests (pull), wrapping the
+/// key for each PNE alone.
+/// </summary>
+public sealed class GatewayCskmf : KeyHolder
+{
+    private readonly Dictionary<string, PneAttached> _pnes = new(StringComparer.Ordinal);
+
+    // Pushing into the PN waits for both the key (push step 8 from the server) and the SMF's go-ahead, which it
+    // gives once its step-7 notices to the PNE members are out, so every PNE hears 7 before 8.
+    private readonly Dictionary<string, (GroupKeyDelivery Delivery, GroupKey Key)> _awaitingRelease = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _released = new(StringComparer.Ordinal);
+
+    public GatewayCskmf(EntityIdentity identity, CpnsSettings settings)
+        : base(identity, settings, FlowLeg.ServerToGateway)
+    {
+    }
+
+    public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
+        Akka.Actor.Props.Create(() => new GatewayCskmf(identity, settings));
+
+    protected override void OnOther(object message)
+    {
+        switch (message)
+        {
+            case ServerAttached attached:
+                TrustWrapper(attached.Server.ServerId, attached.Server.Keys);
+                break;
+            case PneAttached attached:
+                _pnes[attached.DeviceId] = attached;
+                break;
+            case PneDetached detached:
+                _pnes.Remove(detached.DeviceId);
+                Pairwise.Forget(detached.DeviceId);
+                break;
+            case GroupKeyRequest request:
+                ServePneRequest(request);
+                break;
+
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    protected override void OnExpect(ExpectGroupKey release)
+    {
+        if (_awaitingRelease.TryGetValue(release.GroupId, out var waiting) && waiting.Key.Epoch == release.Epoch)
+        {
+            _awaitingRelease.Remove(release.GroupId);
+            PushIntoPn(waiting.Delivery, waiting.Key);
+        }
+        else
+        {
+            _released[release.GroupId] = release.Epoch;
+        }
+    }
+
+    protected override void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled)
+    {
+        var selfIsMember = delivery.LocalMembers.Contains(Identity.DeviceId);
+        if (selfIsMember)
+            PublishInstalled(delivery, key, pulled, isMember: true);
+
+        if (pulled)
+        {
+            FlowTrace.Send(Context, Smf, new GroupKeyAvailable(key.GroupId, key.Epoch), key.GroupId, key.Epoch, 11,
+                FlowKind.Pull, FlowLeg.ServerToGateway);
+            if (delivery.Mode == DeliveryMode.Pull)
+                return;
+        }
+
+        if (_released.TryGetValue(key.GroupId, out var released) && released == key.Epoch)
+        {
+            _released.Remove(key.GroupId);
+            PushIntoPn(delivery, key);
+        }
+        else
+        {
+            _awaitingRelease[key.GroupId] = (delivery, key);
+        }
+    }
+
+    /// <summary>Push continues into the PN: step 8 to every PNE member reached through this PN GW.</summary>
+    private void PushIntoPn(GroupKeyDelivery delivery, GroupKey key)
+    {
+        foreach (var member in delivery.LocalMembers)
+        {
+            if (member == Identity.DeviceId)
+                continue;
+            if (!_pnes.TryGetValue(member, out var pne))
+            {
+                Log.Warning("{0}: member {1} of {2} is not attached here; not pushed", Identity.DeviceId, member, key.GroupId);
+                continue;
+            }
+
+            FlowTrace.Send(Context, pne.Endpoints.Cskmf, WrapFor(key, pne, delivery.Mode), key.GroupId, key.Epoch, 8,
+                FlowKind.Push, FlowLeg.GatewayToPne);
+        }
+    }
+
+    /// <summary>Pull steps 9 → 10 inside the PN.</summary>
+    private void ServePneRequest(GroupKeyRequest request)
+    {
+        var (held, error) = Ring.Get(request.GroupId, request.Epoch, NowMs, Settings.KeyGraceWindow);
+        if (held is null)
+        {
+            Sender.Tell(new GroupKeyRefused(request.GroupId, request.Epoch, error!.Value,
+                $"{Identity.DeviceId} cannot give {request.GroupId}#{request.Epoch}"));
+            return;
+        }
+
+        if (!held.LocalMembers.Contains(request.RequesterId) || !_pnes.TryGetValue(request.RequesterId, out var pne))
+        {
+            Log.Info("{0}: refused {1}#{2} to non-member {3}", Identity.DeviceId, request.GroupId, request.Epoch,
+                request.RequesterId);
+            Sender.Tell(new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotMember,
+                $"{request.RequesterId} is not a member of {request.GroupId}#{request.Epoch} here"));
+            return;
+        }
+
+        FlowTrace.Send(Context, Sender, WrapFor(held.Key, pne, DeliveryMode.Pull), request.GroupId, request.Epoch, 10,
+            FlowKind.Pull, FlowLeg.GatewayToPne);
+    }
+
+    private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode)
+    {
+        var pairwise = Pairwise.KeyFor(pne.DeviceId, pne.Keys.Agreement);
+        return new GroupKeyDelivery(key.GroupId, key.Epoch, mode, Identity.DeviceId, pne.DeviceId,
+            key.WrapUnder(pairwise, pne.DeviceId), key.KeyCheck, [pne.DeviceId]);
+    }
+}

@@ -1,0 +1,154 @@
+using Akka.Actor;
+using Akka.Event;
+using Cpns.Actors.Protocol;
+
+namespace Cpns.Actors.Gateway;
+
+/// <summary>
+/// A PN GW's Service Management Function: learns from the server which of its PN's entities are in which
+/// service group (step 7), has its SECA acquire pulled keys (step 8), and carries the group notices on into
+/// the PN for its PNE members. Removed members are told to drop the group's keys.
+/// </summary>
+public sealed class GatewaySmf : UntypedActor
+{
+    private sealed class LocalGroupState(DeliveryMode mode)
+    {
+        public DeliveryMode Mode { get; } = mode;
+        public long Epoch { get; set; }
+        public NoticeKind Kind { get; set; }
+        public IReadOnlyList<string> LocalMembers { get; set; } = [];
+        public IActorRef KeyLocation { get; set; } = ActorRefs.Nobody;
+    }
+
+    private readonly string _gatewayId;
+    private readonly IActorRef _cskmf;
+    private readonly SiblingRef _seca;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, LocalGroupState> _groups = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PneEndpoints> _pnes = new(StringComparer.Ordinal);
+
+    public GatewaySmf(string gatewayId, IActorRef cskmf)
+    {
+        _gatewayId = gatewayId;
+        _cskmf = cskmf;
+        _seca = SiblingRef.Of(Context, "cskmf", "seca");
+    }
+
+    public static Props Props(string gatewayId, IActorRef cskmf) =>
+        Akka.Actor.Props.Create(() => new GatewaySmf(gatewayId, cskmf));
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case PneAttached attached:
+                _pnes[attached.DeviceId] = attached.Endpoints;
+                break;
+            case PneDetached detached:
+                _pnes.Remove(detached.DeviceId);
+                break;
+            case ServerAttached:
+                break;
+            case GroupNotice notice:
+                OnNotice(notice);
+                break;
+            case GroupKeyAvailable available:
+                OnKeyAvailable(available);
+                break;
+            case GroupKeyMissing missing:
+                if (_groups.TryGetValue(missing.GroupId, out var waiting) && waiting.Epoch == missing.Epoch)
+                    FlowTrace.Send(Context, _seca, new AcquireGroupKey(missing.GroupId, missing.Epoch, waiting.KeyLocation),
+                        missing.GroupId, missing.Epoch, 8, FlowKind.Pull, FlowLeg.ServerToGateway);
+                break;
+            case GroupDeletedNotice deleted:
+                OnDeleted(deleted);
+                break;
+            case GetLocalGroups:
+                Sender.Tell(new LocalGroups(_gatewayId, _groups
+                    .OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                    .Select(kv => new LocalGroup(kv.Key, kv.Value.Mode, kv.Value.Epoch, kv.Value.LocalMembers)).ToList()));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnNotice(GroupNotice notice)
+    {
+        if (_groups.TryGetValue(notice.GroupId, out var group) && notice.Epoch <= group.Epoch)
+        {
+            _log.Debug("{0}: stale notice {1}#{2} ignored (at {3})", _gatewayId, notice.GroupId, notice.Epoch, group.Epoch);
+            return;
+        }
+
+        var previous = group?.LocalMembers ?? [];
+        foreach (var gone in previous.Except(notice.LocalMembers).Union(notice.Removed).Distinct())
+        {
+            if (gone != _gatewayId && _pnes.TryGetValue(gone, out var pne))
+                pne.Smf.Tell(new MembershipEnded(notice.GroupId, gone, notice.Epoch));
+        }
+
+        if (notice.LocalMembers.Count == 0)
+        {
+            _groups.Remove(notice.GroupId);
+            _cskmf.Tell(new DropGroupKeys(notice.GroupId, notice.Epoch, Revoked: false));
+            return;
+        }
+
+        group ??= _groups[notice.GroupId] = new LocalGroupState(notice.Mode);
+        group.Epoch = notice.Epoch;
+        group.Kind = notice.Kind;
+        group.LocalMembers = notice.LocalMembers;
+        group.KeyLocation = notice.KeyLocation;
+
+        if (notice.Mode == DeliveryMode.Pull)
+            FlowTrace.Send(Context, _seca, new AcquireGroupKey(notice.GroupId, notice.Epoch, notice.KeyLocation),
+                notice.GroupId, notice.Epoch, 8, FlowKind.Pull, FlowLeg.ServerToGateway);
+        else
+        {
+            NotifyPneMembers(notice.GroupId, group);
+            _cskmf.Tell(new ExpectGroupKey(notice.GroupId, notice.Epoch));
+        }
+    }
+
+    /// <summary>Pull: once this PN GW holds the key, its PNE members are told where to pull it from.</summary>
+    private void OnKeyAvailable(GroupKeyAvailable available)
+    {
+        if (_groups.TryGetValue(available.GroupId, out var group) && group.Epoch == available.Epoch &&
+            group.Mode == DeliveryMode.Pull)
+            NotifyPneMembers(available.GroupId, group);
+    }
+
+    /// <summary>Step 7 inside the PN: the key lives at this PN GW's CSKMF.</summary>
+    private void NotifyPneMembers(string groupId, LocalGroupState group)
+    {
+        foreach (var member in group.LocalMembers)
+        {
+            if (member == _gatewayId)
+                continue;
+            if (!_pnes.TryGetValue(member, out var pne))
+            {
+                _log.Warning("{0}: member {1} of {2} is not attached here", _gatewayId, member, groupId);
+                continue;
+            }
+
+            FlowTrace.Send(Context, pne.Smf,
+                new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], []), groupId, group.Epoch, 7,
+                group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
+        }
+    }
+
+    private void OnDeleted(GroupDeletedNotice deleted)
+    {
+        _groups.Remove(deleted.GroupId, out var group);
+        FlowTrace.Send(Context, _cskmf, new DropGroupKeys(deleted.GroupId, deleted.FinalEpoch, Revoked: true),
+            deleted.GroupId, deleted.FinalEpoch, 6, FlowKind.Revoke, FlowLeg.ServerToGateway);
+        foreach (var member in group?.LocalMembers ?? [])
+        {
+            if (member != _gatewayId && _pnes.TryGetValue(member, out var pne))
+                FlowTrace.Send(Context, pne.Smf, deleted, deleted.GroupId, deleted.FinalEpoch, 5, FlowKind.Revoke,
+                    FlowLeg.GatewayToPne);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using Akka.Actor;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Pne;
+
+/// <summary>A PNE's CSKMF: holds the group keys its PN GW gives it (pushed, or pulled through <c>seca</c>).</summary>
+public sealed class PneCskmf : KeyHolder
+{
+    public PneCskmf(EntityIdentity identity, CpnsSettings settings) : base(identity, settings, FlowLeg.GatewayToPne)
+    {
+    }
+
+    public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
+        Akka.Actor.Props.Create(() => new PneCskmf(identity, settings));
+
+    protected override void OnOther(object message)
+    {
+        switch (message)
+        {
+            case GatewayAttached attached:
+                TrustWrapper(attached.GatewayId, attached.Keys);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    protected override void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled)
+    {
+        PublishInstalled(delivery, key, pulled, isMember: true);
+        if (pulled)
+            FlowTrace.Send(Context, Smf, new GroupKeyAvailable(key.GroupId, key.Epoch), key.GroupId, key.Epoch, 11,
+                FlowKind.Pull, FlowLeg.GatewayToPne);
+    }
+}

@@ -1,0 +1,31 @@
+using Akka.Actor;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Protocol;
+
+/// <summary>Where the functions of a CPNS Server can be reached (CPNS-2/3/4), and its public keys.</summary>
+public sealed record ServerEndpoints(
+    string ServerId,
+    PublicKeys Keys,
+    IActorRef Registry,
+    IActorRef Smf,
+    IActorRef Cskmf) : ICpnsMessage;
+
+/// <summary>Where the functions of a PN GW can be reached, by the server and by its PNEs.</summary>
+public sealed record GatewayEndpoints(
+    IActorRef Gateway,
+    IActorRef Connections,
+    IActorRef Smf,
+    IActorRef Cskmf) : ICpnsMessage;
+
+/// <summary>Where the functions of a PNE can be reached by its PN GW.</summary>
+public sealed record PneEndpoints(
+    IActorRef Pne,
+    IActorRef Smf,
+    IActorRef Cskmf) : ICpnsMessage;
+
+/// <summary>Asks the <c>server</c> actor for its <see cref="ServerEndpoints"/>.</summary>
+public sealed record GetServerEndpoints : ICpnsMessage
+{
+    public static readonly GetServerEndpoints Instance = new();
+}

@@ -1,0 +1,149 @@
+using Akka.Actor;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Protocol;
+
+public enum KeyOperation
+{
+    Create,
+    Update,
+}
+
+public enum KeyError
+{
+    UnknownGroup,
+    UnknownEpoch,
+    StaleEpoch,
+    NotMember,
+    NotYetAvailable,
+    Revoked,
+    NotAuthorized,
+    InsufficientSecurityLevel,
+    IntegrityFailure,
+}
+
+/// <summary>A PN GW that must receive a group epoch, and the group's members reached through it.</summary>
+public sealed record KeyDeliveryTarget(
+    string GatewayId,
+    IActorRef GatewayCskmf,
+    Octets GatewayAgreementKey,
+    IReadOnlyList<string> LocalMembers) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>The parameters SMF gives a group-key request: algorithm, size, and how the key will be delivered.</summary>
+public sealed record KeyParameters(string Algorithm, int Bits, DeliveryMode Mode) : ICpnsMessage
+{
+    public static KeyParameters Aes256Gcm(DeliveryMode mode) => new("AES-256-GCM", 256, mode);
+}
+
+/// <summary>Step 1: SMF(server) asks CSKMF(server) for a group key (create or update).</summary>
+public sealed record RequestGroupKey(
+    string GroupId,
+    KeyOperation Operation,
+    DeliveryMode Mode,
+    IReadOnlyList<KeyDeliveryTarget> Targets) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Step 2: CSKMF(server) → OSG, parameterized.</summary>
+public sealed record OsgKeyRequest(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Step 3: OSG → KMC.</summary>
+public sealed record KmcKeyRequest(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Step 4: KMC → OSG: the new key, wrapped under the KMC's key-encryption key.</summary>
+public sealed record KmcKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyUnderKek, Octets KeyCheck)
+    : ICpnsMessage, IWithGroupId;
+
+/// <summary>Step 5: OSG → CSKMF(server).</summary>
+public sealed record OsgKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyUnderKek, Octets KeyCheck)
+    : ICpnsMessage, IWithGroupId;
+
+/// <summary>Step 6: CSKMF(server) → SMF(server): the group key of this epoch is ready.</summary>
+public sealed record GroupKeyReady(string GroupId, long Epoch, DeliveryMode Mode, Octets KeyCheck) : ICpnsMessage, IWithGroupId;
+
+/// <summary>CSKMF could not make the key.</summary>
+public sealed record GroupKeyFailed(string GroupId, KeyError Error, string Detail) : ICpnsMessage, IWithGroupId;
+
+/// <summary>SMF(server) → CSKMF(server): deliver (push) the epoch now that its step 7 notices are out.</summary>
+public sealed record DeliverGroupKey(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// SMF → CSKMF of a PN GW or PNE, push mode: the step-7 notices are out and this epoch should be pushed here;
+/// a PN GW then carries it on into its PN. If it does not come in time the CSKMF reports it missing.
+/// </summary>
+public sealed record ExpectGroupKey(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+
+/// <summary>CSKMF → SMF of the same entity: a pushed epoch did not arrive; the SMF has the SECA pull it.</summary>
+public sealed record GroupKeyMissing(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Pull step 8: SMF → SECA: acquire the group key from the location given in the notice.</summary>
+public sealed record AcquireGroupKey(string GroupId, long Epoch, IActorRef KeyLocation) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Pull step 9: CSKMF/SECA of a GW or PNE asks the key holder upstream.</summary>
+public sealed record GroupKeyRequest(string GroupId, long Epoch, string RequesterId) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// Pull step 10, or push step 8: the group key of an epoch, wrapped for exactly one recipient under the
+/// pairwise key of <paramref name="WrapperId"/> and the recipient.
+/// </summary>
+public sealed record GroupKeyDelivery(
+    string GroupId,
+    long Epoch,
+    DeliveryMode Mode,
+    string WrapperId,
+    string RecipientId,
+    Octets WrappedKey,
+    Octets KeyCheck,
+    IReadOnlyList<string> LocalMembers) : ICpnsMessage, IWithGroupId;
+
+public sealed record GroupKeyRefused(string GroupId, long Epoch, KeyError Error, string Detail)
+    : ICpnsMessage, IWithGroupId;
+
+/// <summary>Pull step 11: CSKMF → SMF (same entity): the key is available.</summary>
+public sealed record GroupKeyAvailable(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+
+// ---- Revocation (group deletion) ----
+
+/// <summary>Revoke step 1: SMF(server) → CSKMF(server).</summary>
+public sealed record RevokeGroupKey(string GroupId) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Revoke step 2: CSKMF(server) → OSG.</summary>
+public sealed record OsgRevokeKey(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Revoke step 3: OSG → CSKMF(server).</summary>
+public sealed record OsgKeyRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Revoke step 4: CSKMF(server) → SMF(server).</summary>
+public sealed record GroupKeyRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+
+/// <summary>Revoke step 6 (and the drop on removal): SMF → CSKMF of the same entity.</summary>
+public sealed record DropGroupKeys(string GroupId, long UpToEpoch, bool Revoked) : ICpnsMessage, IWithGroupId;
+
+// ---- Holder queries ----
+
+public sealed record GetKeyState(string GroupId) : ICpnsMessage, IWithGroupId;
+
+public sealed record HeldGroupKey(
+    string GroupId,
+    string HolderId,
+    long? CurrentEpoch,
+    Octets? KeyCheck,
+    IReadOnlyList<long> Epochs,
+    bool Revoked) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// Asks a key holder for one epoch's key wrapped for an operator's X25519 key (audits and tests that compare
+/// key bytes); allowed only where <c>cpns.security.allow-key-export</c> is on.
+/// </summary>
+public sealed record ExportGroupKey(string GroupId, long Epoch, string RecipientId, Octets RecipientAgreementKey)
+    : ICpnsMessage, IWithGroupId;
+
+public sealed record ExportedGroupKey(
+    string GroupId,
+    long Epoch,
+    string ExporterId,
+    Octets ExporterAgreementKey,
+    Octets WrappedKey) : ICpnsMessage, IWithGroupId;
+
+public static class DeliveryModeExtensions
+{
+    public static FlowKind ToFlowKind(this DeliveryMode mode) => mode == DeliveryMode.Push ? FlowKind.Push : FlowKind.Pull;
+}

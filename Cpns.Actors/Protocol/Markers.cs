@@ -1,0 +1,46 @@
+namespace Cpns.Actors.Protocol;
+
+/// <summary>Every message that crosses an actor boundary of the enabler; bound to the protocol serializer.</summary>
+public interface ICpnsMessage;
+
+/// <summary>A persisted event of an event-sourced actor; bound to the protocol serializer.</summary>
+public interface ICpnsEvent : ICpnsMessage;
+
+/// <summary>Routes on a device id (a PNE or a PN GW).</summary>
+public interface IWithDeviceId
+{
+    string DeviceId { get; }
+}
+
+/// <summary>Routes on the id of a PN GW.</summary>
+public interface IWithGatewayId
+{
+    string GatewayId { get; }
+}
+
+/// <summary>Routes on the id of a service group.</summary>
+public interface IWithGroupId
+{
+    string GroupId { get; }
+}
+
+/// <summary>Routes on the id of a service description in the Metadata Directory.</summary>
+public interface IWithServiceId
+{
+    string ServiceId { get; }
+}
+
+public enum EntityKind
+{
+    Pne,
+    PnGateway,
+    /// <summary>A device that is a PN GW and a PNE at once (seed Appendix A.1.2.2).</summary>
+    Both,
+    Server,
+}
+
+public enum DeliveryMode
+{
+    Push,
+    Pull,
+}

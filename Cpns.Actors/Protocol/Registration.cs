@@ -1,0 +1,125 @@
+using Akka.Actor;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Protocol;
+
+public enum RegistrationError
+{
+    InvalidRequest,
+    UnknownGateway,
+    WrongGateway,
+    DuplicateDevice,
+    NotRegistered,
+    AuthenticationFailed,
+    NotAuthorized,
+    Busy,
+}
+
+// ---- PN GW ↔ CPNS Server (CPNS-2/3/4) ----
+
+/// <summary>A PN GW registers with the server's registry.</summary>
+public sealed record RegisterGateway(
+    string GatewayId,
+    EntityKind Kind,
+    PublicKeys Keys,
+    int LifetimeSeconds,
+    GatewayEndpoints Endpoints) : ICpnsMessage, IWithGatewayId;
+
+public sealed record GatewayRegistered(
+    string GatewayId,
+    string RegistrationId,
+    int LifetimeSeconds,
+    ServerEndpoints Server) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>A PN GW forwards the registrations of the PNEs of its PN, as one batch.</summary>
+public sealed record RegisterPnes(string GatewayId, IReadOnlyList<PneRegistration> Pnes) : ICpnsMessage, IWithGatewayId;
+
+public sealed record PneRegistration(
+    string DeviceId,
+    PublicKeys Keys,
+    int LifetimeSeconds,
+    PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
+
+public sealed record PnesRegistered(string GatewayId, IReadOnlyList<PneRegistrationResult> Results)
+    : ICpnsMessage, IWithGatewayId;
+
+public sealed record PneRegistrationResult(
+    string DeviceId,
+    string? RegistrationId,
+    int LifetimeSeconds,
+    RegistrationError? Error,
+    string? Detail) : ICpnsMessage, IWithDeviceId
+{
+    public bool Accepted => Error is null;
+}
+
+public sealed record RegistrationRejected(string DeviceId, RegistrationError Error, string Detail)
+    : ICpnsMessage, IWithDeviceId;
+
+// ---- PNE ↔ PN GW (CPNS-1) ----
+
+/// <summary>A PNE registers with the PN GW of its PN.</summary>
+public sealed record RegisterPne(
+    string DeviceId,
+    PublicKeys Keys,
+    int LifetimeSeconds,
+    PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
+
+public sealed record PneRegistered(
+    string DeviceId,
+    string GatewayId,
+    string RegistrationId,
+    int LifetimeSeconds,
+    PublicKeys GatewayKeys,
+    GatewayEndpoints Gateway) : ICpnsMessage, IWithDeviceId;
+
+// ---- Inside the server: the registry tells the SMF where entities are ----
+
+public sealed record GatewayPlaced(string GatewayId, EntityKind Kind, PublicKeys Keys, GatewayEndpoints Endpoints)
+    : ICpnsMessage, IWithGatewayId;
+
+public sealed record PnesPlaced(string GatewayId, IReadOnlyList<string> DeviceIds) : ICpnsMessage, IWithGatewayId;
+
+public sealed record EntitiesRemoved(IReadOnlyList<string> DeviceIds) : ICpnsMessage;
+
+// ---- Inside a PN GW: its connections tell its SMF and CSKMF which PNEs are attached ----
+
+public sealed record PneAttached(string DeviceId, PublicKeys Keys, PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
+
+public sealed record PneDetached(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+public sealed record ServerAttached(ServerEndpoints Server) : ICpnsMessage;
+
+// ---- Inside a PNE: its GW became known ----
+
+public sealed record GatewayAttached(string GatewayId, PublicKeys Keys, GatewayEndpoints Gateway)
+    : ICpnsMessage, IWithGatewayId;
+
+// ---- Queries ----
+
+public sealed record GetInventory : ICpnsMessage
+{
+    public static readonly GetInventory Instance = new();
+}
+
+public sealed record InventoryEntry(
+    string DeviceId,
+    EntityKind Kind,
+    string GatewayId,
+    string RegistrationId) : ICpnsMessage, IWithDeviceId;
+
+public sealed record Inventory(IReadOnlyList<InventoryEntry> Gateways, IReadOnlyList<InventoryEntry> Pnes)
+    : ICpnsMessage;
+
+/// <summary>Asks a PN GW or PNE whether it has finished registering.</summary>
+public sealed record GetRegistrationStatus : ICpnsMessage
+{
+    public static readonly GetRegistrationStatus Instance = new();
+}
+
+public sealed record RegistrationStatus(string DeviceId, bool Registered, string? RegistrationId, int AttachedPnes)
+    : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Published on the event stream when a PN GW or PNE completes registration.</summary>
+public sealed record EntityRegistered(string DeviceId, EntityKind Kind, string RegistrationId)
+    : ICpnsMessage, IWithDeviceId;

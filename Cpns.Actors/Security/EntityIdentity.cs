@@ -1,0 +1,85 @@
+using Cpns.Actors.Protocol;
+using Org.BouncyCastle.Crypto.Parameters;
+using Org.BouncyCastle.Crypto.Signers;
+using Org.BouncyCastle.Security;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>The public half of an entity's identity: what others need to verify it and to agree keys with it.</summary>
+public sealed record PublicKeys(Octets Signing, Octets Agreement);
+
+/// <summary>
+/// An entity's long-term key pairs: Ed25519 for signatures, X25519 for key agreement.
+/// Immutable once made; the private halves never leave this object except to derive keys.
+/// </summary>
+public sealed class EntityIdentity
+{
+    private readonly Ed25519PrivateKeyParameters _signingKey;
+    private readonly X25519PrivateKeyParameters _agreementKey;
+
+    private EntityIdentity(string deviceId, EntityKind kind, Ed25519PrivateKeyParameters signingKey,
+        X25519PrivateKeyParameters agreementKey)
+    {
+        DeviceId = deviceId;
+        Kind = kind;
+        _signingKey = signingKey;
+        _agreementKey = agreementKey;
+        PublicKeys = new PublicKeys(
+            Octets.Own(signingKey.GeneratePublicKey().GetEncoded()),
+            Octets.Own(agreementKey.GeneratePublicKey().GetEncoded()));
+    }
+
+    public string DeviceId { get; }
+
+    public EntityKind Kind { get; }
+
+    public PublicKeys PublicKeys { get; }
+
+    public static EntityIdentity Generate(string deviceId, EntityKind kind, SecureRandom? random = null)
+    {
+        random ??= new SecureRandom();
+        return new EntityIdentity(deviceId, kind, new Ed25519PrivateKeyParameters(random),
+            new X25519PrivateKeyParameters(random));
+    }
+
+    /// <summary>Restores an identity from its two 32-byte private keys (a key file).</summary>
+    public static EntityIdentity FromPrivateKeys(string deviceId, EntityKind kind, ReadOnlySpan<byte> signingPrivate,
+        ReadOnlySpan<byte> agreementPrivate) =>
+        new(deviceId, kind, new Ed25519PrivateKeyParameters(signingPrivate.ToArray()),
+            new X25519PrivateKeyParameters(agreementPrivate.ToArray()));
+
+    internal byte[] ExportSigningPrivateKey() => _signingKey.GetEncoded();
+
+    internal byte[] ExportAgreementPrivateKey() => _agreementKey.GetEncoded();
+
+    public Octets Sign(ReadOnlySpan<byte> message)
+    {
+        var signer = new Ed25519Signer();
+        signer.Init(true, _signingKey);
+        signer.BlockUpdate(message);
+        return Octets.Own(signer.GenerateSignature());
+    }
+
+    public static bool Verify(Octets signingPublicKey, ReadOnlySpan<byte> message, Octets signature)
+    {
+        if (signingPublicKey.Length != Ed25519PublicKeyParameters.KeySize ||
+            signature.Length != Ed25519PrivateKeyParameters.SignatureSize)
+            return false;
+        var verifier = new Ed25519Signer();
+        verifier.Init(false, new Ed25519PublicKeyParameters(signingPublicKey.Span));
+        verifier.BlockUpdate(message);
+        return verifier.VerifySignature(signature.ToArray());
+    }
+
+    /// <summary>The raw X25519 shared secret with a peer; callers feed it to HKDF, never use it directly.</summary>
+    internal byte[] Agree(Octets peerAgreementPublicKey)
+    {
+        if (peerAgreementPublicKey.Length != X25519PublicKeyParameters.KeySize)
+            throw new System.Security.Cryptography.CryptographicException("X25519 public key must be 32 bytes");
+        var shared = new byte[X25519PrivateKeyParameters.SecretSize];
+        _agreementKey.GenerateSecret(new X25519PublicKeyParameters(peerAgreementPublicKey.Span), shared, 0);
+        return shared;
+    }
+
+    public override string ToString() => $"EntityIdentity({DeviceId}, {Kind})";
+}

@@ -1,0 +1,65 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>
+/// A 256-bit service-group key, identified by (group id, epoch). The material stays inside the
+/// holder actor; what travels is the material wrapped for one recipient, and its key check value.
+/// </summary>
+public sealed class GroupKey
+{
+    private readonly byte[] _material;
+
+    private GroupKey(string groupId, long epoch, byte[] material)
+    {
+        GroupId = groupId;
+        Epoch = epoch;
+        _material = material;
+        KeyCheck = KeyCheckValue(material);
+    }
+
+    public string GroupId { get; }
+
+    public long Epoch { get; }
+
+    /// <summary>First 8 bytes of HMAC-SHA256(key, "cpns/kcv"): identifies the key without revealing it.</summary>
+    public Octets KeyCheck { get; }
+
+    internal ReadOnlySpan<byte> Material => _material;
+
+    public static GroupKey Generate(string groupId, long epoch) =>
+        new(groupId, epoch, RandomNumberGenerator.GetBytes(Aead.KeySize));
+
+    internal static GroupKey FromMaterial(string groupId, long epoch, ReadOnlySpan<byte> material)
+    {
+        if (material.Length != Aead.KeySize)
+            throw new CryptographicException($"a group key is {Aead.KeySize} bytes, got {material.Length}");
+        return new GroupKey(groupId, epoch, material.ToArray());
+    }
+
+    public static Octets KeyCheckValue(ReadOnlySpan<byte> material) =>
+        Octets.Own(HMACSHA256.HashData(material, "cpns/kcv"u8)[..8]);
+
+    /// <summary>Wraps the key under a pairwise or key-encryption key, bound to group, epoch and recipient.</summary>
+    public Octets WrapUnder(ReadOnlySpan<byte> wrappingKey, string recipientId) =>
+        Aead.Seal(wrappingKey, _material, WrapContext(GroupId, Epoch, recipientId));
+
+    /// <summary>Unwraps a key made by <see cref="WrapUnder"/>; null if it was not wrapped for this context.</summary>
+    public static GroupKey? Unwrap(ReadOnlySpan<byte> wrappingKey, Octets wrapped, string groupId, long epoch,
+        string recipientId)
+    {
+        var material = Aead.Open(wrappingKey, wrapped, WrapContext(groupId, epoch, recipientId));
+        if (material is null || material.Length != Aead.KeySize)
+            return null;
+        var key = new GroupKey(groupId, epoch, material);
+        return key;
+    }
+
+    private static byte[] WrapContext(string groupId, long epoch, string recipientId) =>
+        Encoding.UTF8.GetBytes($"cpns/group-key/v1|{groupId}|{epoch}|{recipientId}");
+
+    public void Destroy() => CryptographicOperations.ZeroMemory(_material);
+
+    public override string ToString() => $"GroupKey({GroupId}#{Epoch}, kcv {KeyCheck.ToHex()})";
+}

@@ -1,0 +1,119 @@
+using System.Collections.Frozen;
+using System.Runtime.Serialization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using Cpns.Actors.Protocol;
+
+namespace Cpns.Actors.Serialization;
+
+/// <summary>
+/// The protocol's own serializer: every <see cref="ICpnsMessage"/> (commands, replies, notices, persisted
+/// events) as UTF-8 JSON, with a short stable manifest per record type. Actor references travel as their
+/// serialized paths, byte strings as base64. An unknown manifest is a <see cref="SerializationException"/>.
+/// </summary>
+public sealed class ProtocolSerializer : SerializerWithStringManifest
+{
+    public const int SerializerId = 117;
+
+    private static readonly FrozenDictionary<Type, string> ManifestByType = BuildManifests();
+
+    private static readonly FrozenDictionary<string, Type> TypeByManifest =
+        ManifestByType.ToFrozenDictionary(kv => kv.Value, kv => kv.Key);
+
+    private readonly JsonSerializerOptions _options;
+
+    public ProtocolSerializer(ExtendedActorSystem system) : base(system)
+    {
+        _options = CreateOptions(system);
+    }
+
+    public override int Identifier => SerializerId;
+
+    public static IReadOnlyCollection<Type> ProtocolTypes => ManifestByType.Keys;
+
+    public static JsonSerializerOptions CreateOptions(ExtendedActorSystem? system)
+    {
+        var options = new JsonSerializerOptions
+        {
+            DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+            MaxDepth = 32,
+        };
+        options.Converters.Add(new JsonStringEnumConverter());
+        options.Converters.Add(new OctetsJsonConverter());
+        if (system is not null)
+            options.Converters.Add(new ActorRefJsonConverter(system));
+        return options;
+    }
+
+    public override string Manifest(object o) =>
+        ManifestByType.TryGetValue(o.GetType(), out var manifest)
+            ? manifest
+            : throw new SerializationException($"{o.GetType()} is not a CPNS protocol message");
+
+    public override byte[] ToBinary(object obj)
+    {
+        if (!ManifestByType.ContainsKey(obj.GetType()))
+            throw new SerializationException($"{obj.GetType()} is not a CPNS protocol message");
+        return JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), _options);
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!TypeByManifest.TryGetValue(manifest, out var type))
+            throw new SerializationException($"unknown CPNS manifest '{manifest}'");
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, type, _options)
+                   ?? throw new SerializationException($"empty payload for '{manifest}'");
+        }
+        catch (JsonException e)
+        {
+            throw new SerializationException($"malformed payload for '{manifest}': {e.Message}", e);
+        }
+    }
+
+    private static FrozenDictionary<Type, string> BuildManifests()
+    {
+        var types = typeof(ICpnsMessage).Assembly.GetTypes()
+            .Where(t => typeof(ICpnsMessage).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .ToList();
+        var byManifest = new Dictionary<string, Type>();
+        foreach (var type in types)
+        {
+            var manifest = type.Name;
+            if (!byManifest.TryAdd(manifest, type))
+                throw new InvalidOperationException(
+                    $"two protocol types share the manifest '{manifest}': {byManifest[manifest]} and {type}");
+        }
+
+        return byManifest.ToFrozenDictionary(kv => kv.Value, kv => kv.Key);
+    }
+}
+
+internal sealed class OctetsJsonConverter : JsonConverter<Octets>
+{
+    public override Octets Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        Octets.Own(reader.GetBytesFromBase64());
+
+    public override void Write(Utf8JsonWriter writer, Octets value, JsonSerializerOptions options) =>
+        writer.WriteBase64StringValue(value.Span);
+}
+
+internal sealed class ActorRefJsonConverter(ExtendedActorSystem system) : JsonConverter<IActorRef>
+{
+    public override IActorRef Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        var path = reader.GetString();
+        return string.IsNullOrEmpty(path) ? ActorRefs.Nobody : system.Provider.ResolveActorRef(path);
+    }
+
+    public override void Write(Utf8JsonWriter writer, IActorRef value, JsonSerializerOptions options)
+    {
+        if (value.IsNobody())
+            writer.WriteStringValue("");
+        else
+            writer.WriteStringValue(Akka.Serialization.Serialization.SerializedActorPath(value));
+    }
+}

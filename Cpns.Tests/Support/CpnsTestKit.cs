@@ -1,0 +1,117 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using Cpns.Actors;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Support;
+
+/// <summary>
+/// A TestKit whose actor system runs the enabler's real configuration with every message serialized
+/// (<c>serialize-messages = on</c>), an in-memory journal, and key export on so tests can compare key bytes.
+/// </summary>
+public abstract class CpnsTestKit : TestKit
+{
+    public const string TestConfig = """
+        akka.loglevel = INFO
+        akka.actor.serialize-messages = on
+        akka.actor.serialize-creators = off
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        cpns.security.allow-key-export = on
+        cpns.registration.batch-window = 5ms
+        """;
+
+    protected CpnsTestKit(ITestOutputHelper output, string extraConfig = "")
+        : base(Config(extraConfig), "cpns", output)
+    {
+        Settings = CpnsSettings.From(Sys);
+    }
+
+    public static Config Config(string extraConfig = "") =>
+        ConfigurationFactory.ParseString(extraConfig)
+            .WithFallback(ConfigurationFactory.ParseString(TestConfig))
+            .WithFallback(CpnsConfig.Load());
+
+    protected CpnsSettings Settings { get; }
+
+    protected ServerEndpoints Server { get; private set; } = null!;
+
+    protected Dictionary<string, IActorRef> Gateways { get; } = new();
+
+    protected Dictionary<string, IActorRef> Pnes { get; } = new();
+
+    protected Dictionary<string, EntityIdentity> Identities { get; } = new();
+
+    protected TimeSpan Timeout => Dilated(TimeSpan.FromSeconds(10));
+
+    /// <summary>Starts a server, the PN GWs, and PNEs (id → PN GW id), and waits until all are registered.</summary>
+    protected async Task StartNetworkAsync(IEnumerable<string> gateways, IReadOnlyDictionary<string, string> pnes,
+        EntityKind gatewayKind = EntityKind.PnGateway)
+    {
+        var serverActor = Deployment.StartServer(Sys, ServerSecrets.Generate(Settings.ServerId), Settings);
+        Server = await Deployment.EndpointsOf(serverActor, Timeout);
+        foreach (var gatewayId in gateways)
+        {
+            var identity = EntityIdentity.Generate(gatewayId, gatewayKind);
+            Identities[gatewayId] = identity;
+            Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Server.Registry, Settings);
+        }
+
+        await AwaitRegisteredAsync(Gateways.Values);
+        foreach (var (pneId, gatewayId) in pnes)
+        {
+            var identity = EntityIdentity.Generate(pneId, EntityKind.Pne);
+            Identities[pneId] = identity;
+            Pnes[pneId] = Deployment.StartPne(Sys, identity, Gateways[gatewayId], Settings);
+        }
+
+        await AwaitRegisteredAsync(Pnes.Values);
+        await AwaitAssertAsync(async () =>
+        {
+            var inventory = await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+            Assert.Equal(Pnes.Count, inventory.Pnes.Count);
+        }, Timeout);
+    }
+
+    protected async Task AwaitRegisteredAsync(IEnumerable<IActorRef> entities)
+    {
+        foreach (var entity in entities)
+        {
+            await AwaitAssertAsync(async () =>
+            {
+                var status = await entity.Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout);
+                Assert.True(status.Registered, $"{status.DeviceId} is not registered yet");
+            }, Timeout, Dilated(TimeSpan.FromMilliseconds(20)));
+        }
+    }
+
+    protected IActorRef Entity(string id) => Pnes.TryGetValue(id, out var pne) ? pne : Gateways[id];
+
+    protected async Task<T> AskAsync<T>(ICanTell target, object message) =>
+        target switch
+        {
+            IActorRef actor => await actor.Ask<T>(message, Timeout),
+            _ => throw new ArgumentException("only actor refs", nameof(target)),
+        };
+
+    /// <summary>The raw key bytes a holder has for an epoch, exported wrapped for a throwaway test identity and unwrapped here.</summary>
+    protected async Task<byte[]> ExportedKeyAsync(IActorRef holder, string groupId, long epoch)
+    {
+        var auditor = EntityIdentity.Generate("auditor", EntityKind.Server);
+        var reply = await holder.Ask<object>(new ExportGroupKey(groupId, epoch, auditor.DeviceId, auditor.PublicKeys.Agreement),
+            Timeout);
+        var exported = Assert.IsType<ExportedGroupKey>(reply);
+        var pairwise = new PairwiseKeys(auditor).KeyFor(exported.ExporterId, exported.ExporterAgreementKey);
+        var key = GroupKey.Unwrap(pairwise, exported.WrappedKey, groupId, epoch, auditor.DeviceId);
+        Assert.NotNull(key);
+        return key.Material.ToArray();
+    }
+
+    protected Task<HeldGroupKey> KeyStateAsync(IActorRef holder, string groupId) =>
+        holder.Ask<HeldGroupKey>(new GetKeyState(groupId), Timeout);
+}
