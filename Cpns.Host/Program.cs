@@ -1,1 +1,22 @@
-﻿Console.WriteLine("Hello, World!");
+using System.CommandLine;
+using Cpns.Host.Cli;
+
+var root = new RootCommand(
+    "cpns — the OMA Converged Personal Network Service (CPNS) enabler on Akka.NET: a CPNS Server, PN Gateways and " +
+    "Personal Network Elements as actor hierarchies.")
+{
+    SimulateCommand.Create(),
+};
+
+try
+{
+    return await root.Parse(args).InvokeAsync();
+}
+catch (Exception e) when (e is not OperationCanceledException)
+{
+    // A failure the command did not turn into an answer itself: one clear line, the details for a bug report.
+    Console.Error.WriteLine($"cpns: {e.GetType().Name}: {e.Message}");
+    if (Environment.GetEnvironmentVariable("CPNS_DEBUG") is "1")
+        Console.Error.WriteLine(e);
+    return 3;
+}

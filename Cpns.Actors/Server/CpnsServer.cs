@@ -1,15 +1,7 @@
 using Akka.Actor;
 using Cpns.Actors.Protocol;
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Server;
-
-/// <summary>What a CPNS Server is made of: its identity and the KMC's key-encryption key.</summary>
-public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek)
-{
-    public static ServerSecrets Generate(string serverId) =>
-        new(EntityIdentity.Generate(serverId, EntityKind.Server), KeyEncryptionKey.Generate());
-}
 
 /// <summary>
 /// The CPNS Server entity (<c>server</c>): parent of <c>kmc</c>, <c>cskmf</c> (with <c>osg</c>), <c>smf</c> and

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Server;
+
+/// <summary>
+/// The CPNS Server's long-term secrets: its identity key pairs and the KMC's key-encryption key. A server that
+/// restarts on the same database needs the same secrets to open the key epochs it journaled, so they live in a
+/// key file (owner-only permissions) in the data folder.
+/// </summary>
+public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek)
+{
+    public const string FileName = "server-secrets.json";
+
+    public static ServerSecrets Generate(string serverId) =>
+        new(EntityIdentity.Generate(serverId, EntityKind.Server), KeyEncryptionKey.Generate());
+
+    private sealed record KeyFile(int Version, string ServerId, string SigningKey, string AgreementKey, string Kek);
+
+    public static ServerSecrets LoadOrCreate(string path, string serverId)
+    {
+        if (File.Exists(path))
+        {
+            var file = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path))
+                       ?? throw new InvalidDataException($"{path} is empty");
+            if (file.Version != 1)
+                throw new InvalidDataException($"{path}: unsupported key file version {file.Version}");
+            if (file.ServerId != serverId)
+                throw new InvalidDataException($"{path} holds the secrets of server '{file.ServerId}', not '{serverId}'");
+            return new ServerSecrets(
+                EntityIdentity.FromPrivateKeys(serverId, EntityKind.Server, Convert.FromBase64String(file.SigningKey),
+                    Convert.FromBase64String(file.AgreementKey)),
+                KeyEncryptionKey.FromBytes(Convert.FromBase64String(file.Kek)));
+        }
+
+        var secrets = Generate(serverId);
+        secrets.Save(path);
+        return secrets;
+    }
+
+    public void Save(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var file = new KeyFile(1, Identity.DeviceId, Convert.ToBase64String(Identity.ExportSigningPrivateKey()),
+            Convert.ToBase64String(Identity.ExportAgreementPrivateKey()), Convert.ToBase64String(Kek.Export()));
+        var temp = path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            JsonSerializer.Serialize(stream, file);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,72 @@
+namespace Cpns.Actors.Simulation;
+
+/// <summary>What <c>cpns simulate</c> builds and does.</summary>
+public sealed record SimulationOptions
+{
+    public int Gateways { get; init; } = 10;
+    public int Pnes { get; init; } = 200;
+    public int Groups { get; init; } = 5;
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Average members per group; 0 picks about two PN-wide "shares" per group (2·PNEs/groups, at most 400).</summary>
+    public int MembersPerGroup { get; init; }
+
+    /// <summary>Membership changes per group after creation (alternating joins and leaves).</summary>
+    public int ChurnPerGroup { get; init; } = 4;
+
+    /// <summary>How long to wait for every member to hold its group's current key.</summary>
+    public TimeSpan ConvergenceTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    public string? Validate()
+    {
+        if (Gateways < 1)
+            return "--gateways must be at least 1";
+        if (Pnes < 1)
+            return "--pnes must be at least 1";
+        if (Groups < 0)
+            return "--groups must not be negative";
+        if (MembersPerGroup < 0)
+            return "--members-per-group must not be negative";
+        if (ChurnPerGroup < 0)
+            return "--churn must not be negative";
+        if (Gateways > 100_000 || Pnes > 1_000_000 || Groups > 100_000)
+            return "at most 100000 PN GWs, 1000000 PNEs and 100000 groups";
+        return null;
+    }
+
+    public int EffectiveMembersPerGroup =>
+        MembersPerGroup > 0 ? Math.Min(MembersPerGroup, Pnes) : Math.Clamp(2 * Pnes / Math.Max(1, Groups), 1, Math.Min(400, Pnes));
+}
+
+/// <summary>The outcome of a simulation run; serialized with exactly these JSON keys.</summary>
+public sealed record SimulationResult
+{
+    public int Gateways { get; init; }
+    public int Pnes { get; init; }
+    public int Groups { get; init; }
+    public int Members { get; init; }
+    public int MembersWithCurrentKey { get; init; }
+    public long KeysDeliveredPush { get; init; }
+    public long KeysDeliveredPull { get; init; }
+    public long Epochs { get; init; }
+    public double KeyDeliveryP50Ms { get; init; }
+    public double KeyDeliveryP99Ms { get; init; }
+    public double WallSeconds { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool AllMembersCurrent => MembersWithCurrentKey == Members;
+}
+
+public enum SimulationPhase
+{
+    StartingServer,
+    RegisteringGateways,
+    RegisteringPnes,
+    CreatingGroups,
+    Churning,
+    Converging,
+    Verifying,
+    Done,
+}
+
+public sealed record SimulationProgress(SimulationPhase Phase, long Done, long Total);

@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+
+namespace Cpns.Actors.Simulation;
+
+/// <summary>
+/// The main job: one CPNS Server, PN GWs and PNEs in one actor system; service groups with random members
+/// (half push, half pull), then membership churn so groups rekey; then it waits until every member holds its
+/// group's current key and checks each one against the server's key check value.
+/// </summary>
+public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, ServerSecrets secrets)
+{
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+
+    public static string GatewayId(int index) => $"g{index:D4}";
+
+    public static string PneId(int index) => $"p{index:D5}";
+
+    public async Task<SimulationResult> RunAsync(SimulationOptions options, IProgress<SimulationProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        if (options.Validate() is { } problem)
+            throw new ArgumentException(problem, nameof(options));
+        var wall = Stopwatch.StartNew();
+        var random = new Random(options.Seed);
+        var collector = system.ActorOf(DeliveryCollector.Props(), $"sim-collector-{Guid.NewGuid():N}");
+        try
+        {
+            progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 0, 1));
+            var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), AskTimeout);
+            progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 1, 1));
+
+            var gateways = new List<IActorRef>(options.Gateways);
+            for (var g = 0; g < options.Gateways; g++)
+                gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), EntityKind.PnGateway),
+                    server.Registry, settings));
+            await WaitForAsync(SimulationPhase.RegisteringGateways, options.Gateways, progress, cancellationToken,
+                async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
+                    AskTimeout)).Gateways);
+
+            var pnes = new Dictionary<string, IActorRef>(options.Pnes);
+            for (var p = 0; p < options.Pnes; p++)
+            {
+                var id = PneId(p);
+                pnes[id] = Deployment.StartPne(system, EntityIdentity.Generate(id, EntityKind.Pne),
+                    gateways[p % gateways.Count], settings);
+            }
+
+            await WaitForAsync(SimulationPhase.RegisteringPnes, options.Pnes, progress, cancellationToken,
+                async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
+                    AskTimeout)).Pnes);
+
+            var pneIds = pnes.Keys.Order(StringComparer.Ordinal).ToArray();
+            var plan = Plan(options, pneIds, random);
+            var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
+
+            await RunAllAsync(SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (object)g.Create)).ToList(),
+                server.Smf, finalState, progress, cancellationToken);
+            await RunAllAsync(SimulationPhase.Churning,
+                plan.SelectMany(g => g.Churn.Select(c => (g.GroupId, c))).ToList(), server.Smf, finalState, progress,
+                cancellationToken);
+
+            var outstanding = await collector.Ask<int>(new DeliveryCollector.Expect(finalState), AskTimeout);
+            var totalMembers = finalState.Values.Sum(s => s.Members.Count);
+            var deadline = Stopwatch.StartNew();
+            while (outstanding > 0 && deadline.Elapsed < options.ConvergenceTimeout)
+            {
+                progress?.Report(new SimulationProgress(SimulationPhase.Converging, totalMembers - outstanding, totalMembers));
+                await Task.Delay(PollInterval, cancellationToken);
+                outstanding = await collector.Ask<int>(DeliveryCollector.GetOutstanding.Instance, AskTimeout);
+            }
+
+            progress?.Report(new SimulationProgress(SimulationPhase.Converging, totalMembers - outstanding, totalMembers));
+
+            var current = await VerifyAsync(server, pnes, finalState, progress);
+            var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
+            var latencies = stats.LatenciesMs.Order().ToArray();
+            progress?.Report(new SimulationProgress(SimulationPhase.Done, 1, 1));
+            return new SimulationResult
+            {
+                Gateways = options.Gateways,
+                Pnes = options.Pnes,
+                Groups = options.Groups,
+                Members = totalMembers,
+                MembersWithCurrentKey = current,
+                KeysDeliveredPush = stats.PushInstalls,
+                KeysDeliveredPull = stats.PullInstalls,
+                Epochs = finalState.Values.Sum(s => s.Epoch),
+                KeyDeliveryP50Ms = Math.Round(Percentile(latencies, 0.50), 3),
+                KeyDeliveryP99Ms = Math.Round(Percentile(latencies, 0.99), 3),
+                WallSeconds = Math.Round(wall.Elapsed.TotalSeconds, 3),
+            };
+        }
+        finally
+        {
+            system.Stop(collector);
+        }
+    }
+
+    private sealed record GroupPlan(string GroupId, CreateGroup Create, IReadOnlyList<object> Churn);
+
+    /// <summary>Which groups, with which members and mode, and which joins and leaves follow: all from the seed.</summary>
+    private static List<GroupPlan> Plan(SimulationOptions options, string[] pneIds, Random random)
+    {
+        var plans = new List<GroupPlan>();
+        var average = options.EffectiveMembersPerGroup;
+        for (var g = 0; g < options.Groups; g++)
+        {
+            var groupId = $"grp-{g:D4}";
+            var size = Math.Clamp(random.Next(Math.Max(1, average / 2), average + average / 2 + 1), 1, pneIds.Length);
+            var members = Sample(pneIds, size, random).ToList();
+            var mode = g % 2 == 0 ? DeliveryMode.Push : DeliveryMode.Pull;
+            var create = new CreateGroup(groupId, members[0], mode, members.ToList());
+            var churn = new List<object>();
+            var current = new HashSet<string>(members, StringComparer.Ordinal);
+            for (var c = 0; c < options.ChurnPerGroup; c++)
+            {
+                var join = c % 2 == 0 || current.Count <= 1;
+                if (join && current.Count < pneIds.Length)
+                {
+                    string candidate;
+                    do candidate = pneIds[random.Next(pneIds.Length)];
+                    while (current.Contains(candidate));
+                    current.Add(candidate);
+                    churn.Add(new AddMember(groupId, members[0], candidate));
+                }
+                else if (current.Count > 1)
+                {
+                    var leaving = current.Where(m => m != members[0]).OrderBy(m => m, StringComparer.Ordinal)
+                        .ElementAt(random.Next(current.Count - 1));
+                    current.Remove(leaving);
+                    churn.Add(new RemoveMember(groupId, members[0], leaving));
+                }
+            }
+
+            plans.Add(new GroupPlan(groupId, create, churn));
+        }
+
+        return plans;
+    }
+
+    private static IEnumerable<string> Sample(string[] ids, int count, Random random)
+    {
+        var chosen = new HashSet<int>();
+        while (chosen.Count < count)
+            chosen.Add(random.Next(ids.Length));
+        return chosen.Order().Select(i => ids[i]);
+    }
+
+    private static async Task WaitForAsync(SimulationPhase phase, int expected, IProgress<SimulationProgress>? progress,
+        CancellationToken cancellationToken, Func<Task<int>> count)
+    {
+        var done = await count();
+        var lastChange = Stopwatch.StartNew();
+        while (done < expected)
+        {
+            progress?.Report(new SimulationProgress(phase, done, expected));
+            await Task.Delay(PollInterval, cancellationToken);
+            var now = await count();
+            if (now != done)
+                lastChange.Restart();
+            else if (lastChange.Elapsed > TimeSpan.FromMinutes(2))
+                throw new TimeoutException($"{phase}: stuck at {done} of {expected} for two minutes");
+            done = now;
+        }
+
+        progress?.Report(new SimulationProgress(phase, done, expected));
+    }
+
+    /// <summary>Sends every command at once (the server applies each group's changes in order) and awaits every answer.</summary>
+    private static async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, object Command)> commands,
+        IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
+        IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
+    {
+        var done = 0;
+        progress?.Report(new SimulationProgress(phase, 0, commands.Count));
+        var replies = commands.Select(async c =>
+        {
+            var reply = await smf.Ask<object>(c.Command, TimeSpan.FromMinutes(2), cancellationToken);
+            progress?.Report(new SimulationProgress(phase, Interlocked.Increment(ref done), commands.Count));
+            return (c.GroupId, Reply: reply);
+        }).ToList();
+        foreach (var (groupId, reply) in await Task.WhenAll(replies))
+        {
+            switch (reply)
+            {
+                case GroupAccepted accepted:
+                    if (!finalState.TryGetValue(groupId, out var known) || known.Epoch < accepted.Epoch)
+                        finalState[groupId] = (accepted.Epoch, accepted.Members);
+                    break;
+                case GroupRejected rejected:
+                    throw new InvalidOperationException($"{phase}: {groupId} refused: {rejected.Error} ({rejected.Detail})");
+            }
+        }
+    }
+
+    /// <summary>Counts the members whose current key matches the server's current epoch and key check value.</summary>
+    private static async Task<int> VerifyAsync(ServerEndpoints server, IReadOnlyDictionary<string, IActorRef> pnes,
+        Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState, IProgress<SimulationProgress>? progress)
+    {
+        var total = finalState.Values.Sum(s => s.Members.Count);
+        var checkedCount = 0;
+        var current = 0;
+        foreach (var (groupId, (epoch, members)) in finalState)
+        {
+            var serverState = await server.Cskmf.Ask<HeldGroupKey>(new GetKeyState(groupId), AskTimeout);
+            if (serverState.CurrentEpoch != epoch)
+                continue;
+            foreach (var chunk in members.Chunk(2000))
+            {
+                var states = await Task.WhenAll(chunk.Select(m => pnes[m].Ask<HeldGroupKey>(new GetKeyState(groupId), AskTimeout)));
+                current += states.Count(s => s.CurrentEpoch == epoch && s.KeyCheck == serverState.KeyCheck);
+                checkedCount += chunk.Length;
+                progress?.Report(new SimulationProgress(SimulationPhase.Verifying, checkedCount, total));
+            }
+        }
+
+        return current;
+    }
+
+    private static double Percentile(double[] sorted, double p)
+    {
+        if (sorted.Length == 0)
+            return 0;
+        var rank = p * (sorted.Length - 1);
+        var low = (int)Math.Floor(rank);
+        var high = (int)Math.Ceiling(rank);
+        return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
+    }
+}

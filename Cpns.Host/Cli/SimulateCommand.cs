@@ -1,0 +1,245 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Cpns.Actors;
+using Cpns.Actors.Server;
+using Cpns.Actors.Simulation;
+using Cpns.Host.Hosting;
+using Spectre.Console;
+
+namespace Cpns.Host.Cli;
+
+/// <summary><c>cpns simulate</c>: the main job — a whole CPNS network in one process, its key flows run and checked.</summary>
+public static class SimulateCommand
+{
+    public const string SimulationDatabase = "simulate.db";
+
+    public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var gateways = new Option<int>("--gateways") { Description = "Number of PN GWs", DefaultValueFactory = _ => 10 };
+        var pnes = new Option<int>("--pnes") { Description = "Number of PNEs, spread over the PN GWs", DefaultValueFactory = _ => 200 };
+        var groups = new Option<int>("--groups") { Description = "Number of service groups (half push, half pull)", DefaultValueFactory = _ => 5 };
+        var seed = new Option<int>("--seed") { Description = "Seed for the random choices, for a reproducible run", DefaultValueFactory = _ => 1 };
+        var membersPerGroup = new Option<int>("--members-per-group")
+        {
+            Description = "Average members per group (0: about 2·PNEs/groups, at most 400)",
+            DefaultValueFactory = _ => 0,
+        };
+        var churn = new Option<int>("--churn") { Description = "Joins and leaves per group after creation", DefaultValueFactory = _ => 4 };
+        var timeout = new Option<int>("--timeout")
+        {
+            Description = "Seconds to wait for every member to hold its group's current key",
+            DefaultValueFactory = _ => 120,
+        };
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the summary as JSON to this file" };
+        var quiet = new Option<bool>("--quiet") { Description = "No progress display" };
+        var common = new CommonOptions();
+
+        var command = new Command("simulate",
+            "Run a CPNS Server, PN GWs and PNEs in one process: register them, build service groups, churn their " +
+            "membership so they rekey, and check every member ends with its group's current key")
+        {
+            gateways, pnes, groups, seed, membersPerGroup, churn, timeout, json, quiet,
+        };
+        common.AddTo(command);
+        AtLeast(gateways, 1);
+        AtLeast(pnes, 1);
+        AtLeast(groups, 0);
+        AtLeast(membersPerGroup, 0);
+        AtLeast(churn, 0);
+        AtLeast(timeout, 1);
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new SimulationOptions
+            {
+                Gateways = parse.GetValue(gateways),
+                Pnes = parse.GetValue(pnes),
+                Groups = parse.GetValue(groups),
+                Seed = parse.GetValue(seed),
+                MembersPerGroup = parse.GetValue(membersPerGroup),
+                ChurnPerGroup = parse.GetValue(churn),
+                ConvergenceTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
+            };
+            return await RunAsync(options, common.Read(parse), parse.GetValue(json), parse.GetValue(quiet), cancellationToken);
+        });
+        return command;
+    }
+
+    /// <summary>Rejects a value below <paramref name="minimum"/> with a message naming the option.</summary>
+    public static void AtLeast(Option<int> option, int minimum) =>
+        option.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<int>();
+            if (value < minimum)
+                result.AddError($"{option.Name} must be at least {minimum} (got {value})");
+        });
+
+    private static async Task<int> RunAsync(SimulationOptions options, NodeOptions node, FileInfo? json, bool quiet,
+        CancellationToken cancellationToken)
+    {
+        // Every run studies a fresh network: on SQLite its own file (simulate.db, kept afterwards for inspection,
+        // never the cpns.db of real nodes), elsewhere its own server id, so earlier runs' groups never collide.
+        var overrides = "";
+        if (node.Storage == Actors.Persistence.StorageKind.Sqlite)
+        {
+            node = node with { SqliteFileName = SimulationDatabase };
+            Directory.CreateDirectory(node.DataDirectory);
+            foreach (var suffix in new[] { "", "-wal", "-shm" })
+                File.Delete(Path.Combine(node.DataDirectory, SimulationDatabase + suffix));
+        }
+        else
+        {
+            overrides = $"cpns.server-id = \"sim-{DateTime.UtcNow:yyyyMMddHHmmss}\"";
+        }
+
+        var config = HostConfiguration.Build(node, overrides, "server", "gateway");
+        var settings = CpnsSettings.From(config);
+        var secrets = ServerSecrets.Generate(settings.ServerId);
+        using var host = AkkaHostBuilder.Build(config);
+        await host.StartAsync(cancellationToken);
+        var system = AkkaHostBuilder.ActorSystemOf(host);
+        AnsiConsole.MarkupLine($"[grey]cpns simulate: {options.Gateways} PN GWs, {options.Pnes} PNEs, {options.Groups} groups, " +
+                               $"seed {options.Seed}, state in {Markup.Escape(StorageDescription(node))}[/]");
+
+        SimulationResult result;
+        try
+        {
+            var runner = new SimulationRunner(system, settings, secrets);
+            result = quiet || !AnsiConsole.Profile.Capabilities.Interactive
+                ? await runner.RunAsync(options, new PhaseLogger(), cancellationToken)
+                : await WithProgressAsync(progress => runner.RunAsync(options, progress, cancellationToken));
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+
+        var peakMb = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
+        AnsiConsole.Write(SummaryTable(result, peakMb));
+        if (json is not null)
+        {
+            await File.WriteAllTextAsync(json.FullName, JsonSerializer.Serialize(result, JsonOptions), CancellationToken.None);
+            AnsiConsole.MarkupLine($"[grey]summary written to {Markup.Escape(json.FullName)}[/]");
+        }
+
+        if (result.Members > 0 && result.AllMembersCurrent)
+            return 0;
+        if (result.Members == 0 && options.Groups == 0)
+            return 0;
+        AnsiConsole.MarkupLine($"[red]{result.Members - result.MembersWithCurrentKey} of {result.Members} members do not hold their group's current key[/]");
+        return 1;
+    }
+
+    private static string StorageDescription(NodeOptions node) => node.Storage switch
+    {
+        Actors.Persistence.StorageKind.Sqlite => Path.Combine(node.DataDirectory, node.SqliteFileName),
+        Actors.Persistence.StorageKind.Postgres => "PostgreSQL",
+        _ => "memory (not kept)",
+    };
+
+    private static Table SummaryTable(SimulationResult result, double peakMb)
+    {
+        var table = new Table().Title("CPNS simulation").AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
+        Row("PN GWs registered", result.Gateways.ToString());
+        Row("PNEs registered", result.Pnes.ToString());
+        Row("service groups", result.Groups.ToString());
+        Row("members (group memberships)", result.Members.ToString());
+        Row("members holding the current epoch", result.MembersWithCurrentKey.ToString());
+        Row("keys delivered by push", result.KeysDeliveredPush.ToString());
+        Row("keys delivered by pull", result.KeysDeliveredPull.ToString());
+        Row("epochs", result.Epochs.ToString());
+        Row("key delivery p50 (ms)", result.KeyDeliveryP50Ms.ToString("0.###"));
+        Row("key delivery p99 (ms)", result.KeyDeliveryP99Ms.ToString("0.###"));
+        Row("wall time (s)", result.WallSeconds.ToString("0.###"));
+        Row("peak memory (MB)", peakMb.ToString("0"));
+        return table;
+    }
+
+    private static async Task<SimulationResult> WithProgressAsync(Func<IProgress<SimulationProgress>, Task<SimulationResult>> run)
+    {
+        SimulationResult? result = null;
+        await AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(),
+                new SpinnerColumn())
+            .StartAsync(async context =>
+            {
+                var latest = new LatestProgress();
+                var tasks = new Dictionary<SimulationPhase, ProgressTask>();
+                var work = run(latest);
+                while (!work.IsCompleted)
+                {
+                    foreach (var (phase, done, total) in latest.Snapshot())
+                    {
+                        if (phase == SimulationPhase.Done)
+                            continue;
+                        if (!tasks.TryGetValue(phase, out var task))
+                            tasks[phase] = task = context.AddTask(Describe(phase), maxValue: Math.Max(1, total));
+                        task.MaxValue = Math.Max(1, total);
+                        task.Value = done;
+                    }
+
+                    await Task.WhenAny(work, Task.Delay(100));
+                }
+
+                foreach (var task in tasks.Values)
+                    task.Value = task.MaxValue;
+                result = await work;
+            });
+        return result!;
+    }
+
+    private static string Describe(SimulationPhase phase) => phase switch
+    {
+        SimulationPhase.StartingServer => "starting the CPNS Server",
+        SimulationPhase.RegisteringGateways => "registering PN GWs",
+        SimulationPhase.RegisteringPnes => "registering PNEs",
+        SimulationPhase.CreatingGroups => "creating service groups",
+        SimulationPhase.Churning => "membership churn (rekeys)",
+        SimulationPhase.Converging => "members holding the current key",
+        SimulationPhase.Verifying => "checking key check values",
+        _ => phase.ToString(),
+    };
+
+    /// <summary>Keeps the latest report of each phase; the display reads it on its own schedule.</summary>
+    private sealed class LatestProgress : IProgress<SimulationProgress>
+    {
+        private readonly Dictionary<SimulationPhase, SimulationProgress> _latest = new();
+
+        public void Report(SimulationProgress value)
+        {
+            lock (_latest)
+            {
+                if (!_latest.TryGetValue(value.Phase, out var known) || known.Done <= value.Done || known.Total != value.Total)
+                    _latest[value.Phase] = value;
+            }
+        }
+
+        public List<SimulationProgress> Snapshot()
+        {
+            lock (_latest)
+                return _latest.Values.ToList();
+        }
+    }
+
+    /// <summary>For a non-interactive console: one line as each phase completes.</summary>
+    private sealed class PhaseLogger : IProgress<SimulationProgress>
+    {
+        private readonly HashSet<SimulationPhase> _reported = new();
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+        public void Report(SimulationProgress value)
+        {
+            if (value.Done < value.Total || value.Phase == SimulationPhase.Done)
+                return;
+            lock (_reported)
+            {
+                if (_reported.Add(value.Phase))
+                    Console.WriteLine($"[{_clock.Elapsed.TotalSeconds,7:0.0}s] {Describe(value.Phase)}: {value.Done}/{value.Total}");
+            }
+        }
+    }
+}

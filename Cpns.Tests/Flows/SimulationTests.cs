@@ -1,0 +1,52 @@
+using Cpns.Actors.Server;
+using Cpns.Actors.Simulation;
+using Cpns.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Flows;
+
+/// <summary>The simulation engine behind `cpns simulate`, small, with every message serialized.</summary>
+public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(output)
+{
+    [Fact]
+    public async Task A_small_network_ends_with_every_member_holding_its_groups_current_key()
+    {
+        var runner = new SimulationRunner(Sys, Settings, ServerSecrets.Generate(Settings.ServerId));
+        var result = await runner.RunAsync(new SimulationOptions
+        {
+            Gateways = 3, Pnes = 30, Groups = 4, Seed = 7, ChurnPerGroup = 4, ConvergenceTimeout = Dilated(TimeSpan.FromSeconds(30)),
+        });
+
+        Assert.Equal((3, 30, 4), (result.Gateways, result.Pnes, result.Groups));
+        Assert.True(result.Members > 0);
+        Assert.Equal(result.Members, result.MembersWithCurrentKey);
+        Assert.Equal(4 * (1 + 4), result.Epochs);
+        Assert.True(result.KeysDeliveredPush > 0, "half the groups push");
+        Assert.True(result.KeysDeliveredPull > 0, "half the groups pull");
+        Assert.True(result.KeyDeliveryP99Ms >= result.KeyDeliveryP50Ms);
+    }
+
+    [Fact]
+    public async Task The_same_seed_plans_the_same_groups()
+    {
+        var first = await new SimulationRunner(Sys, Settings, ServerSecrets.Generate(Settings.ServerId))
+            .RunAsync(new SimulationOptions { Gateways = 2, Pnes = 20, Groups = 2, Seed = 11, ChurnPerGroup = 2 });
+        Assert.Equal(first.Members, first.MembersWithCurrentKey);
+
+        using var other = Akka.Actor.ActorSystem.Create("cpns", Config());
+        var second = await new SimulationRunner(other, Cpns.Actors.CpnsSettings.From(other),
+                ServerSecrets.Generate(Settings.ServerId))
+            .RunAsync(new SimulationOptions { Gateways = 2, Pnes = 20, Groups = 2, Seed = 11, ChurnPerGroup = 2 });
+        Assert.Equal((first.Members, first.Epochs), (second.Members, second.Epochs));
+        await other.Terminate();
+    }
+
+    [Fact]
+    public void Bad_options_are_named()
+    {
+        Assert.Equal("--gateways must be at least 1", new SimulationOptions { Gateways = 0 }.Validate());
+        Assert.Equal("--pnes must be at least 1", new SimulationOptions { Pnes = 0 }.Validate());
+        Assert.Null(new SimulationOptions().Validate());
+    }
+}

@@ -1,0 +1,71 @@
+using System.Text.Json;
+using Cpns.Tests.Support;
+using Xunit;
+
+namespace Cpns.Tests.Host;
+
+/// <summary>The `cpns` executable itself, run as a process the way a user runs it.</summary>
+public sealed class SimulateCommandTests : IDisposable
+{
+    private readonly string _data = Path.Combine(Path.GetTempPath(), "cpns-test-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_data))
+            Directory.Delete(_data, recursive: true);
+    }
+
+    [Fact]
+    public async Task Simulate_on_the_embedded_SQLite_default_exits_0_and_writes_the_summary_keys()
+    {
+        var json = Path.Combine(_data, "out.json");
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(3),
+            "simulate", "--data", _data, "--json", json, "--quiet");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+
+        using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var root = document.RootElement;
+        Assert.Equal(
+            ["gateways", "pnes", "groups", "members", "membersWithCurrentKey", "keysDeliveredPush", "keysDeliveredPull",
+                "epochs", "keyDeliveryP50Ms", "keyDeliveryP99Ms", "wallSeconds"],
+            root.EnumerateObject().Select(p => p.Name));
+        Assert.Equal((10, 200, 5), (root.GetProperty("gateways").GetInt32(), root.GetProperty("pnes").GetInt32(),
+            root.GetProperty("groups").GetInt32()));
+        var members = root.GetProperty("members").GetInt32();
+        Assert.True(members > 0);
+        Assert.Equal(members, root.GetProperty("membersWithCurrentKey").GetInt32());
+        Assert.True(File.Exists(Path.Combine(_data, "simulate.db")), "the run's state is in a SQLite file in --data");
+        Assert.Contains("members holding the current epoch", stdout);
+    }
+
+    [Theory]
+    [InlineData("--gateways", "0", "--gateways must be at least 1")]
+    [InlineData("--pnes", "-5", "--pnes must be at least 1")]
+    [InlineData("--db", "oracle", "oracle")]
+    public async Task Simulate_rejects_bad_options_with_a_message_and_a_nonzero_exit(string option, string value, string message)
+    {
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(1), "simulate", option, value,
+            "--data", _data);
+        Assert.NotEqual(0, exit);
+        Assert.Contains(message, stdout + stderr);
+    }
+
+    [Fact]
+    public async Task Postgres_without_a_connection_string_is_refused()
+    {
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(1), "simulate", "--db", "postgres");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("--db postgres needs --connection", stdout + stderr);
+    }
+
+    [Theory]
+    [InlineData]
+    [InlineData("simulate")]
+    public async Task Every_command_has_help(params string[] command)
+    {
+        var (exit, stdout, _) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(1), [.. command, "--help"]);
+        Assert.Equal(0, exit);
+        Assert.Contains("Usage:", stdout);
+        Assert.Contains("Description:", stdout);
+    }
+}
