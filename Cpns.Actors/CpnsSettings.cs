@@ -23,6 +23,11 @@ public sealed record CpnsSettings
     public required TimeSpan PullRetryMax { get; init; }
     public required int PullMaxAttempts { get; init; }
     public required bool AllowKeyExport { get; init; }
+    public required TimeSpan EnvelopeMaxSkew { get; init; }
+    public required int EnvelopeMaxPayloadBytes { get; init; }
+    public required TimeSpan CredentialValidity { get; init; }
+    public required TimeSpan AuthenticationTimeout { get; init; }
+    public required int LkhThreshold { get; init; }
     public required string JournalPlugin { get; init; }
     public required string SnapshotPlugin { get; init; }
     public required int SnapshotEvery { get; init; }
@@ -49,6 +54,11 @@ public sealed record CpnsSettings
             PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
             PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),
+            EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
+            EnvelopeMaxPayloadBytes = (int)(c.GetByteSize("security.envelope-max-payload") ?? 262144),
+            CredentialValidity = c.GetTimeSpan("security.credential-validity"),
+            AuthenticationTimeout = c.GetTimeSpan("security.authentication-timeout"),
+            LkhThreshold = c.GetInt("keys.lkh-threshold"),
             JournalPlugin = c.GetString("persistence.journal-plugin", ""),
             SnapshotPlugin = c.GetString("persistence.snapshot-plugin", ""),
             SnapshotEvery = c.GetInt("persistence.snapshot-every"),

@@ -1,0 +1,176 @@
+using Cpns.Actors.Protocol;
+using Org.BouncyCastle.Asn1;
+using Org.BouncyCastle.Asn1.X509;
+using Org.BouncyCastle.Crypto.Operators;
+using Org.BouncyCastle.Crypto.Parameters;
+using Org.BouncyCastle.Math;
+using Org.BouncyCastle.Security;
+using Org.BouncyCastle.X509;
+using Org.BouncyCastle.X509.Extension;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>An X.509 v3 certificate (DER) the KMC issued: it binds a device id, its kind and its two public keys.</summary>
+public sealed record Credential(Octets Der) : ICpnsMessage;
+
+public enum CredentialError
+{
+    Malformed,
+    UnknownIssuer,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    Revoked,
+    WrongKind,
+    WrongSubject,
+}
+
+/// <summary>What a credential that checked out says.</summary>
+public sealed record VerifiedCredential(
+    string DeviceId,
+    EntityKind Kind,
+    PublicKeys Keys,
+    string Serial,
+    DateTimeOffset NotBefore,
+    DateTimeOffset NotAfter);
+
+public readonly record struct CredentialCheck(VerifiedCredential? Credential, CredentialError? Error, string? Detail)
+{
+    public bool Valid => Credential is not null;
+
+    public static CredentialCheck Fail(CredentialError error, string detail) => new(null, error, detail);
+}
+
+/// <summary>The object identifiers of the CPNS extensions in a credential (a private arc).</summary>
+public static class CredentialOids
+{
+    public static readonly DerObjectIdentifier EntityKind = new("1.3.6.1.4.1.59999.7.1");
+    public static readonly DerObjectIdentifier AgreementKey = new("1.3.6.1.4.1.59999.7.2");
+}
+
+/// <summary>
+/// The KMC's certificate authority: a root Ed25519 key that signs every entity's credential (Device ID/Key
+/// assignment, seed §5.3.1.9.4).
+/// </summary>
+public sealed class CredentialAuthority
+{
+    private readonly Ed25519PrivateKeyParameters _rootKey;
+    private readonly SecureRandom _random = new();
+
+    private CredentialAuthority(string name, Ed25519PrivateKeyParameters rootKey)
+    {
+        Name = name;
+        _rootKey = rootKey;
+        RootPublicKey = Octets.Own(rootKey.GeneratePublicKey().GetEncoded());
+    }
+
+    public string Name { get; }
+
+    public Octets RootPublicKey { get; }
+
+    public static CredentialAuthority Generate(string name) => new(name, new Ed25519PrivateKeyParameters(new SecureRandom()));
+
+    public static CredentialAuthority FromPrivateKey(string name, ReadOnlySpan<byte> rootPrivateKey) =>
+        new(name, new Ed25519PrivateKeyParameters(rootPrivateKey.ToArray()));
+
+    internal byte[] ExportPrivateKey() => _rootKey.GetEncoded();
+
+    public CredentialVerifier Verifier() => new(RootPublicKey);
+
+    public Credential Issue(string deviceId, EntityKind kind, PublicKeys keys, DateTimeOffset notBefore, TimeSpan validity)
+    {
+        if (!DeviceIds.IsValid(deviceId))
+            throw new ArgumentException($"'{deviceId}' is not a valid device id", nameof(deviceId));
+        var generator = new X509V3CertificateGenerator();
+        var serial = new byte[16];
+        _random.NextBytes(serial);
+        generator.SetSerialNumber(new BigInteger(1, serial));
+        generator.SetIssuerDN(new X509Name($"CN={Name}"));
+        generator.SetSubjectDN(new X509Name($"CN={deviceId}"));
+        generator.SetNotBefore(notBefore.UtcDateTime);
+        generator.SetNotAfter((notBefore + validity).UtcDateTime);
+        generator.SetPublicKey(new Ed25519PublicKeyParameters(keys.Signing.Span));
+        generator.AddExtension(X509Extensions.BasicConstraints, true, new BasicConstraints(false));
+        generator.AddExtension(X509Extensions.KeyUsage, true, new KeyUsage(KeyUsage.DigitalSignature | KeyUsage.KeyAgreement));
+        generator.AddExtension(X509Extensions.AuthorityKeyIdentifier, false,
+            X509ExtensionUtilities.CreateAuthorityKeyIdentifier(_rootKey.GeneratePublicKey()));
+        generator.AddExtension(CredentialOids.EntityKind, false, new DerUtf8String(kind.ToString()));
+        generator.AddExtension(CredentialOids.AgreementKey, false, new DerOctetString(keys.Agreement.ToArray()));
+        var certificate = generator.Generate(new Asn1SignatureFactory("Ed25519", _rootKey));
+        return new Credential(Octets.Own(certificate.GetEncoded()));
+    }
+}
+
+/// <summary>Checks credentials against the KMC root: signature, validity, revocation, kind and subject.</summary>
+public sealed class CredentialVerifier(Octets rootPublicKey)
+{
+    private readonly Ed25519PublicKeyParameters _root = new(rootPublicKey.Span);
+    private readonly byte[] _rootKeyId =
+        X509ExtensionUtilities.CreateAuthorityKeyIdentifier(new Ed25519PublicKeyParameters(rootPublicKey.Span)).KeyIdentifier.GetOctets();
+
+    public Octets RootPublicKey { get; } = rootPublicKey;
+
+    public CredentialCheck Verify(Credential? credential, DateTimeOffset now, IReadOnlySet<string>? revokedSerials = null,
+        string? expectedDeviceId = null, params EntityKind[] allowedKinds)
+    {
+        if (credential is null || credential.Der.Length == 0)
+            return CredentialCheck.Fail(CredentialError.Malformed, "no credential");
+        X509Certificate certificate;
+        try
+        {
+            certificate = new X509CertificateParser().ReadCertificate(credential.Der.ToArray())
+                          ?? throw new InvalidDataException("empty certificate");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return CredentialCheck.Fail(CredentialError.Malformed, "credential is not an X.509 certificate");
+        }
+
+        try
+        {
+            var authorityKeyId = X509ExtensionUtilities.GetAuthorityKeyIdentifier(certificate)?.KeyIdentifier.GetOctets();
+            if (authorityKeyId is null || !authorityKeyId.AsSpan().SequenceEqual(_rootKeyId))
+                return CredentialCheck.Fail(CredentialError.UnknownIssuer, "credential was not issued by this KMC root");
+            if (!certificate.IsSignatureValid(_root))
+                return CredentialCheck.Fail(CredentialError.BadSignature, "credential signature does not verify against the KMC root");
+
+            var deviceId = certificate.SubjectDN.GetValueList(X509Name.CN).FirstOrDefault() ?? "";
+            var kindText = (X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.EntityKind) as DerUtf8String)
+                ?.GetString();
+            var agreement = (X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.AgreementKey) as Asn1OctetString)
+                ?.GetOctets();
+            if (!Enum.TryParse<EntityKind>(kindText, out var kind) || agreement is not { Length: 32 } ||
+                certificate.GetPublicKey() is not Ed25519PublicKeyParameters signing)
+                return CredentialCheck.Fail(CredentialError.Malformed, "credential lacks the CPNS kind or key extensions");
+
+            var serial = certificate.SerialNumber.ToString(16);
+            if (revokedSerials is not null && revokedSerials.Contains(serial))
+                return CredentialCheck.Fail(CredentialError.Revoked, $"credential {serial} of {deviceId} is revoked");
+            var notBefore = new DateTimeOffset(DateTime.SpecifyKind(certificate.NotBefore, DateTimeKind.Utc));
+            var notAfter = new DateTimeOffset(DateTime.SpecifyKind(certificate.NotAfter, DateTimeKind.Utc));
+            if (now < notBefore)
+                return CredentialCheck.Fail(CredentialError.NotYetValid, $"credential of {deviceId} is valid from {notBefore:u}");
+            if (now > notAfter)
+                return CredentialCheck.Fail(CredentialError.Expired, $"credential of {deviceId} expired at {notAfter:u}");
+            if (expectedDeviceId is not null && deviceId != expectedDeviceId)
+                return CredentialCheck.Fail(CredentialError.WrongSubject, $"credential is for {deviceId}, not {expectedDeviceId}");
+            if (allowedKinds.Length > 0 && !allowedKinds.Contains(kind))
+                return CredentialCheck.Fail(CredentialError.WrongKind, $"{deviceId} is a {kind}, not {string.Join(" or ", allowedKinds)}");
+
+            return new CredentialCheck(new VerifiedCredential(deviceId, kind,
+                new PublicKeys(Octets.Own(signing.GetEncoded()), Octets.Own(agreement)), serial, notBefore, notAfter), null, null);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return CredentialCheck.Fail(CredentialError.Malformed, "credential could not be read: " + e.GetType().Name);
+        }
+    }
+}
+
+/// <summary>What a device id may look like: it becomes a certificate subject and part of actor names.</summary>
+public static class DeviceIds
+{
+    public static bool IsValid(string? id) =>
+        !string.IsNullOrEmpty(id) && id.Length <= 128 &&
+        id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
+}

@@ -1,0 +1,223 @@
+using System.Diagnostics.Metrics;
+using Akka.Actor;
+using Akka.Serialization;
+using Cpns.Actors.Protocol;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>
+/// A message between entities: who sent it (entity id and sending function), its per-sender sequence number,
+/// when, the protocol payload, and the sender's Ed25519 signature over all of it.
+/// </summary>
+public sealed record SignedEnvelope(
+    string SenderId,
+    string Channel,
+    long Sequence,
+    long TimestampMs,
+    string Manifest,
+    Octets Payload,
+    Octets Signature) : ICpnsMessage
+{
+    internal static Transcript SignedPart(string senderId, string channel, long sequence, long timestampMs, string manifest,
+        Octets payload) =>
+        new Transcript("cpns/envelope/v1").Add(senderId).Add(channel).Add(sequence).Add(timestampMs).Add(manifest).Add(payload);
+}
+
+public enum EnvelopeRejection
+{
+    Malformed,
+    Oversized,
+    UnknownSender,
+    Revoked,
+    BadSignature,
+    Replayed,
+    TooOld,
+    StaleTimestamp,
+}
+
+/// <summary>Seals the messages one function of an entity sends: its own sequence numbers, its identity's signature.</summary>
+public sealed class EnvelopeSealer
+{
+    private readonly EntityIdentity _identity;
+    private readonly string _channel;
+    private readonly Akka.Serialization.Serialization _serialization;
+    private readonly IScheduler _clock;
+    private long _sequence;
+
+    public EnvelopeSealer(EntityIdentity identity, string channel, ActorSystem system)
+    {
+        _identity = identity;
+        _channel = channel;
+        _serialization = system.Serialization;
+        _clock = system.Scheduler;
+    }
+
+    public string SenderId => _identity.DeviceId;
+
+    public SignedEnvelope Seal(object message)
+    {
+        var serializer = (SerializerWithStringManifest)_serialization.FindSerializerFor(message);
+        var payload = Octets.Own(serializer.ToBinary(message));
+        var manifest = serializer.Manifest(message);
+        var sequence = ++_sequence;
+        var timestamp = _clock.Now.ToUnixTimeMilliseconds();
+        var signature = _identity.Sign(
+            SignedEnvelope.SignedPart(_identity.DeviceId, _channel, sequence, timestamp, manifest, payload).Bytes);
+        return new SignedEnvelope(_identity.DeviceId, _channel, sequence, timestamp, manifest, payload, signature);
+    }
+}
+
+/// <summary>The result of opening an envelope: the payload and who provably sent it, or why it was refused.</summary>
+public readonly record struct OpenedEnvelope(object? Message, string? SenderId, EnvelopeRejection? Rejection, string? Detail)
+{
+    public bool Accepted => Message is not null;
+}
+
+/// <summary>
+/// Checks the envelopes one function receives: a known, unrevoked sender, a valid signature, a sequence
+/// number not seen before and not older than the replay window, a timestamp within the allowed skew, a
+/// parsable payload of bounded size. Every refusal is counted, per kind.
+/// </summary>
+public sealed class EnvelopeGuard
+{
+    public const int ReplayWindow = 64;
+
+    private static readonly Meter Meter = new("Cpns.Security");
+    private static readonly Counter<long> Rejections = Meter.CreateCounter<long>("cpns.envelopes.rejected",
+        description: "Envelopes refused, by reason");
+    private static readonly Counter<long> Accepts = Meter.CreateCounter<long>("cpns.envelopes.accepted");
+
+    private readonly string _receiver;
+    private readonly Akka.Serialization.Serialization _serialization;
+    private readonly IScheduler _clock;
+    private readonly TimeSpan _maxSkew;
+    private readonly int _maxPayloadBytes;
+    private readonly Dictionary<string, Octets> _senders = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Sender, string Channel), (long Highest, ulong Seen)> _windows = new();
+    private readonly Dictionary<EnvelopeRejection, long> _counts = new();
+
+    public EnvelopeGuard(string receiver, ActorSystem system, CpnsSettings settings)
+    {
+        _receiver = receiver;
+        _serialization = system.Serialization;
+        _clock = system.Scheduler;
+        _maxSkew = settings.EnvelopeMaxSkew;
+        _maxPayloadBytes = settings.EnvelopeMaxPayloadBytes;
+    }
+
+    public IReadOnlyDictionary<EnvelopeRejection, long> Counts => _counts;
+
+    public void Trust(string senderId, Octets signingKey)
+    {
+        _senders[senderId] = signingKey;
+        _revoked.Remove(senderId);
+    }
+
+    public void Forget(string senderId) => _senders.Remove(senderId);
+
+    public void Revoke(string senderId)
+    {
+        _senders.Remove(senderId);
+        _revoked.Add(senderId);
+    }
+
+    public bool Knows(string senderId) => _senders.ContainsKey(senderId);
+
+    /// <summary>Opens an envelope signed by a sender not yet trusted, whose key the payload itself carries (registration).</summary>
+    public OpenedEnvelope OpenSelfSigned(SignedEnvelope envelope, Func<object, Octets?> signingKeyOf)
+    {
+        if (Precheck(envelope) is { } early)
+            return early;
+        var message = Deserialize(envelope);
+        if (message is null)
+            return Reject(EnvelopeRejection.Malformed, $"payload '{envelope.Manifest}' does not parse");
+        if (_revoked.Contains(envelope.SenderId))
+            return Reject(EnvelopeRejection.Revoked, $"{envelope.SenderId} is revoked");
+        var key = _senders.GetValueOrDefault(envelope.SenderId) ?? signingKeyOf(message);
+        if (key is null)
+            return Reject(EnvelopeRejection.UnknownSender, $"no key for {envelope.SenderId}");
+        return Finish(envelope, key, message);
+    }
+
+    public OpenedEnvelope Open(SignedEnvelope envelope)
+    {
+        if (Precheck(envelope) is { } early)
+            return early;
+        if (_revoked.Contains(envelope.SenderId))
+            return Reject(EnvelopeRejection.Revoked, $"{envelope.SenderId} is revoked");
+        if (!_senders.TryGetValue(envelope.SenderId, out var key))
+            return Reject(EnvelopeRejection.UnknownSender, $"{envelope.SenderId} is not known to {_receiver}");
+        var message = Deserialize(envelope);
+        return message is null
+            ? Reject(EnvelopeRejection.Malformed, $"payload '{envelope.Manifest}' does not parse")
+            : Finish(envelope, key, message);
+    }
+
+    private OpenedEnvelope? Precheck(SignedEnvelope envelope)
+    {
+        if (envelope.Payload.Length > _maxPayloadBytes)
+            return Reject(EnvelopeRejection.Oversized, $"payload of {envelope.Payload.Length} bytes exceeds {_maxPayloadBytes}");
+        if (string.IsNullOrEmpty(envelope.SenderId) || envelope.Sequence <= 0 || envelope.Signature.Length != 64)
+            return Reject(EnvelopeRejection.Malformed, "envelope header is incomplete");
+        return null;
+    }
+
+    private OpenedEnvelope Finish(SignedEnvelope envelope, Octets key, object message)
+    {
+        var signed = SignedEnvelope.SignedPart(envelope.SenderId, envelope.Channel, envelope.Sequence, envelope.TimestampMs,
+            envelope.Manifest, envelope.Payload);
+        if (!EntityIdentity.Verify(key, signed.Bytes, envelope.Signature))
+            return Reject(EnvelopeRejection.BadSignature, $"signature of {envelope.SenderId} does not verify");
+
+        var now = _clock.Now.ToUnixTimeMilliseconds();
+        if (Math.Abs(now - envelope.TimestampMs) > _maxSkew.TotalMilliseconds)
+            return Reject(EnvelopeRejection.StaleTimestamp,
+                $"timestamp is {(now - envelope.TimestampMs) / 1000.0:0.#}s off, more than {_maxSkew.TotalSeconds:0.#}s");
+
+        var window = (envelope.SenderId, envelope.Channel);
+        var (highest, seen) = _windows.GetValueOrDefault(window);
+        if (envelope.Sequence > highest)
+        {
+            var shift = envelope.Sequence - highest;
+            seen = shift >= ReplayWindow ? 1UL : (seen << (int)shift) | 1UL;
+            highest = envelope.Sequence;
+        }
+        else
+        {
+            var age = highest - envelope.Sequence;
+            if (age >= ReplayWindow)
+                return Reject(EnvelopeRejection.TooOld, $"sequence {envelope.Sequence} is older than the replay window (at {highest})");
+            var bit = 1UL << (int)age;
+            if ((seen & bit) != 0)
+                return Reject(EnvelopeRejection.Replayed, $"sequence {envelope.Sequence} of {envelope.SenderId}/{envelope.Channel} was seen");
+            seen |= bit;
+        }
+
+        _windows[window] = (highest, seen);
+        Accepts.Add(1);
+        return new OpenedEnvelope(message, envelope.SenderId, null, null);
+    }
+
+    private object? Deserialize(SignedEnvelope envelope)
+    {
+        try
+        {
+            var message = _serialization.Deserialize(envelope.Payload.ToArray(), Serialization.ProtocolSerializer.SerializerId,
+                envelope.Manifest);
+            return message is ICpnsMessage and not SignedEnvelope ? message : null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return null;
+        }
+    }
+
+    private OpenedEnvelope Reject(EnvelopeRejection rejection, string detail)
+    {
+        _counts[rejection] = _counts.GetValueOrDefault(rejection) + 1;
+        Rejections.Add(1, new KeyValuePair<string, object?>("reason", rejection.ToString()),
+            new KeyValuePair<string, object?>("receiver", _receiver));
+        return new OpenedEnvelope(null, null, rejection, detail);
+    }
+}
