@@ -19,6 +19,7 @@ public sealed record CpnsSettings
     public required TimeSpan KeyGraceWindow { get; init; }
     public required TimeSpan RekeyInterval { get; init; }
     public required TimeSpan PushTimeout { get; init; }
+    public required TimeSpan PnFanoutCoalesce { get; init; }
     public required TimeSpan PullRetryInitial { get; init; }
     public required TimeSpan PullRetryMax { get; init; }
     public required int PullMaxAttempts { get; init; }
@@ -50,6 +51,7 @@ public sealed record CpnsSettings
             KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
             RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
             PushTimeout = c.GetTimeSpan("keys.push-timeout"),
+            PnFanoutCoalesce = c.GetTimeSpan("keys.pn-fanout-coalesce"),
             PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
             PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
             PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),

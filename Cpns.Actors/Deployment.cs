@@ -18,13 +18,14 @@ public static class Deployment
     public static Task<ServerEndpoints> EndpointsOf(IActorRef server, TimeSpan timeout) =>
         server.Ask<ServerEndpoints>(GetServerEndpoints.Instance, timeout);
 
-    public static IActorRef StartGateway(ActorSystem system, EntityIdentity identity, IActorRef serverRegistry,
-        CpnsSettings settings, int lifetimeSeconds = 0) =>
-        system.ActorOf(PnGateway.Props(identity, serverRegistry, settings, lifetimeSeconds),
+    public static IActorRef StartGateway(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor,
+        IActorRef serverRegistry, CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
+        system.ActorOf(PnGateway.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds),
             PnGateway.ActorName(identity.DeviceId));
 
     /// <summary>Starts a PNE that registers with the PN GW entity <paramref name="gateway"/>.</summary>
-    public static IActorRef StartPne(ActorSystem system, EntityIdentity identity, IActorRef gateway, CpnsSettings settings,
-        int lifetimeSeconds = 0) =>
-        system.ActorOf(PneEntity.Props(identity, gateway, settings, lifetimeSeconds), PneEntity.ActorName(identity.DeviceId));
+    public static IActorRef StartPne(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway,
+        CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
+        system.ActorOf(PneEntity.Props(identity, trustAnchor, gateway, settings, capabilities, lifetimeSeconds),
+            PneEntity.ActorName(identity.DeviceId));
 }

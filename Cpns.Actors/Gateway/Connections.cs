@@ -1,13 +1,18 @@
+using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
+using Cpns.Actors.Server;
 
 namespace Cpns.Actors.Gateway;
 
 /// <summary>
-/// A PN GW's connection management: registers the PN GW with the server (retrying with jittered exponential
-/// backoff), takes the registrations of its PNEs and forwards those that arrive together as one batch.
+/// A PN GW's connection management. Towards the server it authenticates (mutual challenge–response on
+/// CPNS-2/3/4) and registers, retrying with jittered exponential backoff. Towards its PN it is the verifier of
+/// CPNS-1: it challenges each PNE, checks its proof and credential (against the KMC root and the revocation
+/// list the server sends), and forwards the registrations that arrive together as one batch. It also relays
+/// its PNEs' signed service-group requests to the server.
 /// </summary>
 public sealed class Connections : UntypedActor, IWithTimers
 {
@@ -23,41 +28,58 @@ public sealed class Connections : UntypedActor, IWithTimers
 
     private sealed record ResendBatch(long BatchId) : INoSerializationVerificationNeeded;
 
-    private static readonly TimeSpan BatchReplyTimeout = TimeSpan.FromSeconds(10);
+    private sealed record PneChallenge(AuthHello Hello, Octets VerifierNonce, long ExpiresAtMs);
+
+    private static readonly TimeSpan BatchReplyTimeout = TimeSpan.FromSeconds(30);
 
     private readonly EntityIdentity _identity;
+    private readonly CredentialVerifier _verifier;
     private readonly IActorRef _registry;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
+    private readonly DeviceCapabilities _capabilities;
     private readonly CpnsSettings _settings;
     private readonly int _lifetimeSeconds;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SecureLink _link;
+    private readonly Dictionary<string, PneChallenge> _pneChallenges = new(StringComparer.Ordinal);
+    private readonly List<(AuthHello Hello, IActorRef ReplyTo)> _helloBacklog = new();
     private readonly Dictionary<string, (PneRegistration Registration, IActorRef ReplyTo)> _waiting = new(StringComparer.Ordinal);
     private readonly Dictionary<long, List<string>> _inFlightBatches = new();
     private readonly HashSet<string> _registeredPnes = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
     private readonly Random _jitter = new();
     private GatewayEndpoints _endpoints = null!;
+    private readonly List<Octets> _clientNonces = new();
+    private Credential? _credential;
+    private Credential? _serverCredential;
     private ServerEndpoints? _server;
     private string? _registrationId;
     private int _registrationAttempts;
     private long _nextBatchId;
 
-    public Connections(EntityIdentity identity, IActorRef registry, IActorRef smf, IActorRef cskmf, int lifetimeSeconds,
-        CpnsSettings settings)
+    public Connections(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, IActorRef smf, IActorRef cskmf,
+        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings)
     {
         _identity = identity;
+        _verifier = trustAnchor.Verifier();
         _registry = registry;
         _smf = smf;
         _cskmf = cskmf;
+        _capabilities = capabilities;
         _lifetimeSeconds = lifetimeSeconds;
         _settings = settings;
+        _link = new SecureLink(Context, identity, settings, _log);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(EntityIdentity identity, IActorRef registry, IActorRef smf, IActorRef cskmf,
-        int lifetimeSeconds, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new Connections(identity, registry, smf, cskmf, lifetimeSeconds, settings));
+    public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, IActorRef smf,
+        IActorRef cskmf, DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<Connections>(identity, trustAnchor, registry, smf, cskmf, capabilities, lifetimeSeconds, settings);
+
+    private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
     protected override void PreStart()
     {
@@ -69,25 +91,15 @@ public sealed class Connections : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SignedEnvelope envelope:
+                OnEnvelope(envelope);
+                break;
             case RetryRegistration:
                 if (_registrationId is null)
                     Register();
                 break;
-            case GatewayRegistered registered:
-                OnRegistered(registered);
-                break;
-            case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
-                _log.Error("{0}: the server refused this PN GW: {1} ({2})", _identity.DeviceId, rejected.Error, rejected.Detail);
-                Timers.Cancel(RetryRegistration.Instance);
-                break;
-            case RegisterPne register:
-                OnRegisterPne(register);
-                break;
             case FlushBatch:
                 Flush();
-                break;
-            case PnesRegistered registered:
-                OnPnesRegistered(registered);
                 break;
             case ResendBatch resend:
                 Resend(resend.BatchId);
@@ -96,62 +108,241 @@ public sealed class Connections : UntypedActor, IWithTimers
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registrationId is not null, _registrationId,
                     _registeredPnes.Count));
                 break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
             default:
                 Unhandled(message);
                 break;
         }
     }
 
+    private void OnEnvelope(SignedEnvelope envelope)
+    {
+        // A hello, challenge or registration carries (or names the credential of) the key that signed it.
+        if (!_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var message, out var senderId))
+            return;
+        switch (message)
+        {
+            case AuthChallenge challenge when senderId == challenge.VerifierId:
+                OnServerChallenge(challenge);
+                break;
+            case GatewayRegistered registered when _server is null || senderId == _server.ServerId:
+                OnRegistered(registered);
+                break;
+            case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
+                _log.Error("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
+                    rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
+                break;
+            case PnesRegistered registered when senderId == _server?.ServerId:
+                OnPnesRegistered(registered);
+                break;
+            case CredentialRevoked revoked when senderId == _server?.ServerId:
+                OnRevoked(revoked);
+                break;
+            case AuthHello hello when hello.DeviceId == senderId:
+                OnPneHello(hello);
+                break;
+            case RegisterPne register when register.DeviceId == senderId:
+                OnRegisterPne(register);
+                break;
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege when _registeredPnes.Contains(senderId):
+                // A PNE's own signed request: relayed unchanged, so the server checks the PNE's signature itself.
+                _server?.Smf.Forward(envelope);
+                break;
+            default:
+                _log.Warning("{0}: unexpected {1} from {2}; ignored", _identity.DeviceId, message.GetType().Name, senderId);
+                break;
+        }
+    }
+
+    /// <summary>The key a not-yet-trusted sender signs with: the server's from its checked credential, a PNE's from its hello.</summary>
+    private Octets? SigningKeyIn(object message) => message switch
+    {
+        AuthChallenge challenge => _verifier.Verify(challenge.VerifierCredential, Context.System.Scheduler.Now, null,
+            challenge.VerifierId, EntityKind.Server).Credential?.Keys.Signing,
+        AuthHello hello => hello.Keys.Signing,
+        RegisterPne register => register.Keys.Signing,
+        RegistrationRejected => _server?.Keys.Signing,
+        _ => null,
+    };
+
+    // ---- Towards the server ----
+
     private void Register()
     {
         _registrationAttempts++;
-        _registry.Tell(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _lifetimeSeconds,
-            _endpoints));
+        // A slow server may answer an earlier hello after we sent another: any of the last few nonces is accepted.
+        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _clientNonces.Add(nonce);
+        if (_clientNonces.Count > 4)
+            _clientNonces.RemoveAt(0);
+        _link.Send(_registry, new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, nonce,
+            Registry.GatewayContext));
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, Backoff(_registrationAttempts));
     }
 
-    /// <summary>Full-jitter exponential backoff: uniform in [0, min(max, initial·2^(attempt-1))], at least 10% of it.</summary>
+    /// <summary>Jittered exponential backoff: uniform in [50%, 100%] of min(max, initial·2^attempt).</summary>
     private TimeSpan Backoff(int attempt)
     {
         var ceiling = Math.Min(_settings.RegistrationRetryMax.Ticks,
-            _settings.RegistrationRetryInitial.Ticks << Math.Min(attempt - 1, 20));
-        return TimeSpan.FromTicks((long)(ceiling * (0.1 + 0.9 * _jitter.NextDouble())));
+            _settings.RegistrationRetryInitial.Ticks << Math.Min(attempt, 20));
+        return TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble())));
     }
+
+    private void OnServerChallenge(AuthChallenge challenge)
+    {
+        if (!_clientNonces.Contains(challenge.ClientNonce) || challenge.DeviceId != _identity.DeviceId)
+        {
+            _log.Warning("{0}: a challenge that answers no hello of ours; ignored", _identity.DeviceId);
+            return;
+        }
+
+        var serverKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
+        var transcript = AuthTranscripts.Verifier(Registry.GatewayContext, _identity.DeviceId, challenge.VerifierId,
+            challenge.ClientNonce, challenge.VerifierNonce);
+        if (!EntityIdentity.Verify(serverKey, transcript.Bytes, challenge.VerifierSignature))
+        {
+            _log.Warning("{0}: the server's challenge signature does not verify; not registering with it", _identity.DeviceId);
+            return;
+        }
+
+        _link.Guard.Trust(challenge.VerifierId, serverKey);
+        _serverCredential = challenge.VerifierCredential;
+        var proof = Sign(Registry.GatewayContext, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
+        _link.Send(_registry, new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, proof,
+            _capabilities, _lifetimeSeconds, _endpoints));
+    }
+
+    private AuthProof Sign(string context, string verifierId, Octets clientNonce, Octets verifierNonce) =>
+        new(context, clientNonce, verifierNonce,
+            _identity.Sign(AuthTranscripts.Client(context, _identity.DeviceId, verifierId, clientNonce, verifierNonce).Bytes));
 
     private void OnRegistered(GatewayRegistered registered)
     {
         Timers.Cancel(RetryRegistration.Instance);
+        _clientNonces.Clear();
         _registrationId = registered.RegistrationId;
+        _credential = registered.Credential;
         _server = registered.Server;
-        var attached = new ServerAttached(registered.Server);
+        var attached = new ServerAttached(registered.Server, _serverCredential!);
         _smf.Tell(attached);
         _cskmf.Tell(attached);
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, _identity.Kind, registered.RegistrationId));
+        foreach (var (hello, replyTo) in _helloBacklog)
+            Challenge(hello, replyTo);
+        _helloBacklog.Clear();
         if (_waiting.Count > 0)
             Self.Tell(FlushBatch.Instance);
     }
 
-    private void OnRegisterPne(RegisterPne register)
+    private void OnRevoked(CredentialRevoked revoked)
     {
-        if (string.IsNullOrWhiteSpace(register.DeviceId))
+        _revokedDevices.Add(revoked.DeviceId);
+        _revokedSerials.UnionWith(revoked.Serials);
+        _link.Guard.Revoke(revoked.DeviceId);
+        if (_registeredPnes.Remove(revoked.DeviceId) | _waiting.Remove(revoked.DeviceId))
         {
-            Sender.Tell(new RegistrationRejected(register.DeviceId, RegistrationError.InvalidRequest, "a PNE needs an id"));
+            var detached = new PneDetached(revoked.DeviceId);
+            _smf.Tell(detached);
+            _cskmf.Tell(detached);
+            _log.Warning("{0}: PNE {1} was revoked; detached", _identity.DeviceId, revoked.DeviceId);
+        }
+    }
+
+    // ---- Towards the PN (CPNS-1) ----
+
+    private void OnPneHello(AuthHello hello)
+    {
+        if (hello.Kind != EntityKind.Pne || !DeviceIds.IsValid(hello.DeviceId))
+        {
+            RejectPne(Sender, hello.DeviceId, RegistrationError.InvalidRequest, "a PNE authenticates as Pne with a valid id");
             return;
         }
 
-        var registration = new PneRegistration(register.DeviceId, register.Keys, register.LifetimeSeconds, register.Endpoints);
+        if (Screen(hello.DeviceId, hello.Keys, hello.Credential) is { } failure)
+        {
+            RejectPne(Sender, hello.DeviceId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
+            return;
+        }
+
+        if (_credential is null)
+            _helloBacklog.Add((hello, Sender)); // challenged once this PN GW has its own credential
+        else
+            Challenge(hello, Sender);
+    }
+
+    private void Challenge(AuthHello hello, IActorRef replyTo)
+    {
+        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _pneChallenges[hello.DeviceId] = new PneChallenge(hello, nonce, NowMs + (long)_settings.AuthenticationTimeout.TotalMilliseconds);
+        var signature = _identity.Sign(
+            AuthTranscripts.Verifier(Registry.PneContext, hello.DeviceId, _identity.DeviceId, hello.ClientNonce, nonce).Bytes);
+        _link.Send(replyTo, new AuthChallenge(hello.DeviceId, _identity.DeviceId, _credential!, hello.ClientNonce, nonce, signature));
+    }
+
+    private void OnRegisterPne(RegisterPne register)
+    {
+        if (!_pneChallenges.Remove(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+            challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
+            challenge.Hello.Keys != register.Keys)
+        {
+            RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
+                AuthFailure.NoChallenge);
+            return;
+        }
+
+        var transcript = AuthTranscripts.Client(Registry.PneContext, register.DeviceId, _identity.DeviceId,
+            register.Proof.ClientNonce, register.Proof.VerifierNonce);
+        if (register.Proof.Context != Registry.PneContext ||
+            !EntityIdentity.Verify(register.Keys.Signing, transcript.Bytes, register.Proof.Signature))
+        {
+            RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "the PNE's proof does not verify",
+                AuthFailure.BadSignature);
+            return;
+        }
+
+        if (Screen(register.DeviceId, register.Keys, register.Credential) is { } failure)
+        {
+            RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
+            return;
+        }
+
+        _link.Guard.Trust(register.DeviceId, register.Keys.Signing);
+        var registration = new PneRegistration(register.DeviceId, register.Keys, register.Credential, register.Proof,
+            register.Capabilities, register.LifetimeSeconds, register.Endpoints);
         _waiting[register.DeviceId] = (registration, Sender);
         // The SMF and CSKMF learn of the PNE at once, so a group notice naming it never arrives before it.
         var attached = new PneAttached(register.DeviceId, register.Keys, register.Endpoints);
         _smf.Tell(attached);
         _cskmf.Tell(attached);
 
-        if (_registrationId is null)
-            return;
         if (_waiting.Count >= _settings.RegistrationBatchMax)
             Flush();
         else if (!Timers.IsTimerActive(FlushBatch.Instance))
             Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, _settings.RegistrationBatchWindow);
+    }
+
+    private sealed record Screening(AuthFailure Failure, string Detail);
+
+    private Screening? Screen(string deviceId, PublicKeys keys, Credential? credential)
+    {
+        if (_revokedDevices.Contains(deviceId))
+            return new Screening(AuthFailure.Revoked, $"{deviceId} is revoked");
+        if (credential is null)
+            return null;
+        var check = _verifier.Verify(credential, Context.System.Scheduler.Now, _revokedSerials, deviceId, EntityKind.Pne);
+        if (!check.Valid)
+            return new Screening(AuthTranscripts.FromCredentialError(check.Error!.Value), check.Detail!);
+        return check.Credential!.Keys != keys
+            ? new Screening(AuthFailure.KeyMismatch, $"the credential of {deviceId} binds other keys")
+            : null;
+    }
+
+    private void RejectPne(IActorRef replyTo, string deviceId, RegistrationError error, string detail, AuthFailure? auth = null)
+    {
+        _log.Info("{0}: PNE {1} refused: {2}{3} ({4})", _identity.DeviceId, deviceId, error, auth is null ? "" : "/" + auth, detail);
+        _link.Send(replyTo, new RegistrationRejected(deviceId, error, detail, auth));
     }
 
     private void Flush()
@@ -160,7 +351,9 @@ public sealed class Connections : UntypedActor, IWithTimers
         if (_server is null || _waiting.Count == 0)
             return;
         var batchId = ++_nextBatchId;
-        var ids = _waiting.Keys.ToList();
+        var ids = _waiting.Keys.Where(id => !_inFlightBatches.Values.Any(b => b.Contains(id))).ToList();
+        if (ids.Count == 0)
+            return;
         _inFlightBatches[batchId] = ids;
         SendBatch(batchId, ids);
     }
@@ -174,7 +367,7 @@ public sealed class Connections : UntypedActor, IWithTimers
             return;
         }
 
-        _server!.Registry.Tell(new RegisterPnes(_identity.DeviceId, pnes));
+        _link.Send(_server!.Registry, new RegisterPnes(_identity.DeviceId, pnes));
         Timers.StartSingleTimer(("batch", batchId), new ResendBatch(batchId), BatchReplyTimeout);
     }
 
@@ -189,7 +382,7 @@ public sealed class Connections : UntypedActor, IWithTimers
     private void OnPnesRegistered(PnesRegistered registered)
     {
         var answered = registered.Results.Select(r => r.DeviceId).ToHashSet(StringComparer.Ordinal);
-        foreach (var (batchId, ids) in _inFlightBatches.Where(kv => kv.Value.All(answered.Contains)).ToList())
+        foreach (var (batchId, _) in _inFlightBatches.Where(kv => kv.Value.All(answered.Contains)).ToList())
         {
             _inFlightBatches.Remove(batchId);
             Timers.Cancel(("batch", batchId));
@@ -202,12 +395,14 @@ public sealed class Connections : UntypedActor, IWithTimers
             if (result.Accepted)
             {
                 _registeredPnes.Add(result.DeviceId);
-                waiting.ReplyTo.Tell(new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
-                    result.LifetimeSeconds, _identity.PublicKeys, _endpoints));
+                _link.Send(waiting.ReplyTo, new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
+                    result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, _endpoints, _serverCredential!));
             }
             else
             {
-                waiting.ReplyTo.Tell(new RegistrationRejected(result.DeviceId, result.Error!.Value, result.Detail ?? ""));
+                _link.Guard.Forget(result.DeviceId);
+                _link.Send(waiting.ReplyTo,
+                    new RegistrationRejected(result.DeviceId, result.Error!.Value, result.Detail ?? "", result.Auth));
                 var detached = new PneDetached(result.DeviceId);
                 _smf.Tell(detached);
                 _cskmf.Tell(detached);

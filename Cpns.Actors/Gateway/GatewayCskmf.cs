@@ -7,8 +7,8 @@ namespace Cpns.Actors.Gateway;
 
 /// <summary>
 /// A PN GW's CSKMF: holds the group keys of the groups its PN takes part in, and continues the key flows into
-/// the PN — it pushes each new epoch to the PNE members (push), or answers their requests (pull), wrapping the
-/// key for each PNE alone.
+/// the PN — it pushes each new epoch to the PNE members (push), or answers their signed requests (pull),
+/// wrapping the key for each PNE alone; PNEs acknowledge what they installed.
 /// </summary>
 public sealed class GatewayCskmf : KeyHolder
 {
@@ -18,6 +18,8 @@ public sealed class GatewayCskmf : KeyHolder
     // gives once its step-7 notices to the PNE members are out, so every PNE hears 7 before 8.
     private readonly Dictionary<string, (GroupKeyDelivery Delivery, GroupKey Key)> _awaitingRelease = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _released = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
+    private ServerEndpoints? _server;
 
     public GatewayCskmf(EntityIdentity identity, CpnsSettings settings)
         : base(identity, settings, FlowLeg.ServerToGateway)
@@ -25,30 +27,60 @@ public sealed class GatewayCskmf : KeyHolder
     }
 
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new GatewayCskmf(identity, settings));
+        Akka.Actor.Props.Create<GatewayCskmf>(identity, settings);
 
     protected override void OnOther(object message)
     {
         switch (message)
         {
             case ServerAttached attached:
-                TrustWrapper(attached.Server.ServerId, attached.Server.Keys);
+                _server = attached.Server;
+                Trust(attached.Server.ServerId, attached.Server.Keys, attached.Server.ServerId, attached.Server.Keys.Signing);
                 break;
             case PneAttached attached:
                 _pnes[attached.DeviceId] = attached;
+                Link.Guard.Trust(attached.DeviceId, attached.Keys.Signing);
                 break;
             case PneDetached detached:
                 _pnes.Remove(detached.DeviceId);
                 Pairwise.Forget(detached.DeviceId);
+                Link.Guard.Forget(detached.DeviceId);
                 break;
-            case GroupKeyRequest request:
-                ServePneRequest(request);
+            case GetKeyAcks query:
+                var current = Ring.Current(query.GroupId);
+                var acked = current is null ? [] : _acks.GetValueOrDefault((query.GroupId, current.Key.Epoch)) ?? [];
+                Sender.Tell(new KeyAcks(query.GroupId, current?.Key.Epoch ?? 0, acked.Order(StringComparer.Ordinal).ToList(),
+                    (current?.LocalMembers ?? []).Where(m => m != Identity.DeviceId && !acked.Contains(m))
+                    .Order(StringComparer.Ordinal).ToList()));
                 break;
-
             default:
                 Unhandled(message);
                 break;
         }
+    }
+
+    protected override void OnOtherSigned(object message, string senderId)
+    {
+        switch (message)
+        {
+            case GroupKeyRequest request:
+                ServePneRequest(request, senderId);
+                break;
+            case GroupKeyAck ack when ack.HolderId == senderId:
+                if (!_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked))
+                    _acks[(ack.GroupId, ack.Epoch)] = acked = new HashSet<string>(StringComparer.Ordinal);
+                acked.Add(senderId);
+                break;
+            default:
+                base.OnOtherSigned(message, senderId);
+                break;
+        }
+    }
+
+    protected override void Acknowledge(GroupKeyDelivery delivery)
+    {
+        if (_server is not null)
+            Link.Send(_server.Cskmf, new GroupKeyAck(delivery.GroupId, delivery.Epoch, Identity.DeviceId));
     }
 
     protected override void OnExpect(ExpectGroupKey release)
@@ -66,9 +98,11 @@ public sealed class GatewayCskmf : KeyHolder
 
     protected override void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled)
     {
+        foreach (var stale in _acks.Keys.Where(k => k.GroupId == key.GroupId && k.Epoch < key.Epoch - 1).ToList())
+            _acks.Remove(stale);
         var selfIsMember = delivery.LocalMembers.Contains(Identity.DeviceId);
         if (selfIsMember)
-            PublishInstalled(delivery, key, pulled, isMember: true);
+            PublishInstalled(key, pulled, isMember: true);
 
         if (pulled)
         {
@@ -102,39 +136,45 @@ public sealed class GatewayCskmf : KeyHolder
                 continue;
             }
 
-            FlowTrace.Send(Context, pne.Endpoints.Cskmf, WrapFor(key, pne, delivery.Mode), key.GroupId, key.Epoch, 8,
-                FlowKind.Push, FlowLeg.GatewayToPne);
+            FlowTrace.Send(Context, pne.Endpoints.Cskmf, Link.Seal(WrapFor(key, pne, delivery.Mode, delivery.Announcement)),
+                key.GroupId, key.Epoch, 8, FlowKind.Push, FlowLeg.GatewayToPne);
         }
     }
 
     /// <summary>Pull steps 9 → 10 inside the PN.</summary>
-    private void ServePneRequest(GroupKeyRequest request)
+    private void ServePneRequest(GroupKeyRequest request, string senderId)
     {
+        if (request.RequesterId != senderId)
+        {
+            Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotAuthorized,
+                $"request names {request.RequesterId} but is signed by {senderId}"));
+            return;
+        }
+
         var (held, error) = Ring.Get(request.GroupId, request.Epoch, NowMs, Settings.KeyGraceWindow);
         if (held is null)
         {
-            Sender.Tell(new GroupKeyRefused(request.GroupId, request.Epoch, error!.Value,
+            Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, error!.Value,
                 $"{Identity.DeviceId} cannot give {request.GroupId}#{request.Epoch}"));
             return;
         }
 
-        if (!held.LocalMembers.Contains(request.RequesterId) || !_pnes.TryGetValue(request.RequesterId, out var pne))
+        if (!held.LocalMembers.Contains(senderId) || !_pnes.TryGetValue(senderId, out var pne))
         {
-            Log.Info("{0}: refused {1}#{2} to non-member {3}", Identity.DeviceId, request.GroupId, request.Epoch,
-                request.RequesterId);
-            Sender.Tell(new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotMember,
-                $"{request.RequesterId} is not a member of {request.GroupId}#{request.Epoch} here"));
+            Log.Info("{0}: refused {1}#{2} to non-member {3}", Identity.DeviceId, request.GroupId, request.Epoch, senderId);
+            Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotAuthorized,
+                $"{senderId} is not a member of {request.GroupId}#{request.Epoch} here"));
             return;
         }
 
-        FlowTrace.Send(Context, Sender, WrapFor(held.Key, pne, DeliveryMode.Pull), request.GroupId, request.Epoch, 10,
-            FlowKind.Pull, FlowLeg.GatewayToPne);
+        FlowTrace.Send(Context, Sender, Link.Seal(WrapFor(held.Key, pne, DeliveryMode.Pull, held.Announcement)), request.GroupId,
+            request.Epoch, 10, FlowKind.Pull, FlowLeg.GatewayToPne);
     }
 
-    private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode)
+    private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode, EpochAnnouncement announcement)
     {
         var pairwise = Pairwise.KeyFor(pne.DeviceId, pne.Keys.Agreement);
         return new GroupKeyDelivery(key.GroupId, key.Epoch, mode, Identity.DeviceId, pne.DeviceId,
-            key.WrapUnder(pairwise, pne.DeviceId), key.KeyCheck, [pne.DeviceId]);
+            key.WrapUnder(pairwise, pne.DeviceId), key.KeyCheck, [pne.DeviceId], announcement);
     }
 }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Gateway;
 
@@ -9,8 +10,10 @@ namespace Cpns.Actors.Gateway;
 /// service group (step 7), has its SECA acquire pulled keys (step 8), and carries the group notices on into
 /// the PN for its PNE members. Removed members are told to drop the group's keys.
 /// </summary>
-public sealed class GatewaySmf : UntypedActor
+public sealed class GatewaySmf : UntypedActor, IWithTimers
 {
+    private sealed record FanOut(string GroupId) : INoSerializationVerificationNeeded;
+
     private sealed class LocalGroupState(DeliveryMode mode)
     {
         public DeliveryMode Mode { get; } = mode;
@@ -26,31 +29,56 @@ public sealed class GatewaySmf : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, LocalGroupState> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PneEndpoints> _pnes = new(StringComparer.Ordinal);
+    private readonly SecureLink _link;
+    private readonly CpnsSettings _settings;
+    private string? _serverId;
 
-    public GatewaySmf(string gatewayId, IActorRef cskmf)
+    public GatewaySmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings)
     {
-        _gatewayId = gatewayId;
+        _settings = settings;
+        _gatewayId = identity.DeviceId;
         _cskmf = cskmf;
         _seca = SiblingRef.Of(Context, "cskmf", "seca");
+        _link = new SecureLink(Context, identity, settings, _log);
     }
 
-    public static Props Props(string gatewayId, IActorRef cskmf) =>
-        Akka.Actor.Props.Create(() => new GatewaySmf(gatewayId, cskmf));
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<GatewaySmf>(identity, cskmf, settings);
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId))
+                {
+                    if (senderId == _serverId && inner is GroupNotice notice)
+                        OnNotice(notice);
+                    else if (senderId == _serverId && inner is GroupDeletedNotice deleted)
+                        OnDeleted(deleted);
+                    else
+                        _log.Warning("{0}: unexpected signed {1} from {2}", _gatewayId, inner.GetType().Name, senderId);
+                }
+
+                break;
             case PneAttached attached:
                 _pnes[attached.DeviceId] = attached.Endpoints;
                 break;
             case PneDetached detached:
                 _pnes.Remove(detached.DeviceId);
                 break;
-            case ServerAttached:
+            case ServerAttached attached:
+                _serverId = attached.Server.ServerId;
+                _link.Guard.Trust(attached.Server.ServerId, attached.Server.Keys.Signing);
                 break;
-            case GroupNotice notice:
-                OnNotice(notice);
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
+            case FanOut fanOut:
+                if (_groups.TryGetValue(fanOut.GroupId, out var due))
+                    CarryIntoPn(fanOut.GroupId, due);
                 break;
             case GroupKeyAvailable available:
                 OnKeyAvailable(available);
@@ -59,9 +87,6 @@ public sealed class GatewaySmf : UntypedActor
                 if (_groups.TryGetValue(missing.GroupId, out var waiting) && waiting.Epoch == missing.Epoch)
                     FlowTrace.Send(Context, _seca, new AcquireGroupKey(missing.GroupId, missing.Epoch, waiting.KeyLocation),
                         missing.GroupId, missing.Epoch, 8, FlowKind.Pull, FlowLeg.ServerToGateway);
-                break;
-            case GroupDeletedNotice deleted:
-                OnDeleted(deleted);
                 break;
             case GetLocalGroups:
                 Sender.Tell(new LocalGroups(_gatewayId, _groups
@@ -86,11 +111,12 @@ public sealed class GatewaySmf : UntypedActor
         foreach (var gone in previous.Except(notice.LocalMembers).Union(notice.Removed).Distinct())
         {
             if (gone != _gatewayId && _pnes.TryGetValue(gone, out var pne))
-                pne.Smf.Tell(new MembershipEnded(notice.GroupId, gone, notice.Epoch));
+                _link.Send(pne.Smf, new MembershipEnded(notice.GroupId, gone, notice.Epoch));
         }
 
         if (notice.LocalMembers.Count == 0)
         {
+            Timers.Cancel(("fan-out", notice.GroupId));
             _groups.Remove(notice.GroupId);
             _cskmf.Tell(new DropGroupKeys(notice.GroupId, notice.Epoch, Revoked: false));
             return;
@@ -106,10 +132,26 @@ public sealed class GatewaySmf : UntypedActor
             FlowTrace.Send(Context, _seca, new AcquireGroupKey(notice.GroupId, notice.Epoch, notice.KeyLocation),
                 notice.GroupId, notice.Epoch, 8, FlowKind.Pull, FlowLeg.ServerToGateway);
         else
-        {
-            NotifyPneMembers(notice.GroupId, group);
-            _cskmf.Tell(new ExpectGroupKey(notice.GroupId, notice.Epoch));
-        }
+            ScheduleFanOut(notice.GroupId, group);
+    }
+
+    /// <summary>
+    /// The PN hears of a new epoch after the coalescing window, and only of the newest one if more arrived: under
+    /// a burst of changes its members are not sent keys that are already superseded.
+    /// </summary>
+    private void ScheduleFanOut(string groupId, LocalGroupState group)
+    {
+        if (_settings.PnFanoutCoalesce <= TimeSpan.Zero)
+            CarryIntoPn(groupId, group);
+        else if (!Timers.IsTimerActive(("fan-out", groupId)))
+            Timers.StartSingleTimer(("fan-out", groupId), new FanOut(groupId), _settings.PnFanoutCoalesce);
+    }
+
+    private void CarryIntoPn(string groupId, LocalGroupState group)
+    {
+        NotifyPneMembers(groupId, group);
+        if (group.Mode == DeliveryMode.Push)
+            _cskmf.Tell(new ExpectGroupKey(groupId, group.Epoch));
     }
 
     /// <summary>Pull: once this PN GW holds the key, its PNE members are told where to pull it from.</summary>
@@ -117,7 +159,7 @@ public sealed class GatewaySmf : UntypedActor
     {
         if (_groups.TryGetValue(available.GroupId, out var group) && group.Epoch == available.Epoch &&
             group.Mode == DeliveryMode.Pull)
-            NotifyPneMembers(available.GroupId, group);
+            ScheduleFanOut(available.GroupId, group);
     }
 
     /// <summary>Step 7 inside the PN: the key lives at this PN GW's CSKMF.</summary>
@@ -134,20 +176,21 @@ public sealed class GatewaySmf : UntypedActor
             }
 
             FlowTrace.Send(Context, pne.Smf,
-                new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], []), groupId, group.Epoch, 7,
-                group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
+                _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], [])), groupId,
+                group.Epoch, 7, group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
         }
     }
 
     private void OnDeleted(GroupDeletedNotice deleted)
     {
+        Timers.Cancel(("fan-out", deleted.GroupId));
         _groups.Remove(deleted.GroupId, out var group);
         FlowTrace.Send(Context, _cskmf, new DropGroupKeys(deleted.GroupId, deleted.FinalEpoch, Revoked: true),
             deleted.GroupId, deleted.FinalEpoch, 6, FlowKind.Revoke, FlowLeg.ServerToGateway);
         foreach (var member in group?.LocalMembers ?? [])
         {
             if (member != _gatewayId && _pnes.TryGetValue(member, out var pne))
-                FlowTrace.Send(Context, pne.Smf, deleted, deleted.GroupId, deleted.FinalEpoch, 5, FlowKind.Revoke,
+                FlowTrace.Send(Context, pne.Smf, _link.Seal(deleted), deleted.GroupId, deleted.FinalEpoch, 5, FlowKind.Revoke,
                     FlowLeg.GatewayToPne);
         }
     }

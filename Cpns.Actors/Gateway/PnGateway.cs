@@ -6,6 +6,7 @@ namespace Cpns.Actors.Gateway;
 
 /// <summary>
 /// A PN GW entity (<c>gateway-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>), <c>smf</c> and <c>connections</c>.
+/// Its PNEs talk to it through this actor, which hands their envelopes to <c>connections</c>.
 /// </summary>
 public sealed class PnGateway : UntypedActor
 {
@@ -13,31 +14,34 @@ public sealed class PnGateway : UntypedActor
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
 
-    public PnGateway(EntityIdentity identity, IActorRef serverRegistry, int lifetimeSeconds, CpnsSettings settings)
+    public PnGateway(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
+        int lifetimeSeconds, CpnsSettings settings)
     {
         _cskmf = Context.ActorOf(GatewayCskmf.Props(identity, settings), "cskmf");
-        _smf = Context.ActorOf(GatewaySmf.Props(identity.DeviceId, _cskmf), "smf");
+        _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
         _connections = Context.ActorOf(
-            Connections.Props(identity, serverRegistry, _smf, _cskmf, lifetimeSeconds, settings), "connections");
+            Connections.Props(identity, trustAnchor, serverRegistry, _smf, _cskmf, capabilities, lifetimeSeconds, settings),
+            "connections");
     }
 
     public static string ActorName(string gatewayId) => $"gateway-{gatewayId}";
 
-    public static Props Props(EntityIdentity identity, IActorRef serverRegistry, CpnsSettings settings,
-        int lifetimeSeconds = 0) =>
-        Akka.Actor.Props.Create(() => new PnGateway(identity, serverRegistry, lifetimeSeconds, settings));
+    public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, CpnsSettings settings,
+        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
+        Akka.Actor.Props.Create<PnGateway>(identity, trustAnchor, serverRegistry,
+            capabilities ?? DeviceCapabilities.Gateway(), lifetimeSeconds, settings);
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
-            case RegisterPne or GetRegistrationStatus:
+            case SignedEnvelope or GetRegistrationStatus:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:
                 _smf.Forward(message);
                 break;
-            case GetKeyState or ExportGroupKey:
+            case GetKeyState or ExportGroupKey or GetKeyAcks or EncryptContent or DecryptContent:
                 _cskmf.Forward(message);
                 break;
             default:

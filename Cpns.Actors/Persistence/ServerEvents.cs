@@ -9,6 +9,8 @@ public sealed record GatewayRecord(
     string GatewayId,
     EntityKind Kind,
     PublicKeys Keys,
+    DeviceCapabilities Capabilities,
+    string CredentialSerial,
     GatewayEndpoints Endpoints,
     string RegistrationId,
     int LifetimeSeconds,
@@ -18,6 +20,8 @@ public sealed record PneRecord(
     string DeviceId,
     string GatewayId,
     PublicKeys Keys,
+    DeviceCapabilities Capabilities,
+    string CredentialSerial,
     PneEndpoints Endpoints,
     string RegistrationId,
     int LifetimeSeconds,
@@ -29,24 +33,47 @@ public sealed record GatewayRegisteredEvent(GatewayRecord Gateway, long Registra
 public sealed record PnesRegisteredEvent(string GatewayId, IReadOnlyList<PneRecord> Pnes, long LastRegistrationNumber)
     : ICpnsEvent;
 
+/// <summary>A device's credentials were revoked; it was deregistered and may not authenticate again.</summary>
+public sealed record CredentialRevokedEvent(string DeviceId, IReadOnlyList<string> Serials, string Reason) : ICpnsEvent;
+
 public sealed record RegistrySnapshot(
     IReadOnlyList<GatewayRecord> Gateways,
     IReadOnlyList<PneRecord> Pnes,
-    long LastRegistrationNumber) : ICpnsEvent;
+    long LastRegistrationNumber,
+    IReadOnlyList<string> RevokedDevices,
+    IReadOnlyList<string> RevokedSerials) : ICpnsEvent;
 
 // ---- Server SMF: service groups ----
 
-public sealed record GroupCreatedEvent(string GroupId, string Owner, DeliveryMode Mode, long Epoch, IReadOnlyList<string> Members)
-    : ICpnsEvent;
+public sealed record GroupCreatedEvent(
+    string GroupId,
+    string Owner,
+    DeliveryMode Mode,
+    long Epoch,
+    IReadOnlyList<string> Members,
+    SecurityLevel RequiredSecurityLevel,
+    JoinPolicy JoinPolicy) : ICpnsEvent;
 
-public sealed record MemberAddedEvent(string GroupId, string MemberId, long Epoch) : ICpnsEvent;
+public sealed record MemberAddedEvent(string GroupId, string MemberId, long Epoch, Privilege Privilege) : ICpnsEvent;
+
+public sealed record PrivilegeGrantedEvent(string GroupId, string SubjectId, Privilege Privilege) : ICpnsEvent;
+
+public sealed record GroupRekeyedEvent(string GroupId, long Epoch) : ICpnsEvent;
 
 public sealed record MemberRemovedEvent(string GroupId, string MemberId, long Epoch) : ICpnsEvent;
 
 public sealed record GroupDeletedEvent(string GroupId, long FinalEpoch) : ICpnsEvent;
 
-public sealed record GroupSnapshotEntry(string GroupId, string Owner, DeliveryMode Mode, long Epoch, IReadOnlyList<string> Members)
-    : ICpnsMessage;
+public sealed record GroupSnapshotEntry(
+    string GroupId,
+    string Owner,
+    DeliveryMode Mode,
+    long Epoch,
+    IReadOnlyList<string> Members,
+    SecurityLevel RequiredSecurityLevel,
+    JoinPolicy JoinPolicy,
+    IReadOnlyList<AclEntry> Acl,
+    long LastRekeyMs) : ICpnsMessage;
 
 public sealed record DeletedGroupEntry(string GroupId, long FinalEpoch) : ICpnsMessage;
 
@@ -59,8 +86,10 @@ public sealed record GroupEpochIssuedEvent(
     string GroupId,
     long Epoch,
     DeliveryMode Mode,
+    SecurityLevel RequiredSecurityLevel,
     Octets KeyUnderKek,
     Octets KeyCheck,
+    EpochAnnouncement Announcement,
     IReadOnlyList<KeyDeliveryTarget> Targets,
     long IssuedAtMs) : ICpnsEvent;
 

@@ -7,19 +7,22 @@ namespace Cpns.Actors.Pne;
 /// <summary>A PNE's CSKMF: holds the group keys its PN GW gives it (pushed, or pulled through <c>seca</c>).</summary>
 public sealed class PneCskmf : KeyHolder
 {
+    private GatewayEndpoints? _gateway;
+
     public PneCskmf(EntityIdentity identity, CpnsSettings settings) : base(identity, settings, FlowLeg.GatewayToPne)
     {
     }
 
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new PneCskmf(identity, settings));
+        Akka.Actor.Props.Create<PneCskmf>(identity, settings);
 
     protected override void OnOther(object message)
     {
         switch (message)
         {
             case GatewayAttached attached:
-                TrustWrapper(attached.GatewayId, attached.Keys);
+                _gateway = attached.Gateway;
+                Trust(attached.GatewayId, attached.Keys, attached.ServerId, attached.ServerKeys.Signing);
                 break;
             default:
                 Unhandled(message);
@@ -27,9 +30,15 @@ public sealed class PneCskmf : KeyHolder
         }
     }
 
+    protected override void Acknowledge(GroupKeyDelivery delivery)
+    {
+        if (_gateway is not null)
+            Link.Send(_gateway.Cskmf, new GroupKeyAck(delivery.GroupId, delivery.Epoch, Identity.DeviceId));
+    }
+
     protected override void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled)
     {
-        PublishInstalled(delivery, key, pulled, isMember: true);
+        PublishInstalled(key, pulled, isMember: true);
         if (pulled)
             FlowTrace.Send(Context, Smf, new GroupKeyAvailable(key.GroupId, key.Epoch), key.GroupId, key.Epoch, 11,
                 FlowKind.Pull, FlowLeg.GatewayToPne);

@@ -1,13 +1,17 @@
+using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
+using Cpns.Actors.Server;
 
 namespace Cpns.Actors.Pne;
 
 /// <summary>
-/// A PNE entity (<c>pne-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>) and <c>smf</c>. It registers with the
-/// PN GW of its PN, asking again with backoff until it is answered.
+/// A PNE entity (<c>pne-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>) and <c>smf</c>. It authenticates its PN
+/// GW (mutual challenge–response on CPNS-1: the PN GW's credential must chain to the KMC root it was provisioned
+/// with), registers through it, asking again with backoff until answered, and sends its own service-group
+/// requests to the server signed, through the PN GW.
 /// </summary>
 public sealed class PneEntity : UntypedActor, IWithTimers
 {
@@ -17,32 +21,45 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     }
 
     private readonly EntityIdentity _identity;
+    private readonly CredentialVerifier _verifier;
     private readonly IActorRef _gateway;
+    private readonly DeviceCapabilities _capabilities;
     private readonly int _lifetimeSeconds;
     private readonly CpnsSettings _settings;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _jitter = new();
+    private readonly SecureLink _link;
+    private readonly Dictionary<string, Queue<IActorRef>> _groupRequests = new(StringComparer.Ordinal);
     private PneRegistered? _registration;
+    private Credential? _credential;
+    private Octets? _clientNonce;
+    private string? _serverId;
     private int _attempts;
 
-    public PneEntity(EntityIdentity identity, IActorRef gateway, int lifetimeSeconds, CpnsSettings settings)
+    public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
+        int lifetimeSeconds, CpnsSettings settings)
     {
         _identity = identity;
+        _verifier = trustAnchor.Verifier();
         _gateway = gateway;
+        _capabilities = capabilities;
         _lifetimeSeconds = lifetimeSeconds;
         _settings = settings;
+        _link = new SecureLink(Context, identity, settings, _log);
         _cskmf = Context.ActorOf(PneCskmf.Props(identity, settings), "cskmf");
-        _smf = Context.ActorOf(PneSmf.Props(identity.DeviceId, _cskmf), "smf");
+        _smf = Context.ActorOf(PneSmf.Props(identity, _cskmf, settings), "smf");
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static string ActorName(string deviceId) => $"pne-{deviceId}";
 
-    public static Props Props(EntityIdentity identity, IActorRef gateway, CpnsSettings settings, int lifetimeSeconds = 0) =>
-        Akka.Actor.Props.Create(() => new PneEntity(identity, gateway, lifetimeSeconds, settings));
+    public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, CpnsSettings settings,
+        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
+        Akka.Actor.Props.Create<PneEntity>(identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
+            lifetimeSeconds, settings);
 
     protected override void PreStart() => Register();
 
@@ -50,22 +67,16 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SignedEnvelope envelope:
+                if (_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var inner, out var senderId))
+                    OnSigned(inner, senderId);
+                break;
             case RetryRegistration:
                 if (_registration is null)
                     Register();
                 break;
-            case PneRegistered registered:
-                Timers.Cancel(RetryRegistration.Instance);
-                _registration = registered;
-                var attached = new GatewayAttached(registered.GatewayId, registered.GatewayKeys, registered.Gateway);
-                _cskmf.Tell(attached);
-                _smf.Tell(attached);
-                Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, EntityKind.Pne,
-                    registered.RegistrationId));
-                break;
-            case RegistrationRejected rejected:
-                _log.Error("{0}: registration refused: {1} ({2})", _identity.DeviceId, rejected.Error, rejected.Detail);
-                Timers.Cancel(RetryRegistration.Instance);
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
+                SubmitGroupRequest((IWithGroupId)message);
                 break;
             case GetRegistrationStatus:
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registration is not null, _registration?.RegistrationId, 0));
@@ -73,8 +84,11 @@ public sealed class PneEntity : UntypedActor, IWithTimers
             case GetLocalGroups:
                 _smf.Forward(message);
                 break;
-            case GetKeyState or ExportGroupKey:
+            case GetKeyState or ExportGroupKey or EncryptContent or DecryptContent:
                 _cskmf.Forward(message);
+                break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
                 break;
             default:
                 Unhandled(message);
@@ -82,14 +96,106 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         }
     }
 
+    /// <summary>The PN GW's challenge names the key it signs with through its credential, checked against the KMC root.</summary>
+    private Octets? SigningKeyIn(object message) => message switch
+    {
+        AuthChallenge challenge => _verifier.Verify(challenge.VerifierCredential, Context.System.Scheduler.Now, null,
+            challenge.VerifierId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
+        _ => null,
+    };
+
+    private void OnSigned(object message, string senderId)
+    {
+        switch (message)
+        {
+            case AuthChallenge challenge when challenge.VerifierId == senderId:
+                OnChallenge(challenge);
+                break;
+            case PneRegistered registered when registered.GatewayId == senderId:
+                OnRegistered(registered);
+                break;
+            case RegistrationRejected rejected:
+                _log.Error("{0}: registration refused: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
+                    rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
+                break;
+            case GroupAccepted or GroupRejected when senderId == _serverId:
+                var groupId = ((IWithGroupId)message).GroupId;
+                if (_groupRequests.TryGetValue(groupId, out var askers) && askers.Count > 0)
+                    askers.Dequeue().Tell(message);
+                break;
+            default:
+                _log.Warning("{0}: unexpected signed {1} from {2}", _identity.DeviceId, message.GetType().Name, senderId);
+                break;
+        }
+    }
+
     private void Register()
     {
         _attempts++;
-        _gateway.Tell(new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _lifetimeSeconds,
-            new PneEndpoints(Self, _smf, _cskmf)));
+        _clientNonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _link.Send(_gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
+            Registry.PneContext));
         var ceiling = Math.Min(_settings.RegistrationRetryMax.Ticks,
             _settings.RegistrationRetryInitial.Ticks << Math.Min(_attempts - 1, 20)) * 5;
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
             TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble()))));
+    }
+
+    private void OnChallenge(AuthChallenge challenge)
+    {
+        if (challenge.ClientNonce != _clientNonce || challenge.DeviceId != _identity.DeviceId)
+            return;
+        var gatewayKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
+        var transcript = AuthTranscripts.Verifier(Registry.PneContext, _identity.DeviceId, challenge.VerifierId,
+            challenge.ClientNonce, challenge.VerifierNonce);
+        if (!EntityIdentity.Verify(gatewayKey, transcript.Bytes, challenge.VerifierSignature))
+        {
+            _log.Warning("{0}: the PN GW's challenge signature does not verify; not registering with it", _identity.DeviceId);
+            return;
+        }
+
+        _link.Guard.Trust(challenge.VerifierId, gatewayKey);
+        var proof = new AuthProof(Registry.PneContext, challenge.ClientNonce, challenge.VerifierNonce,
+            _identity.Sign(AuthTranscripts.Client(Registry.PneContext, _identity.DeviceId, challenge.VerifierId,
+                challenge.ClientNonce, challenge.VerifierNonce).Bytes));
+        _link.Send(_gateway, new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _credential, proof, _capabilities,
+            _lifetimeSeconds, new PneEndpoints(Self, _smf, _cskmf)));
+    }
+
+    private void OnRegistered(PneRegistered registered)
+    {
+        var server = _verifier.Verify(registered.ServerCredential, Context.System.Scheduler.Now, null, null, EntityKind.Server);
+        if (!server.Valid)
+        {
+            _log.Error("{0}: the server credential relayed by {1} does not check out: {2}", _identity.DeviceId,
+                registered.GatewayId, server.Detail);
+            return;
+        }
+
+        Timers.Cancel(RetryRegistration.Instance);
+        _registration = registered;
+        _credential = registered.Credential;
+        _serverId = server.Credential!.DeviceId;
+        _link.Guard.Trust(_serverId, server.Credential.Keys.Signing);
+        var attached = new GatewayAttached(registered.GatewayId, registered.GatewayKeys, registered.Gateway, _serverId,
+            server.Credential.Keys);
+        _cskmf.Tell(attached);
+        _smf.Tell(attached);
+        Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, EntityKind.Pne, registered.RegistrationId));
+    }
+
+    /// <summary>The PNE's own request, signed, relayed by its PN GW to the server's SMF; the answer comes back signed.</summary>
+    private void SubmitGroupRequest(IWithGroupId request)
+    {
+        if (_registration is null)
+        {
+            Sender.Tell(new GroupRejected(request.GroupId, GroupError.NotAuthorized, $"{_identity.DeviceId} is not registered yet"));
+            return;
+        }
+
+        if (!_groupRequests.TryGetValue(request.GroupId, out var askers))
+            _groupRequests[request.GroupId] = askers = new Queue<IActorRef>();
+        askers.Enqueue(Sender);
+        _link.Send(_registration.Gateway.Connections, request);
     }
 }

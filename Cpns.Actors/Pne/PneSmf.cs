@@ -1,31 +1,75 @@
 using Akka.Actor;
+using Akka.Event;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Pne;
 
 /// <summary>
-/// A PNE's Service Management Function: learns of its groups from its PN GW (step 7 inside the PN), has its
-/// SECA pull the key when the group is pull-mode (step 8), and drops keys when it leaves or the group ends.
+/// A PNE's Service Management Function: learns of its groups from its PN GW (step 7 inside the PN, signed by
+/// the PN GW), has its SECA pull the key when the group is pull-mode (step 8), and drops keys when it leaves or
+/// the group ends.
 /// </summary>
 public sealed class PneSmf : UntypedActor
 {
     private readonly string _deviceId;
     private readonly IActorRef _cskmf;
     private readonly SiblingRef _seca;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SecureLink _link;
     private readonly Dictionary<string, LocalGroup> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IActorRef> _keyLocations = new(StringComparer.Ordinal);
+    private string? _gatewayId;
 
-    public PneSmf(string deviceId, IActorRef cskmf)
+    public PneSmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings)
     {
-        _deviceId = deviceId;
+        _deviceId = identity.DeviceId;
         _cskmf = cskmf;
         _seca = SiblingRef.Of(Context, "cskmf", "seca");
+        _link = new SecureLink(Context, identity, settings, _log);
     }
 
-    public static Props Props(string deviceId, IActorRef cskmf) =>
-        Akka.Actor.Props.Create(() => new PneSmf(deviceId, cskmf));
+    public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<PneSmf>(identity, cskmf, settings);
 
     protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId))
+                {
+                    if (senderId == _gatewayId)
+                        OnFromGateway(inner);
+                    else
+                        _log.Warning("{0}: signed {1} from {2}, not from its PN GW; ignored", _deviceId, inner.GetType().Name, senderId);
+                }
+
+                break;
+            case GatewayAttached attached:
+                _gatewayId = attached.GatewayId;
+                _link.Guard.Trust(attached.GatewayId, attached.Keys.Signing);
+                break;
+            case GroupKeyAvailable:
+                break;
+            case GroupKeyMissing missing:
+                if (_groups.TryGetValue(missing.GroupId, out var waiting) && waiting.Epoch == missing.Epoch)
+                    FlowTrace.Send(Context, _seca, new AcquireGroupKey(missing.GroupId, missing.Epoch, _keyLocations[missing.GroupId]),
+                        missing.GroupId, missing.Epoch, 8, FlowKind.Pull, FlowLeg.GatewayToPne);
+                break;
+            case GetLocalGroups:
+                Sender.Tell(new LocalGroups(_deviceId, _groups.Values.OrderBy(g => g.GroupId, StringComparer.Ordinal).ToList()));
+                break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnFromGateway(object message)
     {
         switch (message)
         {
@@ -40,14 +84,7 @@ public sealed class PneSmf : UntypedActor
                 else
                     _cskmf.Tell(new ExpectGroupKey(notice.GroupId, notice.Epoch));
                 break;
-            case GroupKeyMissing missing:
-                if (_groups.TryGetValue(missing.GroupId, out var waiting) && waiting.Epoch == missing.Epoch)
-                    FlowTrace.Send(Context, _seca, new AcquireGroupKey(missing.GroupId, missing.Epoch, _keyLocations[missing.GroupId]),
-                        missing.GroupId, missing.Epoch, 8, FlowKind.Pull, FlowLeg.GatewayToPne);
-                break;
-            case GroupKeyAvailable or GatewayAttached:
-                break;
-            case MembershipEnded ended:
+            case MembershipEnded ended when ended.DeviceId == _deviceId:
                 _groups.Remove(ended.GroupId);
                 _keyLocations.Remove(ended.GroupId);
                 _cskmf.Tell(new DropGroupKeys(ended.GroupId, long.MaxValue, Revoked: false));
@@ -58,11 +95,8 @@ public sealed class PneSmf : UntypedActor
                 FlowTrace.Send(Context, _cskmf, new DropGroupKeys(deleted.GroupId, deleted.FinalEpoch, Revoked: true),
                     deleted.GroupId, deleted.FinalEpoch, 6, FlowKind.Revoke, FlowLeg.GatewayToPne);
                 break;
-            case GetLocalGroups:
-                Sender.Tell(new LocalGroups(_deviceId, _groups.Values.OrderBy(g => g.GroupId, StringComparer.Ordinal).ToList()));
-                break;
             default:
-                Unhandled(message);
+                _log.Warning("{0}: unexpected {1} from its PN GW", _deviceId, message.GetType().Name);
                 break;
         }
     }

@@ -12,7 +12,27 @@ public enum GroupError
     NotMember,
     NotAuthorized,
     KeyUnavailable,
+    InsufficientSecurityLevel,
 }
+
+/// <summary>Privileges on a group or a service, in the spirit of Matter's: each includes the ones below it.</summary>
+public enum Privilege
+{
+    None = 0,
+    View = 1,
+    Operate = 2,
+    Manage = 3,
+    Administer = 4,
+}
+
+/// <summary>Who may add themselves to a group: nobody (Closed: a manager adds them) or any registered entity (Open).</summary>
+public enum JoinPolicy
+{
+    Closed,
+    Open,
+}
+
+public sealed record AclEntry(string SubjectId, Privilege Privilege) : ICpnsMessage;
 
 public enum GroupChange
 {
@@ -21,17 +41,30 @@ public enum GroupChange
     MemberRemoved,
     Deleted,
     Rekeyed,
+    PrivilegeGranted,
 }
 
 // ---- Service-group management requests to the CPNS Server's SMF ----
 
+/// <summary>
+/// Creates a service group; its creator administers it. <paramref name="RequiredSecurityLevel"/> is the least
+/// PN security a member's PN must offer before the group's key enters it.
+/// </summary>
 public sealed record CreateGroup(
     string GroupId,
     string RequesterId,
     DeliveryMode Mode,
-    IReadOnlyList<string> Members) : ICpnsMessage, IWithGroupId;
+    IReadOnlyList<string> Members,
+    SecurityLevel RequiredSecurityLevel = SecurityLevel.None,
+    JoinPolicy JoinPolicy = JoinPolicy.Closed) : ICpnsMessage, IWithGroupId;
 
-public sealed record AddMember(string GroupId, string RequesterId, string MemberId) : ICpnsMessage, IWithGroupId;
+/// <summary>Adds a member (who then receives the group's key); needs Manage, or an open group and the member itself asking.</summary>
+public sealed record AddMember(string GroupId, string RequesterId, string MemberId, Privilege Privilege = Privilege.Operate)
+    : ICpnsMessage, IWithGroupId;
+
+/// <summary>Sets a subject's privilege on the group (needs Administer; never above the requester's own).</summary>
+public sealed record GrantPrivilege(string GroupId, string RequesterId, string SubjectId, Privilege Privilege)
+    : ICpnsMessage, IWithGroupId;
 
 public sealed record RemoveMember(string GroupId, string RequesterId, string MemberId) : ICpnsMessage, IWithGroupId;
 
@@ -53,7 +86,9 @@ public sealed record GroupState(
     DeliveryMode Mode,
     long Epoch,
     IReadOnlyList<string> Members,
-    bool Exists) : ICpnsMessage, IWithGroupId;
+    bool Exists,
+    SecurityLevel RequiredSecurityLevel = SecurityLevel.None,
+    IReadOnlyList<AclEntry>? Acl = null) : ICpnsMessage, IWithGroupId;
 
 // ---- Server SMF → PN GW SMF (CPNS-2/3/4), and PN GW SMF → PNE SMF (CPNS-1) ----
 

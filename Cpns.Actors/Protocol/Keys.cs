@@ -27,6 +27,7 @@ public sealed record KeyDeliveryTarget(
     string GatewayId,
     IActorRef GatewayCskmf,
     Octets GatewayAgreementKey,
+    SecurityLevel PnSecurityLevel,
     IReadOnlyList<string> LocalMembers) : ICpnsMessage, IWithGatewayId;
 
 /// <summary>The parameters SMF gives a group-key request: algorithm, size, and how the key will be delivered.</summary>
@@ -40,6 +41,7 @@ public sealed record RequestGroupKey(
     string GroupId,
     KeyOperation Operation,
     DeliveryMode Mode,
+    SecurityLevel RequiredSecurityLevel,
     IReadOnlyList<KeyDeliveryTarget> Targets) : ICpnsMessage, IWithGroupId;
 
 /// <summary>Step 2: CSKMF(server) → OSG, parameterized.</summary>
@@ -92,7 +94,46 @@ public sealed record GroupKeyDelivery(
     string RecipientId,
     Octets WrappedKey,
     Octets KeyCheck,
-    IReadOnlyList<string> LocalMembers) : ICpnsMessage, IWithGroupId;
+    IReadOnlyList<string> LocalMembers,
+    EpochAnnouncement Announcement) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// The group's key manager signs every epoch it makes (group, epoch, key check value); holders check it, so a
+/// relay cannot pass off a key of its own.
+/// </summary>
+public sealed record EpochAnnouncement(string GroupId, long Epoch, Octets KeyCheck, string ManagerId, Octets Signature)
+    : ICpnsMessage, IWithGroupId
+{
+    public static Transcript SignedPart(string groupId, long epoch, Octets keyCheck, string managerId) =>
+        new Transcript("cpns/epoch/v1").Add(groupId).Add(epoch).Add(keyCheck).Add(managerId);
+
+    public static EpochAnnouncement Sign(EntityIdentity manager, string groupId, long epoch, Octets keyCheck) =>
+        new(groupId, epoch, keyCheck, manager.DeviceId, manager.Sign(SignedPart(groupId, epoch, keyCheck, manager.DeviceId).Bytes));
+
+    public bool VerifiedBy(Octets managerSigningKey) =>
+        EntityIdentity.Verify(managerSigningKey, SignedPart(GroupId, Epoch, KeyCheck, ManagerId).Bytes, Signature);
+}
+
+/// <summary>A holder acknowledges an installed epoch to whoever delivered it.</summary>
+public sealed record GroupKeyAck(string GroupId, long Epoch, string HolderId) : ICpnsMessage, IWithGroupId;
+
+public sealed record GetKeyAcks(string GroupId) : ICpnsMessage, IWithGroupId;
+
+public sealed record KeyAcks(string GroupId, long Epoch, IReadOnlyList<string> Acknowledged, IReadOnlyList<string> Pending)
+    : ICpnsMessage, IWithGroupId;
+
+/// <summary>The CSKMF asks the SMF for a periodic rekey of a group (seed: "CSKMF itself can trigger Group Key update").</summary>
+public sealed record RekeyDue(string GroupId) : ICpnsMessage, IWithGroupId;
+
+// ---- Content under a group key (asked of a holder) ----
+
+public sealed record EncryptContent(string GroupId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
+
+public sealed record DecryptContent(GroupCiphertext Ciphertext) : ICpnsMessage;
+
+public sealed record ContentDecrypted(string GroupId, long Epoch, string SenderId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
+
+public sealed record ContentRefused(string GroupId, long Epoch, KeyError Error, string Detail) : ICpnsMessage, IWithGroupId;
 
 public sealed record GroupKeyRefused(string GroupId, long Epoch, KeyError Error, string Detail)
     : ICpnsMessage, IWithGroupId;

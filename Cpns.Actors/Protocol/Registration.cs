@@ -22,21 +22,30 @@ public sealed record RegisterGateway(
     string GatewayId,
     EntityKind Kind,
     PublicKeys Keys,
+    Credential? Credential,
+    AuthProof Proof,
+    DeviceCapabilities Capabilities,
     int LifetimeSeconds,
     GatewayEndpoints Endpoints) : ICpnsMessage, IWithGatewayId;
 
+/// <summary>Accepted: the PN GW's registration id and lease, its credential from the KMC, and the server's functions.</summary>
 public sealed record GatewayRegistered(
     string GatewayId,
     string RegistrationId,
     int LifetimeSeconds,
+    Credential Credential,
     ServerEndpoints Server) : ICpnsMessage, IWithGatewayId;
 
 /// <summary>A PN GW forwards the registrations of the PNEs of its PN, as one batch.</summary>
 public sealed record RegisterPnes(string GatewayId, IReadOnlyList<PneRegistration> Pnes) : ICpnsMessage, IWithGatewayId;
 
+/// <summary>One PNE's registration as its PN GW forwards it, with the PNE's proof so the server checks it too.</summary>
 public sealed record PneRegistration(
     string DeviceId,
     PublicKeys Keys,
+    Credential? Credential,
+    AuthProof Proof,
+    DeviceCapabilities Capabilities,
     int LifetimeSeconds,
     PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
 
@@ -47,13 +56,15 @@ public sealed record PneRegistrationResult(
     string DeviceId,
     string? RegistrationId,
     int LifetimeSeconds,
+    Credential? Credential,
     RegistrationError? Error,
+    AuthFailure? Auth,
     string? Detail) : ICpnsMessage, IWithDeviceId
 {
     public bool Accepted => Error is null;
 }
 
-public sealed record RegistrationRejected(string DeviceId, RegistrationError Error, string Detail)
+public sealed record RegistrationRejected(string DeviceId, RegistrationError Error, string Detail, AuthFailure? Auth = null)
     : ICpnsMessage, IWithDeviceId;
 
 // ---- PNE ↔ PN GW (CPNS-1) ----
@@ -62,25 +73,40 @@ public sealed record RegistrationRejected(string DeviceId, RegistrationError Err
 public sealed record RegisterPne(
     string DeviceId,
     PublicKeys Keys,
+    Credential? Credential,
+    AuthProof Proof,
+    DeviceCapabilities Capabilities,
     int LifetimeSeconds,
     PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
 
+/// <summary>
+/// Accepted: the PNE's registration, its credential, its PN GW, and the server's id and credential (the PNE checks
+/// epoch announcements signed by the server's key manager with it).
+/// </summary>
 public sealed record PneRegistered(
     string DeviceId,
     string GatewayId,
     string RegistrationId,
     int LifetimeSeconds,
+    Credential Credential,
     PublicKeys GatewayKeys,
-    GatewayEndpoints Gateway) : ICpnsMessage, IWithDeviceId;
+    GatewayEndpoints Gateway,
+    Credential ServerCredential) : ICpnsMessage, IWithDeviceId;
 
 // ---- Inside the server: the registry tells the SMF where entities are ----
 
-public sealed record GatewayPlaced(string GatewayId, EntityKind Kind, PublicKeys Keys, GatewayEndpoints Endpoints)
-    : ICpnsMessage, IWithGatewayId;
+public sealed record GatewayPlaced(
+    string GatewayId,
+    EntityKind Kind,
+    PublicKeys Keys,
+    SecurityLevel PnSecurityLevel,
+    GatewayEndpoints Endpoints) : ICpnsMessage, IWithGatewayId;
 
-public sealed record PnesPlaced(string GatewayId, IReadOnlyList<string> DeviceIds) : ICpnsMessage, IWithGatewayId;
+public sealed record PlacedPne(string DeviceId, PublicKeys Keys) : ICpnsMessage, IWithDeviceId;
 
-public sealed record EntitiesRemoved(IReadOnlyList<string> DeviceIds) : ICpnsMessage;
+public sealed record PnesPlaced(string GatewayId, IReadOnlyList<PlacedPne> Pnes) : ICpnsMessage, IWithGatewayId;
+
+public sealed record EntitiesRemoved(IReadOnlyList<string> DeviceIds, bool Revoked) : ICpnsMessage;
 
 // ---- Inside a PN GW: its connections tell its SMF and CSKMF which PNEs are attached ----
 
@@ -88,11 +114,11 @@ public sealed record PneAttached(string DeviceId, PublicKeys Keys, PneEndpoints 
 
 public sealed record PneDetached(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
-public sealed record ServerAttached(ServerEndpoints Server) : ICpnsMessage;
+public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCredential) : ICpnsMessage;
 
 // ---- Inside a PNE: its GW became known ----
 
-public sealed record GatewayAttached(string GatewayId, PublicKeys Keys, GatewayEndpoints Gateway)
+public sealed record GatewayAttached(string GatewayId, PublicKeys Keys, GatewayEndpoints Gateway, string ServerId, PublicKeys ServerKeys)
     : ICpnsMessage, IWithGatewayId;
 
 // ---- Queries ----

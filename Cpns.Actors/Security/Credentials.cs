@@ -77,7 +77,12 @@ public sealed class CredentialAuthority
 
     public CredentialVerifier Verifier() => new(RootPublicKey);
 
-    public Credential Issue(string deviceId, EntityKind kind, PublicKeys keys, DateTimeOffset notBefore, TimeSpan validity)
+    public Credential Issue(string deviceId, EntityKind kind, PublicKeys keys, DateTimeOffset notBefore, TimeSpan validity) =>
+        IssueWithSerial(deviceId, kind, keys, notBefore, validity).Credential;
+
+    /// <summary>Issues a credential and tells its serial number (hex), the handle revocation uses.</summary>
+    public (Credential Credential, string Serial) IssueWithSerial(string deviceId, EntityKind kind, PublicKeys keys,
+        DateTimeOffset notBefore, TimeSpan validity)
     {
         if (!DeviceIds.IsValid(deviceId))
             throw new ArgumentException($"'{deviceId}' is not a valid device id", nameof(deviceId));
@@ -97,7 +102,7 @@ public sealed class CredentialAuthority
         generator.AddExtension(CredentialOids.EntityKind, false, new DerUtf8String(kind.ToString()));
         generator.AddExtension(CredentialOids.AgreementKey, false, new DerOctetString(keys.Agreement.ToArray()));
         var certificate = generator.Generate(new Asn1SignatureFactory("Ed25519", _rootKey));
-        return new Credential(Octets.Own(certificate.GetEncoded()));
+        return (new Credential(Octets.Own(certificate.GetEncoded())), certificate.SerialNumber.ToString(16));
     }
 }
 

@@ -1,6 +1,6 @@
 using Cpns.Actors.Protocol;
 using Org.BouncyCastle.Crypto.Parameters;
-using Org.BouncyCastle.Crypto.Signers;
+using Org.BouncyCastle.Math.EC.Rfc8032;
 using Org.BouncyCastle.Security;
 
 namespace Cpns.Actors.Security;
@@ -35,9 +35,12 @@ public sealed class EntityIdentity
 
     public PublicKeys PublicKeys { get; }
 
+    // One CSPRNG for the process: seeding a new one per key pair costs more than making the keys.
+    private static readonly SecureRandom SharedRandom = new();
+
     public static EntityIdentity Generate(string deviceId, EntityKind kind, SecureRandom? random = null)
     {
-        random ??= new SecureRandom();
+        random ??= SharedRandom;
         return new EntityIdentity(deviceId, kind, new Ed25519PrivateKeyParameters(random),
             new X25519PrivateKeyParameters(random));
     }
@@ -54,22 +57,14 @@ public sealed class EntityIdentity
 
     public Octets Sign(ReadOnlySpan<byte> message)
     {
-        var signer = new Ed25519Signer();
-        signer.Init(true, _signingKey);
-        signer.BlockUpdate(message);
-        return Octets.Own(signer.GenerateSignature());
+        var signature = new byte[Ed25519PrivateKeyParameters.SignatureSize];
+        var bytes = message.ToArray();
+        _signingKey.Sign(Ed25519.Algorithm.Ed25519, null, bytes, 0, bytes.Length, signature, 0);
+        return Octets.Own(signature);
     }
 
-    public static bool Verify(Octets signingPublicKey, ReadOnlySpan<byte> message, Octets signature)
-    {
-        if (signingPublicKey.Length != Ed25519PublicKeyParameters.KeySize ||
-            signature.Length != Ed25519PrivateKeyParameters.SignatureSize)
-            return false;
-        var verifier = new Ed25519Signer();
-        verifier.Init(false, new Ed25519PublicKeyParameters(signingPublicKey.Span));
-        verifier.BlockUpdate(message);
-        return verifier.VerifySignature(signature.ToArray());
-    }
+    public static bool Verify(Octets signingPublicKey, ReadOnlySpan<byte> message, Octets signature) =>
+        VerificationKey.TryCreate(signingPublicKey) is { } key && key.Verify(message, signature);
 
     /// <summary>The raw X25519 shared secret with a peer; callers feed it to HKDF, never use it directly.</summary>
     internal byte[] Agree(Octets peerAgreementPublicKey)
@@ -82,4 +77,43 @@ public sealed class EntityIdentity
     }
 
     public override string ToString() => $"EntityIdentity({DeviceId}, {Kind})";
+}
+
+/// <summary>
+/// An Ed25519 public key decoded once (decoding the curve point is a good part of a verification's cost), for
+/// receivers that check many signatures by the same sender.
+/// </summary>
+public sealed class VerificationKey
+{
+    private readonly Ed25519PublicKeyParameters _key;
+
+    private VerificationKey(Octets encoded, Ed25519PublicKeyParameters key)
+    {
+        Encoded = encoded;
+        _key = key;
+    }
+
+    public Octets Encoded { get; }
+
+    public static VerificationKey? TryCreate(Octets encoded)
+    {
+        if (encoded.Length != Ed25519PublicKeyParameters.KeySize)
+            return null;
+        try
+        {
+            return new VerificationKey(encoded, new Ed25519PublicKeyParameters(encoded.Span));
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    public bool Verify(ReadOnlySpan<byte> message, Octets signature)
+    {
+        if (signature.Length != Ed25519PrivateKeyParameters.SignatureSize)
+            return false;
+        var bytes = message.ToArray();
+        return _key.Verify(Ed25519.Algorithm.Ed25519, null, bytes, 0, bytes.Length, signature.ToArray(), 0);
+    }
 }

@@ -92,7 +92,7 @@ public sealed class EnvelopeGuard
     private readonly IScheduler _clock;
     private readonly TimeSpan _maxSkew;
     private readonly int _maxPayloadBytes;
-    private readonly Dictionary<string, Octets> _senders = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, VerificationKey> _senders = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Sender, string Channel), (long Highest, ulong Seen)> _windows = new();
     private readonly Dictionary<EnvelopeRejection, long> _counts = new();
@@ -110,7 +110,10 @@ public sealed class EnvelopeGuard
 
     public void Trust(string senderId, Octets signingKey)
     {
-        _senders[senderId] = signingKey;
+        if (_senders.TryGetValue(senderId, out var known) && known.Encoded == signingKey)
+            return;
+        if (VerificationKey.TryCreate(signingKey) is { } key)
+            _senders[senderId] = key;
         _revoked.Remove(senderId);
     }
 
@@ -124,7 +127,15 @@ public sealed class EnvelopeGuard
 
     public bool Knows(string senderId) => _senders.ContainsKey(senderId);
 
-    /// <summary>Opens an envelope signed by a sender not yet trusted, whose key the payload itself carries (registration).</summary>
+    public Octets? KeyOf(string senderId) => _senders.GetValueOrDefault(senderId)?.Encoded;
+
+    /// <summary>
+    /// Opens an envelope whose signing key the payload itself may name (a registration hello, a challenge with a
+    /// credential); otherwise the sender must already be trusted.
+    /// </summary>
+    /// <summary>The key the last self-signed envelope was checked with (so handlers need not derive it twice).</summary>
+    public Octets? LastSelfSignedKey { get; private set; }
+
     public OpenedEnvelope OpenSelfSigned(SignedEnvelope envelope, Func<object, Octets?> signingKeyOf)
     {
         if (Precheck(envelope) is { } early)
@@ -134,7 +145,13 @@ public sealed class EnvelopeGuard
             return Reject(EnvelopeRejection.Malformed, $"payload '{envelope.Manifest}' does not parse");
         if (_revoked.Contains(envelope.SenderId))
             return Reject(EnvelopeRejection.Revoked, $"{envelope.SenderId} is revoked");
-        var key = _senders.GetValueOrDefault(envelope.SenderId) ?? signingKeyOf(message);
+        // A hello or registration names the key it is signed with (checked by the handshake that follows);
+        // anything else must come from a sender already trusted.
+        var named = signingKeyOf(message);
+        var key = named is null ? _senders.GetValueOrDefault(envelope.SenderId)
+            : _senders.TryGetValue(envelope.SenderId, out var known) && known.Encoded == named ? known
+            : VerificationKey.TryCreate(named);
+        LastSelfSignedKey = key?.Encoded;
         if (key is null)
             return Reject(EnvelopeRejection.UnknownSender, $"no key for {envelope.SenderId}");
         return Finish(envelope, key, message);
@@ -163,11 +180,11 @@ public sealed class EnvelopeGuard
         return null;
     }
 
-    private OpenedEnvelope Finish(SignedEnvelope envelope, Octets key, object message)
+    private OpenedEnvelope Finish(SignedEnvelope envelope, VerificationKey key, object message)
     {
         var signed = SignedEnvelope.SignedPart(envelope.SenderId, envelope.Channel, envelope.Sequence, envelope.TimestampMs,
             envelope.Manifest, envelope.Payload);
-        if (!EntityIdentity.Verify(key, signed.Bytes, envelope.Signature))
+        if (!key.Verify(signed.Bytes, envelope.Signature))
             return Reject(EnvelopeRejection.BadSignature, $"signature of {envelope.SenderId} does not verify");
 
         var now = _clock.Now.ToUnixTimeMilliseconds();

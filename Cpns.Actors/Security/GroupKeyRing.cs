@@ -8,7 +8,7 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public sealed class GroupKeyRing
 {
-    public sealed record HeldEpoch(GroupKey Key, IReadOnlyList<string> LocalMembers, long InstalledAtMs);
+    public sealed record HeldEpoch(GroupKey Key, IReadOnlyList<string> LocalMembers, EpochAnnouncement Announcement, long InstalledAtMs);
 
     private sealed class Held
     {
@@ -21,7 +21,7 @@ public sealed class GroupKeyRing
     public IEnumerable<string> GroupIds => _groups.Keys;
 
     /// <summary>Installs an epoch; false if it is already held, or older than what a revocation or newer epochs allow.</summary>
-    public bool Install(GroupKey key, IReadOnlyList<string> localMembers, long nowMs)
+    public bool Install(GroupKey key, IReadOnlyList<string> localMembers, EpochAnnouncement announcement, long nowMs)
     {
         if (!_groups.TryGetValue(key.GroupId, out var held))
             _groups[key.GroupId] = held = new Held();
@@ -37,7 +37,7 @@ public sealed class GroupKeyRing
         if (held.Epochs.Count > 0 && key.Epoch < held.Epochs.Keys.Last() - 1)
             return false;
 
-        held.Epochs[key.Epoch] = new HeldEpoch(key, localMembers, nowMs);
+        held.Epochs[key.Epoch] = new HeldEpoch(key, localMembers, announcement, nowMs);
         while (held.Epochs.Count > 2)
         {
             var oldest = held.Epochs.Keys.First();

@@ -6,21 +6,25 @@ namespace Cpns.Actors.Security;
 
 /// <summary>
 /// What the CSKMF of a PN GW and of a PNE share: it holds the group keys this entity received (through its
-/// <c>seca</c> child when pulled, directly when pushed), unwraps them with the pairwise key of whoever wrapped
-/// them, and answers key-state queries. Subclasses say what follows an install.
+/// <c>seca</c> child when pulled, directly when pushed), accepts a key only if it unwraps with the pairwise key
+/// of its expected wrapper and carries the key manager's signed epoch announcement, acknowledges it, and
+/// encrypts and decrypts group content with it (the previous epoch only within the grace window).
 /// </summary>
 public abstract class KeyHolder : UntypedActor, IWithTimers
 {
     private sealed record PushOverdue(string GroupId, long Epoch) : INoSerializationVerificationNeeded;
 
     private readonly Dictionary<string, PublicKeys> _wrappers = new(StringComparer.Ordinal);
+    private string? _managerId;
+    private Octets? _managerSigningKey;
 
     protected KeyHolder(EntityIdentity identity, CpnsSettings settings, FlowLeg inboundLeg)
     {
         Identity = identity;
         Settings = settings;
         Pairwise = new PairwiseKeys(identity);
-        Seca = Context.ActorOf(SecurityAgent.Props(identity.DeviceId, inboundLeg, settings), "seca");
+        Link = new SecureLink(Context, identity, settings, Log);
+        Seca = Context.ActorOf(SecurityAgent.Props(identity, inboundLeg, settings), "seca");
         Smf = SiblingRef.Of(Context, "smf");
     }
 
@@ -32,6 +36,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     protected PairwiseKeys Pairwise { get; }
 
+    protected SecureLink Link { get; }
+
     protected GroupKeyRing Ring { get; } = new();
 
     protected IActorRef Seca { get; }
@@ -42,15 +48,31 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     protected long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
-    /// <summary>Who may wrap keys for this holder (the server for a PN GW, the PN GW for a PNE).</summary>
-    protected void TrustWrapper(string wrapperId, PublicKeys keys) => _wrappers[wrapperId] = keys;
+    /// <summary>
+    /// Who may wrap keys for this holder (the server for a PN GW, the PN GW for a PNE), and whose signature every
+    /// epoch must carry (the server's key manager).
+    /// </summary>
+    protected void Trust(string wrapperId, PublicKeys wrapperKeys, string managerId, Octets managerSigningKey)
+    {
+        _wrappers.Clear();
+        _wrappers[wrapperId] = wrapperKeys;
+        _managerId = managerId;
+        _managerSigningKey = managerSigningKey;
+        Link.Guard.Trust(wrapperId, wrapperKeys.Signing);
+        Seca.Tell(new TrustSigner(wrapperId, wrapperKeys.Signing));
+    }
 
     protected sealed override void OnReceive(object message)
     {
         switch (message)
         {
-            case GroupKeyDelivery delivery:
-                Install(delivery, pulled: Sender.Equals(Seca));
+            case SignedEnvelope envelope:
+                if (Link.TryOpen(envelope, out var inner, out var senderId))
+                    OnSigned(inner, senderId);
+                break;
+            case GroupKeyDelivery delivery when Sender.Equals(Seca):
+                // The SECA opened and checked the envelope this came in.
+                Install(delivery, pulled: true);
                 break;
             case DropGroupKeys drop:
                 Ring.Drop(drop.GroupId, drop.UpToEpoch, drop.Revoked);
@@ -60,6 +82,12 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 break;
             case ExportGroupKey export:
                 Export(export);
+                break;
+            case EncryptContent encrypt:
+                Encrypt(encrypt);
+                break;
+            case DecryptContent decrypt:
+                Sender.Tell(Decrypt(decrypt.Ciphertext));
                 break;
             case GroupKeyRefused refused:
                 OnRefused(refused);
@@ -79,8 +107,24 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 }
 
                 break;
+            case GetSecurityCounters:
+                Sender.Tell(Link.Counters());
+                break;
             default:
                 OnOther(message);
+                break;
+        }
+    }
+
+    private void OnSigned(object message, string senderId)
+    {
+        switch (message)
+        {
+            case GroupKeyDelivery delivery when delivery.WrapperId == senderId:
+                Install(delivery, pulled: false);
+                break;
+            default:
+                OnOtherSigned(message, senderId);
                 break;
         }
     }
@@ -95,38 +139,34 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     {
     }
 
+    protected abstract void OnOther(object message);
+
+    protected virtual void OnOtherSigned(object message, string senderId) =>
+        Log.Warning("{0}: unexpected signed {1} from {2}", Identity.DeviceId, message.GetType().Name, senderId);
+
     /// <summary>True if this epoch, or a newer one, of the group is held.</summary>
     protected bool Holds(string groupId, long epoch) => Ring.Current(groupId) is { } current && current.Key.Epoch >= epoch;
 
-    protected abstract void OnOther(object message);
-
     private void Install(GroupKeyDelivery delivery, bool pulled)
     {
-        if (delivery.RecipientId != Identity.DeviceId)
+        if (Refusal(delivery) is { } refusal)
         {
-            Log.Warning("{0}: dropped a key for {1}#{2} addressed to {3}", Identity.DeviceId, delivery.GroupId,
-                delivery.Epoch, delivery.RecipientId);
+            Log.Warning("{0}: key for {1}#{2} from {3} dropped: {4}", Identity.DeviceId, delivery.GroupId, delivery.Epoch,
+                delivery.WrapperId, refusal);
             return;
         }
 
-        if (!_wrappers.TryGetValue(delivery.WrapperId, out var wrapperKeys))
-        {
-            Log.Warning("{0}: dropped a key for {1}#{2} wrapped by unknown {3}", Identity.DeviceId, delivery.GroupId,
-                delivery.Epoch, delivery.WrapperId);
-            return;
-        }
-
-        var pairwise = Pairwise.KeyFor(delivery.WrapperId, wrapperKeys.Agreement);
+        var pairwise = Pairwise.KeyFor(delivery.WrapperId, _wrappers[delivery.WrapperId].Agreement);
         var key = GroupKey.Unwrap(pairwise, delivery.WrappedKey, delivery.GroupId, delivery.Epoch, Identity.DeviceId);
         if (key is null || key.KeyCheck != delivery.KeyCheck)
         {
-            Log.Warning("{0}: key for {1}#{2} from {3} failed to unwrap or check; dropped", Identity.DeviceId,
+            Log.Warning("{0}: key for {1}#{2} from {3} failed to unwrap or to match its check value; dropped", Identity.DeviceId,
                 delivery.GroupId, delivery.Epoch, delivery.WrapperId);
             key?.Destroy();
             return;
         }
 
-        if (!Ring.Install(key, delivery.LocalMembers, NowMs))
+        if (!Ring.Install(key, delivery.LocalMembers, delivery.Announcement, NowMs))
         {
             key.Destroy();
             return;
@@ -134,17 +174,67 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
         if (Holds(key.GroupId, key.Epoch))
             Timers.Cancel(("push", key.GroupId));
-
+        Acknowledge(delivery);
         OnInstalled(delivery, key, pulled);
     }
 
-    protected void PublishInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled, bool isMember) =>
+    private string? Refusal(GroupKeyDelivery delivery)
+    {
+        if (delivery.RecipientId != Identity.DeviceId)
+            return $"addressed to {delivery.RecipientId}";
+        if (!_wrappers.ContainsKey(delivery.WrapperId))
+            return $"wrapped by {delivery.WrapperId}, who may not give keys here";
+        var announcement = delivery.Announcement;
+        if (announcement.GroupId != delivery.GroupId || announcement.Epoch != delivery.Epoch ||
+            announcement.KeyCheck != delivery.KeyCheck || announcement.ManagerId != _managerId ||
+            _managerSigningKey is null || !announcement.VerifiedBy(_managerSigningKey))
+            return "its epoch announcement is not signed by the group's key manager";
+        return null;
+    }
+
+    /// <summary>Tells whoever delivered the key that it is installed (the server for a PN GW, the PN GW for a PNE).</summary>
+    protected abstract void Acknowledge(GroupKeyDelivery delivery);
+
+    protected void PublishInstalled(GroupKey key, bool pulled, bool isMember) =>
         Context.System.EventStream.Publish(new KeyInstalled(key.GroupId, key.Epoch, Identity.DeviceId,
             pulled ? DeliveryMode.Pull : DeliveryMode.Push, isMember, key.KeyCheck));
 
+    private void Encrypt(EncryptContent encrypt)
+    {
+        if (Ring.Current(encrypt.GroupId) is not { } current)
+        {
+            Sender.Tell(new ContentRefused(encrypt.GroupId, 0, KeyError.UnknownGroup, $"{Identity.DeviceId} holds no key of {encrypt.GroupId}"));
+            return;
+        }
+
+        Sender.Tell(GroupCipher.Encrypt(current.Key, Identity.DeviceId, encrypt.Plaintext.Span));
+    }
+
+    protected object Decrypt(GroupCiphertext ciphertext)
+    {
+        var (held, error) = Ring.Get(ciphertext.GroupId, ciphertext.Epoch, NowMs, Settings.KeyGraceWindow);
+        if (held is null)
+        {
+            var reason = error == KeyError.NotYetAvailable ? KeyError.UnknownEpoch : error!.Value;
+            return new ContentRefused(ciphertext.GroupId, ciphertext.Epoch, reason,
+                $"{Identity.DeviceId} cannot open {ciphertext.GroupId}#{ciphertext.Epoch}: {reason}");
+        }
+
+        var plaintext = GroupCipher.Decrypt(held.Key, ciphertext);
+        if (plaintext is null)
+        {
+            Log.Warning("{0}: content for {1}#{2} from {3} failed its integrity check", Identity.DeviceId, ciphertext.GroupId,
+                ciphertext.Epoch, ciphertext.SenderId);
+            return new ContentRefused(ciphertext.GroupId, ciphertext.Epoch, KeyError.IntegrityFailure,
+                "the ciphertext or its header was changed");
+        }
+
+        return new ContentDecrypted(ciphertext.GroupId, ciphertext.Epoch, ciphertext.SenderId, Octets.Own(plaintext));
+    }
+
     private void Export(ExportGroupKey export)
     {
-        if (!Settings.AllowKeyExport)
+        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, export.Epoch, KeyError.NotAuthorized, "key export is off"));
             return;
@@ -162,3 +252,6 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             held.Key.WrapUnder(pairwise, export.RecipientId)));
     }
 }
+
+/// <summary>Inside an entity: the CSKMF tells its SECA whose signature key replies must carry.</summary>
+public sealed record TrustSigner(string SignerId, Octets SigningKey) : ICpnsMessage;

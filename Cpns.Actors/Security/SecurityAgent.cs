@@ -6,8 +6,8 @@ namespace Cpns.Actors.Security;
 
 /// <summary>
 /// The SEC_CF Security Agent (<c>seca</c>), child of a PN GW's or PNE's CSKMF: acquires group keys from the
-/// location the SMF names (pull steps 8–10), retrying with backoff while no answer comes, and hands each
-/// delivered key to its parent CSKMF.
+/// location the SMF names (pull steps 8–10) with signed requests, retrying with backoff while no answer comes,
+/// and hands each delivered key — once its envelope checks out — to its parent CSKMF.
 /// </summary>
 public sealed class SecurityAgent : UntypedActor, IWithTimers
 {
@@ -15,28 +15,34 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
 
     private sealed record RetryAcquire(string GroupId, long Epoch) : INoSerializationVerificationNeeded;
 
-    private readonly string _holderId;
+    private readonly EntityIdentity _identity;
     private readonly FlowLeg _leg;
     private readonly CpnsSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SecureLink _link;
     private readonly Dictionary<(string GroupId, long Epoch), Pending> _pending = new();
 
-    public SecurityAgent(string holderId, FlowLeg leg, CpnsSettings settings)
+    public SecurityAgent(EntityIdentity identity, FlowLeg leg, CpnsSettings settings)
     {
-        _holderId = holderId;
+        _identity = identity;
         _leg = leg;
         _settings = settings;
+        _link = new SecureLink(Context, identity, settings, _log);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string holderId, FlowLeg leg, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new SecurityAgent(holderId, leg, settings));
+    public static Props Props(EntityIdentity identity, FlowLeg leg, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<SecurityAgent>(identity, leg, settings);
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
+            case TrustSigner trust:
+                _link.Guard.Trust(trust.SignerId, trust.SigningKey);
+                break;
+
             case AcquireGroupKey acquire:
                 // Older acquisitions of the same group are superseded by this one.
                 foreach (var stale in _pending.Keys.Where(k => k.GroupId == acquire.GroupId && k.Epoch < acquire.Epoch).ToList())
@@ -47,18 +53,9 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 Request(acquire.GroupId, acquire.Epoch, acquire.KeyLocation, 1);
                 break;
 
-            case GroupKeyDelivery delivery:
-                Forget((delivery.GroupId, delivery.Epoch));
-                Context.Parent.Tell(delivery);
-                break;
-
-            case GroupKeyRefused refused:
-                if (refused.Error == KeyError.NotYetAvailable)
-                    return; // the retry timer asks again
-                _log.Warning("{0}: key request {1}#{2} refused: {3} ({4})", _holderId, refused.GroupId, refused.Epoch,
-                    refused.Error, refused.Detail);
-                Forget((refused.GroupId, refused.Epoch));
-                Context.Parent.Tell(refused);
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId))
+                    OnReply(inner, senderId);
                 break;
 
             case RetryAcquire retry:
@@ -66,7 +63,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                     return;
                 if (pending.Attempts >= _settings.PullMaxAttempts)
                 {
-                    _log.Error("{0}: gave up acquiring {1}#{2} after {3} attempts", _holderId, retry.GroupId, retry.Epoch,
+                    _log.Error("{0}: gave up acquiring {1}#{2} after {3} attempts", _identity.DeviceId, retry.GroupId, retry.Epoch,
                         pending.Attempts);
                     Forget((retry.GroupId, retry.Epoch));
                     return;
@@ -76,15 +73,41 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 Request(retry.GroupId, retry.Epoch, pending.Location, pending.Attempts + 1);
                 break;
 
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
+
             default:
                 Unhandled(message);
                 break;
         }
     }
 
+    private void OnReply(object reply, string senderId)
+    {
+        switch (reply)
+        {
+            case GroupKeyDelivery delivery when delivery.WrapperId == senderId:
+                Forget((delivery.GroupId, delivery.Epoch));
+                Context.Parent.Tell(delivery);
+                break;
+            case GroupKeyRefused { Error: KeyError.NotYetAvailable }:
+                break; // the retry timer asks again
+            case GroupKeyRefused refused:
+                _log.Warning("{0}: key request {1}#{2} refused: {3} ({4})", _identity.DeviceId, refused.GroupId, refused.Epoch,
+                    refused.Error, refused.Detail);
+                Forget((refused.GroupId, refused.Epoch));
+                Context.Parent.Tell(refused);
+                break;
+            default:
+                _log.Warning("{0}: unexpected {1} from {2}", _identity.DeviceId, reply.GetType().Name, senderId);
+                break;
+        }
+    }
+
     private void Request(string groupId, long epoch, IActorRef location, int attempt)
     {
-        FlowTrace.Send(Context, location, new GroupKeyRequest(groupId, epoch, _holderId), groupId, epoch, 9,
+        FlowTrace.Send(Context, location, _link.Seal(new GroupKeyRequest(groupId, epoch, _identity.DeviceId)), groupId, epoch, 9,
             FlowKind.Pull, _leg);
         var backoff = TimeSpan.FromTicks(Math.Min(_settings.PullRetryMax.Ticks,
             _settings.PullRetryInitial.Ticks << Math.Min(attempt - 1, 20)));

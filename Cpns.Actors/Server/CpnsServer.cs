@@ -9,32 +9,32 @@ namespace Cpns.Actors.Server;
 /// </summary>
 public sealed class CpnsServer : UntypedActor
 {
+    private readonly ServerEndpoints _endpoints;
+
     public CpnsServer(ServerSecrets secrets, CpnsSettings settings)
     {
-        var kmc = Context.ActorOf(Kmc.Props(secrets.Kek), "kmc");
-        var cskmf = Context.ActorOf(ServerCskmf.Props(secrets.Identity, secrets.Kek, kmc, settings), "cskmf");
-        var smf = Context.ActorOf(ServerSmf.Props(cskmf, settings), "smf");
         var identity = secrets.Identity;
-        Registry = Context.ActorOf(
-            Server.Registry.Props(registry => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf),
-                smf, settings),
+        var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
+            Context.System.Scheduler.Now.AddMinutes(-5), settings.CredentialValidity);
+        var kmc = Context.ActorOf(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
+        var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings), "cskmf");
+        var smf = Context.ActorOf(ServerSmf.Props(identity, cskmf, settings), "smf");
+        var registry = Context.ActorOf(
+            Registry.Props(r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf), smf, cskmf, kmc,
+                identity, serverCredential, secrets.TrustAnchor, settings),
             "registry");
-        Endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, Registry, smf, cskmf);
+        _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf);
     }
 
-    private IActorRef Registry { get; }
-
-    private ServerEndpoints Endpoints { get; }
-
     public static Props Props(ServerSecrets secrets, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new CpnsServer(secrets, settings));
+        Akka.Actor.Props.Create<CpnsServer>(secrets, settings);
 
     protected override void OnReceive(object message)
     {
         switch (message)
         {
             case GetServerEndpoints:
-                Sender.Tell(Endpoints);
+                Sender.Tell(_endpoints);
                 break;
             default:
                 Unhandled(message);

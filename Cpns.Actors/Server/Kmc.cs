@@ -5,12 +5,14 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Server;
 
 /// <summary>
-/// The SEC_CF Key Management Centre: makes group keys from the CSPRNG and hands them out only wrapped under
-/// its key-encryption key.
+/// The SEC_CF Key Management Centre. It makes group keys from the CSPRNG and hands them out only wrapped under
+/// its key-encryption key (steps 3–4), and, as the root of Device ID/Key assignment, issues the X.509
+/// credentials of registering entities, signed with its root Ed25519 key.
 /// </summary>
-public sealed class Kmc(KeyEncryptionKey kek) : UntypedActor
+public sealed class Kmc(KeyEncryptionKey kek, CredentialAuthority authority, CpnsSettings settings) : UntypedActor
 {
-    public static Props Props(KeyEncryptionKey kek) => Akka.Actor.Props.Create(() => new Kmc(kek));
+    public static Props Props(KeyEncryptionKey kek, CredentialAuthority authority, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<Kmc>(kek, authority, settings);
 
     protected override void OnReceive(object message)
     {
@@ -22,6 +24,17 @@ public sealed class Kmc(KeyEncryptionKey kek) : UntypedActor
                 key.Destroy();
                 FlowTrace.Send(Context, Sender, issued, request.GroupId, request.Epoch, 4,
                     request.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
+                break;
+            case IssueCredentials issue:
+                var now = Context.System.Scheduler.Now;
+                Sender.Tell(new CredentialsIssued(issue.RequestId, issue.Requests
+                    .Select(r =>
+                    {
+                        var (credential, serial) = authority.IssueWithSerial(r.DeviceId, r.Kind, r.Keys, now.AddMinutes(-5),
+                            settings.CredentialValidity);
+                        return new IssuedCredential(r.DeviceId, credential, serial);
+                    })
+                    .ToList()));
                 break;
             default:
                 Unhandled(message);

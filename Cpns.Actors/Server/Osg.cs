@@ -9,7 +9,7 @@ namespace Cpns.Actors.Server;
 /// </summary>
 public sealed class Osg(IActorRef kmc) : UntypedActor
 {
-    public static Props Props(IActorRef kmc) => Akka.Actor.Props.Create(() => new Osg(kmc));
+    public static Props Props(IActorRef kmc) => Akka.Actor.Props.Create<Osg>(kmc);
 
     protected override void OnReceive(object message)
     {

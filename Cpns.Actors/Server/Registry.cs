@@ -1,5 +1,6 @@
-using Akka.Event;
+using System.Security.Cryptography;
 using Akka.Actor;
+using Akka.Event;
 using Akka.Persistence;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
@@ -8,36 +9,70 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Server;
 
 /// <summary>
-/// The server's PN inventory: which PN GWs are registered, and which PNEs each one serves. Registrations are
-/// persisted before they are acknowledged; a PN GW's batch of PNE registrations is one event. Registration
-/// ids come from a persisted counter and are never reused.
+/// The server's PN inventory and the verifier of CPNS-2/3/4: a PN GW authenticates with mutual challenge–response
+/// (its credential, or first its key, checked; the server's credential shown back), the KMC issues credentials to
+/// entities that have none, and registrations are persisted before they are acknowledged — a PN GW's batch of
+/// PNE registrations as one event. Registration ids come from a persisted counter and are never reused.
 /// </summary>
 public sealed class Registry : CpnsPersistentActor
 {
-    private readonly ServerEndpointsFactory _endpoints;
-    private readonly IActorRef _smf;
-    private readonly Dictionary<string, GatewayRecord> _gateways = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, PneRecord> _pnes = new(StringComparer.Ordinal);
-    private long _lastRegistrationNumber;
+    public const string GatewayContext = "cpns-2/3/4";
+    public const string PneContext = "cpns-1";
 
     /// <summary>Makes the endpoints the registry hands out, once it knows its own reference.</summary>
     public delegate ServerEndpoints ServerEndpointsFactory(IActorRef registry);
 
-    public Registry(ServerEndpointsFactory endpoints, IActorRef smf, CpnsSettings settings) : base(settings)
+    private sealed record Challenge(AuthHello Hello, Octets VerifierNonce, long ExpiresAtMs);
+
+    /// <summary>Registrations waiting for the KMC's credentials.</summary>
+    private sealed record AwaitingCredentials(
+        IActorRef ReplyTo,
+        GatewayRecord? Gateway,
+        string? GatewayId,
+        List<PneRecord> Pnes,
+        List<PneRegistrationResult> Results,
+        Dictionary<string, Credential> Presented);
+
+    private readonly ServerEndpointsFactory _endpoints;
+    private readonly IActorRef _smf;
+    private readonly IActorRef _cskmf;
+    private readonly IActorRef _kmc;
+    private readonly Credential _serverCredential;
+    private readonly CredentialVerifier _verifier;
+    private readonly SecureLink _link;
+    private readonly Dictionary<string, GatewayRecord> _gateways = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PneRecord> _pnes = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Challenge> _challenges = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, AwaitingCredentials> _awaiting = new();
+    private long _lastRegistrationNumber;
+    private long _nextRequestId;
+
+    public Registry(ServerEndpointsFactory endpoints, IActorRef smf, IActorRef cskmf, IActorRef kmc, EntityIdentity identity,
+        Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) : base(settings)
     {
         _endpoints = endpoints;
         _smf = smf;
+        _cskmf = cskmf;
+        _kmc = kmc;
+        _serverCredential = serverCredential;
+        _verifier = trustAnchor.Verifier();
+        _link = new SecureLink(Context, identity, settings, Log);
     }
 
-    public static Props Props(ServerEndpointsFactory endpoints, IActorRef smf, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new Registry(endpoints, smf, settings));
+    public static Props Props(ServerEndpointsFactory endpoints, IActorRef smf, IActorRef cskmf, IActorRef kmc,
+        EntityIdentity identity, Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<Registry>(endpoints, smf, cskmf, kmc, identity, serverCredential, trustAnchor, settings);
 
     public override string PersistenceId => $"registry-{Settings.ServerId}";
 
+    private string ServerId => _link.Identity.DeviceId;
+
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
-    protected override object CreateSnapshot() =>
-        new RegistrySnapshot(_gateways.Values.ToList(), _pnes.Values.ToList(), _lastRegistrationNumber);
+    protected override object CreateSnapshot() => new RegistrySnapshot(_gateways.Values.ToList(), _pnes.Values.ToList(),
+        _lastRegistrationNumber, _revokedDevices.ToList(), _revokedSerials.ToList());
 
     protected override void OnRecover(object message)
     {
@@ -51,12 +86,17 @@ public sealed class Registry : CpnsPersistentActor
                 foreach (var pne in snapshot.Pnes)
                     _pnes[pne.DeviceId] = pne;
                 _lastRegistrationNumber = snapshot.LastRegistrationNumber;
+                _revokedDevices.UnionWith(snapshot.RevokedDevices);
+                _revokedSerials.UnionWith(snapshot.RevokedSerials);
                 break;
             case ICpnsEvent @event:
                 Apply(@event);
                 break;
             case RecoveryCompleted:
-                TellSmfEverything();
+                foreach (var gateway in _gateways.Values)
+                    Place(gateway);
+                foreach (var byGateway in _pnes.Values.GroupBy(p => p.GatewayId))
+                    Place(byGateway.Key, byGateway.ToList());
                 break;
         }
     }
@@ -74,27 +114,52 @@ public sealed class Registry : CpnsPersistentActor
                     _pnes[pne.DeviceId] = pne;
                 _lastRegistrationNumber = Math.Max(_lastRegistrationNumber, registered.LastRegistrationNumber);
                 break;
+            case CredentialRevokedEvent revoked:
+                _revokedDevices.Add(revoked.DeviceId);
+                _revokedSerials.UnionWith(revoked.Serials);
+                _gateways.Remove(revoked.DeviceId);
+                _pnes.Remove(revoked.DeviceId);
+                foreach (var orphan in _pnes.Values.Where(p => p.GatewayId == revoked.DeviceId).ToList())
+                    _pnes.Remove(orphan.DeviceId);
+                break;
         }
     }
 
-    /// <summary>After recovery the SMF learns the whole inventory, so groups can reach their members again.</summary>
-    private void TellSmfEverything()
+    /// <summary>The SMF and CSKMF learn where an entity is and which key signs its messages.</summary>
+    private void Place(GatewayRecord gateway)
     {
-        foreach (var gateway in _gateways.Values)
-            _smf.Tell(new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.Endpoints));
-        foreach (var byGateway in _pnes.Values.GroupBy(p => p.GatewayId))
-            _smf.Tell(new PnesPlaced(byGateway.Key, byGateway.Select(p => p.DeviceId).ToList()));
+        _link.Guard.Trust(gateway.GatewayId, gateway.Keys.Signing);
+        var placed = new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.Capabilities.PnSecurityLevel,
+            gateway.Endpoints);
+        _smf.Tell(placed);
+        _cskmf.Tell(placed);
+    }
+
+    private void Place(string gatewayId, IReadOnlyList<PneRecord> pnes)
+    {
+        var placed = new PnesPlaced(gatewayId, pnes.Select(p => new PlacedPne(p.DeviceId, p.Keys)).ToList());
+        _smf.Tell(placed);
+        _cskmf.Tell(placed);
     }
 
     protected override void OnCommand(object message)
     {
         switch (message)
         {
-            case RegisterGateway register:
-                OnRegisterGateway(register);
+            case SignedEnvelope envelope:
+                if (_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var inner, out var senderId))
+                    OnAuthenticated(inner, senderId);
                 break;
-            case RegisterPnes batch:
-                OnRegisterPnes(batch);
+            case CredentialsIssued issued:
+                OnCredentialsIssued(issued);
+                break;
+            case RevokeCredential revoke when Locality.IsLocal(Sender):
+                OnRevoke(revoke);
+                break;
+            case AuthHello or RegisterGateway or RegisterPnes:
+                var deviceId = ((message as IWithDeviceId)?.DeviceId ?? (message as IWithGatewayId)?.GatewayId)!;
+                Reject(Sender, deviceId, RegistrationError.AuthenticationFailed, "registrations must come in a signed envelope",
+                    AuthFailure.BadSignature);
                 break;
             case GetInventory:
                 Sender.Tell(new Inventory(
@@ -103,6 +168,9 @@ public sealed class Registry : CpnsPersistentActor
                     _pnes.Values.OrderBy(p => p.DeviceId, StringComparer.Ordinal)
                         .Select(p => new InventoryEntry(p.DeviceId, EntityKind.Pne, p.GatewayId, p.RegistrationId)).ToList()));
                 break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
             default:
                 if (!HandleSnapshotReplies(message))
                     Unhandled(message);
@@ -110,103 +178,277 @@ public sealed class Registry : CpnsPersistentActor
         }
     }
 
-    private void OnRegisterGateway(RegisterGateway register)
+    /// <summary>A hello or a PN GW's registration carries the key its envelope is signed with; that proof is checked below.</summary>
+    private static Octets? SigningKeyIn(object message) => message switch
     {
-        if (Validate(register.GatewayId, register.Keys) is { } problem)
+        AuthHello hello => hello.Keys.Signing,
+        RegisterGateway register => register.Keys.Signing,
+        _ => null,
+    };
+
+    private void OnAuthenticated(object message, string senderId)
+    {
+        switch (message)
         {
-            Reject(register.GatewayId, RegistrationError.InvalidRequest, problem);
+            case AuthHello hello when hello.DeviceId == senderId:
+                OnHello(hello);
+                break;
+            case RegisterGateway register when register.GatewayId == senderId:
+                OnRegisterGateway(register);
+                break;
+            case RegisterPnes batch when batch.GatewayId == senderId && _gateways.ContainsKey(senderId):
+                OnRegisterPnes(batch);
+                break;
+            case RegisterPnes batch:
+                _link.Send(Sender, new PnesRegistered(batch.GatewayId, batch.Pnes
+                    .Select(p => new PneRegistrationResult(p.DeviceId, null, 0, null, RegistrationError.UnknownGateway, null,
+                        $"PN GW {batch.GatewayId} is not registered"))
+                    .ToList()));
+                break;
+            default:
+                Log.Warning("registry: {0} from {1} does not match its sender; ignored", message.GetType().Name, senderId);
+                break;
+        }
+    }
+
+    private void OnHello(AuthHello hello)
+    {
+        if (!DeviceIds.IsValid(hello.DeviceId) || hello.Kind is not (EntityKind.PnGateway or EntityKind.Both))
+        {
+            Reject(Sender, hello.DeviceId, RegistrationError.InvalidRequest, "a PN GW authenticates with a valid id as PnGateway or Both");
             return;
         }
 
-        if (register.Kind is not (EntityKind.PnGateway or EntityKind.Both))
+        if (Screen(hello.DeviceId, hello.Keys, hello.Credential, EntityKind.PnGateway, EntityKind.Both) is { } failure)
         {
-            Reject(register.GatewayId, RegistrationError.InvalidRequest, $"a PN GW registers as PnGateway or Both, not {register.Kind}");
+            Reject(Sender, hello.DeviceId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
+            return;
+        }
+
+        PruneChallenges();
+        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _challenges[hello.DeviceId] = new Challenge(hello, nonce, NowMs + (long)Settings.AuthenticationTimeout.TotalMilliseconds);
+        var signature = _link.Identity.Sign(
+            AuthTranscripts.Verifier(GatewayContext, hello.DeviceId, ServerId, hello.ClientNonce, nonce).Bytes);
+        _link.Send(Sender, new AuthChallenge(hello.DeviceId, ServerId, _serverCredential, hello.ClientNonce, nonce, signature));
+    }
+
+    private void OnRegisterGateway(RegisterGateway register)
+    {
+        if (!_challenges.Remove(register.GatewayId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+            challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
+            challenge.Hello.Keys != register.Keys)
+        {
+            Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
+                AuthFailure.NoChallenge);
+            return;
+        }
+
+        if (CheckProof(register.GatewayId, ServerId, GatewayContext, register.Keys, register.Proof) is { } badProof)
+        {
+            Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, badProof, AuthFailure.BadSignature);
+            return;
+        }
+
+        if (Screen(register.GatewayId, register.Keys, register.Credential, EntityKind.PnGateway, EntityKind.Both) is { } failure)
+        {
+            Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
             return;
         }
 
         if (_pnes.ContainsKey(register.GatewayId))
         {
-            Reject(register.GatewayId, RegistrationError.DuplicateDevice, $"{register.GatewayId} is registered as a PNE");
+            Reject(Sender, register.GatewayId, RegistrationError.DuplicateDevice, $"{register.GatewayId} is registered as a PNE");
             return;
         }
 
-        var number = _lastRegistrationNumber + 1;
-        var record = new GatewayRecord(register.GatewayId, register.Kind, register.Keys, register.Endpoints,
-            RegistrationId(number), Settings.ClampLifetime(register.LifetimeSeconds), NowMs);
-        var replyTo = Sender;
-        Persist(new GatewayRegisteredEvent(record, number), e =>
-        {
-            Apply(e);
-            _smf.Tell(new GatewayPlaced(record.GatewayId, record.Kind, record.Keys, record.Endpoints));
-            replyTo.Tell(new GatewayRegistered(record.GatewayId, record.RegistrationId, record.LifetimeSeconds,
-                _endpoints(Self)));
-            SnapshotIfDue();
-        });
+        var record = new GatewayRecord(register.GatewayId, register.Kind, register.Keys, register.Capabilities, "",
+            register.Endpoints, "", Settings.ClampLifetime(register.LifetimeSeconds), NowMs);
+        var presented = new Dictionary<string, Credential>(StringComparer.Ordinal);
+        if (register.Credential is not null)
+            presented[register.GatewayId] = register.Credential;
+        RequestCredentials(new AwaitingCredentials(Sender, record, null, [], [], presented),
+            register.Credential is null ? [new CredentialRequest(register.GatewayId, register.Kind, register.Keys)] : []);
     }
 
     private void OnRegisterPnes(RegisterPnes batch)
     {
-        if (!_gateways.ContainsKey(batch.GatewayId))
-        {
-            Sender.Tell(new PnesRegistered(batch.GatewayId, batch.Pnes
-                .Select(p => new PneRegistrationResult(p.DeviceId, null, 0, RegistrationError.UnknownGateway,
-                    $"PN GW {batch.GatewayId} is not registered"))
-                .ToList()));
-            return;
-        }
-
-        var number = _lastRegistrationNumber;
-        var now = NowMs;
-        var accepted = new List<PneRecord>();
         var results = new List<PneRegistrationResult>();
+        var accepted = new List<PneRecord>();
+        var requests = new List<CredentialRequest>();
+        var presented = new Dictionary<string, Credential>(StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var pne in batch.Pnes)
         {
-            var problem = Validate(pne.DeviceId, pne.Keys)
-                          ?? (_gateways.ContainsKey(pne.DeviceId) ? $"{pne.DeviceId} is registered as a PN GW" : null)
-                          ?? (!seen.Add(pne.DeviceId) ? $"{pne.DeviceId} appears twice in one batch" : null);
+            string? problem = null;
+            AuthFailure? auth = null;
+            var error = RegistrationError.InvalidRequest;
+            if (!DeviceIds.IsValid(pne.DeviceId) || pne.Keys.Signing.Length != 32 || pne.Keys.Agreement.Length != 32)
+                problem = "a PNE needs a valid id and a 32-byte Ed25519 and X25519 key";
+            else if (_gateways.ContainsKey(pne.DeviceId))
+                problem = $"{pne.DeviceId} is registered as a PN GW";
+            else if (!seen.Add(pne.DeviceId))
+                problem = $"{pne.DeviceId} appears twice in one batch";
+            else if (CheckProof(pne.DeviceId, batch.GatewayId, PneContext, pne.Keys, pne.Proof) is { } badProof)
+            {
+                (problem, auth, error) = (badProof, AuthFailure.BadSignature, RegistrationError.AuthenticationFailed);
+            }
+            else if (Screen(pne.DeviceId, pne.Keys, pne.Credential, EntityKind.Pne) is { } failure)
+            {
+                (problem, auth, error) = (failure.Detail, failure.Failure, RegistrationError.AuthenticationFailed);
+            }
+
             if (problem is not null)
             {
-                results.Add(new PneRegistrationResult(pne.DeviceId, null, 0, RegistrationError.InvalidRequest, problem));
+                Log.Info("registration of PNE {0} via {1} refused: {2}", pne.DeviceId, batch.GatewayId, problem);
+                results.Add(new PneRegistrationResult(pne.DeviceId, null, 0, null, error, auth, problem));
                 continue;
             }
 
-            var record = new PneRecord(pne.DeviceId, batch.GatewayId, pne.Keys, pne.Endpoints, RegistrationId(++number),
-                Settings.ClampLifetime(pne.LifetimeSeconds), now);
-            accepted.Add(record);
-            results.Add(new PneRegistrationResult(record.DeviceId, record.RegistrationId, record.LifetimeSeconds, null, null));
+            accepted.Add(new PneRecord(pne.DeviceId, batch.GatewayId, pne.Keys, pne.Capabilities, "", pne.Endpoints, "",
+                Settings.ClampLifetime(pne.LifetimeSeconds), NowMs));
+            if (pne.Credential is null)
+                requests.Add(new CredentialRequest(pne.DeviceId, EntityKind.Pne, pne.Keys));
+            else
+                presented[pne.DeviceId] = pne.Credential;
         }
 
-        var replyTo = Sender;
-        if (accepted.Count == 0)
+        RequestCredentials(new AwaitingCredentials(Sender, null, batch.GatewayId, accepted, results, presented), requests);
+    }
+
+    private void RequestCredentials(AwaitingCredentials awaiting, IReadOnlyList<CredentialRequest> requests)
+    {
+        var requestId = ++_nextRequestId;
+        _awaiting[requestId] = awaiting;
+        if (requests.Count == 0)
+            OnCredentialsIssued(new CredentialsIssued(requestId, []));
+        else
+            _kmc.Tell(new IssueCredentials(requestId, requests));
+    }
+
+    private void OnCredentialsIssued(CredentialsIssued issued)
+    {
+        if (!_awaiting.Remove(issued.RequestId, out var awaiting))
+            return;
+        var credentials = new Dictionary<string, (Credential Credential, string Serial)>(StringComparer.Ordinal);
+        foreach (var (deviceId, credential) in awaiting.Presented)
+            credentials[deviceId] = (credential, _verifier.Verify(credential, Context.System.Scheduler.Now).Credential?.Serial ?? "");
+        foreach (var credential in issued.Credentials)
+            credentials[credential.DeviceId] = (credential.Credential, credential.Serial);
+
+        if (awaiting.Gateway is { } gateway)
         {
-            replyTo.Tell(new PnesRegistered(batch.GatewayId, results));
+            var number = _lastRegistrationNumber + 1;
+            var (credential, serial) = credentials[gateway.GatewayId];
+            var record = gateway with { RegistrationId = RegistrationId(number), CredentialSerial = serial };
+            Persist(new GatewayRegisteredEvent(record, number), e =>
+            {
+                Apply(e);
+                Place(record);
+                _link.Send(awaiting.ReplyTo, new GatewayRegistered(record.GatewayId, record.RegistrationId, record.LifetimeSeconds,
+                    credential, _endpoints(Self)));
+                SnapshotIfDue();
+            });
             return;
         }
 
-        Persist(new PnesRegisteredEvent(batch.GatewayId, accepted, number), e =>
+        var gatewayId = awaiting.GatewayId!;
+        if (awaiting.Pnes.Count == 0)
+        {
+            _link.Send(awaiting.ReplyTo, new PnesRegistered(gatewayId, awaiting.Results));
+            return;
+        }
+
+        var last = _lastRegistrationNumber;
+        var records = awaiting.Pnes
+            .Select(p => p with { RegistrationId = RegistrationId(++last), CredentialSerial = credentials[p.DeviceId].Serial })
+            .ToList();
+        Persist(new PnesRegisteredEvent(gatewayId, records, last), e =>
         {
             Apply(e);
-            _smf.Tell(new PnesPlaced(batch.GatewayId, accepted.Select(p => p.DeviceId).ToList()));
-            replyTo.Tell(new PnesRegistered(batch.GatewayId, results));
+            Place(gatewayId, records);
+            var results = awaiting.Results.Concat(records.Select(r => new PneRegistrationResult(r.DeviceId, r.RegistrationId,
+                r.LifetimeSeconds, credentials[r.DeviceId].Credential, null, null, null))).ToList();
+            _link.Send(awaiting.ReplyTo, new PnesRegistered(gatewayId, results));
             SnapshotIfDue();
         });
     }
 
-    private static string RegistrationId(long number) => $"r-{number}";
-
-    private static string? Validate(string deviceId, PublicKeys? keys)
+    private void OnRevoke(RevokeCredential revoke)
     {
-        if (string.IsNullOrWhiteSpace(deviceId) || deviceId.Length > 128)
-            return "a device id is 1 to 128 characters";
-        if (keys is null || keys.Signing.Length != 32 || keys.Agreement.Length != 32)
-            return "public keys must be a 32-byte Ed25519 key and a 32-byte X25519 key";
-        return null;
+        var serials = new List<string>();
+        if (_gateways.TryGetValue(revoke.DeviceId, out var gateway) && gateway.CredentialSerial.Length > 0)
+            serials.Add(gateway.CredentialSerial);
+        if (_pnes.TryGetValue(revoke.DeviceId, out var pne) && pne.CredentialSerial.Length > 0)
+            serials.Add(pne.CredentialSerial);
+        var orphans = _pnes.Values.Where(p => p.GatewayId == revoke.DeviceId).Select(p => p.DeviceId).ToList();
+        var replyTo = Sender;
+        Persist(new CredentialRevokedEvent(revoke.DeviceId, serials, revoke.Reason), e =>
+        {
+            Apply(e);
+            _link.Guard.Revoke(e.DeviceId);
+            var removed = new EntitiesRemoved([e.DeviceId, .. orphans], Revoked: true);
+            _smf.Tell(removed);
+            _cskmf.Tell(removed);
+            foreach (var other in _gateways.Values)
+                _link.Send(other.Endpoints.Connections, new CredentialRevoked(e.DeviceId, e.Serials));
+            Log.Warning("credentials of {0} revoked ({1}); {2} PNEs behind it deregistered", e.DeviceId, e.Reason, orphans.Count);
+            replyTo.Tell(new CredentialRevocationAccepted(e.DeviceId, e.Serials));
+            SnapshotIfDue();
+        });
     }
 
-    private void Reject(string deviceId, RegistrationError error, string detail)
+    private sealed record Screening(AuthFailure Failure, string Detail);
+
+    /// <summary>
+    /// Revocation, then the credential if one is shown (chain to the KMC root, validity, kind, subject, and that
+    /// it binds the keys in use); without one, enrollment is allowed unless the id is held by other keys.
+    /// </summary>
+    private Screening? Screen(string deviceId, PublicKeys keys, Credential? credential, params EntityKind[] kinds)
     {
-        Log.Info("registration of {0} rejected: {1} ({2})", deviceId, error, detail);
-        Sender.Tell(new RegistrationRejected(deviceId, error, detail));
+        if (_revokedDevices.Contains(deviceId))
+            return new Screening(AuthFailure.Revoked, $"{deviceId} is revoked");
+        if (credential is not null)
+        {
+            var check = _verifier.Verify(credential, Context.System.Scheduler.Now, _revokedSerials, deviceId, kinds);
+            if (!check.Valid)
+                return new Screening(AuthTranscripts.FromCredentialError(check.Error!.Value), check.Detail!);
+            if (check.Credential!.Keys != keys)
+                return new Screening(AuthFailure.KeyMismatch, $"the credential of {deviceId} binds other keys");
+            return null;
+        }
+
+        var known = _gateways.TryGetValue(deviceId, out var gateway) ? gateway.Keys
+            : _pnes.TryGetValue(deviceId, out var pne) ? pne.Keys : null;
+        return known is not null && known != keys
+            ? new Screening(AuthFailure.KeyMismatch, $"{deviceId} is registered with other keys; present its credential")
+            : null;
+    }
+
+    private static string? CheckProof(string deviceId, string verifierId, string context, PublicKeys keys, AuthProof proof)
+    {
+        if (proof.Context != context)
+            return $"proof is for context '{proof.Context}', not '{context}'";
+        var transcript = AuthTranscripts.Client(context, deviceId, verifierId, proof.ClientNonce, proof.VerifierNonce);
+        return EntityIdentity.Verify(keys.Signing, transcript.Bytes, proof.Signature)
+            ? null
+            : $"the proof of {deviceId} does not verify";
+    }
+
+    private void PruneChallenges()
+    {
+        if (_challenges.Count < 1024)
+            return;
+        var now = NowMs;
+        foreach (var expired in _challenges.Where(kv => kv.Value.ExpiresAtMs < now).Select(kv => kv.Key).ToList())
+            _challenges.Remove(expired);
+    }
+
+    private static string RegistrationId(long number) => $"r-{number}";
+
+    private void Reject(IActorRef replyTo, string deviceId, RegistrationError error, string detail, AuthFailure? auth = null)
+    {
+        Log.Info("registration of {0} refused: {1}{2} ({3})", deviceId, error, auth is null ? "" : $"/{auth}", detail);
+        _link.Send(replyTo, new RegistrationRejected(deviceId, error, detail, auth));
     }
 }

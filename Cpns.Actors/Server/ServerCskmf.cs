@@ -1,5 +1,5 @@
-using Akka.Event;
 using Akka.Actor;
+using Akka.Event;
 using Akka.Persistence;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
@@ -9,36 +9,62 @@ namespace Cpns.Actors.Server;
 
 /// <summary>
 /// The CPNS Server's Content/Service Key Management Function. It implements the SEC_CF OSG role through its
-/// child <c>osg</c>: creates, updates, delivers (push, or on request: pull) and revokes group keys. Every
-/// epoch is persisted, wrapped under the KEK, before the SMF hears it is ready.
+/// child <c>osg</c>: creates, updates, delivers (push, or on request: pull) and revokes group keys. Every epoch
+/// is persisted, wrapped under the KEK, and signed (an <see cref="EpochAnnouncement"/>) before the SMF hears it
+/// is ready; it reaches a PN GW only wrapped for that PN GW, only if its PN is secure enough for the group, and
+/// the PN GW acknowledges it. It also notices groups due for a periodic rekey.
 /// </summary>
-public sealed class ServerCskmf : CpnsPersistentActor
+public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 {
+    private sealed record RekeyTick : INoSerializationVerificationNeeded
+    {
+        public static readonly RekeyTick Instance = new();
+    }
+
     private readonly EntityIdentity _identity;
     private readonly KeyEncryptionKey _kek;
     private readonly PairwiseKeys _pairwise;
+    private readonly SecureLink _link;
     private readonly IActorRef _osg;
     private readonly GroupKeyBook _book = new();
     private readonly Dictionary<(string GroupId, long Epoch), (RequestGroupKey Request, IActorRef Smf)> _pending = new();
-    private readonly Dictionary<string, long> _reservedEpoch = new();
-    private readonly Dictionary<string, IActorRef> _pendingRevocations = new();
+    private readonly Dictionary<string, long> _reservedEpoch = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _pendingRevocations = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SecurityLevel> _gatewayLevels = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
+    private readonly HashSet<string> _rekeyRequested = new(StringComparer.Ordinal);
+    private readonly SiblingRef _smf;
 
     public ServerCskmf(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings) : base(settings)
     {
         _identity = identity;
         _kek = kek;
         _pairwise = new PairwiseKeys(identity);
+        _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
+        _smf = SiblingRef.Of(Context, "smf");
     }
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
     public static Props Props(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new ServerCskmf(identity, kek, kmc, settings));
+        Akka.Actor.Props.Create<ServerCskmf>(identity, kek, kmc, settings);
 
     public override string PersistenceId => $"cskmf-{Settings.ServerId}";
 
     protected override object CreateSnapshot() => _book.Snapshot();
 
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
+
+    protected override void PreStart()
+    {
+        base.PreStart();
+        if (Settings.RekeyInterval > TimeSpan.Zero)
+        {
+            var every = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, Settings.RekeyInterval.Ticks / 4));
+            Timers.StartPeriodicTimer(RekeyTick.Instance, RekeyTick.Instance, every);
+        }
+    }
 
     protected override void OnRecover(object message)
     {
@@ -60,6 +86,27 @@ public sealed class ServerCskmf : CpnsPersistentActor
     {
         switch (message)
         {
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId))
+                    OnSigned(inner, senderId);
+                break;
+            case GatewayPlaced placed:
+                _gatewayLevels[placed.GatewayId] = placed.PnSecurityLevel;
+                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+                break;
+            case PnesPlaced:
+                break;
+            case EntitiesRemoved removed:
+                foreach (var id in removed.DeviceIds)
+                {
+                    _gatewayLevels.Remove(id);
+                    if (removed.Revoked)
+                        _link.Guard.Revoke(id);
+                    else
+                        _link.Guard.Forget(id);
+                }
+
+                break;
             case RequestGroupKey request:
                 OnRequestGroupKey(request);
                 break;
@@ -69,24 +116,47 @@ public sealed class ServerCskmf : CpnsPersistentActor
             case DeliverGroupKey deliver:
                 Push(deliver);
                 break;
-            case GroupKeyRequest request:
-                OnPullRequest(request);
-                break;
             case RevokeGroupKey revoke:
                 OnRevoke(revoke);
                 break;
             case OsgKeyRevoked revoked:
                 OnRevoked(revoked);
                 break;
+            case RekeyTick:
+                RequestDueRekeys();
+                break;
             case GetKeyState query:
                 Sender.Tell(KeyState(query.GroupId));
+                break;
+            case GetKeyAcks query:
+                Sender.Tell(Acks(query.GroupId));
                 break;
             case ExportGroupKey export:
                 Export(export);
                 break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
             default:
                 if (!HandleSnapshotReplies(message))
                     Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnSigned(object message, string senderId)
+    {
+        switch (message)
+        {
+            case GroupKeyRequest request:
+                OnPullRequest(request, senderId);
+                break;
+            case GroupKeyAck ack when ack.HolderId == senderId:
+                if (_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked))
+                    acked.Add(senderId);
+                break;
+            default:
+                Log.Warning("cskmf: unexpected signed {0} from {1}", message.GetType().Name, senderId);
                 break;
         }
     }
@@ -111,11 +181,16 @@ public sealed class ServerCskmf : CpnsPersistentActor
         }
 
         var request = pending.Request;
-        var @event = new GroupEpochIssuedEvent(issued.GroupId, issued.Epoch, request.Mode, issued.KeyUnderKek,
-            issued.KeyCheck, request.Targets, NowMs);
+        var announcement = EpochAnnouncement.Sign(_identity, issued.GroupId, issued.Epoch, issued.KeyCheck);
+        var @event = new GroupEpochIssuedEvent(issued.GroupId, issued.Epoch, request.Mode, request.RequiredSecurityLevel,
+            issued.KeyUnderKek, issued.KeyCheck, announcement, request.Targets, NowMs);
         Persist(@event, e =>
         {
             _book.Apply(e);
+            _rekeyRequested.Remove(e.GroupId);
+            _acks[(e.GroupId, e.Epoch)] = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var stale in _acks.Keys.Where(k => k.GroupId == e.GroupId && k.Epoch < e.Epoch - 1).ToList())
+                _acks.Remove(stale);
             FlowTrace.Send(Context, pending.Smf, new GroupKeyReady(e.GroupId, e.Epoch, e.Mode, e.KeyCheck), e.GroupId,
                 e.Epoch, 6, e.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
             SnapshotIfDue();
@@ -128,7 +203,7 @@ public sealed class ServerCskmf : CpnsPersistentActor
         var current = _book.Current(deliver.GroupId);
         if (current is null || current.Epoch != deliver.Epoch)
         {
-            Log.Info("push of {0}#{1} skipped: current epoch is {2}", deliver.GroupId, deliver.Epoch,
+            Log.Debug("push of {0}#{1} skipped: current epoch is {2}", deliver.GroupId, deliver.Epoch,
                 current?.Epoch.ToString() ?? "none");
             return;
         }
@@ -137,8 +212,16 @@ public sealed class ServerCskmf : CpnsPersistentActor
         try
         {
             foreach (var target in current.Targets)
-                FlowTrace.Send(Context, target.GatewayCskmf, WrapFor(key, current, target), current.GroupId,
+            {
+                if (LevelProblem(target.GatewayId, current.RequiredSecurityLevel) is { } problem)
+                {
+                    Log.Warning("push of {0}#{1} to {2} withheld: {3}", current.GroupId, current.Epoch, target.GatewayId, problem);
+                    continue;
+                }
+
+                FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(WrapFor(key, current, target)), current.GroupId,
                     current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
+            }
         }
         finally
         {
@@ -146,9 +229,15 @@ public sealed class ServerCskmf : CpnsPersistentActor
         }
     }
 
-    /// <summary>Pull steps 9 → 10: a PN GW's CSKMF asks for an epoch; it gets it wrapped for itself alone.</summary>
-    private void OnPullRequest(GroupKeyRequest request)
+    /// <summary>Pull steps 9 → 10: a PN GW asks for an epoch; it gets it wrapped for itself alone, if it may.</summary>
+    private void OnPullRequest(GroupKeyRequest request, string senderId)
     {
+        if (request.RequesterId != senderId)
+        {
+            Refuse(request, KeyError.NotAuthorized, $"request names {request.RequesterId} but is signed by {senderId}");
+            return;
+        }
+
         var lookup = _book.Lookup(request.GroupId, request.Epoch, NowMs, Settings.KeyGraceWindow);
         if (lookup.Epoch is not { } issued)
         {
@@ -159,18 +248,24 @@ public sealed class ServerCskmf : CpnsPersistentActor
             return;
         }
 
-        var target = issued.Targets.FirstOrDefault(t => t.GatewayId == request.RequesterId);
+        if (LevelProblem(senderId, issued.RequiredSecurityLevel) is { } problem)
+        {
+            Refuse(request, KeyError.InsufficientSecurityLevel, problem);
+            return;
+        }
+
+        var target = issued.Targets.FirstOrDefault(t => t.GatewayId == senderId);
         if (target is null)
         {
-            Refuse(request, KeyError.NotMember, $"{request.RequesterId} serves no member of {request.GroupId}#{request.Epoch}");
+            Refuse(request, KeyError.NotAuthorized, $"{senderId} serves no member of {request.GroupId}#{request.Epoch}");
             return;
         }
 
         var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
         try
         {
-            FlowTrace.Send(Context, Sender, WrapFor(key, issued, target),
-                issued.GroupId, issued.Epoch, 10, FlowKind.Pull, FlowLeg.ServerToGateway);
+            FlowTrace.Send(Context, Sender, _link.Seal(WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,
+                FlowKind.Pull, FlowLeg.ServerToGateway);
         }
         finally
         {
@@ -178,18 +273,25 @@ public sealed class ServerCskmf : CpnsPersistentActor
         }
     }
 
+    /// <summary>A key enters a PN only if the PN GW reports that PN at least as secure as the group requires.</summary>
+    private string? LevelProblem(string gatewayId, SecurityLevel required)
+    {
+        var level = _gatewayLevels.GetValueOrDefault(gatewayId, SecurityLevel.None);
+        return level < required ? $"the PN of {gatewayId} offers {level} security; the group requires {required}" : null;
+    }
+
     private GroupKeyDelivery WrapFor(GroupKey key, GroupEpochIssuedEvent issued, KeyDeliveryTarget target)
     {
         var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
         return new GroupKeyDelivery(issued.GroupId, issued.Epoch, issued.Mode, _identity.DeviceId, target.GatewayId,
-            key.WrapUnder(pairwise, target.GatewayId), issued.KeyCheck, target.LocalMembers);
+            key.WrapUnder(pairwise, target.GatewayId), issued.KeyCheck, target.LocalMembers, issued.Announcement);
     }
 
     private void Refuse(GroupKeyRequest request, KeyError error, string detail)
     {
         Log.Info("key request {0}#{1} from {2} refused: {3} ({4})", request.GroupId, request.Epoch, request.RequesterId,
             error, detail);
-        Sender.Tell(new GroupKeyRefused(request.GroupId, request.Epoch, error, detail));
+        _link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, error, detail));
     }
 
     private void OnRevoke(RevokeGroupKey revoke)
@@ -207,10 +309,26 @@ public sealed class ServerCskmf : CpnsPersistentActor
         Persist(new GroupKeysRevokedEvent(revoked.GroupId, revoked.FinalEpoch), e =>
         {
             _book.Apply(e);
+            foreach (var stale in _acks.Keys.Where(k => k.GroupId == e.GroupId).ToList())
+                _acks.Remove(stale);
             FlowTrace.Send(Context, smf, new GroupKeyRevoked(e.GroupId, e.FinalEpoch), e.GroupId, e.FinalEpoch, 4,
                 FlowKind.Revoke, FlowLeg.ServerToGateway);
             SnapshotIfDue();
         });
+    }
+
+    /// <summary>Groups whose current epoch is older than the rekey interval get a new one (through the SMF).</summary>
+    private void RequestDueRekeys()
+    {
+        var now = NowMs;
+        foreach (var groupId in _book.GroupIds.ToList())
+        {
+            if (_book.Current(groupId) is not { } current || _rekeyRequested.Contains(groupId) ||
+                now - current.IssuedAtMs < Settings.RekeyInterval.TotalMilliseconds)
+                continue;
+            _rekeyRequested.Add(groupId);
+            _smf.Tell(new RekeyDue(groupId), Self);
+        }
     }
 
     private HeldGroupKey KeyState(string groupId)
@@ -221,9 +339,19 @@ public sealed class ServerCskmf : CpnsPersistentActor
             live.Select(e => e.Epoch).ToList(), _book.IsRevoked(groupId));
     }
 
+    private KeyAcks Acks(string groupId)
+    {
+        var current = _book.Current(groupId);
+        if (current is null)
+            return new KeyAcks(groupId, 0, [], []);
+        var acked = _acks.GetValueOrDefault((groupId, current.Epoch)) ?? [];
+        return new KeyAcks(groupId, current.Epoch, acked.Order(StringComparer.Ordinal).ToList(),
+            current.Targets.Select(t => t.GatewayId).Where(g => !acked.Contains(g)).Order(StringComparer.Ordinal).ToList());
+    }
+
     private void Export(ExportGroupKey export)
     {
-        if (!Settings.AllowKeyExport)
+        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, export.Epoch, KeyError.NotAuthorized, "key export is off"));
             return;

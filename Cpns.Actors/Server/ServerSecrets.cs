@@ -5,18 +5,23 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Server;
 
 /// <summary>
-/// The CPNS Server's long-term secrets: its identity key pairs and the KMC's key-encryption key. A server that
-/// restarts on the same database needs the same secrets to open the key epochs it journaled, so they live in a
-/// key file (owner-only permissions) in the data folder.
+/// The CPNS Server's long-term secrets: its identity key pairs, the KMC's key-encryption key and the KMC's root
+/// signing key. A server that restarts on the same database needs the same secrets to open the key epochs it
+/// journaled and to keep the credentials it issued valid, so they live in a key file (owner-only permissions)
+/// in the data folder.
 /// </summary>
-public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek)
+public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek, CredentialAuthority Authority)
 {
     public const string FileName = "server-secrets.json";
 
     public static ServerSecrets Generate(string serverId) =>
-        new(EntityIdentity.Generate(serverId, EntityKind.Server), KeyEncryptionKey.Generate());
+        new(EntityIdentity.Generate(serverId, EntityKind.Server), KeyEncryptionKey.Generate(),
+            CredentialAuthority.Generate(serverId + "-kmc"));
 
-    private sealed record KeyFile(int Version, string ServerId, string SigningKey, string AgreementKey, string Kek);
+    /// <summary>What every device is provisioned with to check credentials: the KMC's root public key.</summary>
+    public TrustAnchor TrustAnchor => new(Authority.RootPublicKey);
+
+    private sealed record KeyFile(int Version, string ServerId, string SigningKey, string AgreementKey, string Kek, string KmcRootKey);
 
     public static ServerSecrets LoadOrCreate(string path, string serverId)
     {
@@ -31,7 +36,8 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
             return new ServerSecrets(
                 EntityIdentity.FromPrivateKeys(serverId, EntityKind.Server, Convert.FromBase64String(file.SigningKey),
                     Convert.FromBase64String(file.AgreementKey)),
-                KeyEncryptionKey.FromBytes(Convert.FromBase64String(file.Kek)));
+                KeyEncryptionKey.FromBytes(Convert.FromBase64String(file.Kek)),
+                CredentialAuthority.FromPrivateKey(serverId + "-kmc", Convert.FromBase64String(file.KmcRootKey)));
         }
 
         var secrets = Generate(serverId);
@@ -43,7 +49,8 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var file = new KeyFile(1, Identity.DeviceId, Convert.ToBase64String(Identity.ExportSigningPrivateKey()),
-            Convert.ToBase64String(Identity.ExportAgreementPrivateKey()), Convert.ToBase64String(Kek.Export()));
+            Convert.ToBase64String(Identity.ExportAgreementPrivateKey()), Convert.ToBase64String(Kek.Export()),
+            Convert.ToBase64String(Authority.ExportPrivateKey()));
         var temp = path + ".tmp";
         using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
         {

@@ -1,5 +1,5 @@
-using Akka.Event;
 using Akka.Actor;
+using Akka.Event;
 using Akka.Persistence;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
@@ -8,46 +8,85 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Server;
 
 /// <summary>
-/// The CPNS Server's Service Management Function: service groups and their members. Every change asks the
-/// CSKMF for a new key epoch (step 1), is persisted when the key is ready (step 6), acknowledged, and then
-/// announced to the PN GWs that reach members (step 7). Changes to one group are applied one at a time.
+/// The CPNS Server's Service Management Function: service groups, their members and access control lists.
+/// A change is authorized first (privileges View &lt; Operate &lt; Manage &lt; Administer; the PN security level a
+/// group requires), then asks the CSKMF for a new key epoch (step 1), is persisted when the key is ready (step 6),
+/// acknowledged, and announced to the PN GWs that reach members (step 7). Changes to one group are applied one
+/// at a time. Requests come signed from registered entities, or unsigned from a local operator.
 /// </summary>
 public sealed class ServerSmf : CpnsPersistentActor
 {
-    private sealed class Group(string id, string owner, DeliveryMode mode)
+    public const string OperatorId = "operator";
+
+    private sealed class Group(string id, string owner, DeliveryMode mode, SecurityLevel requiredLevel, JoinPolicy joinPolicy)
     {
         public string Id { get; } = id;
         public string Owner { get; } = owner;
         public DeliveryMode Mode { get; } = mode;
+        public SecurityLevel RequiredLevel { get; } = requiredLevel;
+        public JoinPolicy JoinPolicy { get; } = joinPolicy;
         public long Epoch { get; set; }
+        public long LastRekeyMs { get; set; }
         public SortedSet<string> Members { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, Privilege> Acl { get; } = new(StringComparer.Ordinal);
+
+        public Privilege PrivilegeOf(string subject) =>
+            subject == OperatorId ? Privilege.Administer : Acl.GetValueOrDefault(subject, Privilege.None);
+
+        public GroupSnapshotEntry ToEntry() => new(Id, Owner, Mode, Epoch, Members.ToList(), RequiredLevel, JoinPolicy,
+            Acl.Select(kv => new AclEntry(kv.Key, kv.Value)).OrderBy(e => e.SubjectId, StringComparer.Ordinal).ToList(),
+            LastRekeyMs);
+
+        public static Group From(GroupSnapshotEntry entry)
+        {
+            var group = new Group(entry.GroupId, entry.Owner, entry.Mode, entry.RequiredSecurityLevel, entry.JoinPolicy)
+            {
+                Epoch = entry.Epoch,
+                LastRekeyMs = entry.LastRekeyMs,
+            };
+            group.Members.UnionWith(entry.Members);
+            foreach (var acl in entry.Acl)
+                group.Acl[acl.SubjectId] = acl.Privilege;
+            return group;
+        }
     }
 
-    private sealed record GatewayPlacement(string GatewayId, EntityKind Kind, PublicKeys Keys, GatewayEndpoints Endpoints);
+    private sealed record GatewayPlacement(string GatewayId, PublicKeys Keys, SecurityLevel PnSecurityLevel, GatewayEndpoints Endpoints);
 
-    /// <summary>A change waiting for its key epoch: what the group will look like, and who asked.</summary>
-    private sealed record InFlight(object Command, IActorRef ReplyTo, IReadOnlyList<string> Members, string? Added, string? Removed);
+    /// <summary>A request, who to answer, and whether the answer is sealed (the request was).</summary>
+    private sealed record Request(object Command, IActorRef ReplyTo, bool Sealed);
+
+    /// <summary>A change waiting for its key epoch: what the group will look like.</summary>
+    private sealed record InFlight(Request Request, IReadOnlyList<string> Members, string? Removed);
+
+    /// <summary>Internal: a periodic or forced rekey with unchanged membership.</summary>
+    private sealed record Rekey(string GroupId) : IWithGroupId;
 
     private readonly IActorRef _cskmf;
-    private readonly Dictionary<string, Group> _groups = new();
-    private readonly Dictionary<string, long> _deleted = new();
-    private readonly Dictionary<string, GatewayPlacement> _gateways = new();
-    private readonly Dictionary<string, string> _gatewayOfPne = new();
-    private readonly Dictionary<string, InFlight> _inFlight = new();
-    private readonly Dictionary<string, Queue<(object Command, IActorRef ReplyTo)>> _waiting = new();
+    private readonly SecureLink _link;
+    private readonly Dictionary<string, Group> _groups = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _deleted = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GatewayPlacement> _gateways = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _gatewayOfPne = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<Request>> _waiting = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _departed = new(StringComparer.Ordinal);
 
-    public ServerSmf(IActorRef cskmf, CpnsSettings settings) : base(settings)
+    public ServerSmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) : base(settings)
     {
         _cskmf = cskmf;
+        _link = new SecureLink(Context, identity, settings, Log);
     }
 
-    public static Props Props(IActorRef cskmf, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new ServerSmf(cskmf, settings));
+    public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<ServerSmf>(identity, cskmf, settings);
 
     public override string PersistenceId => $"smf-{Settings.ServerId}";
 
+    private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
+
     protected override object CreateSnapshot() => new SmfSnapshot(
-        _groups.Values.Select(g => new GroupSnapshotEntry(g.Id, g.Owner, g.Mode, g.Epoch, g.Members.ToList())).ToList(),
+        _groups.Values.Select(g => g.ToEntry()).ToList(),
         _deleted.Select(kv => new DeletedGroupEntry(kv.Key, kv.Value)).ToList());
 
     protected override void OnRecover(object message)
@@ -57,38 +96,58 @@ public sealed class ServerSmf : CpnsPersistentActor
             case SnapshotOffer { Snapshot: SmfSnapshot snapshot }:
                 _groups.Clear();
                 foreach (var entry in snapshot.Groups)
-                {
-                    var group = new Group(entry.GroupId, entry.Owner, entry.Mode) { Epoch = entry.Epoch };
-                    group.Members.UnionWith(entry.Members);
-                    _groups[group.Id] = group;
-                }
-
+                    _groups[entry.GroupId] = Group.From(entry);
                 foreach (var deleted in snapshot.DeletedGroups)
                     _deleted[deleted.GroupId] = deleted.FinalEpoch;
                 break;
             case ICpnsEvent @event:
-                Apply(@event);
+                Apply(@event, recovering: true);
                 break;
         }
     }
 
-    private void Apply(ICpnsEvent @event)
+    private void Apply(ICpnsEvent @event, bool recovering = false)
     {
+        var now = recovering ? 0 : NowMs;
         switch (@event)
         {
             case GroupCreatedEvent created:
-                var group = new Group(created.GroupId, created.Owner, created.Mode) { Epoch = created.Epoch };
+                var group = new Group(created.GroupId, created.Owner, created.Mode, created.RequiredSecurityLevel, created.JoinPolicy)
+                {
+                    Epoch = created.Epoch,
+                    LastRekeyMs = now,
+                };
                 group.Members.UnionWith(created.Members);
+                group.Acl[created.Owner] = Privilege.Administer;
+                foreach (var member in created.Members)
+                    group.Acl[member] = (Privilege)Math.Max((int)group.Acl.GetValueOrDefault(member), (int)Privilege.Operate);
                 _groups[group.Id] = group;
                 _deleted.Remove(group.Id);
                 break;
             case MemberAddedEvent added:
-                _groups[added.GroupId].Members.Add(added.MemberId);
-                _groups[added.GroupId].Epoch = added.Epoch;
+                var addTo = _groups[added.GroupId];
+                addTo.Members.Add(added.MemberId);
+                addTo.Acl[added.MemberId] = (Privilege)Math.Max((int)addTo.Acl.GetValueOrDefault(added.MemberId), (int)added.Privilege);
+                addTo.Epoch = added.Epoch;
+                addTo.LastRekeyMs = now;
                 break;
             case MemberRemovedEvent removed:
-                _groups[removed.GroupId].Members.Remove(removed.MemberId);
-                _groups[removed.GroupId].Epoch = removed.Epoch;
+                var removeFrom = _groups[removed.GroupId];
+                removeFrom.Members.Remove(removed.MemberId);
+                if (removeFrom.Acl.GetValueOrDefault(removed.MemberId) <= Privilege.Operate)
+                    removeFrom.Acl.Remove(removed.MemberId);
+                removeFrom.Epoch = removed.Epoch;
+                removeFrom.LastRekeyMs = now;
+                break;
+            case PrivilegeGrantedEvent granted:
+                if (granted.Privilege == Privilege.None)
+                    _groups[granted.GroupId].Acl.Remove(granted.SubjectId);
+                else
+                    _groups[granted.GroupId].Acl[granted.SubjectId] = granted.Privilege;
+                break;
+            case GroupRekeyedEvent rekeyed:
+                _groups[rekeyed.GroupId].Epoch = rekeyed.Epoch;
+                _groups[rekeyed.GroupId].LastRekeyMs = now;
                 break;
             case GroupDeletedEvent deleted:
                 _groups.Remove(deleted.GroupId);
@@ -101,23 +160,37 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         switch (message)
         {
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId))
+                    OnSigned(inner, senderId);
+                break;
             case GatewayPlaced placed:
-                _gateways[placed.GatewayId] = new GatewayPlacement(placed.GatewayId, placed.Kind, placed.Keys, placed.Endpoints);
+                _gateways[placed.GatewayId] = new GatewayPlacement(placed.GatewayId, placed.Keys, placed.PnSecurityLevel, placed.Endpoints);
+                _departed.Remove(placed.GatewayId);
+                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
                 break;
             case PnesPlaced placed:
-                foreach (var pne in placed.DeviceIds)
-                    _gatewayOfPne[pne] = placed.GatewayId;
-                break;
-            case EntitiesRemoved removed:
-                foreach (var id in removed.DeviceIds)
+                foreach (var pne in placed.Pnes)
                 {
-                    _gatewayOfPne.Remove(id);
-                    _gateways.Remove(id);
+                    _gatewayOfPne[pne.DeviceId] = placed.GatewayId;
+                    _departed.Remove(pne.DeviceId);
+                    _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
                 }
 
                 break;
-            case CreateGroup or AddMember or RemoveMember or DeleteGroup:
-                Enqueue(((IWithGroupId)message).GroupId, message);
+            case EntitiesRemoved removed:
+                OnEntitiesRemoved(removed);
+                break;
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
+                if (Locality.IsLocal(Sender))
+                    Enqueue(new Request(message, Sender, Sealed: false));
+                else
+                    Sender.Tell(new GroupRejected(((IWithGroupId)message).GroupId, GroupError.NotAuthorized,
+                        "requests from other nodes must be signed by the requester"));
+                break;
+            case RekeyDue due:
+                if (_groups.ContainsKey(due.GroupId) && !_inFlight.ContainsKey(due.GroupId))
+                    Enqueue(new Request(new Rekey(due.GroupId), ActorRefs.Nobody, Sealed: false));
                 break;
             case GroupKeyReady ready:
                 OnKeyReady(ready);
@@ -130,8 +203,11 @@ public sealed class ServerSmf : CpnsPersistentActor
                 break;
             case GetGroup query:
                 Sender.Tell(_groups.TryGetValue(query.GroupId, out var g)
-                    ? new GroupState(g.Id, g.Mode, g.Epoch, g.Members.ToList(), true)
-                    : new GroupState(query.GroupId, DeliveryMode.Pull, 0, [], false));
+                    ? new GroupState(g.Id, g.Mode, g.Epoch, g.Members.ToList(), true, g.RequiredLevel, g.ToEntry().Acl)
+                    : new GroupState(query.GroupId, DeliveryMode.Pull, _deleted.GetValueOrDefault(query.GroupId), [], false));
+                break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
                 break;
             default:
                 if (!HandleSnapshotReplies(message))
@@ -140,132 +216,262 @@ public sealed class ServerSmf : CpnsPersistentActor
         }
     }
 
-    private void Enqueue(string groupId, object command)
+    /// <summary>A signed request: the requester it names must be the entity that signed it.</summary>
+    private void OnSigned(object message, string senderId)
     {
+        switch (message)
+        {
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
+                var requester = message switch
+                {
+                    CreateGroup c => c.RequesterId,
+                    AddMember a => a.RequesterId,
+                    RemoveMember r => r.RequesterId,
+                    DeleteGroup d => d.RequesterId,
+                    GrantPrivilege p => p.RequesterId,
+                    _ => "",
+                };
+                if (requester != senderId)
+                {
+                    _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.NotAuthorized,
+                        $"request names {requester} but is signed by {senderId}"));
+                    return;
+                }
+
+                Enqueue(new Request(message, Sender, Sealed: true));
+                break;
+            default:
+                Log.Warning("smf: unexpected signed {0} from {1}", message.GetType().Name, senderId);
+                break;
+        }
+    }
+
+    private void Reply(Request request, object answer)
+    {
+        if (request.ReplyTo.IsNobody())
+            return;
+        if (request.Sealed)
+            _link.Send(request.ReplyTo, answer);
+        else
+            request.ReplyTo.Tell(answer);
+    }
+
+    private void Refuse(Request request, GroupError error, string detail)
+    {
+        var groupId = ((IWithGroupId)request.Command).GroupId;
+        Log.Info("smf: {0} on {1} refused: {2} ({3})", request.Command.GetType().Name, groupId, error, detail);
+        Reply(request, new GroupRejected(groupId, error, detail));
+    }
+
+    private void Enqueue(Request request)
+    {
+        var groupId = ((IWithGroupId)request.Command).GroupId;
         if (_inFlight.ContainsKey(groupId))
         {
             if (!_waiting.TryGetValue(groupId, out var queue))
-                _waiting[groupId] = queue = new Queue<(object, IActorRef)>();
-            queue.Enqueue((command, Sender));
+                _waiting[groupId] = queue = new Queue<Request>();
+            queue.Enqueue(request);
             return;
         }
 
-        Start(command, Sender);
+        Start(request);
     }
 
     private void StartNext(string groupId)
     {
         while (!_inFlight.ContainsKey(groupId) && _waiting.TryGetValue(groupId, out var queue) && queue.Count > 0)
-        {
-            var (command, replyTo) = queue.Dequeue();
-            Start(command, replyTo);
-        }
-
+            Start(queue.Dequeue());
         if (_waiting.TryGetValue(groupId, out var q) && q.Count == 0)
             _waiting.Remove(groupId);
     }
 
-    private void Start(object command, IActorRef replyTo)
+    private bool IsRegistered(string id) => GatewayOf(id) is not null && !_departed.Contains(id);
+
+    /// <summary>Why a member cannot be reached with this group's key, if it cannot.</summary>
+    private (GroupError Error, string Detail)? Unreachable(string memberId, SecurityLevel required)
     {
-        switch (command)
+        if (!IsRegistered(memberId))
+            return (GroupError.UnknownMember, $"{memberId} is not registered");
+        var gatewayId = GatewayOf(memberId)!;
+        var level = _gateways[gatewayId].PnSecurityLevel;
+        return level < required
+            ? (GroupError.InsufficientSecurityLevel, $"the PN of {memberId} (behind {gatewayId}) offers {level} security; the group needs {required}")
+            : null;
+    }
+
+    private void Start(Request request)
+    {
+        switch (request.Command)
         {
             case CreateGroup create:
-                if (string.IsNullOrWhiteSpace(create.GroupId))
+                if (!DeviceIds.IsValid(create.GroupId))
                 {
-                    replyTo.Tell(new GroupRejected(create.GroupId, GroupError.InvalidRequest, "a group needs an id"));
+                    Refuse(request, GroupError.InvalidRequest, "a group id is 1 to 128 letters, digits, '-', '_', '.' or ':'");
+                    return;
+                }
+
+                if (create.RequesterId != OperatorId && !IsRegistered(create.RequesterId))
+                {
+                    Refuse(request, GroupError.NotAuthorized, $"{create.RequesterId} is not a registered entity");
                     return;
                 }
 
                 if (_groups.ContainsKey(create.GroupId))
                 {
-                    replyTo.Tell(new GroupRejected(create.GroupId, GroupError.GroupExists, $"group {create.GroupId} exists"));
+                    Refuse(request, GroupError.GroupExists, $"group {create.GroupId} exists");
                     return;
                 }
 
                 var members = create.Members.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-                if (members.FirstOrDefault(m => GatewayOf(m) is null) is { } unknown)
+                foreach (var member in members)
                 {
-                    replyTo.Tell(new GroupRejected(create.GroupId, GroupError.UnknownMember, $"{unknown} is not registered"));
-                    return;
+                    if (Unreachable(member, create.RequiredSecurityLevel) is { } problem)
+                    {
+                        Refuse(request, problem.Error, problem.Detail);
+                        return;
+                    }
                 }
 
-                RequestEpoch(create.GroupId, create.Mode, KeyOperation.Create,
-                    new InFlight(create, replyTo, members, null, null));
+                RequestEpoch(create.GroupId, create.Mode, create.RequiredSecurityLevel, KeyOperation.Create,
+                    new InFlight(request, members, null));
                 break;
 
             case AddMember add:
                 if (!_groups.TryGetValue(add.GroupId, out var addTo))
                 {
-                    replyTo.Tell(new GroupRejected(add.GroupId, GroupError.UnknownGroup, $"no group {add.GroupId}"));
+                    Refuse(request, GroupError.UnknownGroup, $"no group {add.GroupId}");
                     return;
                 }
 
-                if (GatewayOf(add.MemberId) is null)
+                var selfJoin = add.RequesterId == add.MemberId && addTo.JoinPolicy == JoinPolicy.Open &&
+                               add.Privilege <= Privilege.Operate;
+                var granted = addTo.PrivilegeOf(add.RequesterId);
+                if (!selfJoin && (granted < Privilege.Manage || add.Privilege > granted))
                 {
-                    replyTo.Tell(new GroupRejected(add.GroupId, GroupError.UnknownMember, $"{add.MemberId} is not registered"));
+                    Refuse(request, GroupError.NotAuthorized,
+                        $"{add.RequesterId} holds {granted} on {add.GroupId}; adding {add.MemberId} as {add.Privilege} needs Manage and at least {add.Privilege}");
+                    return;
+                }
+
+                if (add.Privilege < Privilege.Operate)
+                {
+                    Refuse(request, GroupError.InvalidRequest, "a member holds at least Operate (it receives the key)");
+                    return;
+                }
+
+                if (Unreachable(add.MemberId, addTo.RequiredLevel) is { } unreachable)
+                {
+                    Refuse(request, unreachable.Error, unreachable.Detail);
                     return;
                 }
 
                 if (addTo.Members.Contains(add.MemberId))
                 {
-                    replyTo.Tell(new GroupRejected(add.GroupId, GroupError.AlreadyMember, $"{add.MemberId} is a member"));
+                    Refuse(request, GroupError.AlreadyMember, $"{add.MemberId} is a member");
                     return;
                 }
 
-                RequestEpoch(add.GroupId, addTo.Mode, KeyOperation.Update,
-                    new InFlight(add, replyTo, addTo.Members.Append(add.MemberId).Order(StringComparer.Ordinal).ToList(),
-                        add.MemberId, null));
+                RequestEpoch(add.GroupId, addTo.Mode, addTo.RequiredLevel, KeyOperation.Update,
+                    new InFlight(request, addTo.Members.Append(add.MemberId).Order(StringComparer.Ordinal).ToList(), null));
                 break;
 
             case RemoveMember remove:
                 if (!_groups.TryGetValue(remove.GroupId, out var removeFrom))
                 {
-                    replyTo.Tell(new GroupRejected(remove.GroupId, GroupError.UnknownGroup, $"no group {remove.GroupId}"));
+                    Refuse(request, GroupError.UnknownGroup, $"no group {remove.GroupId}");
+                    return;
+                }
+
+                if (remove.RequesterId != remove.MemberId && removeFrom.PrivilegeOf(remove.RequesterId) < Privilege.Manage)
+                {
+                    Refuse(request, GroupError.NotAuthorized, $"{remove.RequesterId} may not remove {remove.MemberId} from {remove.GroupId}");
                     return;
                 }
 
                 if (!removeFrom.Members.Contains(remove.MemberId))
                 {
-                    replyTo.Tell(new GroupRejected(remove.GroupId, GroupError.NotMember, $"{remove.MemberId} is not a member"));
+                    Refuse(request, GroupError.NotMember, $"{remove.MemberId} is not a member");
                     return;
                 }
 
-                RequestEpoch(remove.GroupId, removeFrom.Mode, KeyOperation.Update,
-                    new InFlight(remove, replyTo, removeFrom.Members.Where(m => m != remove.MemberId).ToList(), null,
-                        remove.MemberId));
+                RequestEpoch(remove.GroupId, removeFrom.Mode, removeFrom.RequiredLevel, KeyOperation.Update,
+                    new InFlight(request, removeFrom.Members.Where(m => m != remove.MemberId).ToList(), remove.MemberId));
+                break;
+
+            case GrantPrivilege grant:
+                if (!_groups.TryGetValue(grant.GroupId, out var grantOn))
+                {
+                    Refuse(request, GroupError.UnknownGroup, $"no group {grant.GroupId}");
+                    return;
+                }
+
+                var own = grantOn.PrivilegeOf(grant.RequesterId);
+                if (own < Privilege.Administer || grant.Privilege > own)
+                {
+                    Refuse(request, GroupError.NotAuthorized, $"{grant.RequesterId} holds {own}; granting needs Administer");
+                    return;
+                }
+
+                if (grantOn.Members.Contains(grant.SubjectId) && grant.Privilege < Privilege.Operate)
+                {
+                    Refuse(request, GroupError.InvalidRequest, $"{grant.SubjectId} is a member; remove it to take its key away");
+                    return;
+                }
+
+                _inFlight[grant.GroupId] = new InFlight(request, grantOn.Members.ToList(), null);
+                Persist(new PrivilegeGrantedEvent(grant.GroupId, grant.SubjectId, grant.Privilege), e =>
+                {
+                    _inFlight.Remove(e.GroupId);
+                    Apply(e);
+                    Reply(request, new GroupAccepted(e.GroupId, GroupChange.PrivilegeGranted, grantOn.Epoch, grantOn.Members.ToList()));
+                    StartNext(e.GroupId);
+                });
                 break;
 
             case DeleteGroup delete:
                 if (!_groups.TryGetValue(delete.GroupId, out var toDelete))
                 {
-                    replyTo.Tell(new GroupRejected(delete.GroupId, GroupError.UnknownGroup, $"no group {delete.GroupId}"));
+                    Refuse(request, GroupError.UnknownGroup, $"no group {delete.GroupId}");
                     return;
                 }
 
-                _inFlight[delete.GroupId] = new InFlight(delete, replyTo, toDelete.Members.ToList(), null, null);
+                if (toDelete.PrivilegeOf(delete.RequesterId) < Privilege.Administer)
+                {
+                    Refuse(request, GroupError.NotAuthorized, $"{delete.RequesterId} may not delete {delete.GroupId}");
+                    return;
+                }
+
+                _inFlight[delete.GroupId] = new InFlight(request, toDelete.Members.ToList(), null);
                 FlowTrace.Send(Context, _cskmf, new RevokeGroupKey(delete.GroupId), delete.GroupId, toDelete.Epoch, 1,
                     FlowKind.Revoke, FlowLeg.ServerToGateway);
+                break;
+
+            case Rekey rekey:
+                var group = _groups[rekey.GroupId];
+                RequestEpoch(group.Id, group.Mode, group.RequiredLevel, KeyOperation.Update,
+                    new InFlight(request, group.Members.ToList(), null));
                 break;
         }
     }
 
     /// <summary>Step 1: the CSKMF is asked for a key for the group as it will be, with where its members are.</summary>
-    private void RequestEpoch(string groupId, DeliveryMode mode, KeyOperation operation, InFlight inFlight)
+    private void RequestEpoch(string groupId, DeliveryMode mode, SecurityLevel required, KeyOperation operation, InFlight inFlight)
     {
         _inFlight[groupId] = inFlight;
         var current = _groups.TryGetValue(groupId, out var g) ? g.Epoch : _deleted.GetValueOrDefault(groupId);
-        FlowTrace.Send(Context, _cskmf, new RequestGroupKey(groupId, operation, mode, Targets(inFlight.Members)), groupId,
+        FlowTrace.Send(Context, _cskmf, new RequestGroupKey(groupId, operation, mode, required, Targets(inFlight.Members)), groupId,
             current + 1, 1, mode.ToFlowKind(), FlowLeg.ServerToGateway);
     }
 
     private IReadOnlyList<KeyDeliveryTarget> Targets(IEnumerable<string> members) =>
-        members.GroupBy(m => GatewayOf(m)!, StringComparer.Ordinal)
+        members.Where(IsRegistered)
+            .GroupBy(m => GatewayOf(m)!, StringComparer.Ordinal)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g =>
             {
                 var gateway = _gateways[g.Key];
                 return new KeyDeliveryTarget(gateway.GatewayId, gateway.Endpoints.Cskmf, gateway.Keys.Agreement,
-                    g.ToList());
+                    gateway.PnSecurityLevel, g.ToList());
             })
             .ToList();
 
@@ -284,13 +490,14 @@ public sealed class ServerSmf : CpnsPersistentActor
             return;
         }
 
-        ICpnsEvent @event = inFlight.Command switch
+        var (@event, change) = inFlight.Request.Command switch
         {
-            CreateGroup create => new GroupCreatedEvent(create.GroupId, create.RequesterId, create.Mode, ready.Epoch,
-                inFlight.Members),
-            AddMember add => new MemberAddedEvent(add.GroupId, add.MemberId, ready.Epoch),
-            RemoveMember remove => new MemberRemovedEvent(remove.GroupId, remove.MemberId, ready.Epoch),
-            _ => throw new InvalidOperationException($"unexpected change {inFlight.Command.GetType().Name}"),
+            CreateGroup create => ((ICpnsEvent)new GroupCreatedEvent(create.GroupId, create.RequesterId, create.Mode, ready.Epoch,
+                inFlight.Members, create.RequiredSecurityLevel, create.JoinPolicy), GroupChange.Created),
+            AddMember add => (new MemberAddedEvent(add.GroupId, add.MemberId, ready.Epoch, add.Privilege), GroupChange.MemberAdded),
+            RemoveMember remove => (new MemberRemovedEvent(remove.GroupId, remove.MemberId, ready.Epoch), GroupChange.MemberRemoved),
+            Rekey rekey => (new GroupRekeyedEvent(rekey.GroupId, ready.Epoch), GroupChange.Rekeyed),
+            _ => throw new InvalidOperationException($"unexpected change {inFlight.Request.Command.GetType().Name}"),
         };
 
         // The group stays busy until the event is durable, so later changes wait for it.
@@ -299,13 +506,7 @@ public sealed class ServerSmf : CpnsPersistentActor
             _inFlight.Remove(ready.GroupId);
             Apply(e);
             var group = _groups[ready.GroupId];
-            var change = inFlight.Command switch
-            {
-                CreateGroup => GroupChange.Created,
-                AddMember => GroupChange.MemberAdded,
-                _ => GroupChange.MemberRemoved,
-            };
-            inFlight.ReplyTo.Tell(new GroupAccepted(group.Id, change, group.Epoch, group.Members.ToList()));
+            Reply(inFlight.Request, new GroupAccepted(group.Id, change, group.Epoch, group.Members.ToList()));
             Announce(group, change == GroupChange.Created ? NoticeKind.Created : NoticeKind.Updated, inFlight.Removed);
             if (group.Mode == DeliveryMode.Push)
                 _cskmf.Tell(new DeliverGroupKey(group.Id, group.Epoch));
@@ -314,10 +515,11 @@ public sealed class ServerSmf : CpnsPersistentActor
         });
     }
 
-    /// <summary>Step 7: every PN GW that reaches a member (or reached a removed one) hears of the new epoch.</summary>
+    /// <summary>Step 7: every PN GW that reaches a member (or reached a removed one) hears of the new epoch, signed.</summary>
     private void Announce(Group group, NoticeKind kind, string? removed)
     {
         var byGateway = group.Members
+            .Where(m => GatewayOf(m) is not null)
             .GroupBy(m => GatewayOf(m)!, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var removedAt = removed is null ? null : GatewayOf(removed);
@@ -328,7 +530,7 @@ public sealed class ServerSmf : CpnsPersistentActor
         {
             var notice = new GroupNotice(group.Id, group.Epoch, group.Mode, kind, _cskmf, localMembers,
                 gatewayId == removedAt ? [removed!] : []);
-            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, notice, group.Id, group.Epoch, 7,
+            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.Seal(notice), group.Id, group.Epoch, 7,
                 group.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
         }
     }
@@ -337,27 +539,45 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         if (!_inFlight.Remove(failed.GroupId, out var inFlight))
             return;
-        inFlight.ReplyTo.Tell(new GroupRejected(failed.GroupId, GroupError.KeyUnavailable, failed.Detail));
+        Reply(inFlight.Request, new GroupRejected(failed.GroupId, GroupError.KeyUnavailable, failed.Detail));
         StartNext(failed.GroupId);
     }
 
     private void OnRevoked(GroupKeyRevoked revoked)
     {
-        if (!_inFlight.TryGetValue(revoked.GroupId, out var inFlight) || inFlight.Command is not DeleteGroup)
+        if (!_inFlight.TryGetValue(revoked.GroupId, out var inFlight) || inFlight.Request.Command is not DeleteGroup)
             return;
         var group = _groups[revoked.GroupId];
-        var gateways = group.Members.Select(m => GatewayOf(m)).OfType<string>().Distinct().Order(StringComparer.Ordinal)
-            .ToList();
+        var gateways = group.Members.Select(GatewayOf).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToList();
         Persist(new GroupDeletedEvent(revoked.GroupId, revoked.FinalEpoch), e =>
         {
             _inFlight.Remove(e.GroupId);
             Apply(e);
-            inFlight.ReplyTo.Tell(new GroupAccepted(e.GroupId, GroupChange.Deleted, e.FinalEpoch, []));
+            Reply(inFlight.Request, new GroupAccepted(e.GroupId, GroupChange.Deleted, e.FinalEpoch, []));
             foreach (var gatewayId in gateways)
-                FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, new GroupDeletedNotice(e.GroupId, e.FinalEpoch),
+                FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.Seal(new GroupDeletedNotice(e.GroupId, e.FinalEpoch)),
                     e.GroupId, e.FinalEpoch, 5, FlowKind.Revoke, FlowLeg.ServerToGateway);
             SnapshotIfDue();
             StartNext(e.GroupId);
         });
+    }
+
+    /// <summary>
+    /// Entities that left the inventory (expired, revoked) leave their groups, which rekey without them. Their
+    /// placement is kept, so the removal notices still reach the PN GW they were behind, but they can no longer
+    /// be added or sign anything.
+    /// </summary>
+    private void OnEntitiesRemoved(EntitiesRemoved removed)
+    {
+        foreach (var id in removed.DeviceIds)
+        {
+            _departed.Add(id);
+            if (removed.Revoked)
+                _link.Guard.Revoke(id);
+            else
+                _link.Guard.Forget(id);
+            foreach (var group in _groups.Values.Where(g => g.Members.Contains(id)))
+                Enqueue(new Request(new RemoveMember(group.Id, OperatorId, id), ActorRefs.Nobody, Sealed: false));
+        }
     }
 }

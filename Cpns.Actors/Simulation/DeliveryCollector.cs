@@ -45,7 +45,7 @@ public sealed class DeliveryCollector : UntypedActor
     private long _push;
     private long _pull;
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new DeliveryCollector());
+    public static Props Props() => Akka.Actor.Props.Create<DeliveryCollector>();
 
     protected override void PreStart()
     {

@@ -37,7 +37,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var gateways = new List<IActorRef>(options.Gateways);
             for (var g = 0; g < options.Gateways; g++)
                 gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), EntityKind.PnGateway),
-                    server.Registry, settings));
+                    secrets.TrustAnchor, server.Registry, settings));
             await WaitForAsync(SimulationPhase.RegisteringGateways, options.Gateways, progress, cancellationToken,
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
                     AskTimeout)).Gateways);
@@ -46,7 +46,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             for (var p = 0; p < options.Pnes; p++)
             {
                 var id = PneId(p);
-                pnes[id] = Deployment.StartPne(system, EntityIdentity.Generate(id, EntityKind.Pne),
+                pnes[id] = Deployment.StartPne(system, EntityIdentity.Generate(id, EntityKind.Pne), secrets.TrustAnchor,
                     gateways[p % gateways.Count], settings);
             }
 

@@ -41,6 +41,8 @@ public abstract class CpnsTestKit : TestKit
 
     protected ServerEndpoints Server { get; private set; } = null!;
 
+    protected ServerSecrets Secrets { get; private set; } = null!;
+
     protected Dictionary<string, IActorRef> Gateways { get; } = new();
 
     protected Dictionary<string, IActorRef> Pnes { get; } = new();
@@ -51,24 +53,15 @@ public abstract class CpnsTestKit : TestKit
 
     /// <summary>Starts a server, the PN GWs, and PNEs (id → PN GW id), and waits until all are registered.</summary>
     protected async Task StartNetworkAsync(IEnumerable<string> gateways, IReadOnlyDictionary<string, string> pnes,
-        EntityKind gatewayKind = EntityKind.PnGateway)
+        EntityKind gatewayKind = EntityKind.PnGateway, IReadOnlyDictionary<string, SecurityLevel>? pnSecurity = null)
     {
-        var serverActor = Deployment.StartServer(Sys, ServerSecrets.Generate(Settings.ServerId), Settings);
-        Server = await Deployment.EndpointsOf(serverActor, Timeout);
+        await StartServerAsync();
         foreach (var gatewayId in gateways)
-        {
-            var identity = EntityIdentity.Generate(gatewayId, gatewayKind);
-            Identities[gatewayId] = identity;
-            Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Server.Registry, Settings);
-        }
+            StartGateway(gatewayId, gatewayKind, pnSecurity?.GetValueOrDefault(gatewayId, SecurityLevel.High) ?? SecurityLevel.High);
 
         await AwaitRegisteredAsync(Gateways.Values);
         foreach (var (pneId, gatewayId) in pnes)
-        {
-            var identity = EntityIdentity.Generate(pneId, EntityKind.Pne);
-            Identities[pneId] = identity;
-            Pnes[pneId] = Deployment.StartPne(Sys, identity, Gateways[gatewayId], Settings);
-        }
+            StartPne(pneId, gatewayId);
 
         await AwaitRegisteredAsync(Pnes.Values);
         await AwaitAssertAsync(async () =>
@@ -76,6 +69,29 @@ public abstract class CpnsTestKit : TestKit
             var inventory = await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
             Assert.Equal(Pnes.Count, inventory.Pnes.Count);
         }, Timeout);
+    }
+
+    protected async Task StartServerAsync()
+    {
+        Secrets = ServerSecrets.Generate(Settings.ServerId);
+        var serverActor = Deployment.StartServer(Sys, Secrets, Settings);
+        Server = await Deployment.EndpointsOf(serverActor, Timeout);
+    }
+
+    protected IActorRef StartGateway(string gatewayId, EntityKind kind = EntityKind.PnGateway,
+        SecurityLevel pnSecurity = SecurityLevel.High)
+    {
+        var identity = EntityIdentity.Generate(gatewayId, kind);
+        Identities[gatewayId] = identity;
+        return Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Secrets.TrustAnchor, Server.Registry, Settings,
+            DeviceCapabilities.Gateway(pnSecurity));
+    }
+
+    protected IActorRef StartPne(string pneId, string gatewayId)
+    {
+        var identity = EntityIdentity.Generate(pneId, EntityKind.Pne);
+        Identities[pneId] = identity;
+        return Pnes[pneId] = Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings);
     }
 
     protected async Task AwaitRegisteredAsync(IEnumerable<IActorRef> entities)
@@ -111,6 +127,24 @@ public abstract class CpnsTestKit : TestKit
         Assert.NotNull(key);
         return key.Material.ToArray();
     }
+
+    /// <summary>Seals a message as the entity <paramref name="signerId"/> would (tests play entities this way).</summary>
+    protected SignedEnvelope SealAs(string signerId, object message, string channel = "test") =>
+        new EnvelopeSealer(Identities[signerId], channel, Sys).Seal(message);
+
+    protected SignedEnvelope SealAs(EntityIdentity signer, object message, string channel = "test") =>
+        new EnvelopeSealer(signer, channel, Sys).Seal(message);
+
+    /// <summary>The payload of an envelope a test received (tests read answers without playing the verifier).</summary>
+    protected T Unseal<T>(object envelope)
+    {
+        var sealedEnvelope = Assert.IsType<SignedEnvelope>(envelope);
+        return Assert.IsType<T>(Sys.Serialization.Deserialize(sealedEnvelope.Payload.ToArray(),
+            Cpns.Actors.Serialization.ProtocolSerializer.SerializerId, sealedEnvelope.Manifest));
+    }
+
+    protected async Task<T> ExpectSealedAsync<T>(Akka.TestKit.TestProbe? probe = null) =>
+        Unseal<T>(await (probe ?? (Akka.TestKit.TestKitBase)this).ExpectMsgAsync<SignedEnvelope>(Timeout));
 
     protected Task<HeldGroupKey> KeyStateAsync(IActorRef holder, string groupId) =>
         holder.Ask<HeldGroupKey>(new GetKeyState(groupId), Timeout);

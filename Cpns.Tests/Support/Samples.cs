@@ -56,7 +56,7 @@ public static class Samples
             return dictionary;
         }
 
-        if (depth > 6)
+        if (depth > 12)
             throw new InvalidOperationException($"sample of {type} nests too deep");
         var constructor = type.GetConstructors(BindingFlags.Public | BindingFlags.Instance)
             .OrderByDescending(c => c.GetParameters().Length).First();

@@ -1,0 +1,98 @@
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Protocol;
+
+/// <summary>Why an authentication failed.</summary>
+public enum AuthFailure
+{
+    BadSignature,
+    UnknownIssuer,
+    Expired,
+    NotYetValid,
+    Revoked,
+    WrongKind,
+    WrongSubject,
+    MalformedCredential,
+    NoChallenge,
+    KeyMismatch,
+}
+
+/// <summary>
+/// Mutual challenge–response, step 1 (entity → verifier: the server for a PN GW, the PN GW for a PNE): who
+/// the entity is, its keys and credential (if it has one yet), and a fresh nonce.
+/// </summary>
+public sealed record AuthHello(
+    string DeviceId,
+    EntityKind Kind,
+    PublicKeys Keys,
+    Credential? Credential,
+    Octets ClientNonce,
+    string Context) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>
+/// Step 2 (verifier → entity): the verifier's credential, its own fresh nonce, and its signature over both nonces,
+/// both ids and the context — the entity authenticates the verifier with it.
+/// </summary>
+public sealed record AuthChallenge(
+    string DeviceId,
+    string VerifierId,
+    Credential VerifierCredential,
+    Octets ClientNonce,
+    Octets VerifierNonce,
+    Octets VerifierSignature) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Step 3, carried in the registration: the entity's signature over the same nonces, ids and context.</summary>
+public sealed record AuthProof(string Context, Octets ClientNonce, Octets VerifierNonce, Octets Signature) : ICpnsMessage;
+
+public static class AuthTranscripts
+{
+    public static Transcript Verifier(string context, string deviceId, string verifierId, Octets clientNonce, Octets verifierNonce) =>
+        new Transcript("cpns/auth/v1/verifier").Add(context).Add(deviceId).Add(verifierId).Add(clientNonce).Add(verifierNonce);
+
+    public static Transcript Client(string context, string deviceId, string verifierId, Octets clientNonce, Octets verifierNonce) =>
+        new Transcript("cpns/auth/v1/client").Add(context).Add(deviceId).Add(verifierId).Add(clientNonce).Add(verifierNonce);
+
+    public static AuthFailure FromCredentialError(CredentialError error) => error switch
+    {
+        CredentialError.UnknownIssuer => AuthFailure.UnknownIssuer,
+        CredentialError.BadSignature => AuthFailure.BadSignature,
+        CredentialError.Expired => AuthFailure.Expired,
+        CredentialError.NotYetValid => AuthFailure.NotYetValid,
+        CredentialError.Revoked => AuthFailure.Revoked,
+        CredentialError.WrongKind => AuthFailure.WrongKind,
+        CredentialError.WrongSubject => AuthFailure.WrongSubject,
+        _ => AuthFailure.MalformedCredential,
+    };
+}
+
+// ---- Device ID/Key assignment: the registry asks the KMC for credentials ----
+
+public sealed record CredentialRequest(string DeviceId, EntityKind Kind, PublicKeys Keys) : ICpnsMessage, IWithDeviceId;
+
+public sealed record IssueCredentials(long RequestId, IReadOnlyList<CredentialRequest> Requests) : ICpnsMessage;
+
+public sealed record IssuedCredential(string DeviceId, Credential Credential, string Serial) : ICpnsMessage, IWithDeviceId;
+
+public sealed record CredentialsIssued(long RequestId, IReadOnlyList<IssuedCredential> Credentials) : ICpnsMessage;
+
+// ---- Revocation ----
+
+/// <summary>An operator revokes a device's credentials: it is deregistered and can no longer authenticate.</summary>
+public sealed record RevokeCredential(string DeviceId, string Reason) : ICpnsMessage, IWithDeviceId;
+
+public sealed record CredentialRevocationAccepted(string DeviceId, IReadOnlyList<string> Serials) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>The server tells every PN GW, so a revoked PNE is refused on CPNS-1 too.</summary>
+public sealed record CredentialRevoked(string DeviceId, IReadOnlyList<string> Serials) : ICpnsMessage, IWithDeviceId;
+
+// ---- Envelope refusals and counters ----
+
+/// <summary>The answer to an envelope that was refused (it is also counted and logged).</summary>
+public sealed record EnvelopeRejected(EnvelopeRejection Reason, string Detail) : ICpnsMessage;
+
+public sealed record GetSecurityCounters : ICpnsMessage
+{
+    public static readonly GetSecurityCounters Instance = new();
+}
+
+public sealed record SecurityCounters(string Receiver, IReadOnlyDictionary<string, long> Rejections) : ICpnsMessage;

@@ -1,0 +1,41 @@
+namespace Cpns.Actors.Protocol;
+
+/// <summary>How well a PN technology protects what crosses it (seed §5.3.1.9: the PN GW reports it).</summary>
+public enum SecurityLevel
+{
+    None = 0,
+    Low = 1,
+    Medium = 2,
+    High = 3,
+}
+
+/// <summary>A personal-network technology a device speaks, and the security it provides there.</summary>
+public sealed record PnTechnology(string Name, SecurityLevel Security) : ICpnsMessage;
+
+/// <summary>
+/// A device capability document (seed §5.3.1.3): what the device is, what media it handles, its resources,
+/// the PN technologies it uses (with their security level) and the CPNS functions it supports.
+/// </summary>
+public sealed record DeviceCapabilities(
+    string DeviceKind,
+    IReadOnlyList<string> Codecs,
+    int MaxBitrateKbps,
+    long StorageBytes,
+    int BatteryPercent,
+    IReadOnlyList<PnTechnology> PnTechnologies,
+    IReadOnlyList<string> Functions) : ICpnsMessage
+{
+    /// <summary>The security of the PN behind this device: its weakest PN technology (None if it has none).</summary>
+    public SecurityLevel PnSecurityLevel =>
+        PnTechnologies.Count == 0 ? SecurityLevel.None : PnTechnologies.Min(t => t.Security);
+
+    public static DeviceCapabilities Gateway(SecurityLevel pnSecurity = SecurityLevel.High) => new(
+        "phone", ["aac", "opus", "h264"], 20_000, 64L << 30, 80,
+        [new PnTechnology("wifi-wpa3", pnSecurity), new PnTechnology("bluetooth-le", pnSecurity)],
+        ["registration", "capabilities", "status", "service-management", "security", "delivery"]);
+
+    public static DeviceCapabilities Pne() => new(
+        "media-player", ["aac", "opus"], 2_000, 8L << 30, 60,
+        [new PnTechnology("bluetooth-le", SecurityLevel.High)],
+        ["registration", "capabilities", "service-management", "security"]);
+}
