@@ -6,6 +6,7 @@ var root = new RootCommand(
     "Personal Network Elements as actor hierarchies.")
 {
     SimulateCommand.Create(),
+    BenchCommand.Create(),
 };
 
 try

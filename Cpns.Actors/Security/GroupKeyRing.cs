@@ -14,6 +14,7 @@ public sealed class GroupKeyRing
     {
         public readonly SortedDictionary<long, HeldEpoch> Epochs = new();
         public long? RevokedAt;
+        public long FirstEpoch = long.MaxValue;
     }
 
     private readonly Dictionary<string, Held> _groups = new(StringComparer.Ordinal);
@@ -38,6 +39,7 @@ public sealed class GroupKeyRing
             return false;
 
         held.Epochs[key.Epoch] = new HeldEpoch(key, localMembers, announcement, nowMs);
+        held.FirstEpoch = Math.Min(held.FirstEpoch, key.Epoch);
         while (held.Epochs.Count > 2)
         {
             var oldest = held.Epochs.Keys.First();
@@ -59,7 +61,12 @@ public sealed class GroupKeyRing
         if (held.RevokedAt is not null)
             return (null, KeyError.Revoked);
         if (!held.Epochs.TryGetValue(epoch, out var found))
+        {
+            // An epoch from before this holder's first one was never its to have; one it held and let go is stale.
+            if (epoch < held.FirstEpoch)
+                return (null, KeyError.UnknownEpoch);
             return (null, held.Epochs.Count > 0 && epoch < held.Epochs.Keys.Last() ? KeyError.StaleEpoch : KeyError.NotYetAvailable);
+        }
         var newer = held.Epochs.Where(e => e.Key > epoch).Select(e => e.Value).FirstOrDefault();
         if (newer is not null && nowMs - newer.InstalledAtMs > grace.TotalMilliseconds)
             return (null, KeyError.StaleEpoch);

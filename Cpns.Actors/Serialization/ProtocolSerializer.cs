@@ -47,6 +47,12 @@ public sealed class ProtocolSerializer : SerializerWithStringManifest
         return options;
     }
 
+    private static readonly JsonSerializerOptions DetachedOptions = CreateOptions(null);
+
+    /// <summary>The wire bytes of a message that holds no actor references (benchmarks, size accounting).</summary>
+    public static byte[] Encode(ICpnsMessage message) =>
+        JsonSerializer.SerializeToUtf8Bytes(message, message.GetType(), DetachedOptions);
+
     public override string Manifest(object o) =>
         ManifestByType.TryGetValue(o.GetType(), out var manifest)
             ? manifest

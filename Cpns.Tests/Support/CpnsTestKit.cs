@@ -20,22 +20,32 @@ public abstract class CpnsTestKit : TestKit
         akka.loglevel = INFO
         akka.actor.serialize-messages = on
         akka.actor.serialize-creators = off
-        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
         cpns.security.allow-key-export = on
         cpns.registration.batch-window = 5ms
         """;
 
     protected CpnsTestKit(ITestOutputHelper output, string extraConfig = "")
+        : this(output, ConfigurationFactory.ParseString(extraConfig))
+    {
+    }
+
+    /// <summary>With a configuration of the test's own on top (e.g. a real database for the journal).</summary>
+    protected CpnsTestKit(ITestOutputHelper output, Config extraConfig)
         : base(Config(extraConfig), "cpns", output)
     {
         Settings = CpnsSettings.From(Sys);
     }
 
-    public static Config Config(string extraConfig = "") =>
-        ConfigurationFactory.ParseString(extraConfig)
-            .WithFallback(ConfigurationFactory.ParseString(TestConfig))
-            .WithFallback(CpnsConfig.Load());
+    public static Config Config(string extraConfig = "") => Config(ConfigurationFactory.ParseString(extraConfig));
+
+    public static Config Config(Config extraConfig)
+    {
+        var test = ConfigurationFactory.ParseString(TestConfig);
+        // A test that brings its own journal keeps it; the in-memory one is only the default.
+        if (!extraConfig.HasPath("akka.persistence.journal.plugin"))
+            test = test.WithFallback(ConfigurationFactory.ParseString(CpnsConfig.Text("persistence-memory")));
+        return extraConfig.WithFallback(test).WithFallback(CpnsConfig.Load());
+    }
 
     protected CpnsSettings Settings { get; }
 
@@ -129,17 +139,18 @@ public abstract class CpnsTestKit : TestKit
     }
 
     /// <summary>Seals a message as the entity <paramref name="signerId"/> would (tests play entities this way).</summary>
-    protected SignedEnvelope SealAs(string signerId, object message, string channel = "test") =>
-        new EnvelopeSealer(Identities[signerId], channel, Sys).Seal(message);
+    /// <summary>Each call is a fresh sending function (its own channel), unless a channel is named.</summary>
+    protected SignedEnvelope SealAs(string signerId, object message, string? channel = null) =>
+        SealAs(Identities[signerId], message, channel);
 
-    protected SignedEnvelope SealAs(EntityIdentity signer, object message, string channel = "test") =>
-        new EnvelopeSealer(signer, channel, Sys).Seal(message);
+    protected SignedEnvelope SealAs(EntityIdentity signer, object message, string? channel = null) =>
+        new EnvelopeSealer(signer, channel ?? $"test#{Guid.NewGuid():N}", Sys).Seal(message);
 
     /// <summary>The payload of an envelope a test received (tests read answers without playing the verifier).</summary>
     protected T Unseal<T>(object envelope)
     {
         var sealedEnvelope = Assert.IsType<SignedEnvelope>(envelope);
-        return Assert.IsType<T>(Sys.Serialization.Deserialize(sealedEnvelope.Payload.ToArray(),
+        return Assert.IsAssignableFrom<T>(Sys.Serialization.Deserialize(sealedEnvelope.Payload.ToArray(),
             Cpns.Actors.Serialization.ProtocolSerializer.SerializerId, sealedEnvelope.Manifest));
     }
 

@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Text.Json;
+using Cpns.Actors.Benchmarks;
+using Spectre.Console;
+
+namespace Cpns.Host.Cli;
+
+/// <summary><c>cpns bench</c>: measurements of the enabler's costs, each against its baseline in the same run.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Measure the enabler's costs (each compared with its baseline in the same run)");
+        bench.Subcommands.Add(Rekey());
+        return bench;
+    }
+
+    private static Command Rekey()
+    {
+        var members = new Option<string>("--members")
+        {
+            Description = "Group sizes to measure, comma separated",
+            DefaultValueFactory = _ => "100,1000,10000",
+        };
+        members.Validators.Add(result =>
+        {
+            if (ParseSizes(result.GetValueOrDefault<string>()) is null)
+                result.AddError("--members takes positive whole numbers separated by commas, e.g. 100,1000,10000");
+        });
+        var warmup = new Option<int>("--warmup") { Description = "Rekeys before measuring, per size and scheme", DefaultValueFactory = _ => 20 };
+        var repetitions = new Option<int>("--repetitions")
+        {
+            Description = "Measured rekeys per size and scheme (the median is reported)",
+            DefaultValueFactory = _ => 41,
+        };
+        SimulateCommand.AtLeast(warmup, 0);
+        SimulateCommand.AtLeast(repetitions, 1);
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
+
+        var command = new Command("rekey",
+            "Time and bytes of one membership-change rekey at the key manager: per-member wrapping (flat) against the " +
+            "logical key hierarchy (lkh)")
+        {
+            members, warmup, repetitions, json,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var sizes = ParseSizes(parse.GetValue(members))!;
+            IReadOnlyList<RekeyMeasurement> results = [];
+            await AnsiConsole.Status().StartAsync("measuring", context =>
+            {
+                results = RekeyBenchmark.Run(sizes, parse.GetValue(warmup), parse.GetValue(repetitions),
+                    new Progress<(int Members, string Scheme)>(p => context.Status($"measuring {p.Scheme} at {p.Members} members")));
+                return Task.CompletedTask;
+            });
+
+            var table = new Table().Title("rekey per membership change (median)")
+                .AddColumn(new TableColumn("members").RightAligned()).AddColumn("scheme")
+                .AddColumn(new TableColumn("µs per rekey").RightAligned()).AddColumn(new TableColumn("bytes").RightAligned())
+                .AddColumn(new TableColumn("flat ÷ lkh time").RightAligned());
+            foreach (var group in results.GroupBy(r => r.Members))
+            {
+                var flat = group.Single(r => r.Scheme == "flat");
+                var lkh = group.Single(r => r.Scheme == "lkh");
+                table.AddRow(flat.Members.ToString(), "flat", flat.RekeyMicros.ToString("0.0"), flat.Bytes.ToString(), "");
+                table.AddRow(lkh.Members.ToString(), "lkh", lkh.RekeyMicros.ToString("0.0"), lkh.Bytes.ToString(),
+                    (flat.RekeyMicros / lkh.RekeyMicros).ToString("0.0") + "×");
+            }
+
+            AnsiConsole.Write(table);
+            if (parse.GetValue(json) is { } file)
+            {
+                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions),
+                    cancellationToken);
+                AnsiConsole.MarkupLine($"[grey]results written to {Markup.Escape(file.FullName)}[/]");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static List<int>? ParseSizes(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            return null;
+        var sizes = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(part, out var size) || size < 1 || size > 1_000_000)
+                return null;
+            sizes.Add(size);
+        }
+
+        return sizes.Count > 0 ? sizes : null;
+    }
+}

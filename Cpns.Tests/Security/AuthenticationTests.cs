@@ -1,0 +1,259 @@
+using System.Security.Cryptography;
+using Akka.Actor;
+using Cpns.Actors;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+using Cpns.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Security;
+
+/// <summary>
+/// Mutual challenge–response at registration, played from the device side by the test: every failure is a
+/// typed refusal and leaves no registration behind.
+/// </summary>
+public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(output)
+{
+    private static Octets Nonce() => Octets.Own(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>Plays a PN GW through the whole handshake; returns the server's final answer.</summary>
+    private async Task<object> RegisterAsGatewayAsync(EntityIdentity gateway, Credential? credential = null,
+        EntityIdentity? proofSigner = null, bool skipChallenge = false)
+    {
+        var clientNonce = Nonce();
+        Octets verifierNonce;
+        if (skipChallenge)
+        {
+            verifierNonce = Nonce();
+        }
+        else
+        {
+            Server.Registry.Tell(SealAs(gateway, new AuthHello(gateway.DeviceId, gateway.Kind, gateway.PublicKeys, credential,
+                clientNonce, Registry.GatewayContext)), TestActor);
+            var answer = Opened(await ExpectMsgAsync<object>(Timeout));
+            if (answer is not AuthChallenge challenge)
+                return answer;
+            // The server proves itself: its credential chains to the KMC root and it signed both nonces.
+            var server = Secrets.TrustAnchor.Verifier().Verify(challenge.VerifierCredential, Sys.Scheduler.Now, null,
+                Settings.ServerId, EntityKind.Server);
+            Assert.True(server.Valid, server.Detail);
+            Assert.True(EntityIdentity.Verify(server.Credential!.Keys.Signing, AuthTranscripts.Verifier(Registry.GatewayContext,
+                gateway.DeviceId, challenge.VerifierId, clientNonce, challenge.VerifierNonce).Bytes, challenge.VerifierSignature));
+            verifierNonce = challenge.VerifierNonce;
+        }
+
+        var signer = proofSigner ?? gateway;
+        var proof = new AuthProof(Registry.GatewayContext, clientNonce, verifierNonce, signer.Sign(AuthTranscripts.Client(
+            Registry.GatewayContext, gateway.DeviceId, Settings.ServerId, clientNonce, verifierNonce).Bytes));
+        Server.Registry.Tell(SealAs(gateway, new RegisterGateway(gateway.DeviceId, gateway.Kind, gateway.PublicKeys, credential,
+            proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor))),
+            TestActor);
+        return Opened(await ExpectMsgAsync<object>(Timeout));
+    }
+
+    /// <summary>A sealed answer's payload, or the refusal of our envelope itself.</summary>
+    private object Opened(object answer) => answer is SignedEnvelope ? Unseal<object>(answer) : answer;
+
+    private async Task AssertNotRegisteredAsync(string deviceId)
+    {
+        var inventory = await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+        Assert.DoesNotContain(inventory.Gateways.Concat(inventory.Pnes), e => e.DeviceId == deviceId);
+    }
+
+    private async Task ExpectRefusalAsync(Task<object> attempt, AuthFailure failure, string deviceId)
+    {
+        switch (await attempt)
+        {
+            case RegistrationRejected rejected:
+                Assert.Equal((RegistrationError.AuthenticationFailed, failure), (rejected.Error, rejected.Auth));
+                break;
+            case EnvelopeRejected { Reason: EnvelopeRejection.Revoked } when failure == AuthFailure.Revoked:
+                break; // a revoked sender is refused before its message is even read
+            case var other:
+                Assert.Fail($"expected a {failure} refusal, got {other}");
+                break;
+        }
+
+        await AssertNotRegisteredAsync(deviceId);
+    }
+
+    [Fact]
+    public async Task An_honest_gateway_enrolls_and_gets_a_credential_from_the_KMC()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-honest", EntityKind.PnGateway);
+        var registered = Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(gateway));
+        var check = Secrets.TrustAnchor.Verifier().Verify(registered.Credential, Sys.Scheduler.Now, null, "gw-honest",
+            EntityKind.PnGateway);
+        Assert.True(check.Valid, check.Detail);
+        Assert.Equal(gateway.PublicKeys, check.Credential!.Keys);
+
+        // With the credential it authenticates again (e.g. after a restart).
+        Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(gateway, registered.Credential));
+    }
+
+    [Fact]
+    public async Task A_forged_credential_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-forged", EntityKind.PnGateway);
+        var der = Secrets.Authority.Issue("gw-forged", EntityKind.PnGateway, gateway.PublicKeys, Sys.Scheduler.Now.AddHours(-1),
+            TimeSpan.FromDays(1)).Der.ToArray();
+        der[^3] ^= 0x01;
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway, new Credential(Octets.Own(der))), AuthFailure.BadSignature, "gw-forged");
+    }
+
+    [Fact]
+    public async Task A_credential_from_another_root_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-foreign", EntityKind.PnGateway);
+        var foreign = CredentialAuthority.Generate(Settings.ServerId + "-kmc")
+            .Issue("gw-foreign", EntityKind.PnGateway, gateway.PublicKeys, Sys.Scheduler.Now.AddHours(-1), TimeSpan.FromDays(1));
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway, foreign), AuthFailure.UnknownIssuer, "gw-foreign");
+    }
+
+    [Fact]
+    public async Task An_expired_credential_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-old", EntityKind.PnGateway);
+        var expired = Secrets.Authority.Issue("gw-old", EntityKind.PnGateway, gateway.PublicKeys, Sys.Scheduler.Now.AddDays(-30),
+            TimeSpan.FromDays(1));
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway, expired), AuthFailure.Expired, "gw-old");
+    }
+
+    [Fact]
+    public async Task A_credential_of_the_wrong_kind_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-pne", EntityKind.PnGateway);
+        var pneCredential = Secrets.Authority.Issue("gw-pne", EntityKind.Pne, gateway.PublicKeys, Sys.Scheduler.Now.AddHours(-1),
+            TimeSpan.FromDays(1));
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway, pneCredential), AuthFailure.WrongKind, "gw-pne");
+    }
+
+    [Fact]
+    public async Task A_revoked_credential_is_refused_and_its_holder_is_gone()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-revoked", EntityKind.PnGateway);
+        var registered = Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(gateway));
+
+        Server.Registry.Tell(new RevokeCredential("gw-revoked", "stolen device"), TestActor);
+        var revoked = await ExpectMsgAsync<CredentialRevocationAccepted>(Timeout);
+        Assert.Single(revoked.Serials);
+        await AssertNotRegisteredAsync("gw-revoked");
+
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway, registered.Credential), AuthFailure.Revoked, "gw-revoked");
+        // Nor can it enroll again without a credential.
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway), AuthFailure.Revoked, "gw-revoked");
+    }
+
+    [Fact]
+    public async Task A_proof_signed_with_another_key_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-liar", EntityKind.PnGateway);
+        await ExpectRefusalAsync(
+            RegisterAsGatewayAsync(gateway, proofSigner: EntityIdentity.Generate("gw-liar", EntityKind.PnGateway)),
+            AuthFailure.BadSignature, "gw-liar");
+    }
+
+    [Fact]
+    public async Task A_registration_without_a_challenge_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-hasty", EntityKind.PnGateway);
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(gateway, skipChallenge: true), AuthFailure.NoChallenge, "gw-hasty");
+    }
+
+    [Fact]
+    public async Task A_taken_device_id_cannot_be_enrolled_with_other_keys()
+    {
+        await StartServerAsync();
+        Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(EntityIdentity.Generate("gw-x", EntityKind.PnGateway)));
+        var impostor = EntityIdentity.Generate("gw-x", EntityKind.PnGateway);
+        var rejected = Assert.IsType<RegistrationRejected>(await RegisterAsGatewayAsync(impostor));
+        Assert.Equal(AuthFailure.KeyMismatch, rejected.Auth);
+    }
+
+    [Fact]
+    public async Task An_unsigned_registration_is_refused()
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-plain", EntityKind.PnGateway);
+        Server.Registry.Tell(new AuthHello("gw-plain", EntityKind.PnGateway, gateway.PublicKeys, null, Nonce(),
+            Registry.GatewayContext), TestActor);
+        var rejected = Unseal<RegistrationRejected>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
+        Assert.Equal(RegistrationError.AuthenticationFailed, rejected.Error);
+        await AssertNotRegisteredAsync("gw-plain");
+    }
+
+    [Fact]
+    public async Task A_gateway_does_not_register_with_a_server_it_cannot_authenticate()
+    {
+        // The test plays the server: first with a credential from a foreign root, then with the real one.
+        var secrets = ServerSecrets.Generate(Settings.ServerId);
+        var fakeServer = CreateTestProbe();
+        var identity = EntityIdentity.Generate("gw-careful", EntityKind.PnGateway);
+        Sys.ActorOf(Actors.Gateway.PnGateway.Props(identity, secrets.TrustAnchor, fakeServer.Ref, Settings), "gateway-gw-careful");
+
+        var hello = Unseal<AuthHello>(await fakeServer.ExpectMsgAsync<SignedEnvelope>(Timeout));
+        var connections = fakeServer.LastSender;
+        var impostor = ServerSecrets.Generate(Settings.ServerId);
+        connections.Tell(Challenge(impostor, hello), fakeServer.Ref);
+        var refused = await fakeServer.ExpectMsgAsync<EnvelopeRejected>(Timeout);
+        Assert.Equal(EnvelopeRejection.UnknownSender, refused.Reason); // its credential does not chain to our root
+        await fakeServer.ExpectNoMsgAsync(Dilated(TimeSpan.FromMilliseconds(300)));
+
+        connections.Tell(Challenge(secrets, hello, "real"), fakeServer.Ref);
+        var register = Unseal<RegisterGateway>(await fakeServer.ExpectMsgAsync<SignedEnvelope>(Timeout));
+        Assert.Equal("gw-careful", register.GatewayId);
+    }
+
+    private SignedEnvelope Challenge(ServerSecrets server, AuthHello hello, string? channel = null)
+    {
+        var credential = server.Authority.Issue(Settings.ServerId, EntityKind.Server, server.Identity.PublicKeys,
+            Sys.Scheduler.Now.AddHours(-1), TimeSpan.FromDays(1));
+        var nonce = Nonce();
+        var signature = server.Identity.Sign(AuthTranscripts.Verifier(Registry.GatewayContext, hello.DeviceId, Settings.ServerId,
+            hello.ClientNonce, nonce).Bytes);
+        return SealAs(server.Identity, new AuthChallenge(hello.DeviceId, Settings.ServerId, credential, hello.ClientNonce, nonce,
+            signature), channel);
+    }
+
+    [Fact]
+    public async Task A_PNE_with_a_forged_credential_is_refused_by_its_gateway()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string>());
+        var pne = EntityIdentity.Generate("p-forged", EntityKind.Pne);
+        var der = Secrets.Authority.Issue("p-forged", EntityKind.Pne, pne.PublicKeys, Sys.Scheduler.Now.AddHours(-1),
+            TimeSpan.FromDays(1)).Der.ToArray();
+        der[^2] ^= 0x10;
+        Gateways["g1"].Tell(SealAs(pne, new AuthHello("p-forged", EntityKind.Pne, pne.PublicKeys, new Credential(Octets.Own(der)),
+            Nonce(), Registry.PneContext)), TestActor);
+        var rejected = Unseal<RegistrationRejected>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
+        Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.BadSignature), (rejected.Error, rejected.Auth));
+        await AssertNotRegisteredAsync("p-forged");
+    }
+
+    [Fact]
+    public async Task A_revoked_PNE_is_detached_by_its_gateway_and_refused_on_CPNS_1()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
+        Server.Registry.Tell(new RevokeCredential("p1", "lost"), TestActor);
+        await ExpectMsgAsync<CredentialRevocationAccepted>(Timeout);
+        await AwaitAssertAsync(async () =>
+            Assert.Equal(0, (await Gateways["g1"].Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout)).AttachedPnes),
+            Timeout);
+
+        var p1 = Identities["p1"];
+        Gateways["g1"].Tell(SealAs(p1, new AuthHello("p1", EntityKind.Pne, p1.PublicKeys, null, Nonce(), Registry.PneContext),
+            "again"), TestActor);
+        var refused = await ExpectMsgAsync<EnvelopeRejected>(Timeout);
+        Assert.Equal(EnvelopeRejection.Revoked, refused.Reason);
+    }
+}

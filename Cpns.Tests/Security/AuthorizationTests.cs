@@ -1,0 +1,180 @@
+using Akka.Actor;
+using Cpns.Actors;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Security;
+
+/// <summary>
+/// Signed requests from entities to the server's SMF and CSKMF: bad envelopes and unauthorized requests get a
+/// typed answer, are counted, and change nothing.
+/// </summary>
+public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(output)
+{
+    private Task StartAsync() => StartNetworkAsync(["g1", "g2"],
+        new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2" });
+
+    private async Task<object> AsPneAsync(string pne, object request)
+    {
+        Pnes[pne].Tell(request, TestActor);
+        return await ExpectMsgAsync<object>(Timeout);
+    }
+
+    private async Task<GroupState> GroupAsync(string groupId) => await Server.Smf.Ask<GroupState>(new GetGroup(groupId), Timeout);
+
+    private async Task<long> CounterAsync(IActorRef actor, EnvelopeRejection rejection) =>
+        (await actor.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault(rejection.ToString());
+
+    [Fact]
+    public async Task A_PNE_creates_a_group_with_a_signed_request_relayed_by_its_gateway()
+    {
+        await StartAsync();
+        var accepted = Assert.IsType<GroupAccepted>(await AsPneAsync("p1", new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p3"])));
+        Assert.Equal(1, accepted.Epoch);
+        var state = await GroupAsync("grp");
+        Assert.Contains(new AclEntry("p1", Privilege.Administer), state.Acl!);
+        Assert.Contains(new AclEntry("p3", Privilege.Operate), state.Acl!);
+    }
+
+    [Fact]
+    public async Task A_request_naming_someone_else_as_requester_is_refused()
+    {
+        await StartAsync();
+        var rejected = Assert.IsType<GroupRejected>(await AsPneAsync("p2", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"])));
+        Assert.Equal(GroupError.NotAuthorized, rejected.Error);
+        Assert.False((await GroupAsync("grp")).Exists);
+    }
+
+    [Fact]
+    public async Task An_unauthorized_join_is_refused_and_nothing_changes()
+    {
+        await StartAsync();
+        await AsPneAsync("p1", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"]));
+
+        var selfJoin = Assert.IsType<GroupRejected>(await AsPneAsync("p2", new AddMember("grp", "p2", "p2")));
+        Assert.Equal(GroupError.NotAuthorized, selfJoin.Error);
+        var state = await GroupAsync("grp");
+        Assert.Equal(1L, state.Epoch);
+        Assert.Equal(["p1"], state.Members);
+        Assert.Empty((await KeyStateAsync(Pnes["p2"], "grp")).Epochs);
+
+        // An Operate member may not add others either; once granted Manage it may.
+        await AsPneAsync("p1", new AddMember("grp", "p1", "p2"));
+        Assert.Equal(GroupError.NotAuthorized,
+            Assert.IsType<GroupRejected>(await AsPneAsync("p2", new AddMember("grp", "p2", "p3"))).Error);
+        Assert.IsType<GroupAccepted>(await AsPneAsync("p1", new GrantPrivilege("grp", "p1", "p2", Privilege.Manage)));
+        Assert.Equal(3, Assert.IsType<GroupAccepted>(await AsPneAsync("p2", new AddMember("grp", "p2", "p3"))).Epoch);
+        // ... but it cannot hand out more than it holds, nor delete the group.
+        Assert.Equal(GroupError.NotAuthorized, Assert.IsType<GroupRejected>(
+            await AsPneAsync("p2", new GrantPrivilege("grp", "p2", "p3", Privilege.Administer))).Error);
+        Assert.Equal(GroupError.NotAuthorized,
+            Assert.IsType<GroupRejected>(await AsPneAsync("p2", new DeleteGroup("grp", "p2"))).Error);
+        Assert.True((await GroupAsync("grp")).Exists);
+    }
+
+    [Fact]
+    public async Task An_open_group_lets_an_entity_join_itself_and_anyone_leave_itself()
+    {
+        await StartAsync();
+        await AsPneAsync("p1", new CreateGroup("open", "p1", DeliveryMode.Push, ["p1"], JoinPolicy: JoinPolicy.Open));
+        Assert.Equal(2, Assert.IsType<GroupAccepted>(await AsPneAsync("p3", new AddMember("open", "p3", "p3"))).Epoch);
+        Assert.Equal(GroupError.NotAuthorized, Assert.IsType<GroupRejected>(
+            await AsPneAsync("p3", new AddMember("open", "p3", "p2"))).Error);
+        Assert.Equal(3, Assert.IsType<GroupAccepted>(await AsPneAsync("p3", new RemoveMember("open", "p3", "p3"))).Epoch);
+    }
+
+    [Fact]
+    public async Task A_bad_envelope_signature_is_refused_counted_and_changes_nothing()
+    {
+        await StartAsync();
+        var envelope = SealAs("p1", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"]));
+        var bytes = envelope.Signature.ToArray();
+        bytes[10] ^= 0xff;
+        Server.Smf.Tell(envelope with { Signature = Octets.Own(bytes) }, TestActor);
+        Assert.Equal(EnvelopeRejection.BadSignature, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
+        Assert.Equal(1, await CounterAsync(Server.Smf, EnvelopeRejection.BadSignature));
+        Assert.False((await GroupAsync("grp")).Exists);
+    }
+
+    [Fact]
+    public async Task A_replayed_envelope_is_refused_and_does_not_act_twice()
+    {
+        await StartAsync();
+        await AsPneAsync("p1", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"]));
+        var remove = SealAs("p1", new RemoveMember("grp", "p1", "p2"));
+        Server.Smf.Tell(remove, TestActor);
+        Assert.Equal(2, Unseal<GroupAccepted>(await ExpectMsgAsync<SignedEnvelope>(Timeout)).Epoch);
+        await AsPneAsync("p1", new AddMember("grp", "p1", "p2"));
+
+        Server.Smf.Tell(remove, TestActor); // an eavesdropper replays the removal
+        Assert.Equal(EnvelopeRejection.Replayed, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
+        var state = await GroupAsync("grp");
+        Assert.Equal(3L, state.Epoch);
+        Assert.Equal(["p1", "p2"], state.Members);
+        Assert.Equal(1, await CounterAsync(Server.Smf, EnvelopeRejection.Replayed));
+    }
+
+    [Fact]
+    public async Task A_stale_timestamp_is_refused()
+    {
+        await StartAsync();
+        var p1 = Identities["p1"];
+        var request = new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"]);
+        var payload = Octets.Own(Sys.Serialization.FindSerializerFor(request).ToBinary(request));
+        var stale = Sys.Scheduler.Now.AddMinutes(-10).ToUnixTimeMilliseconds();
+        var signature = p1.Sign(SignedEnvelope.SignedPart("p1", "old", 1, stale, nameof(CreateGroup), payload).Bytes);
+        Server.Smf.Tell(new SignedEnvelope("p1", "old", 1, stale, nameof(CreateGroup), payload, signature), TestActor);
+        Assert.Equal(EnvelopeRejection.StaleTimestamp, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
+        Assert.False((await GroupAsync("grp")).Exists);
+    }
+
+    [Fact]
+    public async Task An_envelope_from_an_unregistered_sender_is_refused()
+    {
+        await StartAsync();
+        var stranger = EntityIdentity.Generate("p1", EntityKind.Pne); // claims p1's id, has its own key
+        Server.Smf.Tell(SealAs(stranger, new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"])), TestActor);
+        Assert.Equal(EnvelopeRejection.BadSignature, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
+        var unknown = EntityIdentity.Generate("ghost", EntityKind.Pne);
+        Server.Smf.Tell(SealAs(unknown, new CreateGroup("grp", "ghost", DeliveryMode.Pull, [])), TestActor);
+        Assert.Equal(EnvelopeRejection.UnknownSender, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
+        Assert.False((await GroupAsync("grp")).Exists);
+    }
+
+    [Fact]
+    public async Task A_key_request_from_a_gateway_that_serves_no_member_is_refused()
+    {
+        await StartAsync();
+        await AsPneAsync("p1", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"]));
+        Server.Cskmf.Tell(SealAs("g2", new GroupKeyRequest("grp", 1, "g2")), TestActor);
+        var refused = await ExpectSealedAsync<GroupKeyRefused>();
+        Assert.Equal(KeyError.NotAuthorized, refused.Error);
+
+        // Nor may a gateway ask in another's name.
+        Server.Cskmf.Tell(SealAs("g2", new GroupKeyRequest("grp", 1, "g1")), TestActor);
+        Assert.Equal(KeyError.NotAuthorized, (await ExpectSealedAsync<GroupKeyRefused>()).Error);
+    }
+
+    [Fact]
+    public async Task A_key_never_enters_a_PN_below_the_groups_security_level()
+    {
+        await StartNetworkAsync(["g1", "weak"], new Dictionary<string, string> { ["p1"] = "g1", ["pw"] = "weak" },
+            pnSecurity: new Dictionary<string, SecurityLevel> { ["weak"] = SecurityLevel.Low });
+        Server.Smf.Tell(new CreateGroup("secret", "p1", DeliveryMode.Push, ["p1"], SecurityLevel.High), TestActor);
+        await ExpectMsgAsync<GroupAccepted>(Timeout);
+
+        Server.Smf.Tell(new AddMember("secret", "p1", "pw"), TestActor);
+        var rejected = await ExpectMsgAsync<GroupRejected>(Timeout);
+        Assert.Equal(GroupError.InsufficientSecurityLevel, rejected.Error);
+        Assert.Contains("Low", rejected.Detail);
+
+        Server.Cskmf.Tell(SealAs("weak", new GroupKeyRequest("secret", 1, "weak")), TestActor);
+        var refused = await ExpectSealedAsync<GroupKeyRefused>();
+        Assert.Equal(KeyError.InsufficientSecurityLevel, refused.Error);
+        Assert.Empty((await KeyStateAsync(Gateways["weak"], "secret")).Epochs);
+        Assert.Empty((await KeyStateAsync(Pnes["pw"], "secret")).Epochs);
+    }
+}

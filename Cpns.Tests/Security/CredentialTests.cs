@@ -1,0 +1,94 @@
+using Cpns.Actors;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Xunit;
+
+namespace Cpns.Tests.Security;
+
+public sealed class CredentialTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 28, 12, 0, 0, TimeSpan.Zero);
+    private readonly CredentialAuthority _kmc = CredentialAuthority.Generate("cpns-kmc");
+    private readonly EntityIdentity _device = EntityIdentity.Generate("p1", EntityKind.Pne);
+
+    private Credential Issue(DateTimeOffset? notBefore = null, TimeSpan? validity = null, EntityKind kind = EntityKind.Pne) =>
+        _kmc.Issue(_device.DeviceId, kind, _device.PublicKeys, notBefore ?? Now.AddHours(-1), validity ?? TimeSpan.FromDays(30));
+
+    [Fact]
+    public void A_credential_binds_id_kind_and_both_public_keys_and_verifies_against_the_root()
+    {
+        var check = _kmc.Verifier().Verify(Issue(), Now, null, "p1", EntityKind.Pne);
+        Assert.True(check.Valid, check.Detail);
+        Assert.Equal("p1", check.Credential!.DeviceId);
+        Assert.Equal(EntityKind.Pne, check.Credential.Kind);
+        Assert.Equal(_device.PublicKeys, check.Credential.Keys);
+        Assert.Equal(Now.AddHours(-1).AddDays(30), check.Credential.NotAfter);
+    }
+
+    [Fact]
+    public void A_credential_is_a_real_X509_v3_certificate_signed_with_Ed25519()
+    {
+        var certificate = new Org.BouncyCastle.X509.X509CertificateParser().ReadCertificate(Issue().Der.ToArray());
+        Assert.Equal(3, certificate.Version);
+        Assert.Equal("CN=p1", certificate.SubjectDN.ToString());
+        Assert.Equal("CN=cpns-kmc", certificate.IssuerDN.ToString());
+        Assert.Equal("1.3.101.112", certificate.SigAlgOid); // Ed25519
+        Assert.Equal(-1, certificate.GetBasicConstraints()); // not a CA
+    }
+
+    [Fact]
+    public void A_forged_credential_is_refused()
+    {
+        var der = Issue().Der.ToArray();
+        der[^5] ^= 0x40; // inside the signature
+        var check = _kmc.Verifier().Verify(new Credential(Octets.Own(der)), Now);
+        Assert.Equal(CredentialError.BadSignature, check.Error);
+    }
+
+    [Fact]
+    public void A_tampered_subject_is_refused()
+    {
+        var der = Issue().Der.ToArray();
+        var index = der.AsSpan().IndexOf("p1"u8);
+        der[index + 1] = (byte)'9';
+        Assert.Equal(CredentialError.BadSignature, _kmc.Verifier().Verify(new Credential(Octets.Own(der)), Now).Error);
+    }
+
+    [Fact]
+    public void A_credential_from_another_root_is_refused_as_an_unknown_issuer()
+    {
+        var other = CredentialAuthority.Generate("cpns-kmc");
+        var credential = other.Issue("p1", EntityKind.Pne, _device.PublicKeys, Now.AddHours(-1), TimeSpan.FromDays(1));
+        Assert.Equal(CredentialError.UnknownIssuer, _kmc.Verifier().Verify(credential, Now).Error);
+    }
+
+    [Fact]
+    public void Validity_is_checked_both_ways()
+    {
+        Assert.Equal(CredentialError.Expired,
+            _kmc.Verifier().Verify(Issue(Now.AddDays(-10), TimeSpan.FromDays(1)), Now).Error);
+        Assert.Equal(CredentialError.NotYetValid,
+            _kmc.Verifier().Verify(Issue(Now.AddDays(1), TimeSpan.FromDays(1)), Now).Error);
+    }
+
+    [Fact]
+    public void Revocation_kind_and_subject_are_checked()
+    {
+        var credential = Issue();
+        var serial = _kmc.Verifier().Verify(credential, Now).Credential!.Serial;
+        Assert.Equal(CredentialError.Revoked,
+            _kmc.Verifier().Verify(credential, Now, new HashSet<string> { serial }).Error);
+        Assert.Equal(CredentialError.WrongKind,
+            _kmc.Verifier().Verify(credential, Now, null, "p1", EntityKind.PnGateway, EntityKind.Both).Error);
+        Assert.Equal(CredentialError.WrongSubject, _kmc.Verifier().Verify(credential, Now, null, "p2").Error);
+    }
+
+    [Theory]
+    [InlineData(new byte[0])]
+    [InlineData(new byte[] { 0x30, 0x03, 0x02, 0x01 })]
+    public void Garbage_is_malformed_not_an_exception(byte[] der)
+    {
+        Assert.Equal(CredentialError.Malformed, _kmc.Verifier().Verify(new Credential(Octets.Own(der)), Now).Error);
+        Assert.Equal(CredentialError.Malformed, _kmc.Verifier().Verify(null, Now).Error);
+    }
+}
