@@ -7,6 +7,7 @@ var root = new RootCommand(
 {
     SimulateCommand.Create(),
     BenchCommand.Create(),
+    StateCommand.Create(),
 };
 
 try

@@ -46,6 +46,13 @@ public sealed class GatewayCskmf : KeyHolder
                 Pairwise.Forget(detached.DeviceId);
                 Link.Guard.Forget(detached.DeviceId);
                 break;
+            case DeliverToPne deliver:
+                if (Ring.Current(deliver.GroupId) is { } held && held.LocalMembers.Contains(deliver.DeviceId) &&
+                    _pnes.TryGetValue(deliver.DeviceId, out var target))
+                    FlowTrace.Send(Context, target.Endpoints.Cskmf,
+                        Link.Seal(WrapFor(held.Key, target, DeliveryMode.Push, held.Announcement)), deliver.GroupId, held.Key.Epoch,
+                        8, FlowKind.Push, FlowLeg.GatewayToPne);
+                break;
             case GetKeyAcks query:
                 var current = Ring.Current(query.GroupId);
                 var acked = current is null ? [] : _acks.GetValueOrDefault((query.GroupId, current.Key.Epoch)) ?? [];

@@ -58,6 +58,8 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                         OnNotice(notice);
                     else if (senderId == _serverId && inner is GroupDeletedNotice deleted)
                         OnDeleted(deleted);
+                    else if (inner is SyncGroups sync && sync.DeviceId == senderId && _pnes.TryGetValue(senderId, out var pne))
+                        ResyncPne(senderId, pne);
                     else
                         _log.Warning("{0}: unexpected signed {1} from {2}", _gatewayId, inner.GetType().Name, senderId);
                 }
@@ -65,13 +67,17 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                 break;
             case PneAttached attached:
                 _pnes[attached.DeviceId] = attached.Endpoints;
+                _link.Guard.Trust(attached.DeviceId, attached.Keys.Signing);
                 break;
             case PneDetached detached:
                 _pnes.Remove(detached.DeviceId);
+                _link.Guard.Forget(detached.DeviceId);
                 break;
             case ServerAttached attached:
                 _serverId = attached.Server.ServerId;
                 _link.Guard.Trust(attached.Server.ServerId, attached.Server.Keys.Signing);
+                // Registered (again): catch up with the current epoch of our groups.
+                _link.Send(attached.Server.Smf, new SyncGroups(_gatewayId));
                 break;
             case GetSecurityCounters:
                 Sender.Tell(_link.Counters());
@@ -178,6 +184,19 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
             FlowTrace.Send(Context, pne.Smf,
                 _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], [])), groupId,
                 group.Epoch, 7, group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
+        }
+    }
+
+    /// <summary>A PNE that registered again hears the current epoch of its groups here; push groups push it.</summary>
+    private void ResyncPne(string pneId, PneEndpoints pne)
+    {
+        foreach (var (groupId, group) in _groups.Where(g => g.Value.LocalMembers.Contains(pneId)))
+        {
+            FlowTrace.Send(Context, pne.Smf,
+                _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, NoticeKind.Updated, _cskmf, [pneId], [])), groupId,
+                group.Epoch, 7, group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
+            if (group.Mode == DeliveryMode.Push)
+                _cskmf.Tell(new DeliverToPne(groupId, pneId));
         }
     }
 

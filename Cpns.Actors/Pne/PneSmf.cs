@@ -49,6 +49,8 @@ public sealed class PneSmf : UntypedActor
             case GatewayAttached attached:
                 _gatewayId = attached.GatewayId;
                 _link.Guard.Trust(attached.GatewayId, attached.Keys.Signing);
+                // Registered (again): catch up with the current epoch of our groups.
+                _link.Send(attached.Gateway.Smf, new SyncGroups(_deviceId));
                 break;
             case GroupKeyAvailable:
                 break;

@@ -81,6 +81,13 @@ public sealed record GroupRejected(string GroupId, GroupError Error, string Deta
 
 public sealed record GetGroup(string GroupId) : ICpnsMessage, IWithGroupId;
 
+public sealed record ListGroups : ICpnsMessage
+{
+    public static readonly ListGroups Instance = new();
+}
+
+public sealed record GroupList(IReadOnlyList<GroupState> Groups) : ICpnsMessage;
+
 public sealed record GroupState(
     string GroupId,
     DeliveryMode Mode,
@@ -128,3 +135,9 @@ public sealed record LocalGroup(string GroupId, DeliveryMode Mode, long Epoch, I
     : ICpnsMessage, IWithGroupId;
 
 public sealed record LocalGroups(string DeviceId, IReadOnlyList<LocalGroup> Groups) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>
+/// A PN GW (to the server's SMF) or a PNE (to its PN GW's SMF) that has just registered asks for the current
+/// epoch of every group it takes part in; the answer is the usual step-7 notices, and a push where the group pushes.
+/// </summary>
+public sealed record SyncGroups(string DeviceId) : ICpnsMessage, IWithDeviceId;

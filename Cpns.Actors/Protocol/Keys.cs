@@ -64,8 +64,14 @@ public sealed record GroupKeyReady(string GroupId, long Epoch, DeliveryMode Mode
 /// <summary>CSKMF could not make the key.</summary>
 public sealed record GroupKeyFailed(string GroupId, KeyError Error, string Detail) : ICpnsMessage, IWithGroupId;
 
-/// <summary>SMF(server) → CSKMF(server): deliver (push) the epoch now that its step 7 notices are out.</summary>
-public sealed record DeliverGroupKey(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+/// <summary>
+/// SMF(server) → CSKMF(server): deliver (push) the epoch now that its step 7 notices are out — to every target,
+/// or only to <paramref name="OnlyGatewayId"/> (a PN GW catching up after it registered again).
+/// </summary>
+public sealed record DeliverGroupKey(string GroupId, long Epoch, string? OnlyGatewayId = null) : ICpnsMessage, IWithGroupId;
+
+/// <summary>SMF → CSKMF of a PN GW: push the group's current epoch to this one PNE (it registered again).</summary>
+public sealed record DeliverToPne(string GroupId, string DeviceId) : ICpnsMessage, IWithGroupId, IWithDeviceId;
 
 /// <summary>
 /// SMF → CSKMF of a PN GW or PNE, push mode: the step-7 notices are out and this epoch should be pushed here;

@@ -211,7 +211,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
         try
         {
-            foreach (var target in current.Targets)
+            foreach (var target in current.Targets.Where(t => deliver.OnlyGatewayId is null || t.GatewayId == deliver.OnlyGatewayId))
             {
                 if (LevelProblem(target.GatewayId, current.RequiredSecurityLevel) is { } problem)
                 {

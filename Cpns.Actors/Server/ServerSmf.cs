@@ -206,6 +206,11 @@ public sealed class ServerSmf : CpnsPersistentActor
                     ? new GroupState(g.Id, g.Mode, g.Epoch, g.Members.ToList(), true, g.RequiredLevel, g.ToEntry().Acl)
                     : new GroupState(query.GroupId, DeliveryMode.Pull, _deleted.GetValueOrDefault(query.GroupId), [], false));
                 break;
+            case ListGroups:
+                Sender.Tell(new GroupList(_groups.Values.OrderBy(x => x.Id, StringComparer.Ordinal)
+                    .Select(x => new GroupState(x.Id, x.Mode, x.Epoch, x.Members.ToList(), true, x.RequiredLevel, x.ToEntry().Acl))
+                    .ToList()));
+                break;
             case GetSecurityCounters:
                 Sender.Tell(_link.Counters());
                 break;
@@ -221,6 +226,9 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         switch (message)
         {
+            case SyncGroups sync when sync.DeviceId == senderId && _gateways.ContainsKey(senderId):
+                Resync(senderId);
+                break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 var requester = message switch
                 {
@@ -513,6 +521,25 @@ public sealed class ServerSmf : CpnsPersistentActor
             SnapshotIfDue();
             StartNext(ready.GroupId);
         });
+    }
+
+    /// <summary>
+    /// A PN GW that registered again hears the current epoch of every group with members behind it (step 7), and
+    /// the push groups push it there. Groups busy with a change catch up when that change is announced.
+    /// </summary>
+    private void Resync(string gatewayId)
+    {
+        foreach (var group in _groups.Values.Where(g => !_inFlight.ContainsKey(g.Id)))
+        {
+            var local = group.Members.Where(m => GatewayOf(m) == gatewayId).ToList();
+            if (local.Count == 0)
+                continue;
+            var notice = new GroupNotice(group.Id, group.Epoch, group.Mode, NoticeKind.Updated, _cskmf, local, []);
+            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.Seal(notice), group.Id, group.Epoch, 7,
+                group.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
+            if (group.Mode == DeliveryMode.Push)
+                _cskmf.Tell(new DeliverGroupKey(group.Id, group.Epoch, gatewayId));
+        }
     }
 
     /// <summary>Step 7: every PN GW that reaches a member (or reached a removed one) hears of the new epoch, signed.</summary>

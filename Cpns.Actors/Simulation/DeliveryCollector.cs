@@ -45,7 +45,12 @@ public sealed class DeliveryCollector : UntypedActor
     private long _push;
     private long _pull;
 
-    public static Props Props() => Akka.Actor.Props.Create<DeliveryCollector>();
+    private readonly Action<Acknowledgement>? _acknowledged;
+
+    public DeliveryCollector(Action<Acknowledgement>? acknowledged) => _acknowledged = acknowledged;
+
+    public static Props Props(Action<Acknowledgement>? acknowledged = null) =>
+        Akka.Actor.Props.Create(typeof(DeliveryCollector), acknowledged);
 
     protected override void PreStart()
     {
@@ -94,6 +99,8 @@ public sealed class DeliveryCollector : UntypedActor
                 break;
             case EntityRegistered registered:
                 (registered.Kind == EntityKind.Pne ? _registeredPnes : _registeredGateways).Add(registered.DeviceId);
+                _acknowledged?.Invoke(new Acknowledgement(registered.Kind == EntityKind.Pne ? "pne" : "gateway",
+                    registered.DeviceId, registered.RegistrationId, null, null));
                 break;
             case GetRegistered:
                 Sender.Tell(new Registered(_registeredGateways.Count, _registeredPnes.Count));

@@ -70,3 +70,6 @@ public enum SimulationPhase
 }
 
 public sealed record SimulationProgress(SimulationPhase Phase, long Done, long Total);
+
+/// <summary>Something the server acknowledged during a simulation (and so made durable first).</summary>
+public sealed record Acknowledgement(string Kind, string Id, string? RegistrationId, long? Epoch, IReadOnlyList<string>? Members);

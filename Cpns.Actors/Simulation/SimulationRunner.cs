@@ -11,7 +11,8 @@ namespace Cpns.Actors.Simulation;
 /// (half push, half pull), then membership churn so groups rekey; then it waits until every member holds its
 /// group's current key and checks each one against the server's key check value.
 /// </summary>
-public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, ServerSecrets secrets)
+public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, ServerSecrets secrets,
+    Action<Acknowledgement>? acknowledged = null)
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
@@ -27,7 +28,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             throw new ArgumentException(problem, nameof(options));
         var wall = Stopwatch.StartNew();
         var random = new Random(options.Seed);
-        var collector = system.ActorOf(DeliveryCollector.Props(), $"sim-collector-{Guid.NewGuid():N}");
+        var collector = system.ActorOf(DeliveryCollector.Props(acknowledged), $"sim-collector-{Guid.NewGuid():N}");
         try
         {
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 0, 1));
@@ -172,7 +173,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     }
 
     /// <summary>Sends every command at once (the server applies each group's changes in order) and awaits every answer.</summary>
-    private static async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, object Command)> commands,
+    private async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, object Command)> commands,
         IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
@@ -181,6 +182,8 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         var replies = commands.Select(async c =>
         {
             var reply = await smf.Ask<object>(c.Command, TimeSpan.FromMinutes(2), cancellationToken);
+            if (reply is GroupAccepted ack)
+                acknowledged?.Invoke(new Acknowledgement("group", ack.GroupId, null, ack.Epoch, ack.Members));
             progress?.Report(new SimulationProgress(phase, Interlocked.Increment(ref done), commands.Count));
             return (c.GroupId, Reply: reply);
         }).ToList();

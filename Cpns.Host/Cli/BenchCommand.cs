@@ -12,7 +12,81 @@ public static class BenchCommand
     {
         var bench = new Command("bench", "Measure the enabler's costs (each compared with its baseline in the same run)");
         bench.Subcommands.Add(Rekey());
+        bench.Subcommands.Add(Persistence());
         return bench;
+    }
+
+    private static Command Persistence()
+    {
+        var registrations = new Option<int>("--registrations")
+        {
+            Description = "PNE registrations to persist per batch size",
+            DefaultValueFactory = _ => 2000,
+        };
+        SimulateCommand.AtLeast(registrations, 1);
+        var batches = new Option<string>("--batch")
+        {
+            Description = "Batch sizes, comma separated; 1 is the unbatched baseline (one journal round trip per registration)",
+            DefaultValueFactory = _ => "1,50,500",
+        };
+        batches.Validators.Add(result =>
+        {
+            if (ParseSizes(result.GetValueOrDefault<string>()) is null)
+                result.AddError("--batch takes positive whole numbers separated by commas, e.g. 1,50,500");
+        });
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
+        var common = new CommonOptions();
+        var command = new Command("persistence",
+            "PNE registrations persisted per second on the chosen database: batched as the registry does, against one event " +
+            "per registration")
+        {
+            registrations, batches, json,
+        };
+        common.AddTo(command);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var node = common.Read(parse) with { SqliteFileName = "bench.db" };
+            if (node.Storage == Actors.Persistence.StorageKind.Sqlite)
+            {
+                Directory.CreateDirectory(node.DataDirectory);
+                foreach (var suffix in new[] { "", "-wal", "-shm" })
+                    File.Delete(Path.Combine(node.DataDirectory, "bench.db" + suffix));
+            }
+
+            var config = Hosting.HostConfiguration.Build(node);
+            using var host = Hosting.AkkaHostBuilder.Build(config);
+            await host.StartAsync(cancellationToken);
+            IReadOnlyList<PersistenceMeasurement> results = [];
+            try
+            {
+                var system = Hosting.AkkaHostBuilder.ActorSystemOf(host);
+                await AnsiConsole.Status().StartAsync("persisting", async context =>
+                {
+                    results = await PersistenceBenchmark.RunAsync(system, Actors.CpnsSettings.From(config),
+                        parse.GetValue(registrations), ParseSizes(parse.GetValue(batches))!,
+                        new Progress<int>(b => context.Status($"persisting in batches of {b}")));
+                });
+            }
+            finally
+            {
+                await host.StopAsync(CancellationToken.None);
+            }
+
+            var baseline = results.FirstOrDefault(r => r.BatchSize == 1)?.RegistrationsPerSecond;
+            var table = new Table().Title($"registrations persisted per second ({node.Storage})")
+                .AddColumn(new TableColumn("batch").RightAligned()).AddColumn(new TableColumn("events").RightAligned())
+                .AddColumn(new TableColumn("seconds").RightAligned()).AddColumn(new TableColumn("registrations/s").RightAligned())
+                .AddColumn(new TableColumn("× unbatched").RightAligned());
+            foreach (var r in results)
+                table.AddRow(r.BatchSize.ToString(), r.Events.ToString(), r.Seconds.ToString("0.000"),
+                    r.RegistrationsPerSecond.ToString("0"), baseline is { } b ? (r.RegistrationsPerSecond / b).ToString("0.0") : "");
+            AnsiConsole.Write(table);
+            if (parse.GetValue(json) is { } file)
+                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions),
+                    cancellationToken);
+            return 0;
+        });
+        return command;
     }
 
     private static Command Rekey()

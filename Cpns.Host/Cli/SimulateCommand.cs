@@ -13,6 +13,7 @@ namespace Cpns.Host.Cli;
 public static class SimulateCommand
 {
     public const string SimulationDatabase = "simulate.db";
+    public const string SimulationSecrets = "simulate-secrets.json";
 
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
@@ -35,13 +36,17 @@ public static class SimulateCommand
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the summary as JSON to this file" };
         var quiet = new Option<bool>("--quiet") { Description = "No progress display" };
+        var ackLog = new Option<FileInfo?>("--ack-log")
+        {
+            Description = "Append one JSON line per acknowledged registration or group change (each is durable before it is acknowledged)",
+        };
         var common = new CommonOptions();
 
         var command = new Command("simulate",
             "Run a CPNS Server, PN GWs and PNEs in one process: register them, build service groups, churn their " +
             "membership so they rekey, and check every member ends with its group's current key")
         {
-            gateways, pnes, groups, seed, membersPerGroup, churn, timeout, json, quiet,
+            gateways, pnes, groups, seed, membersPerGroup, churn, timeout, json, quiet, ackLog,
         };
         common.AddTo(command);
         AtLeast(gateways, 1);
@@ -63,7 +68,8 @@ public static class SimulateCommand
                 ChurnPerGroup = parse.GetValue(churn),
                 ConvergenceTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
             };
-            return await RunAsync(options, common.Read(parse), parse.GetValue(json), parse.GetValue(quiet), cancellationToken);
+            return await RunAsync(options, common.Read(parse), parse.GetValue(json), parse.GetValue(quiet), parse.GetValue(ackLog),
+                cancellationToken);
         });
         return command;
     }
@@ -78,7 +84,7 @@ public static class SimulateCommand
         });
 
     private static async Task<int> RunAsync(SimulationOptions options, NodeOptions node, FileInfo? json, bool quiet,
-        CancellationToken cancellationToken)
+        FileInfo? ackLog, CancellationToken cancellationToken)
     {
         // Every run studies a fresh network: on SQLite its own file (simulate.db, kept afterwards for inspection,
         // never the cpns.db of real nodes), elsewhere its own server id, so earlier runs' groups never collide.
@@ -98,6 +104,9 @@ public static class SimulateCommand
         var config = HostConfiguration.Build(node, overrides, "server", "gateway");
         var settings = CpnsSettings.From(config);
         var secrets = ServerSecrets.Generate(settings.ServerId);
+        // Kept beside the run's database, so `cpns state` can open the key epochs it journaled.
+        secrets.Save(Path.Combine(node.DataDirectory, SimulationSecrets));
+        using var acknowledgements = ackLog is null ? null : new AcknowledgementLog(ackLog.FullName);
         using var host = AkkaHostBuilder.Build(config);
         await host.StartAsync(cancellationToken);
         var system = AkkaHostBuilder.ActorSystemOf(host);
@@ -107,7 +116,7 @@ public static class SimulateCommand
         SimulationResult result;
         try
         {
-            var runner = new SimulationRunner(system, settings, secrets);
+            var runner = new SimulationRunner(system, settings, secrets, acknowledgements is null ? null : acknowledgements.Write);
             result = quiet || !AnsiConsole.Profile.Capabilities.Interactive
                 ? await runner.RunAsync(options, new PhaseLogger(), cancellationToken)
                 : await WithProgressAsync(progress => runner.RunAsync(options, progress, cancellationToken));
@@ -241,5 +250,30 @@ public static class SimulateCommand
                     Console.WriteLine($"[{_clock.Elapsed.TotalSeconds,7:0.0}s] {Describe(value.Phase)}: {value.Done}/{value.Total}");
             }
         }
+    }
+}
+
+/// <summary>Acknowledgements as JSON lines, each flushed to the file as it happens (a crash loses none written).</summary>
+public sealed class AcknowledgementLog : IDisposable
+{
+    private readonly StreamWriter _writer;
+
+    public AcknowledgementLog(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+    }
+
+    public void Write(Acknowledgement acknowledgement)
+    {
+        var line = JsonSerializer.Serialize(acknowledgement, new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        lock (_writer)
+            _writer.WriteLine(line);
+    }
+
+    public void Dispose()
+    {
+        lock (_writer)
+            _writer.Dispose();
     }
 }

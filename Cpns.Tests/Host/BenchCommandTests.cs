@@ -33,6 +33,20 @@ public sealed class BenchCommandTests : IDisposable
         Assert.True(Bytes(10000, "lkh") < 2 * Bytes(1000, "lkh"));
     }
 
+    [Fact]
+    public async Task Bench_persistence_persists_every_registration_at_each_batch_size_on_sqlite()
+    {
+        var json = _folder.File("p.json");
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(3),
+            "bench", "persistence", "--data", _folder.Path, "--registrations", "300", "--batch", "1,100", "--json", json);
+        Assert.True(exit == 0, stdout + stderr);
+        using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var rows = document.RootElement.EnumerateArray().ToList();
+        Assert.Equal([(1, 300), (100, 3)], rows.Select(r => (r.GetProperty("batchSize").GetInt32(), r.GetProperty("events").GetInt32())));
+        Assert.All(rows, r => Assert.True(r.GetProperty("registrationsPerSecond").GetDouble() > 0));
+        Assert.True(File.Exists(_folder.File("bench.db")));
+    }
+
     [Theory]
     [InlineData("0,10")]
     [InlineData("ten")]
@@ -46,6 +60,8 @@ public sealed class BenchCommandTests : IDisposable
     [Theory]
     [InlineData("bench")]
     [InlineData("bench", "rekey")]
+    [InlineData("bench", "persistence")]
+    [InlineData("state")]
     public async Task Bench_commands_have_help(params string[] command)
     {
         var (exit, stdout, _) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(1), [.. command, "--help"]);

@@ -1,0 +1,156 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Configuration;
+using Cpns.Actors;
+using Cpns.Actors.Persistence;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Persistence;
+
+/// <summary>
+/// The server's durable state survives a full stop: build state, terminate the actor system, start a new one on
+/// the same database with the same server secrets, and everything is back — and the network carries on from it.
+/// </summary>
+public abstract class RecoveryTests : CpnsTestKit
+{
+    private const string Frequent = "cpns.persistence.snapshot-every = 3";
+    private readonly Config _storage;
+
+    protected RecoveryTests(ITestOutputHelper output, Config storage)
+        : base(output, ConfigurationFactory.ParseString(Frequent).WithFallback(storage))
+    {
+        _storage = ConfigurationFactory.ParseString(Frequent).WithFallback(storage);
+    }
+
+    private async Task<long> ChangeAsync(IActorRef smf, object command)
+    {
+        var reply = await smf.Ask<object>(command, Timeout);
+        return Assert.IsType<GroupAccepted>(reply).Epoch;
+    }
+
+    [Fact]
+    public async Task Every_piece_of_state_is_back_after_a_restart_and_the_network_carries_on()
+    {
+        await StartNetworkAsync(["g1", "g2"],
+            new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2", ["p4"] = "g2" });
+
+        Assert.Equal(1, await ChangeAsync(Server.Smf, new CreateGroup("pushed", "p1", DeliveryMode.Push, ["p1", "p3"])));
+        Assert.Equal(2, await ChangeAsync(Server.Smf, new AddMember("pushed", "p1", "p2")));
+        Assert.Equal(3, await ChangeAsync(Server.Smf, new RemoveMember("pushed", "p1", "p3")));
+        Assert.Equal(1, await ChangeAsync(Server.Smf, new CreateGroup("pulled", "p2", DeliveryMode.Pull, ["p2", "p4"],
+            SecurityLevel.Medium)));
+        Assert.Equal(2, await ChangeAsync(Server.Smf, new AddMember("pulled", "p2", "p1")));
+        await ChangeAsync(Server.Smf, new GrantPrivilege("pulled", "p2", "p4", Privilege.Manage));
+        Assert.Equal(1, await ChangeAsync(Server.Smf, new CreateGroup("gone", "p1", DeliveryMode.Pull, ["p1"])));
+        Assert.Equal(1, await ChangeAsync(Server.Smf, new DeleteGroup("gone", "p1")));
+
+        foreach (var member in new[] { "p1", "p2" })
+            await AwaitAssertAsync(async () => Assert.Equal(3, (await KeyStateAsync(Pnes[member], "pushed")).CurrentEpoch), Timeout);
+        var content = Assert.IsType<GroupCiphertext>(await Pnes["p1"].Ask<object>(
+            new EncryptContent("pushed", Octets.Own("before the restart"u8.ToArray())), Timeout));
+        Assert.Equal(3, content.Epoch);
+
+        var inventoryBefore = await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+        var groupsBefore = new Dictionary<string, GroupState>();
+        foreach (var group in new[] { "pushed", "pulled", "gone" })
+            groupsBefore[group] = await Server.Smf.Ask<GroupState>(new GetGroup(group), Timeout);
+        var keysBefore = new Dictionary<string, HeldGroupKey>();
+        foreach (var group in new[] { "pushed", "pulled" })
+            keysBefore[group] = await KeyStateAsync(Server.Cskmf, group);
+        var keyBytesBefore = await ExportedKeyAsync(Server.Cskmf, "pushed", 3);
+
+        await Sys.Terminate();
+
+        // A new actor system on the same database, the same server secrets.
+        using var restarted = ActorSystem.Create("cpns", Config(_storage));
+        try
+        {
+            var server = await Deployment.EndpointsOf(Deployment.StartServer(restarted, Secrets, Settings), Timeout);
+
+            var inventoryAfter = await server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+            Assert.Equal(inventoryBefore.Gateways, inventoryAfter.Gateways);
+            Assert.Equal(inventoryBefore.Pnes, inventoryAfter.Pnes);
+            foreach (var (group, before) in groupsBefore)
+            {
+                var after = await server.Smf.Ask<GroupState>(new GetGroup(group), Timeout);
+                Assert.Equal((before.Exists, before.Epoch, before.Mode, before.RequiredSecurityLevel),
+                    (after.Exists, after.Epoch, after.Mode, after.RequiredSecurityLevel));
+                Assert.Equal(before.Members, after.Members);
+                Assert.Equal(before.Acl ?? [], after.Acl ?? []);
+            }
+
+            foreach (var (group, before) in keysBefore)
+            {
+                var after = await server.Cskmf.Ask<HeldGroupKey>(new GetKeyState(group), Timeout);
+                Assert.Equal((before.CurrentEpoch, before.KeyCheck), (after.CurrentEpoch, after.KeyCheck));
+                Assert.Equal(before.Epochs, after.Epochs);
+            }
+
+            Assert.Equal(keyBytesBefore, await ExportedKeyAsync(server.Cskmf, "pushed", 3));
+
+            // The devices come back (same identities) and catch up with their groups' current epochs.
+            var gateways = new Dictionary<string, IActorRef>();
+            foreach (var gateway in new[] { "g1", "g2" })
+                gateways[gateway] = Deployment.StartGateway(restarted, Identities[gateway], Secrets.TrustAnchor, server.Registry,
+                    Settings);
+            var pnes = new Dictionary<string, IActorRef>();
+            foreach (var (pne, gateway) in new[] { ("p1", "g1"), ("p2", "g1"), ("p3", "g2"), ("p4", "g2") })
+                pnes[pne] = Deployment.StartPne(restarted, Identities[pne], Secrets.TrustAnchor, gateways[gateway], Settings);
+            await AwaitAssertAsync(async () =>
+            {
+                var inventory = await server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+                var highestBefore = inventoryBefore.Pnes.Concat(inventoryBefore.Gateways).Max(e => int.Parse(e.RegistrationId[2..]));
+                Assert.All(inventory.Pnes, e => Assert.True(int.Parse(e.RegistrationId[2..]) > highestBefore,
+                    $"{e.DeviceId} got registration id {e.RegistrationId} again"));
+            }, Timeout);
+
+            await AwaitAssertAsync(async () =>
+            {
+                var held = await pnes["p2"].Ask<HeldGroupKey>(new GetKeyState("pushed"), Timeout);
+                Assert.Equal((3L, keysBefore["pushed"].KeyCheck), (held.CurrentEpoch, held.KeyCheck));
+            }, Timeout);
+            var read = Assert.IsType<ContentDecrypted>(await pnes["p2"].Ask<object>(new DecryptContent(content), Timeout));
+            Assert.Equal("before the restart", Encoding.UTF8.GetString(read.Plaintext.Span));
+            await AwaitAssertAsync(async () =>
+                Assert.Equal(2, (await pnes["p4"].Ask<HeldGroupKey>(new GetKeyState("pulled"), Timeout)).CurrentEpoch), Timeout);
+
+            // Epochs continue from where they were, and are never used twice.
+            Assert.Equal(4, await ChangeAsync(server.Smf, new AddMember("pushed", "p1", "p4")));
+            Assert.Equal(2, await ChangeAsync(server.Smf, new CreateGroup("gone", "p1", DeliveryMode.Pull, ["p1"])));
+            // p4 still manages "pulled": the ACL came back with the rest.
+            Assert.Equal(3, await ChangeAsync(server.Smf, new AddMember("pulled", "p4", "p3")));
+            await AwaitAssertAsync(async () =>
+                Assert.Equal(4, (await pnes["p4"].Ask<HeldGroupKey>(new GetKeyState("pushed"), Timeout)).CurrentEpoch), Timeout);
+        }
+        finally
+        {
+            await restarted.Terminate();
+        }
+    }
+}
+
+public sealed class SqliteRecoveryTests : RecoveryTests
+{
+    private static readonly ThreadLocal<TempFolder> Folder = new(() => new TempFolder("cpns-recovery"));
+    private readonly TempFolder _folder;
+
+    public SqliteRecoveryTests(ITestOutputHelper output) : base(output, Storage.Sqlite(Folder.Value!.File("cpns.db")))
+    {
+        _folder = Folder.Value!;
+        Folder.Value = new TempFolder("cpns-recovery");
+    }
+
+    protected override void AfterAll()
+    {
+        base.AfterAll();
+        _folder.Dispose();
+    }
+}
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresRecoveryTests(ITestOutputHelper output, PostgresServer postgres)
+    : RecoveryTests(output, Storage.Postgres(postgres.NewDatabase()));
