@@ -28,6 +28,16 @@ public sealed class Connections : UntypedActor, IWithTimers
 
     private sealed record ResendBatch(long BatchId) : INoSerializationVerificationNeeded;
 
+    private sealed record RenewOwnLease : INoSerializationVerificationNeeded
+    {
+        public static readonly RenewOwnLease Instance = new();
+    }
+
+    private sealed record FlushRefreshes : INoSerializationVerificationNeeded
+    {
+        public static readonly FlushRefreshes Instance = new();
+    }
+
     private sealed record PneChallenge(AuthHello Hello, Octets VerifierNonce, long ExpiresAtMs);
 
     private static readonly TimeSpan BatchReplyTimeout = TimeSpan.FromSeconds(30);
@@ -49,6 +59,13 @@ public sealed class Connections : UntypedActor, IWithTimers
     private readonly HashSet<string> _registeredPnes = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int LifetimeSeconds, IActorRef ReplyTo)> _pendingRefreshes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _refreshesInFlight = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _pendingDeregistrations = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PneEndpoints> _pneEndpoints = new(StringComparer.Ordinal);
+    // The PN table: every PNE registered through here, with its credential, so the PN can be registered again as one batch.
+    private readonly Dictionary<string, PneRegistration> _pnTable = new(StringComparer.Ordinal);
+    private int _grantedLifetime;
     private readonly Random _jitter = new();
     private GatewayEndpoints _endpoints = null!;
     private readonly List<Octets> _clientNonces = new();
@@ -104,6 +121,21 @@ public sealed class Connections : UntypedActor, IWithTimers
             case ResendBatch resend:
                 Resend(resend.BatchId);
                 break;
+            case RenewOwnLease:
+                if (_registrationId is not null)
+                {
+                    _pendingRefreshes[_identity.DeviceId] = (_lifetimeSeconds, Self);
+                    FlushLeaseRefreshes();
+                    ScheduleOwnRenewal(0.25);
+                }
+
+                break;
+            case FlushRefreshes:
+                FlushLeaseRefreshes();
+                break;
+            case DiscoverGateways discover:
+                Sender.Tell(new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, _registrationId is not null));
+                break;
             case GetRegistrationStatus:
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registrationId is not null, _registrationId,
                     _registeredPnes.Count));
@@ -139,6 +171,23 @@ public sealed class Connections : UntypedActor, IWithTimers
                 break;
             case CredentialRevoked revoked when senderId == _server?.ServerId:
                 OnRevoked(revoked);
+                break;
+            case RegistrationsRefreshed refreshed when senderId == _server?.ServerId:
+                OnRefreshed(refreshed);
+                break;
+            case RegistrationsEnded ended when senderId == _server?.ServerId:
+                OnRegistrationsEnded(ended);
+                break;
+            case RefreshLease refresh when refresh.DeviceId == senderId && _registeredPnes.Contains(senderId):
+                _pendingRefreshes[senderId] = (refresh.LifetimeSeconds, Sender);
+                if (_settings.RegistrationBatchWindow <= TimeSpan.Zero)
+                    FlushLeaseRefreshes();
+                else if (!Timers.IsTimerActive(FlushRefreshes.Instance))
+                    Timers.StartSingleTimer(FlushRefreshes.Instance, FlushRefreshes.Instance, _settings.RegistrationBatchWindow);
+                break;
+            case Deregister deregister when deregister.DeviceId == senderId && _registeredPnes.Contains(senderId):
+                _pendingDeregistrations[senderId] = Sender;
+                _link.Send(_server!.Registry, new DeregisterEntities(_identity.DeviceId, [senderId]));
                 break;
             case AuthHello hello when hello.DeviceId == senderId:
                 OnPneHello(hello);
@@ -223,6 +272,8 @@ public sealed class Connections : UntypedActor, IWithTimers
         Timers.Cancel(RetryRegistration.Instance);
         _clientNonces.Clear();
         _registrationId = registered.RegistrationId;
+        _grantedLifetime = registered.LifetimeSeconds;
+        ScheduleOwnRenewal();
         _credential = registered.Credential;
         _server = registered.Server;
         var attached = new ServerAttached(registered.Server, _serverCredential!);
@@ -232,8 +283,109 @@ public sealed class Connections : UntypedActor, IWithTimers
         foreach (var (hello, replyTo) in _helloBacklog)
             Challenge(hello, replyTo);
         _helloBacklog.Clear();
+        RegisterPnAgain();
         if (_waiting.Count > 0)
             Self.Tell(FlushBatch.Instance);
+    }
+
+    /// <summary>
+    /// After this PN GW registered again (a restart, an expiry, a server restart), its whole PN is registered again
+    /// in one batch, each PNE by its credential; the PNEs are told their new registrations.
+    /// </summary>
+    private void RegisterPnAgain()
+    {
+        var known = _pnTable.Values.Where(p => !_waiting.ContainsKey(p.DeviceId) && p.Credential is not null).ToList();
+        if (known.Count == 0)
+            return;
+        foreach (var pne in known)
+            _waiting[pne.DeviceId] = (pne with { Proof = null }, pne.Endpoints.Pne);
+        _log.Info("{0}: registering its PN of {1} PNEs again in one batch", _identity.DeviceId, known.Count);
+        Flush();
+    }
+
+    /// <summary>The lease is renewed at half its lifetime (and asked again at three quarters if no answer came).</summary>
+    private void ScheduleOwnRenewal(double fraction = 0.5) =>
+        Timers.StartSingleTimer(RenewOwnLease.Instance, RenewOwnLease.Instance, TimeSpan.FromSeconds(_grantedLifetime * fraction));
+
+    /// <summary>This PN GW's own renewal and its PNEs' that arrived meanwhile go to the server as one batch.</summary>
+    private void FlushLeaseRefreshes()
+    {
+        Timers.Cancel(FlushRefreshes.Instance);
+        if (_server is null || _pendingRefreshes.Count == 0)
+            return;
+        var refreshes = _pendingRefreshes.Select(kv => new LeaseRefresh(kv.Key, kv.Value.LifetimeSeconds)).ToList();
+        foreach (var (id, pending) in _pendingRefreshes)
+            _refreshesInFlight[id] = pending.ReplyTo;
+        _pendingRefreshes.Clear();
+        _link.Send(_server.Registry, new RefreshRegistrations(_identity.DeviceId, refreshes));
+    }
+
+    private void OnRefreshed(RegistrationsRefreshed refreshed)
+    {
+        foreach (var result in refreshed.Results)
+        {
+            if (!_refreshesInFlight.Remove(result.DeviceId, out var replyTo))
+                continue;
+            if (result.DeviceId == _identity.DeviceId)
+            {
+                if (result.Renewed)
+                {
+                    _grantedLifetime = result.LifetimeSeconds;
+                    ScheduleOwnRenewal();
+                }
+                else
+                {
+                    LostRegistration();
+                }
+
+                continue;
+            }
+
+            _link.Send(replyTo, new LeaseRenewed(result.DeviceId, result.Renewed, result.LifetimeSeconds));
+            if (!result.Renewed)
+                Detach(result.DeviceId);
+        }
+    }
+
+    private void OnRegistrationsEnded(RegistrationsEnded ended)
+    {
+        foreach (var id in ended.DeviceIds)
+        {
+            if (id == _identity.DeviceId)
+            {
+                LostRegistration();
+                continue;
+            }
+
+            var replyTo = _pendingDeregistrations.Remove(id, out var asker) ? asker
+                : _pneEndpoints.TryGetValue(id, out var endpoints) ? endpoints.Pne : null;
+            if (replyTo is not null)
+                _link.Send(replyTo, new RegistrationEnded(id, ended.Reason));
+            Detach(id);
+        }
+    }
+
+    /// <summary>The server no longer has this PN GW: register again (the PNEs follow, as they renew or re-register).</summary>
+    private void LostRegistration()
+    {
+        _log.Warning("{0}: the server no longer has this PN GW registered; registering again", _identity.DeviceId);
+        _registrationId = null;
+        _registeredPnes.Clear();
+        _registrationAttempts = 0;
+        Timers.Cancel(RenewOwnLease.Instance);
+        Register();
+    }
+
+    private void Detach(string pneId)
+    {
+        _pnTable.Remove(pneId);
+        if (!_registeredPnes.Remove(pneId) && !_pneEndpoints.ContainsKey(pneId))
+            return;
+        _pneEndpoints.Remove(pneId);
+        _link.Guard.Forget(pneId);
+        var detached = new PneDetached(pneId);
+        _smf.Tell(detached);
+        _cskmf.Tell(detached);
     }
 
     private void OnRevoked(CredentialRevoked revoked)
@@ -241,6 +393,7 @@ public sealed class Connections : UntypedActor, IWithTimers
         _revokedDevices.Add(revoked.DeviceId);
         _revokedSerials.UnionWith(revoked.Serials);
         _link.Guard.Revoke(revoked.DeviceId);
+        _pnTable.Remove(revoked.DeviceId);
         if (_registeredPnes.Remove(revoked.DeviceId) | _waiting.Remove(revoked.DeviceId))
         {
             var detached = new PneDetached(revoked.DeviceId);
@@ -317,7 +470,7 @@ public sealed class Connections : UntypedActor, IWithTimers
         _smf.Tell(attached);
         _cskmf.Tell(attached);
 
-        if (_waiting.Count >= _settings.RegistrationBatchMax)
+        if (_waiting.Count >= _settings.RegistrationBatchMax || _settings.RegistrationBatchWindow <= TimeSpan.Zero)
             Flush();
         else if (!Timers.IsTimerActive(FlushBatch.Instance))
             Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, _settings.RegistrationBatchWindow);
@@ -395,6 +548,8 @@ public sealed class Connections : UntypedActor, IWithTimers
             if (result.Accepted)
             {
                 _registeredPnes.Add(result.DeviceId);
+                _pneEndpoints[result.DeviceId] = waiting.Registration.Endpoints;
+                _pnTable[result.DeviceId] = waiting.Registration with { Credential = result.Credential };
                 _link.Send(waiting.ReplyTo, new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
                     result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, _endpoints, _serverCredential!));
             }

@@ -35,7 +35,7 @@ public sealed class PnGateway : UntypedActor
     {
         switch (message)
         {
-            case SignedEnvelope or GetRegistrationStatus:
+            case SignedEnvelope or GetRegistrationStatus or DiscoverGateways:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:

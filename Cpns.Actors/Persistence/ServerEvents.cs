@@ -14,7 +14,10 @@ public sealed record GatewayRecord(
     GatewayEndpoints Endpoints,
     string RegistrationId,
     int LifetimeSeconds,
-    long RegisteredAtMs) : ICpnsMessage, IWithGatewayId;
+    long LeaseStartMs) : ICpnsMessage, IWithGatewayId
+{
+    public long ExpiresAtMs => LeaseStartMs + LifetimeSeconds * 1000L;
+}
 
 public sealed record PneRecord(
     string DeviceId,
@@ -25,13 +28,22 @@ public sealed record PneRecord(
     PneEndpoints Endpoints,
     string RegistrationId,
     int LifetimeSeconds,
-    long RegisteredAtMs) : ICpnsMessage, IWithDeviceId;
+    long LeaseStartMs) : ICpnsMessage, IWithDeviceId
+{
+    public long ExpiresAtMs => LeaseStartMs + LifetimeSeconds * 1000L;
+}
 
 public sealed record GatewayRegisteredEvent(GatewayRecord Gateway, long RegistrationNumber) : ICpnsEvent;
 
 /// <summary>One event for a whole batch of PNE registrations from one PN GW: one journal round trip.</summary>
 public sealed record PnesRegisteredEvent(string GatewayId, IReadOnlyList<PneRecord> Pnes, long LastRegistrationNumber)
     : ICpnsEvent;
+
+/// <summary>Leases renewed (a PN GW's batch): each lease starts again at <paramref name="AtMs"/> with its lifetime.</summary>
+public sealed record LeasesRefreshedEvent(IReadOnlyList<LeaseRefresh> Refreshes, long AtMs) : ICpnsEvent;
+
+/// <summary>Registrations removed: deregistered on purpose, or expired (a PN GW's expiry takes its PNEs with it).</summary>
+public sealed record EntitiesDeregisteredEvent(IReadOnlyList<string> DeviceIds, DeregistrationReason Reason) : ICpnsEvent;
 
 /// <summary>A device's credentials were revoked; it was deregistered and may not authenticate again.</summary>
 public sealed record CredentialRevokedEvent(string DeviceId, IReadOnlyList<string> Serials, string Reason) : ICpnsEvent;

@@ -20,6 +20,11 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         public static readonly RetryRegistration Instance = new();
     }
 
+    private sealed record RenewLease : INoSerializationVerificationNeeded
+    {
+        public static readonly RenewLease Instance = new();
+    }
+
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
     private readonly IActorRef _gateway;
@@ -37,6 +42,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     private Octets? _clientNonce;
     private string? _serverId;
     private int _attempts;
+    private IActorRef? _deregistrationAsker;
 
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings)
@@ -63,6 +69,10 @@ public sealed class PneEntity : UntypedActor, IWithTimers
 
     protected override void PreStart() => Register();
 
+    /// <summary>The registration lease is renewed at half its lifetime, through the PN GW (asked again if unanswered).</summary>
+    private void ScheduleRenewal(int lifetimeSeconds, double fraction = 0.5) =>
+        Timers.StartSingleTimer(RenewLease.Instance, RenewLease.Instance, TimeSpan.FromSeconds(lifetimeSeconds * fraction));
+
     protected override void OnReceive(object message)
     {
         switch (message)
@@ -74,6 +84,27 @@ public sealed class PneEntity : UntypedActor, IWithTimers
             case RetryRegistration:
                 if (_registration is null)
                     Register();
+                break;
+            case GatewayAdvertisement advertisement when _registration is null:
+                // Discovery answered: this PN GW (or BOTH device) takes us in once it is registered itself.
+                _log.Debug("{0}: discovered {1} ({2})", _identity.DeviceId, advertisement.GatewayId, advertisement.Mode);
+                if (advertisement.AcceptsNewPnes)
+                    SendHello();
+                break;
+            case RenewLease:
+                if (_registration is not null)
+                {
+                    _link.Send(_registration.Gateway.Connections, new RefreshLease(_identity.DeviceId, _lifetimeSeconds));
+                    ScheduleRenewal(_registration.LifetimeSeconds, 0.125);
+                }
+
+                break;
+            case Deregister when _registration is not null:
+                _deregistrationAsker = Sender;
+                _link.Send(_registration.Gateway.Connections, new Deregister(_identity.DeviceId));
+                break;
+            case Deregister:
+                Sender.Tell(new RegistrationEnded(_identity.DeviceId, DeregistrationReason.Deregistered));
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 SubmitGroupRequest((IWithGroupId)message);
@@ -118,6 +149,15 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 _log.Error("{0}: registration refused: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
                 break;
+            case LeaseRenewed renewed when senderId == _registration?.GatewayId:
+                if (renewed.Renewed)
+                    ScheduleRenewal(renewed.LifetimeSeconds);
+                else
+                    Unregistered(DeregistrationReason.Expired);
+                break;
+            case RegistrationEnded ended when senderId == _registration?.GatewayId:
+                Unregistered(ended.Reason);
+                break;
             case GroupAccepted or GroupRejected when senderId == _serverId:
                 var groupId = ((IWithGroupId)message).GroupId;
                 if (_groupRequests.TryGetValue(groupId, out var askers) && askers.Count > 0)
@@ -129,16 +169,22 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         }
     }
 
+    /// <summary>Discovery first (the PN GW answers with its id and mode), then the challenge–response.</summary>
     private void Register()
     {
         _attempts++;
-        _clientNonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
-        _link.Send(_gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
-            Registry.PneContext));
+        _gateway.Tell(new DiscoverGateways(_identity.DeviceId));
         var ceiling = Math.Min(_settings.RegistrationRetryMax.Ticks,
             _settings.RegistrationRetryInitial.Ticks << Math.Min(_attempts - 1, 20)) * 5;
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
             TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble()))));
+    }
+
+    private void SendHello()
+    {
+        _clientNonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _link.Send(_gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
+            Registry.PneContext));
     }
 
     private void OnChallenge(AuthChallenge challenge)
@@ -174,6 +220,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
 
         Timers.Cancel(RetryRegistration.Instance);
         _registration = registered;
+        ScheduleRenewal(registered.LifetimeSeconds);
         _credential = registered.Credential;
         _serverId = server.Credential!.DeviceId;
         _link.Guard.Trust(_serverId, server.Credential.Keys.Signing);
@@ -182,6 +229,26 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         _cskmf.Tell(attached);
         _smf.Tell(attached);
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, EntityKind.Pne, registered.RegistrationId));
+    }
+
+    /// <summary>
+    /// The registration ended: deregistered on purpose (it stays away), or expired (it registers again, which the
+    /// server answers with a new registration id).
+    /// </summary>
+    private void Unregistered(DeregistrationReason reason)
+    {
+        _log.Info("{0}: registration ended ({1})", _identity.DeviceId, reason);
+        _registration = null;
+        Timers.Cancel(RenewLease.Instance);
+        if (reason == DeregistrationReason.Deregistered)
+        {
+            _deregistrationAsker?.Tell(new RegistrationEnded(_identity.DeviceId, reason));
+            _deregistrationAsker = null;
+            return;
+        }
+
+        _attempts = 0;
+        Register();
     }
 
     /// <summary>The PNE's own request, signed, relayed by its PN GW to the server's SMF; the answer comes back signed.</summary>

@@ -39,12 +39,15 @@ public sealed record GatewayRegistered(
 /// <summary>A PN GW forwards the registrations of the PNEs of its PN, as one batch.</summary>
 public sealed record RegisterPnes(string GatewayId, IReadOnlyList<PneRegistration> Pnes) : ICpnsMessage, IWithGatewayId;
 
-/// <summary>One PNE's registration as its PN GW forwards it, with the PNE's proof so the server checks it too.</summary>
+/// <summary>
+/// One PNE's registration as its PN GW forwards it: with the PNE's fresh proof (the server checks it too), or —
+/// when the PN GW registers its PN again after a restart — with the PNE's credential alone.
+/// </summary>
 public sealed record PneRegistration(
     string DeviceId,
     PublicKeys Keys,
     Credential? Credential,
-    AuthProof Proof,
+    AuthProof? Proof,
     DeviceCapabilities Capabilities,
     int LifetimeSeconds,
     PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;

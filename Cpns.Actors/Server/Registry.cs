@@ -14,7 +14,7 @@ namespace Cpns.Actors.Server;
 /// entities that have none, and registrations are persisted before they are acknowledged — a PN GW's batch of
 /// PNE registrations as one event. Registration ids come from a persisted counter and are never reused.
 /// </summary>
-public sealed class Registry : CpnsPersistentActor
+public sealed class Registry : CpnsPersistentActor, IWithTimers
 {
     public const string GatewayContext = "cpns-2/3/4";
     public const string PneContext = "cpns-1";
@@ -46,6 +46,7 @@ public sealed class Registry : CpnsPersistentActor
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Challenge> _challenges = new(StringComparer.Ordinal);
     private readonly Dictionary<long, AwaitingCredentials> _awaiting = new();
+    private readonly SortedSet<(long ExpiresAtMs, string DeviceId)> _leases = new(LeaseOrder.Instance);
     private long _lastRegistrationNumber;
     private long _nextRequestId;
 
@@ -59,6 +60,24 @@ public sealed class Registry : CpnsPersistentActor
         _serverCredential = serverCredential;
         _verifier = trustAnchor.Verifier();
         _link = new SecureLink(Context, identity, settings, Log);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record SweepLeases : INoSerializationVerificationNeeded
+    {
+        public static readonly SweepLeases Instance = new();
+    }
+
+    private sealed class LeaseOrder : IComparer<(long ExpiresAtMs, string DeviceId)>
+    {
+        public static readonly LeaseOrder Instance = new();
+
+        public int Compare((long ExpiresAtMs, string DeviceId) x, (long ExpiresAtMs, string DeviceId) y)
+        {
+            var byTime = x.ExpiresAtMs.CompareTo(y.ExpiresAtMs);
+            return byTime != 0 ? byTime : string.CompareOrdinal(x.DeviceId, y.DeviceId);
+        }
     }
 
     public static Props Props(ServerEndpointsFactory endpoints, IActorRef smf, IActorRef cskmf, IActorRef kmc,
@@ -81,10 +100,11 @@ public sealed class Registry : CpnsPersistentActor
             case SnapshotOffer { Snapshot: RegistrySnapshot snapshot }:
                 _gateways.Clear();
                 _pnes.Clear();
+                _leases.Clear();
                 foreach (var gateway in snapshot.Gateways)
-                    _gateways[gateway.GatewayId] = gateway;
+                    Put(gateway);
                 foreach (var pne in snapshot.Pnes)
-                    _pnes[pne.DeviceId] = pne;
+                    Put(pne);
                 _lastRegistrationNumber = snapshot.LastRegistrationNumber;
                 _revokedDevices.UnionWith(snapshot.RevokedDevices);
                 _revokedSerials.UnionWith(snapshot.RevokedSerials);
@@ -93,6 +113,7 @@ public sealed class Registry : CpnsPersistentActor
                 Apply(@event);
                 break;
             case RecoveryCompleted:
+                Timers.StartPeriodicTimer(SweepLeases.Instance, SweepLeases.Instance, Settings.CleanerInterval);
                 foreach (var gateway in _gateways.Values)
                     Place(gateway);
                 foreach (var byGateway in _pnes.Values.GroupBy(p => p.GatewayId))
@@ -106,23 +127,60 @@ public sealed class Registry : CpnsPersistentActor
         switch (@event)
         {
             case GatewayRegisteredEvent registered:
-                _gateways[registered.Gateway.GatewayId] = registered.Gateway;
+                Put(registered.Gateway);
                 _lastRegistrationNumber = Math.Max(_lastRegistrationNumber, registered.RegistrationNumber);
                 break;
             case PnesRegisteredEvent registered:
                 foreach (var pne in registered.Pnes)
-                    _pnes[pne.DeviceId] = pne;
+                    Put(pne);
                 _lastRegistrationNumber = Math.Max(_lastRegistrationNumber, registered.LastRegistrationNumber);
+                break;
+            case LeasesRefreshedEvent refreshed:
+                foreach (var refresh in refreshed.Refreshes)
+                {
+                    if (_gateways.TryGetValue(refresh.DeviceId, out var gateway))
+                        Put(gateway with { LifetimeSeconds = refresh.LifetimeSeconds, LeaseStartMs = refreshed.AtMs });
+                    else if (_pnes.TryGetValue(refresh.DeviceId, out var pne))
+                        Put(pne with { LifetimeSeconds = refresh.LifetimeSeconds, LeaseStartMs = refreshed.AtMs });
+                }
+
+                break;
+            case EntitiesDeregisteredEvent deregistered:
+                foreach (var id in deregistered.DeviceIds)
+                    Remove(id);
                 break;
             case CredentialRevokedEvent revoked:
                 _revokedDevices.Add(revoked.DeviceId);
                 _revokedSerials.UnionWith(revoked.Serials);
-                _gateways.Remove(revoked.DeviceId);
-                _pnes.Remove(revoked.DeviceId);
+                Remove(revoked.DeviceId);
                 foreach (var orphan in _pnes.Values.Where(p => p.GatewayId == revoked.DeviceId).ToList())
-                    _pnes.Remove(orphan.DeviceId);
+                    Remove(orphan.DeviceId);
                 break;
         }
+    }
+
+    private void Put(GatewayRecord gateway)
+    {
+        if (_gateways.TryGetValue(gateway.GatewayId, out var old))
+            _leases.Remove((old.ExpiresAtMs, old.GatewayId));
+        _gateways[gateway.GatewayId] = gateway;
+        _leases.Add((gateway.ExpiresAtMs, gateway.GatewayId));
+    }
+
+    private void Put(PneRecord pne)
+    {
+        if (_pnes.TryGetValue(pne.DeviceId, out var old))
+            _leases.Remove((old.ExpiresAtMs, old.DeviceId));
+        _pnes[pne.DeviceId] = pne;
+        _leases.Add((pne.ExpiresAtMs, pne.DeviceId));
+    }
+
+    private void Remove(string deviceId)
+    {
+        if (_gateways.Remove(deviceId, out var gateway))
+            _leases.Remove((gateway.ExpiresAtMs, deviceId));
+        if (_pnes.Remove(deviceId, out var pne))
+            _leases.Remove((pne.ExpiresAtMs, deviceId));
     }
 
     /// <summary>The SMF and CSKMF learn where an entity is and which key signs its messages.</summary>
@@ -152,6 +210,17 @@ public sealed class Registry : CpnsPersistentActor
                 break;
             case CredentialsIssued issued:
                 OnCredentialsIssued(issued);
+                break;
+            case SweepLeases:
+                Sweep();
+                break;
+            case GetLease query:
+                var record = _gateways.TryGetValue(query.DeviceId, out var g)
+                    ? new Lease(g.GatewayId, true, g.RegistrationId, g.LifetimeSeconds, g.ExpiresAtMs)
+                    : _pnes.TryGetValue(query.DeviceId, out var p)
+                        ? new Lease(p.DeviceId, true, p.RegistrationId, p.LifetimeSeconds, p.ExpiresAtMs)
+                        : new Lease(query.DeviceId, false, null, 0, 0);
+                Sender.Tell(record);
                 break;
             case RevokeCredential revoke when Locality.IsLocal(Sender):
                 OnRevoke(revoke);
@@ -198,6 +267,12 @@ public sealed class Registry : CpnsPersistentActor
                 break;
             case RegisterPnes batch when batch.GatewayId == senderId && _gateways.ContainsKey(senderId):
                 OnRegisterPnes(batch);
+                break;
+            case RefreshRegistrations refresh when refresh.GatewayId == senderId && _gateways.ContainsKey(senderId):
+                OnRefresh(refresh);
+                break;
+            case DeregisterEntities deregister when deregister.GatewayId == senderId && _gateways.ContainsKey(senderId):
+                OnDeregister(deregister);
                 break;
             case RegisterPnes batch:
                 _link.Send(Sender, new PnesRegistered(batch.GatewayId, batch.Pnes
@@ -289,7 +364,12 @@ public sealed class Registry : CpnsPersistentActor
                 problem = $"{pne.DeviceId} is registered as a PN GW";
             else if (!seen.Add(pne.DeviceId))
                 problem = $"{pne.DeviceId} appears twice in one batch";
-            else if (CheckProof(pne.DeviceId, batch.GatewayId, PneContext, pne.Keys, pne.Proof) is { } badProof)
+            else if (pne.Proof is null && pne.Credential is null)
+            {
+                (problem, auth, error) = ("a PNE registered again by its PN GW must present its credential", AuthFailure.NoChallenge,
+                    RegistrationError.AuthenticationFailed);
+            }
+            else if (pne.Proof is not null && CheckProof(pne.DeviceId, batch.GatewayId, PneContext, pne.Keys, pne.Proof) is { } badProof)
             {
                 (problem, auth, error) = (badProof, AuthFailure.BadSignature, RegistrationError.AuthenticationFailed);
             }
@@ -367,9 +447,117 @@ public sealed class Registry : CpnsPersistentActor
         {
             Apply(e);
             Place(gatewayId, records);
+            Context.System.EventStream.Publish(new PneBatchRegistered(gatewayId, records.Count, NowMs));
             var results = awaiting.Results.Concat(records.Select(r => new PneRegistrationResult(r.DeviceId, r.RegistrationId,
                 r.LifetimeSeconds, credentials[r.DeviceId].Credential, null, null, null))).ToList();
             _link.Send(awaiting.ReplyTo, new PnesRegistered(gatewayId, results));
+            SnapshotIfDue();
+        });
+    }
+
+    /// <summary>A PN GW's own lease and its PNEs' are renewed together, each with its (clamped) lifetime.</summary>
+    private void OnRefresh(RefreshRegistrations refresh)
+    {
+        var now = NowMs;
+        var renewed = new List<LeaseRefresh>();
+        var results = new List<RefreshResult>();
+        foreach (var lease in refresh.Refreshes)
+        {
+            var known = lease.DeviceId == refresh.GatewayId ||
+                        (_pnes.TryGetValue(lease.DeviceId, out var pne) && pne.GatewayId == refresh.GatewayId);
+            var lifetime = Settings.ClampLifetime(lease.LifetimeSeconds);
+            if (known)
+                renewed.Add(new LeaseRefresh(lease.DeviceId, lifetime));
+            results.Add(new RefreshResult(lease.DeviceId, known, known ? lifetime : 0, known ? now + lifetime * 1000L : 0));
+        }
+
+        var replyTo = Sender;
+        if (renewed.Count == 0)
+        {
+            _link.Send(replyTo, new RegistrationsRefreshed(refresh.GatewayId, results));
+            return;
+        }
+
+        Persist(new LeasesRefreshedEvent(renewed, now), e =>
+        {
+            Apply(e);
+            _link.Send(replyTo, new RegistrationsRefreshed(refresh.GatewayId, results));
+            SnapshotIfDue();
+        });
+    }
+
+    private void OnDeregister(DeregisterEntities deregister)
+    {
+        var ids = deregister.DeviceIds
+            .Where(id => id == deregister.GatewayId || (_pnes.TryGetValue(id, out var pne) && pne.GatewayId == deregister.GatewayId))
+            .Distinct(StringComparer.Ordinal).ToList();
+        // A PN GW that leaves takes its PN with it.
+        if (ids.Contains(deregister.GatewayId))
+            ids.AddRange(_pnes.Values.Where(p => p.GatewayId == deregister.GatewayId).Select(p => p.DeviceId).Except(ids));
+        var replyTo = Sender;
+        if (ids.Count == 0)
+        {
+            _link.Send(replyTo, new RegistrationsEnded([], DeregistrationReason.Deregistered));
+            return;
+        }
+
+        EndRegistrations(ids, DeregistrationReason.Deregistered, () =>
+            _link.Send(replyTo, new RegistrationsEnded(ids, DeregistrationReason.Deregistered)));
+    }
+
+    /// <summary>
+    /// The lease cleaner: each pass removes at most a bounded number of expired registrations (a PN GW's with its
+    /// PNEs), oldest first, so a million leases never make one long pause.
+    /// </summary>
+    private void Sweep()
+    {
+        var now = NowMs;
+        var expired = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (expiresAtMs, deviceId) in _leases)
+        {
+            if (expiresAtMs > now || expired.Count >= Settings.CleanerBatch)
+                break;
+            if (!seen.Add(deviceId))
+                continue;
+            expired.Add(deviceId);
+            if (_gateways.ContainsKey(deviceId))
+            {
+                foreach (var pne in _pnes.Values.Where(p => p.GatewayId == deviceId && seen.Add(p.DeviceId)))
+                    expired.Add(pne.DeviceId);
+            }
+        }
+
+        if (expired.Count == 0)
+            return;
+        Log.Info("lease cleaner: {0} registrations expired", expired.Count);
+        var tellGateways = expired.Where(_pnes.ContainsKey).GroupBy(id => _pnes[id].GatewayId)
+            .Where(g => _gateways.ContainsKey(g.Key) && !expired.Contains(g.Key))
+            .ToDictionary(g => g.Key, g => g.ToList());
+        EndRegistrations(expired, DeregistrationReason.Expired, () =>
+        {
+            foreach (var (gatewayId, pnes) in tellGateways)
+                _link.Send(_gateways[gatewayId].Endpoints.Connections, new RegistrationsEnded(pnes, DeregistrationReason.Expired));
+        });
+    }
+
+    private void EndRegistrations(IReadOnlyList<string> ids, DeregistrationReason reason, Action then)
+    {
+        var endpointsOfGateways = ids.Where(_gateways.ContainsKey).ToDictionary(id => id, id => _gateways[id].Endpoints);
+        Persist(new EntitiesDeregisteredEvent(ids, reason), e =>
+        {
+            Apply(e);
+            foreach (var id in e.DeviceIds)
+                _link.Guard.Forget(id);
+            var removed = new EntitiesRemoved(e.DeviceIds, Revoked: false);
+            _smf.Tell(removed);
+            _cskmf.Tell(removed);
+            Context.System.EventStream.Publish(new EntitiesDeregistered(e.DeviceIds, e.Reason));
+            // A PN GW whose own lease ran out hears it too, so it can register again.
+            if (reason == DeregistrationReason.Expired)
+                foreach (var (id, endpoints) in endpointsOfGateways)
+                    _link.Send(endpoints.Connections, new RegistrationsEnded([id], reason));
+            then();
             SnapshotIfDue();
         });
     }

@@ -89,19 +89,23 @@ public abstract class CpnsTestKit : TestKit
     }
 
     protected IActorRef StartGateway(string gatewayId, EntityKind kind = EntityKind.PnGateway,
-        SecurityLevel pnSecurity = SecurityLevel.High)
+        SecurityLevel pnSecurity = SecurityLevel.High, int lifetimeSeconds = 0)
     {
-        var identity = EntityIdentity.Generate(gatewayId, kind);
+        var identity = Identities.TryGetValue(gatewayId, out var known) ? known : EntityIdentity.Generate(gatewayId, kind);
         Identities[gatewayId] = identity;
         return Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Secrets.TrustAnchor, Server.Registry, Settings,
-            DeviceCapabilities.Gateway(pnSecurity));
+            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds);
     }
 
-    protected IActorRef StartPne(string pneId, string gatewayId)
+    /// <summary>Starts a PNE (with the identity it had, if it ran before) that registers through <paramref name="gatewayId"/>.</summary>
+    protected IActorRef StartPne(string pneId, string gatewayId, int lifetimeSeconds = 0, string? actorName = null)
     {
-        var identity = EntityIdentity.Generate(pneId, EntityKind.Pne);
+        var identity = Identities.TryGetValue(pneId, out var known) ? known : EntityIdentity.Generate(pneId, EntityKind.Pne);
         Identities[pneId] = identity;
-        return Pnes[pneId] = Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings);
+        return Pnes[pneId] = actorName is null
+            ? Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings, lifetimeSeconds: lifetimeSeconds)
+            : Sys.ActorOf(Cpns.Actors.Pne.PneEntity.Props(identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings,
+                lifetimeSeconds: lifetimeSeconds), actorName);
     }
 
     protected async Task AwaitRegisteredAsync(IEnumerable<IActorRef> entities)

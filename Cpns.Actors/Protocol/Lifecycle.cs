@@ -1,0 +1,61 @@
+using Akka.Actor;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Protocol;
+
+// ---- Discovery inside a PN (CPNS-1) ----
+
+/// <summary>A PNE looks for a PN GW within reach.</summary>
+public sealed record DiscoverGateways(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>A PN GW answers discovery: who it is, and whether it is a PN GW only or also a PNE (BOTH).</summary>
+public sealed record GatewayAdvertisement(string GatewayId, EntityKind Mode, IActorRef Gateway, bool AcceptsNewPnes)
+    : ICpnsMessage, IWithGatewayId;
+
+// ---- Leases ----
+
+public sealed record LeaseRefresh(string DeviceId, int LifetimeSeconds) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>A PNE renews its registration lease at half-life (CPNS-1); it may ask for another lifetime.</summary>
+public sealed record RefreshLease(string DeviceId, int LifetimeSeconds) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>A PN GW renews its own lease and its PNEs' as one batch (CPNS-2/3/4).</summary>
+public sealed record RefreshRegistrations(string GatewayId, IReadOnlyList<LeaseRefresh> Refreshes) : ICpnsMessage, IWithGatewayId;
+
+public sealed record RefreshResult(string DeviceId, bool Renewed, int LifetimeSeconds, long ExpiresAtMs) : ICpnsMessage, IWithDeviceId;
+
+public sealed record RegistrationsRefreshed(string GatewayId, IReadOnlyList<RefreshResult> Results) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>The PN GW tells a PNE its lease was renewed (or that it is not registered and must register again).</summary>
+public sealed record LeaseRenewed(string DeviceId, bool Renewed, int LifetimeSeconds) : ICpnsMessage, IWithDeviceId;
+
+public enum DeregistrationReason
+{
+    Deregistered,
+    Expired,
+    Revoked,
+    Moved,
+}
+
+/// <summary>An entity leaves on purpose (a PNE through its PN GW, a PN GW for itself and its PN).</summary>
+public sealed record Deregister(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+public sealed record DeregisterEntities(string GatewayId, IReadOnlyList<string> DeviceIds) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>The server removed these registrations (answer to a deregistration, or a lease that ran out).</summary>
+public sealed record RegistrationsEnded(IReadOnlyList<string> DeviceIds, DeregistrationReason Reason) : ICpnsMessage;
+
+/// <summary>A PN GW tells a PNE its registration ended.</summary>
+public sealed record RegistrationEnded(string DeviceId, DeregistrationReason Reason) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Published on the event stream when the registry removes registrations.</summary>
+public sealed record EntitiesDeregistered(IReadOnlyList<string> DeviceIds, DeregistrationReason Reason) : ICpnsMessage;
+
+/// <summary>Published on the event stream for each batch of PNE registrations the registry made durable.</summary>
+public sealed record PneBatchRegistered(string GatewayId, int Count, long AtMs) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>Asks the registry for one entity's lease.</summary>
+public sealed record GetLease(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+public sealed record Lease(string DeviceId, bool Registered, string? RegistrationId, int LifetimeSeconds, long ExpiresAtMs)
+    : ICpnsMessage, IWithDeviceId;
