@@ -16,6 +16,10 @@ public sealed record CpnsSettings
     public required int CleanerBatch { get; init; }
     public required TimeSpan RegistrationRetryInitial { get; init; }
     public required TimeSpan RegistrationRetryMax { get; init; }
+    public required TimeSpan HeartbeatInterval { get; init; }
+    public required int MissedHeartbeats { get; init; }
+    public required int DownlinkQueue { get; init; }
+    public required TimeSpan RestartSpread { get; init; }
     public required TimeSpan KeyGraceWindow { get; init; }
     public required TimeSpan RekeyInterval { get; init; }
     public required TimeSpan PushTimeout { get; init; }
@@ -48,6 +52,10 @@ public sealed record CpnsSettings
             CleanerBatch = c.GetInt("registration.cleaner-batch"),
             RegistrationRetryInitial = c.GetTimeSpan("registration.retry-initial"),
             RegistrationRetryMax = c.GetTimeSpan("registration.retry-max"),
+            HeartbeatInterval = c.GetTimeSpan("connections.heartbeat-interval"),
+            MissedHeartbeats = c.GetInt("connections.missed-heartbeats"),
+            DownlinkQueue = c.GetInt("connections.downlink-queue"),
+            RestartSpread = c.GetTimeSpan("connections.restart-spread"),
             KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
             RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
             PushTimeout = c.GetTimeSpan("keys.push-timeout"),

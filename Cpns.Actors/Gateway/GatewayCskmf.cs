@@ -20,10 +20,12 @@ public sealed class GatewayCskmf : KeyHolder
     private readonly Dictionary<string, long> _released = new(StringComparer.Ordinal);
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private ServerEndpoints? _server;
+    private readonly DownlinkQueues _downlink;
 
     public GatewayCskmf(EntityIdentity identity, CpnsSettings settings)
         : base(identity, settings, FlowLeg.ServerToGateway)
     {
+        _downlink = new DownlinkQueues("cskmf", settings.DownlinkQueue);
     }
 
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
@@ -41,7 +43,14 @@ public sealed class GatewayCskmf : KeyHolder
                 _pnes[attached.DeviceId] = attached;
                 Link.Guard.Trust(attached.DeviceId, attached.Keys.Signing);
                 break;
+            case PneReachability reachability:
+                _downlink.Update(reachability);
+                break;
+            case GetDownlinkStats:
+                Sender.Tell(_downlink.Stats());
+                break;
             case PneDetached detached:
+                _downlink.Forget(detached.DeviceId);
                 _pnes.Remove(detached.DeviceId);
                 Pairwise.Forget(detached.DeviceId);
                 Link.Guard.Forget(detached.DeviceId);
@@ -49,9 +58,8 @@ public sealed class GatewayCskmf : KeyHolder
             case DeliverToPne deliver:
                 if (Ring.Current(deliver.GroupId) is { } held && held.LocalMembers.Contains(deliver.DeviceId) &&
                     _pnes.TryGetValue(deliver.DeviceId, out var target))
-                    FlowTrace.Send(Context, target.Endpoints.Cskmf,
-                        Link.Seal(WrapFor(held.Key, target, DeliveryMode.Push, held.Announcement)), deliver.GroupId, held.Key.Epoch,
-                        8, FlowKind.Push, FlowLeg.GatewayToPne);
+                    SendDown(target, Link.Seal(WrapFor(held.Key, target, DeliveryMode.Push, held.Announcement)), deliver.GroupId,
+                        held.Key.Epoch);
                 break;
             case GetKeyAcks query:
                 var current = Ring.Current(query.GroupId);
@@ -68,6 +76,8 @@ public sealed class GatewayCskmf : KeyHolder
 
     protected override void OnOtherSigned(object message, string senderId)
     {
+        if (!_downlink.IsReachable(senderId))
+            Context.Parent.Tell(new UplinkSeen(senderId));
         switch (message)
         {
             case GroupKeyRequest request:
@@ -143,10 +153,14 @@ public sealed class GatewayCskmf : KeyHolder
                 continue;
             }
 
-            FlowTrace.Send(Context, pne.Endpoints.Cskmf, Link.Seal(WrapFor(key, pne, delivery.Mode, delivery.Announcement)),
-                key.GroupId, key.Epoch, 8, FlowKind.Push, FlowLeg.GatewayToPne);
+            SendDown(pne, Link.Seal(WrapFor(key, pne, delivery.Mode, delivery.Announcement)), key.GroupId, key.Epoch);
         }
     }
+
+    /// <summary>Push step 8 inside the PN, now or when the PNE is reachable again.</summary>
+    private void SendDown(PneAttached pne, SignedEnvelope delivery, string groupId, long epoch) =>
+        _downlink.Send(pne.DeviceId, () =>
+            FlowTrace.Send(Context, pne.Endpoints.Cskmf, delivery, groupId, epoch, 8, FlowKind.Push, FlowLeg.GatewayToPne));
 
     /// <summary>Pull steps 9 → 10 inside the PN.</summary>
     private void ServePneRequest(GroupKeyRequest request, string senderId)

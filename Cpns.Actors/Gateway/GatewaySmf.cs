@@ -31,11 +31,13 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     private readonly Dictionary<string, PneEndpoints> _pnes = new(StringComparer.Ordinal);
     private readonly SecureLink _link;
     private readonly CpnsSettings _settings;
+    private readonly DownlinkQueues _downlink;
     private string? _serverId;
 
     public GatewaySmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings)
     {
         _settings = settings;
+        _downlink = new DownlinkQueues("smf", settings.DownlinkQueue);
         _gatewayId = identity.DeviceId;
         _cskmf = cskmf;
         _seca = SiblingRef.Of(Context, "cskmf", "seca");
@@ -59,7 +61,10 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                     else if (senderId == _serverId && inner is GroupDeletedNotice deleted)
                         OnDeleted(deleted);
                     else if (inner is SyncGroups sync && sync.DeviceId == senderId && _pnes.TryGetValue(senderId, out var pne))
+                    {
+                        HeardFrom(senderId);
                         ResyncPne(senderId, pne);
+                    }
                     else
                         _log.Warning("{0}: unexpected signed {1} from {2}", _gatewayId, inner.GetType().Name, senderId);
                 }
@@ -72,6 +77,13 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
             case PneDetached detached:
                 _pnes.Remove(detached.DeviceId);
                 _link.Guard.Forget(detached.DeviceId);
+                _downlink.Forget(detached.DeviceId);
+                break;
+            case PneReachability reachability:
+                _downlink.Update(reachability);
+                break;
+            case GetDownlinkStats:
+                Sender.Tell(_downlink.Stats());
                 break;
             case ServerAttached attached:
                 _serverId = attached.Server.ServerId;
@@ -117,7 +129,10 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         foreach (var gone in previous.Except(notice.LocalMembers).Union(notice.Removed).Distinct())
         {
             if (gone != _gatewayId && _pnes.TryGetValue(gone, out var pne))
-                _link.Send(pne.Smf, new MembershipEnded(notice.GroupId, gone, notice.Epoch));
+            {
+                var ended = _link.Seal(new MembershipEnded(notice.GroupId, gone, notice.Epoch));
+                _downlink.Send(gone, () => pne.Smf.Tell(ended, Self));
+            }
         }
 
         if (notice.LocalMembers.Count == 0)
@@ -181,10 +196,18 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                 continue;
             }
 
-            FlowTrace.Send(Context, pne.Smf,
-                _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], [])), groupId,
-                group.Epoch, 7, group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
+            var notice = _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], []));
+            var epoch = group.Epoch;
+            var kind = group.Mode.ToFlowKind();
+            _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, notice, groupId, epoch, 7, kind, FlowLeg.GatewayToPne));
         }
+    }
+
+    /// <summary>An uplink from a PNE held as unreachable: connections decides it is back.</summary>
+    private void HeardFrom(string pneId)
+    {
+        if (!_downlink.IsReachable(pneId))
+            Context.Parent.Tell(new UplinkSeen(pneId));
     }
 
     /// <summary>A PNE that registered again hears the current epoch of its groups here; push groups push it.</summary>
@@ -209,8 +232,11 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         foreach (var member in group?.LocalMembers ?? [])
         {
             if (member != _gatewayId && _pnes.TryGetValue(member, out var pne))
-                FlowTrace.Send(Context, pne.Smf, _link.Seal(deleted), deleted.GroupId, deleted.FinalEpoch, 5, FlowKind.Revoke,
-                    FlowLeg.GatewayToPne);
+            {
+                var sealedNotice = _link.Seal(deleted);
+                _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, sealedNotice, deleted.GroupId, deleted.FinalEpoch, 5,
+                    FlowKind.Revoke, FlowLeg.GatewayToPne));
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ public sealed class PnGateway : UntypedActor
     {
         switch (message)
         {
-            case SignedEnvelope or GetRegistrationStatus or DiscoverGateways:
+            case SignedEnvelope or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:

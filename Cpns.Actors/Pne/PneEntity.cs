@@ -25,6 +25,11 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         public static readonly RenewLease Instance = new();
     }
 
+    private sealed record Beat : INoSerializationVerificationNeeded
+    {
+        public static readonly Beat Instance = new();
+    }
+
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
     private readonly IActorRef _gateway;
@@ -43,6 +48,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     private string? _serverId;
     private int _attempts;
     private IActorRef? _deregistrationAsker;
+    private bool _asleep;
 
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings)
@@ -98,6 +104,20 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                     ScheduleRenewal(_registration.LifetimeSeconds, 0.125);
                 }
 
+                break;
+            case Beat:
+                if (_registration is not null && !_asleep)
+                    _link.Send(_registration.Gateway.Connections, new Heartbeat(_identity.DeviceId,
+                        Gateway.CapabilityHash.Of(_capabilities)));
+                break;
+            case Sleep sleep when _registration is not null:
+                _asleep = true;
+                if (sleep.Announce)
+                    _link.Send(_registration.Gateway.Connections, new GoingToSleep(_identity.DeviceId));
+                break;
+            case Wake:
+                _asleep = false;
+                Self.Tell(Beat.Instance);
                 break;
             case Deregister when _registration is not null:
                 _deregistrationAsker = Sender;
@@ -221,6 +241,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         Timers.Cancel(RetryRegistration.Instance);
         _registration = registered;
         ScheduleRenewal(registered.LifetimeSeconds);
+        Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _settings.HeartbeatInterval);
         _credential = registered.Credential;
         _serverId = server.Credential!.DeviceId;
         _link.Guard.Trust(_serverId, server.Credential.Keys.Signing);
@@ -240,6 +261,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         _log.Info("{0}: registration ended ({1})", _identity.DeviceId, reason);
         _registration = null;
         Timers.Cancel(RenewLease.Instance);
+        Timers.Cancel(Beat.Instance);
         if (reason == DeregistrationReason.Deregistered)
         {
             _deregistrationAsker?.Tell(new RegistrationEnded(_identity.DeviceId, reason));

@@ -59,3 +59,44 @@ public sealed record GetLease(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
 public sealed record Lease(string DeviceId, bool Registered, string? RegistrationId, int LifetimeSeconds, long ExpiresAtMs)
     : ICpnsMessage, IWithDeviceId;
+
+// ---- Connection management: heartbeats and reachability ----
+
+/// <summary>
+/// A keep-alive on an authenticated link (PNE → PN GW, PN GW → server), with the hash of the sender's current
+/// capability document so a change is noticed without sending the document.
+/// </summary>
+public sealed record Heartbeat(string DeviceId, Octets CapabilityHash) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>The server's answer to a PN GW's heartbeat; a new boot id means the server restarted.</summary>
+public sealed record HeartbeatAck(string ServerId, string BootId) : ICpnsMessage;
+
+/// <summary>A PNE announces it sleeps: its PN GW holds what is meant for it until it is heard from again.</summary>
+public sealed record GoingToSleep(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Inside a PN GW: connections tells the functions whether a PNE can be reached now.</summary>
+public sealed record PneReachability(string DeviceId, bool Reachable, bool Sleeping) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Inside a PN GW: a function heard from a PNE it had as unreachable.</summary>
+public sealed record UplinkSeen(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+public sealed record GetReachability(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+public sealed record Reachability(string DeviceId, bool Reachable, bool Sleeping, long LastSeenMs) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Asks a PN GW function how its downlink queues for unreachable PNEs stand.</summary>
+public sealed record GetDownlinkStats : ICpnsMessage
+{
+    public static readonly GetDownlinkStats Instance = new();
+}
+
+public sealed record DownlinkStats(string Function, int Queued, long Dropped, long Delivered) : ICpnsMessage;
+
+/// <summary>
+/// Tells a PNE (the device itself) to go to sleep: it stops its heartbeats, and says so to its PN GW unless
+/// <paramref name="Announce"/> is off (a device that just goes silent).
+/// </summary>
+public sealed record Sleep(string DeviceId, bool Announce = true) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Tells a sleeping PNE to wake: its next heartbeat makes it reachable again.</summary>
+public sealed record Wake(string DeviceId) : ICpnsMessage, IWithDeviceId;

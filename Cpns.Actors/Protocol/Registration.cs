@@ -34,7 +34,8 @@ public sealed record GatewayRegistered(
     string RegistrationId,
     int LifetimeSeconds,
     Credential Credential,
-    ServerEndpoints Server) : ICpnsMessage, IWithGatewayId;
+    ServerEndpoints Server,
+    string BootId) : ICpnsMessage, IWithGatewayId;
 
 /// <summary>A PN GW forwards the registrations of the PNEs of its PN, as one batch.</summary>
 public sealed record RegisterPnes(string GatewayId, IReadOnlyList<PneRegistration> Pnes) : ICpnsMessage, IWithGatewayId;

@@ -50,6 +50,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private long _lastRegistrationNumber;
     private long _nextRequestId;
 
+    // A new id each time the registry starts: a PN GW that sees it change knows the server restarted.
+    private readonly string _bootId = Guid.NewGuid().ToString("N");
+
     public Registry(ServerEndpointsFactory endpoints, IActorRef smf, IActorRef cskmf, IActorRef kmc, EntityIdentity identity,
         Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) : base(settings)
     {
@@ -268,6 +271,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             case RegisterPnes batch when batch.GatewayId == senderId && _gateways.ContainsKey(senderId):
                 OnRegisterPnes(batch);
                 break;
+            case Heartbeat heartbeat when heartbeat.DeviceId == senderId && _gateways.ContainsKey(senderId):
+                _link.Send(Sender, new HeartbeatAck(ServerId, _bootId));
+                break;
             case RefreshRegistrations refresh when refresh.GatewayId == senderId && _gateways.ContainsKey(senderId):
                 OnRefresh(refresh);
                 break;
@@ -426,7 +432,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 Apply(e);
                 Place(record);
                 _link.Send(awaiting.ReplyTo, new GatewayRegistered(record.GatewayId, record.RegistrationId, record.LifetimeSeconds,
-                    credential, _endpoints(Self)));
+                    credential, _endpoints(Self), _bootId));
                 SnapshotIfDue();
             });
             return;

@@ -81,11 +81,23 @@ public abstract class CpnsTestKit : TestKit
         }, Timeout);
     }
 
+    protected IActorRef ServerActor { get; private set; } = ActorRefs.Nobody;
+
     protected async Task StartServerAsync()
     {
-        Secrets = ServerSecrets.Generate(Settings.ServerId);
-        var serverActor = Deployment.StartServer(Sys, Secrets, Settings);
-        Server = await Deployment.EndpointsOf(serverActor, Timeout);
+        Secrets ??= ServerSecrets.Generate(Settings.ServerId);
+        ServerActor = Deployment.StartServer(Sys, Secrets, Settings);
+        Server = await Deployment.EndpointsOf(ServerActor, Timeout);
+    }
+
+    /// <summary>Stops the server entity and starts it again (same secrets, same journal): a server restart.</summary>
+    protected async Task RestartServerAsync()
+    {
+        var watcher = CreateTestProbe();
+        watcher.Watch(ServerActor);
+        Sys.Stop(ServerActor);
+        await watcher.ExpectTerminatedAsync(ServerActor, Timeout);
+        await StartServerAsync();
     }
 
     protected IActorRef StartGateway(string gatewayId, EntityKind kind = EntityKind.PnGateway,

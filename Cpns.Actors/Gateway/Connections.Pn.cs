@@ -1,0 +1,330 @@
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Event;
+using Cpns.Actors.Persistence;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+
+namespace Cpns.Actors.Gateway;
+
+/// <summary>The PN GW ↔ PNE side of <c>connections</c> (CPNS-1): authentication, the PN table, reachability.</summary>
+public sealed partial class Connections
+{
+    private sealed record FlushBatch : INoSerializationVerificationNeeded
+    {
+        public static readonly FlushBatch Instance = new();
+    }
+
+    private sealed record ResendBatch(long BatchId) : INoSerializationVerificationNeeded;
+
+    private sealed record PneChallenge(AuthHello Hello, Octets VerifierNonce, long ExpiresAtMs);
+
+    private sealed class PnLink
+    {
+        public long LastSeenMs;
+        public bool Reachable = true;
+        public bool Sleeping;
+    }
+
+    private static readonly TimeSpan BatchReplyTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly Dictionary<string, PneChallenge> _pneChallenges = new(StringComparer.Ordinal);
+    private readonly List<(AuthHello Hello, IActorRef ReplyTo)> _helloBacklog = new();
+    private readonly Dictionary<string, (PneRegistration Registration, IActorRef ReplyTo)> _waiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, List<string>> _inFlightBatches = new();
+    private readonly HashSet<string> _registeredPnes = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
+
+    // The PN table: every PNE registered through here, with its credential, so the PN can be registered again as one batch.
+    private readonly Dictionary<string, PneRegistration> _pnTable = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PnLink> _pnLinks = new(StringComparer.Ordinal);
+    private long _nextBatchId;
+
+    private void OnFromPne(object message, string senderId, SignedEnvelope envelope)
+    {
+        switch (message)
+        {
+            case AuthHello hello when hello.DeviceId == senderId:
+                OnPneHello(hello);
+                break;
+            case RegisterPne register when register.DeviceId == senderId:
+                OnRegisterPne(register);
+                break;
+            case Heartbeat:
+                break; // being heard is all it is for
+            case GoingToSleep when _pnLinks.TryGetValue(senderId, out var link):
+                link.Sleeping = true;
+                SetReachable(senderId, link, reachable: false);
+                break;
+            case RefreshLease refresh when _registeredPnes.Contains(senderId):
+                _pendingRefreshes[senderId] = (refresh.LifetimeSeconds, Sender);
+                if (Settings.RegistrationBatchWindow <= TimeSpan.Zero)
+                    FlushLeaseRefreshes();
+                else if (!Timers.IsTimerActive(FlushRefreshes.Instance))
+                    Timers.StartSingleTimer(FlushRefreshes.Instance, FlushRefreshes.Instance, Settings.RegistrationBatchWindow);
+                break;
+            case Deregister deregister when deregister.DeviceId == senderId && _registeredPnes.Contains(senderId):
+                _pendingDeregistrations[senderId] = Sender;
+                _link.Send(_server!.Registry, new DeregisterEntities(_identity.DeviceId, [senderId]));
+                break;
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege when _registeredPnes.Contains(senderId):
+                // A PNE's own signed request: relayed unchanged, so the server checks the PNE's signature itself.
+                _server?.Smf.Forward(envelope);
+                break;
+            default:
+                Log.Warning("{0}: unexpected {1} from {2}; ignored", _identity.DeviceId, message.GetType().Name, senderId);
+                break;
+        }
+    }
+
+    // ---- Authentication of PNEs (this PN GW is the verifier) ----
+
+    private void OnPneHello(AuthHello hello)
+    {
+        if (hello.Kind != EntityKind.Pne || !DeviceIds.IsValid(hello.DeviceId))
+        {
+            RejectPne(Sender, hello.DeviceId, RegistrationError.InvalidRequest, "a PNE authenticates as Pne with a valid id");
+            return;
+        }
+
+        if (Screen(hello.DeviceId, hello.Keys, hello.Credential) is { } failure)
+        {
+            RejectPne(Sender, hello.DeviceId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
+            return;
+        }
+
+        if (_credential is null || _registrationId is null)
+            _helloBacklog.Add((hello, Sender)); // challenged once this PN GW is registered itself
+        else
+            Challenge(hello, Sender);
+    }
+
+    private void Challenge(AuthHello hello, IActorRef replyTo)
+    {
+        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _pneChallenges[hello.DeviceId] = new PneChallenge(hello, nonce, NowMs + (long)Settings.AuthenticationTimeout.TotalMilliseconds);
+        var signature = _identity.Sign(
+            AuthTranscripts.Verifier(Registry.PneContext, hello.DeviceId, _identity.DeviceId, hello.ClientNonce, nonce).Bytes);
+        _link.Send(replyTo, new AuthChallenge(hello.DeviceId, _identity.DeviceId, _credential!, hello.ClientNonce, nonce, signature));
+    }
+
+    private void OnRegisterPne(RegisterPne register)
+    {
+        if (!_pneChallenges.Remove(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+            challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
+            challenge.Hello.Keys != register.Keys)
+        {
+            RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
+                AuthFailure.NoChallenge);
+            return;
+        }
+
+        var transcript = AuthTranscripts.Client(Registry.PneContext, register.DeviceId, _identity.DeviceId,
+            register.Proof.ClientNonce, register.Proof.VerifierNonce);
+        if (register.Proof.Context != Registry.PneContext ||
+            !EntityIdentity.Verify(register.Keys.Signing, transcript.Bytes, register.Proof.Signature))
+        {
+            RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "the PNE's proof does not verify",
+                AuthFailure.BadSignature);
+            return;
+        }
+
+        if (Screen(register.DeviceId, register.Keys, register.Credential) is { } failure)
+        {
+            RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
+            return;
+        }
+
+        _link.Guard.Trust(register.DeviceId, register.Keys.Signing);
+        var registration = new PneRegistration(register.DeviceId, register.Keys, register.Credential, register.Proof,
+            register.Capabilities, register.LifetimeSeconds, register.Endpoints);
+        _waiting[register.DeviceId] = (registration, Sender);
+        // The SMF and CSKMF learn of the PNE at once, so a group notice naming it never arrives before it.
+        var attached = new PneAttached(register.DeviceId, register.Keys, register.Endpoints);
+        _smf.Tell(attached);
+        _cskmf.Tell(attached);
+
+        if (_waiting.Count >= Settings.RegistrationBatchMax || Settings.RegistrationBatchWindow <= TimeSpan.Zero)
+            Flush();
+        else if (!Timers.IsTimerActive(FlushBatch.Instance))
+            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, Settings.RegistrationBatchWindow);
+    }
+
+    private sealed record Screening(AuthFailure Failure, string Detail);
+
+    private Screening? Screen(string deviceId, PublicKeys keys, Credential? credential)
+    {
+        if (_revokedDevices.Contains(deviceId))
+            return new Screening(AuthFailure.Revoked, $"{deviceId} is revoked");
+        if (credential is null)
+            return null;
+        var check = _verifier.Verify(credential, Context.System.Scheduler.Now, _revokedSerials, deviceId, EntityKind.Pne);
+        if (!check.Valid)
+            return new Screening(AuthTranscripts.FromCredentialError(check.Error!.Value), check.Detail!);
+        return check.Credential!.Keys != keys
+            ? new Screening(AuthFailure.KeyMismatch, $"the credential of {deviceId} binds other keys")
+            : null;
+    }
+
+    private void RejectPne(IActorRef replyTo, string deviceId, RegistrationError error, string detail, AuthFailure? auth = null)
+    {
+        Log.Info("{0}: PNE {1} refused: {2}{3} ({4})", _identity.DeviceId, deviceId, error, auth is null ? "" : "/" + auth, detail);
+        _link.Send(replyTo, new RegistrationRejected(deviceId, error, detail, auth));
+    }
+
+    // ---- Forwarding registrations to the server, in batches ----
+
+    private void Flush()
+    {
+        Timers.Cancel(FlushBatch.Instance);
+        if (_server is null || _registrationId is null || _waiting.Count == 0)
+            return;
+        var ids = _waiting.Keys.Where(id => !_inFlightBatches.Values.Any(b => b.Contains(id))).ToList();
+        if (ids.Count == 0)
+            return;
+        var batchId = ++_nextBatchId;
+        _inFlightBatches[batchId] = ids;
+        SendBatch(batchId, ids);
+    }
+
+    private void SendBatch(long batchId, List<string> ids)
+    {
+        var pnes = ids.Where(_waiting.ContainsKey).Select(id => _waiting[id].Registration).ToList();
+        if (pnes.Count == 0)
+        {
+            _inFlightBatches.Remove(batchId);
+            return;
+        }
+
+        _link.Send(_server!.Registry, new RegisterPnes(_identity.DeviceId, pnes));
+        Timers.StartSingleTimer(("batch", batchId), new ResendBatch(batchId), BatchReplyTimeout);
+    }
+
+    private void Resend(long batchId)
+    {
+        if (!_inFlightBatches.TryGetValue(batchId, out var ids))
+            return;
+        Log.Warning("{0}: no answer to a batch of {1} PNE registrations; sending it again", _identity.DeviceId, ids.Count);
+        SendBatch(batchId, ids);
+    }
+
+    /// <summary>
+    /// After this PN GW registered again (a restart, an expiry, a server restart), its whole PN is registered again
+    /// in one batch, each PNE by its credential; the PNEs are told their new registrations.
+    /// </summary>
+    private void RegisterPnAgain()
+    {
+        var known = _pnTable.Values.Where(p => !_waiting.ContainsKey(p.DeviceId) && p.Credential is not null).ToList();
+        if (known.Count == 0)
+            return;
+        foreach (var pne in known)
+        {
+            _waiting[pne.DeviceId] = (pne with { Proof = null }, pne.Endpoints.Pne);
+            _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
+            var attached = new PneAttached(pne.DeviceId, pne.Keys, pne.Endpoints);
+            _smf.Tell(attached);
+            _cskmf.Tell(attached);
+        }
+
+        Log.Info("{0}: registering its PN of {1} PNEs again in one batch", _identity.DeviceId, known.Count);
+        Flush();
+    }
+
+    private void OnPnesRegistered(PnesRegistered registered)
+    {
+        var answered = registered.Results.Select(r => r.DeviceId).ToHashSet(StringComparer.Ordinal);
+        foreach (var (batchId, _) in _inFlightBatches.Where(kv => kv.Value.All(answered.Contains)).ToList())
+        {
+            _inFlightBatches.Remove(batchId);
+            Timers.Cancel(("batch", batchId));
+        }
+
+        var accepted = new List<(PneRegistration Registration, IActorRef ReplyTo, PneRegistrationResult Result)>();
+        foreach (var result in registered.Results)
+        {
+            if (!_waiting.Remove(result.DeviceId, out var waiting))
+                continue;
+            if (result.Accepted)
+            {
+                accepted.Add((waiting.Registration with { Credential = result.Credential, Proof = null }, waiting.ReplyTo, result));
+            }
+            else
+            {
+                _link.Guard.Forget(result.DeviceId);
+                _link.Send(waiting.ReplyTo,
+                    new RegistrationRejected(result.DeviceId, result.Error!.Value, result.Detail ?? "", result.Auth));
+                var detached = new PneDetached(result.DeviceId);
+                _smf.Tell(detached);
+                _cskmf.Tell(detached);
+            }
+        }
+
+        if (accepted.Count == 0)
+            return;
+        // The PN table is durable before any PNE hears it is registered.
+        Persist(new PnTableJoined(accepted.Select(a => a.Registration).ToList()), e =>
+        {
+            Apply(e);
+            foreach (var (registration, replyTo, result) in accepted)
+            {
+                _registeredPnes.Add(result.DeviceId);
+                Heard(result.DeviceId);
+                _link.Send(replyTo, new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
+                    result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, Endpoints, _serverCredential!));
+            }
+
+            SnapshotIfDue();
+        });
+    }
+
+    private void Detach(string pneId)
+    {
+        _registeredPnes.Remove(pneId);
+        _pnLinks.Remove(pneId);
+        _link.Guard.Forget(pneId);
+        var detached = new PneDetached(pneId);
+        _smf.Tell(detached);
+        _cskmf.Tell(detached);
+        if (_pnTable.ContainsKey(pneId))
+            Persist(new PnTableLeft(new[] { pneId }), Apply);
+    }
+
+    // ---- Reachability ----
+
+    /// <summary>Any authenticated uplink makes a PNE reachable (and awake) again.</summary>
+    private void Heard(string pneId)
+    {
+        if (!_pnTable.ContainsKey(pneId) && !_waiting.ContainsKey(pneId))
+            return;
+        if (!_pnLinks.TryGetValue(pneId, out var link))
+            _pnLinks[pneId] = link = new PnLink();
+        link.LastSeenMs = NowMs;
+        link.Sleeping = false;
+        SetReachable(pneId, link, reachable: true);
+    }
+
+    /// <summary>A PNE not heard from for the configured number of heartbeat intervals is unreachable.</summary>
+    private void CheckPnLinks()
+    {
+        var silentSince = NowMs - Settings.MissedHeartbeats * (long)Settings.HeartbeatInterval.TotalMilliseconds;
+        foreach (var (pneId, link) in _pnLinks)
+        {
+            if (link.Reachable && link.LastSeenMs < silentSince)
+                SetReachable(pneId, link, reachable: false);
+        }
+    }
+
+    private void SetReachable(string pneId, PnLink link, bool reachable)
+    {
+        if (link.Reachable == reachable && !(reachable == false && link.Sleeping))
+            return;
+        link.Reachable = reachable;
+        Log.Info("{0}: PNE {1} is {2}", _identity.DeviceId, pneId, reachable ? "reachable" : link.Sleeping ? "asleep" : "unreachable");
+        var update = new PneReachability(pneId, reachable, link.Sleeping);
+        _smf.Tell(update);
+        _cskmf.Tell(update);
+        Context.System.EventStream.Publish(update);
+    }
+}

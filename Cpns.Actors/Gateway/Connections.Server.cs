@@ -1,0 +1,299 @@
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Event;
+using Cpns.Actors.Persistence;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+
+namespace Cpns.Actors.Gateway;
+
+/// <summary>The PN GW ↔ server side of <c>connections</c> (CPNS-2/3/4).</summary>
+public sealed partial class Connections
+{
+    private sealed record RetryRegistration : INoSerializationVerificationNeeded
+    {
+        public static readonly RetryRegistration Instance = new();
+    }
+
+    private sealed record RenewOwnLease : INoSerializationVerificationNeeded
+    {
+        public static readonly RenewOwnLease Instance = new();
+    }
+
+    private sealed record FlushRefreshes : INoSerializationVerificationNeeded
+    {
+        public static readonly FlushRefreshes Instance = new();
+    }
+
+    private sealed record CheckLinks : INoSerializationVerificationNeeded
+    {
+        public static readonly CheckLinks Instance = new();
+    }
+
+    private readonly List<Octets> _clientNonces = new();
+    private readonly Dictionary<string, (int LifetimeSeconds, IActorRef ReplyTo)> _pendingRefreshes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _refreshesInFlight = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IActorRef> _pendingDeregistrations = new(StringComparer.Ordinal);
+    private Credential? _credential;
+    private Credential? _serverCredential;
+    private ServerEndpoints? _server;
+    private string? _serverId;
+    private string? _serverBootId;
+    private long _lastServerAckMs;
+    private string? _registrationId;
+    private int _registrationAttempts;
+    private int _grantedLifetime;
+
+    private void OnFromServer(object message, string senderId)
+    {
+        if (_serverId is not null && senderId == _serverId)
+            _lastServerAckMs = NowMs; // anything authenticated from the server shows it is there
+        switch (message)
+        {
+            case AuthChallenge challenge when senderId == challenge.VerifierId:
+                OnServerChallenge(challenge);
+                break;
+            case GatewayRegistered registered:
+                OnRegistered(registered);
+                break;
+            case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
+                Log.Error("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
+                    rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
+                break;
+            case HeartbeatAck ack:
+                _lastServerAckMs = NowMs;
+                if (_serverBootId is not null && ack.BootId != _serverBootId)
+                    ServerLost("the server restarted");
+                break;
+            case PnesRegistered registered:
+                OnPnesRegistered(registered);
+                break;
+            case CredentialRevoked revoked:
+                OnRevoked(revoked);
+                break;
+            case RegistrationsRefreshed refreshed:
+                OnRefreshed(refreshed);
+                break;
+            case RegistrationsEnded ended:
+                OnRegistrationsEnded(ended);
+                break;
+            default:
+                Log.Warning("{0}: unexpected {1} from the server", _identity.DeviceId, message.GetType().Name);
+                break;
+        }
+    }
+
+    private void Register()
+    {
+        _registrationAttempts++;
+        // A slow server may answer an earlier hello after we sent another: any of the last few nonces is accepted.
+        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
+        _clientNonces.Add(nonce);
+        if (_clientNonces.Count > 4)
+            _clientNonces.RemoveAt(0);
+        _registry.Tell(_link.Seal(new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, nonce,
+            Registry.GatewayContext)), Self);
+        Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, Backoff(_registrationAttempts));
+    }
+
+    /// <summary>Jittered exponential backoff: uniform in [50%, 100%] of min(max, initial·2^attempt).</summary>
+    private TimeSpan Backoff(int attempt)
+    {
+        var ceiling = Math.Min(Settings.RegistrationRetryMax.Ticks, Settings.RegistrationRetryInitial.Ticks << Math.Min(attempt, 20));
+        return TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble())));
+    }
+
+    private void OnServerChallenge(AuthChallenge challenge)
+    {
+        if (!_clientNonces.Contains(challenge.ClientNonce) || challenge.DeviceId != _identity.DeviceId)
+        {
+            Log.Warning("{0}: a challenge that answers no hello of ours; ignored", _identity.DeviceId);
+            return;
+        }
+
+        var serverKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
+        var transcript = AuthTranscripts.Verifier(Registry.GatewayContext, _identity.DeviceId, challenge.VerifierId,
+            challenge.ClientNonce, challenge.VerifierNonce);
+        if (!EntityIdentity.Verify(serverKey, transcript.Bytes, challenge.VerifierSignature))
+        {
+            Log.Warning("{0}: the server's challenge signature does not verify; not registering with it", _identity.DeviceId);
+            return;
+        }
+
+        _link.Guard.Trust(challenge.VerifierId, serverKey);
+        _serverId = challenge.VerifierId;
+        _serverCredential = challenge.VerifierCredential;
+        var proof = Sign(Registry.GatewayContext, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
+        _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, proof,
+            _capabilities, _lifetimeSeconds, Endpoints)), Self);
+    }
+
+    private AuthProof Sign(string context, string verifierId, Octets clientNonce, Octets verifierNonce) =>
+        new(context, clientNonce, verifierNonce,
+            _identity.Sign(AuthTranscripts.Client(context, _identity.DeviceId, verifierId, clientNonce, verifierNonce).Bytes));
+
+    private void OnRegistered(GatewayRegistered registered)
+    {
+        if (_credential == registered.Credential)
+            Registered(registered);
+        else
+            Persist(new GatewayCredentialStored(registered.Credential), e =>
+            {
+                Apply(e);
+                Registered(registered);
+            });
+    }
+
+    private void Registered(GatewayRegistered registered)
+    {
+        Timers.Cancel(RetryRegistration.Instance);
+        _clientNonces.Clear();
+        _registrationAttempts = 0;
+        _registrationId = registered.RegistrationId;
+        _grantedLifetime = registered.LifetimeSeconds;
+        _server = registered.Server;
+        _serverBootId = registered.BootId;
+        _lastServerAckMs = NowMs;
+        ScheduleOwnRenewal();
+        var attached = new ServerAttached(registered.Server, _serverCredential!);
+        _smf.Tell(attached);
+        _cskmf.Tell(attached);
+        Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, _identity.Kind, registered.RegistrationId));
+        foreach (var (hello, replyTo) in _helloBacklog)
+            Challenge(hello, replyTo);
+        _helloBacklog.Clear();
+        RegisterPnAgain();
+    }
+
+    /// <summary>
+    /// A heartbeat to the server each interval; no answer for the configured number of intervals means the server
+    /// is gone, an answer from a new boot means it restarted — either way this PN GW registers again.
+    /// </summary>
+    private void CheckServerLink()
+    {
+        if (_registrationId is null || _server is null)
+            return;
+        if (NowMs - _lastServerAckMs > Settings.MissedHeartbeats * Settings.HeartbeatInterval.TotalMilliseconds)
+        {
+            ServerLost("the server stopped answering heartbeats");
+            return;
+        }
+
+        _link.Send(_server.Registry, new Heartbeat(_identity.DeviceId, CapabilityHash.Of(_capabilities)));
+    }
+
+    /// <summary>Registers again after a random wait within the restart spread, then with exponential backoff.</summary>
+    private void ServerLost(string why)
+    {
+        Log.Warning("{0}: {1}; registering again", _identity.DeviceId, why);
+        _registrationId = null;
+        _registeredPnes.Clear();
+        _registrationAttempts = 0;
+        Timers.Cancel(RenewOwnLease.Instance);
+        var wait = TimeSpan.FromTicks((long)(Settings.RestartSpread.Ticks * _jitter.NextDouble()));
+        Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, wait);
+    }
+
+    /// <summary>The lease is renewed at half its lifetime (and asked again at three quarters if no answer came).</summary>
+    private void ScheduleOwnRenewal(double fraction = 0.5) =>
+        Timers.StartSingleTimer(RenewOwnLease.Instance, RenewOwnLease.Instance, TimeSpan.FromSeconds(_grantedLifetime * fraction));
+
+    private void RenewOwn()
+    {
+        if (_registrationId is null)
+            return;
+        _pendingRefreshes[_identity.DeviceId] = (_lifetimeSeconds, Self);
+        FlushLeaseRefreshes();
+        ScheduleOwnRenewal(0.25);
+    }
+
+    /// <summary>This PN GW's own renewal and its PNEs' that arrived meanwhile go to the server as one batch.</summary>
+    private void FlushLeaseRefreshes()
+    {
+        Timers.Cancel(FlushRefreshes.Instance);
+        if (_server is null || _pendingRefreshes.Count == 0)
+            return;
+        var refreshes = _pendingRefreshes.Select(kv => new LeaseRefresh(kv.Key, kv.Value.LifetimeSeconds)).ToList();
+        foreach (var (id, pending) in _pendingRefreshes)
+            _refreshesInFlight[id] = pending.ReplyTo;
+        _pendingRefreshes.Clear();
+        _link.Send(_server.Registry, new RefreshRegistrations(_identity.DeviceId, refreshes));
+    }
+
+    private void OnRefreshed(RegistrationsRefreshed refreshed)
+    {
+        foreach (var result in refreshed.Results)
+        {
+            if (!_refreshesInFlight.Remove(result.DeviceId, out var replyTo))
+                continue;
+            if (result.DeviceId == _identity.DeviceId)
+            {
+                if (result.Renewed)
+                {
+                    _grantedLifetime = result.LifetimeSeconds;
+                    ScheduleOwnRenewal();
+                }
+                else
+                {
+                    LostRegistration();
+                }
+
+                continue;
+            }
+
+            _link.Send(replyTo, new LeaseRenewed(result.DeviceId, result.Renewed, result.LifetimeSeconds));
+            if (!result.Renewed)
+                Detach(result.DeviceId);
+        }
+    }
+
+    private void OnRegistrationsEnded(RegistrationsEnded ended)
+    {
+        foreach (var id in ended.DeviceIds)
+        {
+            if (id == _identity.DeviceId)
+            {
+                LostRegistration();
+                continue;
+            }
+
+            var replyTo = _pendingDeregistrations.Remove(id, out var asker) ? asker
+                : _pnTable.TryGetValue(id, out var known) ? known.Endpoints.Pne : null;
+            if (replyTo is not null)
+                _link.Send(replyTo, new RegistrationEnded(id, ended.Reason));
+            Detach(id);
+        }
+    }
+
+    /// <summary>The server no longer has this PN GW: register again; the PN follows as one batch.</summary>
+    private void LostRegistration()
+    {
+        Log.Warning("{0}: the server no longer has this PN GW registered; registering again", _identity.DeviceId);
+        _registrationId = null;
+        _registeredPnes.Clear();
+        _registrationAttempts = 0;
+        Timers.Cancel(RenewOwnLease.Instance);
+        Register();
+    }
+
+    private void OnRevoked(CredentialRevoked revoked)
+    {
+        _revokedDevices.Add(revoked.DeviceId);
+        _revokedSerials.UnionWith(revoked.Serials);
+        _link.Guard.Revoke(revoked.DeviceId);
+        _waiting.Remove(revoked.DeviceId);
+        if (_pnTable.ContainsKey(revoked.DeviceId) || _registeredPnes.Contains(revoked.DeviceId))
+        {
+            Log.Warning("{0}: PNE {1} was revoked; detached", _identity.DeviceId, revoked.DeviceId);
+            Detach(revoked.DeviceId);
+        }
+    }
+}
+
+/// <summary>A short, stable fingerprint of a capability document.</summary>
+public static class CapabilityHash
+{
+    public static Octets Of(DeviceCapabilities capabilities) =>
+        Octets.Own(SHA256.HashData(Serialization.ProtocolSerializer.Encode(capabilities))[..16]);
+}
