@@ -20,6 +20,7 @@ public sealed record CpnsSettings
     public required int MissedHeartbeats { get; init; }
     public required int DownlinkQueue { get; init; }
     public required TimeSpan RestartSpread { get; init; }
+    public required TimeSpan StatusCoalesce { get; init; }
     public required TimeSpan KeyGraceWindow { get; init; }
     public required TimeSpan RekeyInterval { get; init; }
     public required TimeSpan PushTimeout { get; init; }
@@ -56,6 +57,7 @@ public sealed record CpnsSettings
             MissedHeartbeats = c.GetInt("connections.missed-heartbeats"),
             DownlinkQueue = c.GetInt("connections.downlink-queue"),
             RestartSpread = c.GetTimeSpan("connections.restart-spread"),
+            StatusCoalesce = c.GetTimeSpan("status.coalesce"),
             KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
             RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
             PushTimeout = c.GetTimeSpan("keys.push-timeout"),

@@ -52,8 +52,9 @@ public sealed partial class Connections
             case RegisterPne register when register.DeviceId == senderId:
                 OnRegisterPne(register);
                 break;
-            case Heartbeat:
-                break; // being heard is all it is for
+            case Heartbeat heartbeat:
+                _relay.Tell(new CapabilityHashSeen(senderId, heartbeat.CapabilityHash));
+                break;
             case GoingToSleep when _pnLinks.TryGetValue(senderId, out var link):
                 link.Sleeping = true;
                 SetReachable(senderId, link, reachable: false);
@@ -72,6 +73,9 @@ public sealed partial class Connections
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege when _registeredPnes.Contains(senderId):
                 // A PNE's own signed request: relayed unchanged, so the server checks the PNE's signature itself.
                 _server?.Smf.Forward(envelope);
+                break;
+            case PublishStatus when _registeredPnes.Contains(senderId):
+                _server?.Status.Forward(envelope);
                 break;
             default:
                 Log.Warning("{0}: unexpected {1} from {2}; ignored", _identity.DeviceId, message.GetType().Name, senderId);
@@ -142,9 +146,7 @@ public sealed partial class Connections
             register.Capabilities, register.LifetimeSeconds, register.Endpoints);
         _waiting[register.DeviceId] = (registration, Sender);
         // The SMF and CSKMF learn of the PNE at once, so a group notice naming it never arrives before it.
-        var attached = new PneAttached(register.DeviceId, register.Keys, register.Endpoints);
-        _smf.Tell(attached);
-        _cskmf.Tell(attached);
+        TellFunctions(new PneAttached(register.DeviceId, register.Keys, register.Endpoints));
 
         if (_waiting.Count >= Settings.RegistrationBatchMax || Settings.RegistrationBatchWindow <= TimeSpan.Zero)
             Flush();
@@ -223,9 +225,7 @@ public sealed partial class Connections
         {
             _waiting[pne.DeviceId] = (pne with { Proof = null }, pne.Endpoints.Pne);
             _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
-            var attached = new PneAttached(pne.DeviceId, pne.Keys, pne.Endpoints);
-            _smf.Tell(attached);
-            _cskmf.Tell(attached);
+            TellFunctions(new PneAttached(pne.DeviceId, pne.Keys, pne.Endpoints));
         }
 
         Log.Info("{0}: registering its PN of {1} PNEs again in one batch", _identity.DeviceId, known.Count);
@@ -255,9 +255,7 @@ public sealed partial class Connections
                 _link.Guard.Forget(result.DeviceId);
                 _link.Send(waiting.ReplyTo,
                     new RegistrationRejected(result.DeviceId, result.Error!.Value, result.Detail ?? "", result.Auth));
-                var detached = new PneDetached(result.DeviceId);
-                _smf.Tell(detached);
-                _cskmf.Tell(detached);
+                TellFunctions(new PneDetached(result.DeviceId));
             }
         }
 
@@ -284,9 +282,7 @@ public sealed partial class Connections
         _registeredPnes.Remove(pneId);
         _pnLinks.Remove(pneId);
         _link.Guard.Forget(pneId);
-        var detached = new PneDetached(pneId);
-        _smf.Tell(detached);
-        _cskmf.Tell(detached);
+        TellFunctions(new PneDetached(pneId));
         if (_pnTable.ContainsKey(pneId))
             Persist(new PnTableLeft(new[] { pneId }), Apply);
     }
@@ -323,8 +319,10 @@ public sealed partial class Connections
         link.Reachable = reachable;
         Log.Info("{0}: PNE {1} is {2}", _identity.DeviceId, pneId, reachable ? "reachable" : link.Sleeping ? "asleep" : "unreachable");
         var update = new PneReachability(pneId, reachable, link.Sleeping);
-        _smf.Tell(update);
-        _cskmf.Tell(update);
+        TellFunctions(update);
         Context.System.EventStream.Publish(update);
+        // The server's status function hears it too (reachable is part of an entity's status).
+        if (_server is not null && _registeredPnes.Contains(pneId))
+            _link.Send(_server.Status, new ReachabilityReport(_identity.DeviceId, pneId, reachable));
     }
 }

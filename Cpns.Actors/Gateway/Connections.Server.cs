@@ -156,9 +156,7 @@ public sealed partial class Connections
         _serverBootId = registered.BootId;
         _lastServerAckMs = NowMs;
         ScheduleOwnRenewal();
-        var attached = new ServerAttached(registered.Server, _serverCredential!);
-        _smf.Tell(attached);
-        _cskmf.Tell(attached);
+        TellFunctions(new ServerAttached(registered.Server, _serverCredential!));
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, _identity.Kind, registered.RegistrationId));
         foreach (var (hello, replyTo) in _helloBacklog)
             Challenge(hello, replyTo);

@@ -21,14 +21,16 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private readonly ActorSelection _registry;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
+    private readonly IActorRef _relay;
     private readonly DeviceCapabilities _capabilities;
     private readonly int _lifetimeSeconds;
     private readonly SecureLink _link;
     private readonly Random _jitter = new();
 
     public Connections(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, IActorRef smf, IActorRef cskmf,
-        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) : base(settings)
+        IActorRef relay, DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) : base(settings)
     {
+        _relay = relay;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
         // By path: a restarted server is a new actor at the same place.
@@ -43,14 +45,23 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, IActorRef smf,
-        IActorRef cskmf, DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<Connections>(identity, trustAnchor, registry, smf, cskmf, capabilities, lifetimeSeconds, settings);
+        IActorRef cskmf, IActorRef relay, DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<Connections>(identity, trustAnchor, registry, smf, cskmf, relay, capabilities, lifetimeSeconds,
+            settings);
+
+    /// <summary>What the PN GW's functions are all told (a PNE attached or left, the server, reachability).</summary>
+    private void TellFunctions(object message)
+    {
+        _smf.Tell(message);
+        _cskmf.Tell(message);
+        _relay.Tell(message);
+    }
 
     public override string PersistenceId => $"gateway-{_identity.DeviceId}";
 
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
-    private GatewayEndpoints Endpoints => new(Context.Parent, Self, _smf, _cskmf);
+    private GatewayEndpoints Endpoints => new(Context.Parent, Self, _smf, _cskmf, _relay);
 
     protected override object CreateSnapshot() => new PnTableSnapshot(_credential, _pnTable.Values.ToList());
 

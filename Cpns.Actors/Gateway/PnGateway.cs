@@ -5,7 +5,8 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Gateway;
 
 /// <summary>
-/// A PN GW entity (<c>gateway-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>), <c>smf</c> and <c>connections</c>.
+/// A PN GW entity (<c>gateway-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>), <c>smf</c>, <c>relay</c> and
+/// <c>connections</c>.
 /// Its PNEs talk to it through this actor, which hands their envelopes to <c>connections</c>.
 /// </summary>
 public sealed class PnGateway : UntypedActor
@@ -13,14 +14,16 @@ public sealed class PnGateway : UntypedActor
     private readonly IActorRef _connections;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
+    private readonly IActorRef _relay;
 
     public PnGateway(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings)
     {
         _cskmf = Context.ActorOf(GatewayCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
+        _relay = Context.ActorOf(Relay.Props(identity, capabilities, settings), "relay");
         _connections = Context.ActorOf(
-            Connections.Props(identity, trustAnchor, serverRegistry, _smf, _cskmf, capabilities, lifetimeSeconds, settings),
+            Connections.Props(identity, trustAnchor, serverRegistry, _smf, _cskmf, _relay, capabilities, lifetimeSeconds, settings),
             "connections");
     }
 
@@ -43,6 +46,9 @@ public sealed class PnGateway : UntypedActor
                 break;
             case GetKeyState or ExportGroupKey or GetKeyAcks or EncryptContent or DecryptContent:
                 _cskmf.Forward(message);
+                break;
+            case GetRelayStats:
+                _relay.Forward(message);
                 break;
             default:
                 Unhandled(message);

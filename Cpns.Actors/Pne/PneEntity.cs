@@ -33,8 +33,10 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
     private readonly IActorRef _gateway;
-    private readonly DeviceCapabilities _capabilities;
-    private readonly int _lifetimeSeconds;
+    private DeviceCapabilities _capabilities;
+    private int _lifetimeSeconds;
+    private TimeSpan _heartbeatInterval;
+    private readonly ManagementTree _tree;
     private readonly CpnsSettings _settings;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
@@ -60,6 +62,8 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         _lifetimeSeconds = lifetimeSeconds;
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
+        _heartbeatInterval = settings.HeartbeatInterval;
+        _tree = ManagementTreeOf(identity);
         _cskmf = Context.ActorOf(PneCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(PneSmf.Props(identity, _cskmf, settings), "smf");
     }
@@ -109,6 +113,13 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 if (_registration is not null && !_asleep)
                     _link.Send(_registration.Gateway.Connections, new Heartbeat(_identity.DeviceId,
                         Gateway.CapabilityHash.Of(_capabilities)));
+                break;
+            case UpdateCapabilities update:
+                _capabilities = update.Capabilities;
+                Self.Tell(Beat.Instance); // the new hash goes out at once
+                break;
+            case PublishStatus publish when _registration is not null:
+                _link.Send(_registration.Gateway.Connections, publish with { DeviceId = _identity.DeviceId });
                 break;
             case Sleep sleep when _registration is not null:
                 _asleep = true;
@@ -171,12 +182,23 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 break;
             case LeaseRenewed renewed when senderId == _registration?.GatewayId:
                 if (renewed.Renewed)
+                {
+                    _registration = _registration with { LifetimeSeconds = renewed.LifetimeSeconds };
                     ScheduleRenewal(renewed.LifetimeSeconds);
+                }
                 else
                     Unregistered(DeregistrationReason.Expired);
                 break;
             case RegistrationEnded ended when senderId == _registration?.GatewayId:
                 Unregistered(ended.Reason);
+                break;
+            case CapabilityQuery query when senderId == _registration?.GatewayId && query.DeviceId == _identity.DeviceId:
+                _link.Send(Sender, new CapabilityReport(query.RequestId, _identity.DeviceId, Gateway.CapabilityHash.Of(_capabilities),
+                    _capabilities, FromCache: false));
+                break;
+            case DmRequest request when senderId == _registration?.GatewayId && request.DeviceId == _identity.DeviceId:
+                var (status, value, detail) = _tree.Apply(request.Operation, request.Path, request.Value);
+                _link.Send(Sender, new DmResponse(request.RequestId, _identity.DeviceId, status, value, detail));
                 break;
             case GroupAccepted or GroupRejected when senderId == _serverId:
                 var groupId = ((IWithGroupId)message).GroupId;
@@ -241,7 +263,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         Timers.Cancel(RetryRegistration.Instance);
         _registration = registered;
         ScheduleRenewal(registered.LifetimeSeconds);
-        Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _settings.HeartbeatInterval);
+        Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _heartbeatInterval);
         _credential = registered.Credential;
         _serverId = server.Credential!.DeviceId;
         _link.Guard.Trust(_serverId, server.Credential.Keys.Signing);
@@ -251,6 +273,40 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         _smf.Tell(attached);
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, EntityKind.Pne, registered.RegistrationId));
     }
+
+    /// <summary>The device's management tree: what the server's DM may read, change and run through the PN GW.</summary>
+    private ManagementTree ManagementTreeOf(EntityIdentity identity) => new ManagementTree()
+        .Leaf("./DevInfo/Id", () => identity.DeviceId)
+        .Leaf("./DevInfo/Man", () => "CPNS on Akka.NET")
+        .Leaf("./DevInfo/Mod", () => _capabilities.DeviceKind)
+        .Leaf("./DevInfo/FwV", () => typeof(PneEntity).Assembly.GetName().Version?.ToString() ?? "1.0")
+        .Leaf("./CPNS/Gateway", () => _registration?.GatewayId ?? "")
+        .Leaf("./CPNS/RegistrationId", () => _registration?.RegistrationId ?? "")
+        .Setting("./CPNS/Lifetime", () => (_lifetimeSeconds > 0 ? _lifetimeSeconds : _registration?.LifetimeSeconds ?? 0).ToString(), value =>
+        {
+            if (!int.TryParse(value, out var seconds) || seconds <= 0)
+                return "a lifetime is a positive number of seconds";
+            // The new lifetime takes effect at once: the lease is renewed with it (the server clamps it).
+            _lifetimeSeconds = seconds;
+            Self.Tell(RenewLease.Instance);
+            return null;
+        })
+        .Setting("./CPNS/Heartbeat", () => ((int)_heartbeatInterval.TotalSeconds).ToString(), value =>
+        {
+            if (!int.TryParse(value, out var seconds) || seconds is < 1 or > 3600)
+                return "a heartbeat interval is 1 to 3600 seconds";
+            _heartbeatInterval = TimeSpan.FromSeconds(seconds);
+            if (_registration is not null)
+                Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _heartbeatInterval);
+            return null;
+        })
+        .Command("./CPNS/Reregister", () =>
+        {
+            _registration = null;
+            _attempts = 0;
+            Register();
+            return null;
+        });
 
     /// <summary>
     /// The registration ended: deregistered on purpose (it stays away), or expired (it registers again, which the

@@ -39,3 +39,33 @@ public sealed record DeviceCapabilities(
         [new PnTechnology("bluetooth-le", SecurityLevel.High)],
         ["registration", "capabilities", "service-management", "security"]);
 }
+
+/// <summary>An operator (or a server function) asks the server for a device's capability document.</summary>
+public sealed record QueryCapabilities(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>The server asks a PN GW for a device's capabilities (it answers from its cache when it can).</summary>
+public sealed record CapabilityQuery(long RequestId, string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>A capability document with its content hash; <paramref name="FromCache"/> says a PN GW answered without asking.</summary>
+public sealed record CapabilityReport(long RequestId, string DeviceId, Octets Hash, DeviceCapabilities Capabilities, bool FromCache)
+    : ICpnsMessage, IWithDeviceId;
+
+public sealed record CapabilityQueryFailed(long RequestId, string DeviceId, string Reason) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>The answer to <see cref="QueryCapabilities"/>.</summary>
+public sealed record DeviceCapabilitiesReport(string DeviceId, Octets Hash, DeviceCapabilities Capabilities, bool FromCache)
+    : ICpnsMessage, IWithDeviceId;
+
+/// <summary>A PNE's capabilities changed (the device itself is told; its next heartbeat carries the new hash).</summary>
+public sealed record UpdateCapabilities(string DeviceId, DeviceCapabilities Capabilities) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>Inside a PN GW: connections saw this capability hash in a PNE's heartbeat.</summary>
+public sealed record CapabilityHashSeen(string DeviceId, Octets Hash) : ICpnsMessage, IWithDeviceId;
+
+public sealed record GetRelayStats : ICpnsMessage
+{
+    public static readonly GetRelayStats Instance = new();
+}
+
+public sealed record RelayStats(long CapabilityQueriesRelayed, long CapabilityQueriesFromCache, long ManagementRequestsRelayed)
+    : ICpnsMessage;

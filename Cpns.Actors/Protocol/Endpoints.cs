@@ -9,14 +9,18 @@ public sealed record ServerEndpoints(
     PublicKeys Keys,
     IActorRef Registry,
     IActorRef Smf,
-    IActorRef Cskmf) : ICpnsMessage;
+    IActorRef Cskmf,
+    IActorRef Capabilities,
+    IActorRef Status,
+    IActorRef Dm) : ICpnsMessage;
 
 /// <summary>Where the functions of a PN GW can be reached, by the server and by its PNEs.</summary>
 public sealed record GatewayEndpoints(
     IActorRef Gateway,
     IActorRef Connections,
     IActorRef Smf,
-    IActorRef Cskmf) : ICpnsMessage;
+    IActorRef Cskmf,
+    IActorRef Relay) : ICpnsMessage;
 
 /// <summary>Where the functions of a PNE can be reached by its PN GW.</summary>
 public sealed record PneEndpoints(

@@ -4,8 +4,8 @@ using Cpns.Actors.Protocol;
 namespace Cpns.Actors.Server;
 
 /// <summary>
-/// The CPNS Server entity (<c>server</c>): parent of <c>kmc</c>, <c>cskmf</c> (with <c>osg</c>), <c>smf</c> and
-/// <c>registry</c>. Its children fail independently; a crashed function restarts from its journal.
+/// The CPNS Server entity (<c>server</c>): parent of <c>kmc</c>, <c>cskmf</c> (with <c>osg</c>), <c>smf</c>,
+/// <c>registry</c>, <c>capabilities</c>, <c>status</c> and <c>dm</c>. Its children fail independently; a crashed function restarts from its journal.
 /// </summary>
 public sealed class CpnsServer : UntypedActor
 {
@@ -19,11 +19,15 @@ public sealed class CpnsServer : UntypedActor
         var kmc = Context.ActorOf(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
         var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings), "cskmf");
         var smf = Context.ActorOf(ServerSmf.Props(identity, cskmf, settings), "smf");
+        var capabilities = Context.ActorOf(ServerCapabilities.Props(identity, settings), "capabilities");
+        var status = Context.ActorOf(ServerStatus.Props(identity, settings), "status");
+        var dm = Context.ActorOf(ServerDm.Props(identity, settings), "dm");
         var registry = Context.ActorOf(
-            Registry.Props(r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf), smf, cskmf, kmc,
-                identity, serverCredential, secrets.TrustAnchor, settings),
+            Registry.Props(
+                r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm),
+                [smf, cskmf, capabilities, status, dm], kmc, identity, serverCredential, secrets.TrustAnchor, settings),
             "registry");
-        _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf);
+        _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf, capabilities, status, dm);
     }
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings) =>

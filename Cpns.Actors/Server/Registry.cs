@@ -34,8 +34,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         Dictionary<string, Credential> Presented);
 
     private readonly ServerEndpointsFactory _endpoints;
-    private readonly IActorRef _smf;
-    private readonly IActorRef _cskmf;
+    private readonly IReadOnlyList<IActorRef> _placementSubscribers;
     private readonly IActorRef _kmc;
     private readonly Credential _serverCredential;
     private readonly CredentialVerifier _verifier;
@@ -53,12 +52,12 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     // A new id each time the registry starts: a PN GW that sees it change knows the server restarted.
     private readonly string _bootId = Guid.NewGuid().ToString("N");
 
-    public Registry(ServerEndpointsFactory endpoints, IActorRef smf, IActorRef cskmf, IActorRef kmc, EntityIdentity identity,
-        Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) : base(settings)
+    /// <param name="placementSubscribers">The server functions that must know where every entity is (SMF, CSKMF, ...).</param>
+    public Registry(ServerEndpointsFactory endpoints, IReadOnlyList<IActorRef> placementSubscribers, IActorRef kmc,
+        EntityIdentity identity, Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) : base(settings)
     {
         _endpoints = endpoints;
-        _smf = smf;
-        _cskmf = cskmf;
+        _placementSubscribers = placementSubscribers;
         _kmc = kmc;
         _serverCredential = serverCredential;
         _verifier = trustAnchor.Verifier();
@@ -83,9 +82,15 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         }
     }
 
-    public static Props Props(ServerEndpointsFactory endpoints, IActorRef smf, IActorRef cskmf, IActorRef kmc,
+    public static Props Props(ServerEndpointsFactory endpoints, IReadOnlyList<IActorRef> placementSubscribers, IActorRef kmc,
         EntityIdentity identity, Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<Registry>(endpoints, smf, cskmf, kmc, identity, serverCredential, trustAnchor, settings);
+        Akka.Actor.Props.Create<Registry>(endpoints, placementSubscribers, kmc, identity, serverCredential, trustAnchor, settings);
+
+    private void TellPlacement(object placement)
+    {
+        foreach (var subscriber in _placementSubscribers)
+            subscriber.Tell(placement);
+    }
 
     public override string PersistenceId => $"registry-{Settings.ServerId}";
 
@@ -190,17 +195,13 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Place(GatewayRecord gateway)
     {
         _link.Guard.Trust(gateway.GatewayId, gateway.Keys.Signing);
-        var placed = new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.Capabilities.PnSecurityLevel,
-            gateway.Endpoints);
-        _smf.Tell(placed);
-        _cskmf.Tell(placed);
+        TellPlacement(new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.Capabilities.PnSecurityLevel,
+            gateway.Endpoints));
     }
 
     private void Place(string gatewayId, IReadOnlyList<PneRecord> pnes)
     {
-        var placed = new PnesPlaced(gatewayId, pnes.Select(p => new PlacedPne(p.DeviceId, p.Keys)).ToList());
-        _smf.Tell(placed);
-        _cskmf.Tell(placed);
+        TellPlacement(new PnesPlaced(gatewayId, pnes.Select(p => new PlacedPne(p.DeviceId, p.Keys)).ToList()));
     }
 
     protected override void OnCommand(object message)
@@ -555,9 +556,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             Apply(e);
             foreach (var id in e.DeviceIds)
                 _link.Guard.Forget(id);
-            var removed = new EntitiesRemoved(e.DeviceIds, Revoked: false);
-            _smf.Tell(removed);
-            _cskmf.Tell(removed);
+            TellPlacement(new EntitiesRemoved(e.DeviceIds, Revoked: false));
             Context.System.EventStream.Publish(new EntitiesDeregistered(e.DeviceIds, e.Reason));
             // A PN GW whose own lease ran out hears it too, so it can register again.
             if (reason == DeregistrationReason.Expired)
@@ -581,9 +580,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         {
             Apply(e);
             _link.Guard.Revoke(e.DeviceId);
-            var removed = new EntitiesRemoved([e.DeviceId, .. orphans], Revoked: true);
-            _smf.Tell(removed);
-            _cskmf.Tell(removed);
+            TellPlacement(new EntitiesRemoved([e.DeviceId, .. orphans], Revoked: true));
             foreach (var other in _gateways.Values)
                 _link.Send(other.Endpoints.Connections, new CredentialRevoked(e.DeviceId, e.Serials));
             Log.Warning("credentials of {0} revoked ({1}); {2} PNEs behind it deregistered", e.DeviceId, e.Reason, orphans.Count);

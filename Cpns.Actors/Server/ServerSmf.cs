@@ -211,6 +211,9 @@ public sealed class ServerSmf : CpnsPersistentActor
                     .Select(x => new GroupState(x.Id, x.Mode, x.Epoch, x.Members.ToList(), true, x.RequiredLevel, x.ToEntry().Acl))
                     .ToList()));
                 break;
+            case AuthorizeView authorize:
+                Sender.Tell(AuthorizeViewing(authorize));
+                break;
             case GetSecurityCounters:
                 Sender.Tell(_link.Counters());
                 break;
@@ -587,6 +590,25 @@ public sealed class ServerSmf : CpnsPersistentActor
             SnapshotIfDue();
             StartNext(e.GroupId);
         });
+    }
+
+    /// <summary>
+    /// A watcher may see an entity's status if it shares a group with it in which the watcher holds at least View.
+    /// </summary>
+    private ViewAuthorization AuthorizeViewing(AuthorizeView authorize)
+    {
+        foreach (var target in authorize.Targets)
+        {
+            if (target == authorize.WatcherId)
+                continue;
+            var visible = _groups.Values.Any(g =>
+                (g.Members.Contains(target) || g.Acl.ContainsKey(target)) && g.PrivilegeOf(authorize.WatcherId) >= Privilege.View);
+            if (!visible)
+                return new ViewAuthorization(authorize.RequestId, false,
+                    $"{authorize.WatcherId} holds no View privilege on a group of {target}");
+        }
+
+        return new ViewAuthorization(authorize.RequestId, true, "");
     }
 
     /// <summary>

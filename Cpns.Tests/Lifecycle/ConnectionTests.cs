@@ -69,7 +69,8 @@ public sealed class ConnectionTests(ITestOutputHelper output) : CpnsTestKit(outp
         for (var i = 3; i <= 7; i++)
         {
             Server.Smf.Tell(new AddMember("grp", "p1", $"p{i}"), TestActor);
-            await ExpectMsgAsync<GroupAccepted>(Timeout);
+            var epoch = (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch;
+            await AwaitAssertAsync(async () => Assert.Equal(epoch, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
         }
 
         await AwaitAssertAsync(async () => Assert.Equal(6, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);

@@ -1,0 +1,86 @@
+using Akka.Actor;
+using Akka.Event;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Server;
+
+/// <summary>
+/// The server's Device Management function (<c>dm</c>): Get, Replace and Exec on a device's management tree, sent
+/// signed through the device's PN GW; the answer (or a typed error) goes back to whoever asked.
+/// </summary>
+public sealed class ServerDm : UntypedActor, IWithTimers
+{
+    private sealed record Expire(long RequestId) : INoSerializationVerificationNeeded;
+
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(15);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SecureLink _link;
+    private readonly Placements _placements = new();
+    private readonly Dictionary<long, (DmCommand Command, IActorRef Asker)> _pending = new();
+    private long _nextRequestId;
+
+    public ServerDm(EntityIdentity identity, CpnsSettings settings)
+    {
+        _link = new SecureLink(Context, identity, settings, _log);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(EntityIdentity identity, CpnsSettings settings) => Akka.Actor.Props.Create<ServerDm>(identity, settings);
+
+    protected override void OnReceive(object message)
+    {
+        if (_placements.Apply(message))
+        {
+            if (message is GatewayPlaced placed)
+                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+            return;
+        }
+
+        switch (message)
+        {
+            case DmCommand command:
+                Send(command);
+                break;
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId) && inner is DmResponse response &&
+                    _pending.Remove(response.RequestId, out var pending))
+                {
+                    Timers.Cancel(response.RequestId);
+                    if (_placements.GatewayOf(pending.Command.DeviceId) != senderId)
+                        _log.Warning("dm: answer for {0} came from {1}, not its PN GW", pending.Command.DeviceId, senderId);
+                    else
+                        Reply(pending.Asker, pending.Command, response.Status, response.Value, response.Detail);
+                }
+
+                break;
+            case Expire expire:
+                if (_pending.Remove(expire.RequestId, out var late))
+                    Reply(late.Asker, late.Command, DmStatus.TimedOut, null, "no answer through the PN GW");
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void Send(DmCommand command)
+    {
+        if (_placements.GatewayOf(command.DeviceId) is not { } gatewayId)
+        {
+            Reply(Sender, command, DmStatus.Unreachable, null, $"{command.DeviceId} is not registered");
+            return;
+        }
+
+        var requestId = ++_nextRequestId;
+        _pending[requestId] = (command, Sender);
+        _link.Send(_placements.Gateway(gatewayId)!.Endpoints.Relay,
+            new DmRequest(requestId, command.DeviceId, command.Operation, command.Path, command.Value));
+        Timers.StartSingleTimer(requestId, new Expire(requestId), CommandTimeout);
+    }
+
+    private static void Reply(IActorRef asker, DmCommand command, DmStatus status, string? value, string detail) =>
+        asker.Tell(new DmResult(command.DeviceId, command.Operation, command.Path, status, value, detail));
+}

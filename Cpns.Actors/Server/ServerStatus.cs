@@ -1,0 +1,218 @@
+using Akka.Actor;
+using Akka.Event;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Server;
+
+/// <summary>
+/// The server's Status Management function (<c>status</c>): what entities publish (online, busy, offline and a
+/// note), and whether they can be reached (registration, expiry, and the PN GWs' reachability reports). Watchers
+/// subscribe to an entity or a whole PN — allowed by the group ACLs — and hear of real changes only, a burst
+/// coalesced to its latest state. Status is soft state: it is not journaled.
+/// </summary>
+public sealed class ServerStatus : UntypedActor, IWithTimers
+{
+    public const string PnPrefix = "pn:";
+
+    private sealed record Flush : INoSerializationVerificationNeeded
+    {
+        public static readonly Flush Instance = new();
+    }
+
+    private sealed record Watcher(string WatcherId, IActorRef Subscriber);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SecureLink _link;
+    private readonly CpnsSettings _settings;
+    private readonly SiblingRef _smf;
+    private readonly Placements _placements = new();
+    private readonly Dictionary<string, EntityStatus> _statuses = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<Watcher>> _watchers = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, (WatchStatus Watch, IActorRef Asker)> _authorizing = new();
+    private readonly Dictionary<Watcher, Dictionary<string, EntityStatus>> _unsent = new();
+    private readonly Dictionary<(Watcher, string DeviceId), EntityStatus> _lastSent = new();
+    private long _nextRequestId;
+
+    public ServerStatus(EntityIdentity identity, CpnsSettings settings)
+    {
+        _settings = settings;
+        _link = new SecureLink(Context, identity, settings, _log);
+        _smf = SiblingRef.Of(Context, "smf");
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<ServerStatus>(identity, settings);
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case GatewayPlaced placed:
+                _placements.Apply(placed);
+                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+                Set(placed.GatewayId, s => s with { Presence = Presence.Online, Reachable = true });
+                break;
+            case PnesPlaced placed:
+                _placements.Apply(placed);
+                foreach (var pne in placed.Pnes)
+                {
+                    _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
+                    Set(pne.DeviceId, s => s with { Presence = Presence.Online, Reachable = true });
+                }
+
+                break;
+            case EntitiesRemoved removed:
+                foreach (var id in removed.DeviceIds)
+                {
+                    Set(id, s => s with { Presence = Presence.Offline, Reachable = false });
+                    _link.Guard.Forget(id);
+                }
+
+                _placements.Apply(removed);
+                break;
+            case SignedEnvelope envelope:
+                if (_link.TryOpen(envelope, out var inner, out var senderId))
+                    OnSigned(inner, senderId);
+                break;
+            case WatchStatus watch:
+                Authorize(watch, Sender);
+                break;
+            case UnwatchStatus unwatch:
+                if (_watchers.TryGetValue(unwatch.Target, out var set))
+                    set.RemoveWhere(w => w.WatcherId == unwatch.WatcherId);
+                break;
+            case ViewAuthorization authorization:
+                OnAuthorization(authorization);
+                break;
+            case GetStatus query:
+                Sender.Tell(Current(query.DeviceId));
+                break;
+            case GetPidf query:
+                Sender.Tell(new PidfDocument(query.DeviceId, Pidf.Render(Current(query.DeviceId), Context.System.Scheduler.Now)));
+                break;
+            case Flush:
+                SendUnsent();
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnSigned(object message, string senderId)
+    {
+        switch (message)
+        {
+            case PublishStatus publish when publish.DeviceId == senderId:
+                var note = publish.Note.Length > 256 ? publish.Note[..256] : publish.Note;
+                Set(publish.DeviceId, s => s with { Presence = publish.Presence, Note = note, Reachable = true });
+                break;
+            case ReachabilityReport report when report.GatewayId == senderId && _placements.GatewayOf(report.DeviceId) == senderId:
+                Set(report.DeviceId, s => s with { Reachable = report.Reachable });
+                break;
+            default:
+                _log.Warning("status: unexpected {0} from {1}", message.GetType().Name, senderId);
+                break;
+        }
+    }
+
+    private EntityStatus Current(string deviceId) =>
+        _statuses.TryGetValue(deviceId, out var status) ? status : new EntityStatus(deviceId, Presence.Offline, false, "");
+
+    /// <summary>Changes a status; watchers hear of it only if it really changed.</summary>
+    private void Set(string deviceId, Func<EntityStatus, EntityStatus> change)
+    {
+        var before = Current(deviceId);
+        var after = change(before);
+        if (after == before)
+            return;
+        _statuses[deviceId] = after;
+        var pnTarget = _placements.GatewayOf(deviceId) is { } gatewayId ? PnPrefix + gatewayId : null;
+        foreach (var target in new[] { deviceId, pnTarget })
+        {
+            if (target is null || !_watchers.TryGetValue(target, out var watchers))
+                continue;
+            foreach (var watcher in watchers)
+            {
+                if (!_unsent.TryGetValue(watcher, out var pending))
+                    _unsent[watcher] = pending = new Dictionary<string, EntityStatus>(StringComparer.Ordinal);
+                pending[deviceId] = after;
+            }
+        }
+
+        if (_unsent.Count > 0 && !Timers.IsTimerActive(Flush.Instance))
+            Timers.StartSingleTimer(Flush.Instance, Flush.Instance, _settings.StatusCoalesce);
+    }
+
+    /// <summary>After the coalescing window: one notification per watcher and entity, the latest state, if it differs.</summary>
+    private void SendUnsent()
+    {
+        foreach (var (watcher, pending) in _unsent)
+        {
+            foreach (var (deviceId, status) in pending)
+            {
+                if (_lastSent.TryGetValue((watcher, deviceId), out var sent) && sent == status)
+                    continue;
+                _lastSent[(watcher, deviceId)] = status;
+                watcher.Subscriber.Tell(new StatusChanged(watcher.WatcherId, status));
+            }
+        }
+
+        _unsent.Clear();
+    }
+
+    private IReadOnlyList<string> Members(string target) =>
+        target.StartsWith(PnPrefix, StringComparison.Ordinal)
+            ? [target[PnPrefix.Length..], .. _placements.PnesOf(target[PnPrefix.Length..])]
+            : [target];
+
+    /// <summary>
+    /// An entity may watch itself and its own PN; anything else needs the group ACLs to give it at least View on a
+    /// group the watched entities are in (the SMF decides).
+    /// </summary>
+    private void Authorize(WatchStatus watch, IActorRef asker)
+    {
+        var members = Members(watch.Target);
+        var ownPn = watch.Target.StartsWith(PnPrefix, StringComparison.Ordinal) &&
+                    _placements.GatewayOf(watch.WatcherId) == watch.Target[PnPrefix.Length..];
+        if (watch.WatcherId == ServerSmf.OperatorId || watch.Target == watch.WatcherId || ownPn)
+        {
+            Accept(watch, asker);
+            return;
+        }
+
+        var requestId = ++_nextRequestId;
+        _authorizing[requestId] = (watch, asker);
+        _smf.Tell(new AuthorizeView(requestId, watch.WatcherId, members), Self);
+    }
+
+    private void OnAuthorization(ViewAuthorization authorization)
+    {
+        if (!_authorizing.Remove(authorization.RequestId, out var pending))
+            return;
+        if (authorization.Allowed)
+        {
+            Accept(pending.Watch, pending.Asker);
+            return;
+        }
+
+        _log.Info("status: {0} may not watch {1}: {2}", pending.Watch.WatcherId, pending.Watch.Target, authorization.Detail);
+        pending.Asker.Tell(new WatchRejected(pending.Watch.WatcherId, pending.Watch.Target, GroupError.NotAuthorized,
+            authorization.Detail));
+    }
+
+    private void Accept(WatchStatus watch, IActorRef asker)
+    {
+        if (!_watchers.TryGetValue(watch.Target, out var set))
+            _watchers[watch.Target] = set = new HashSet<Watcher>();
+        var watcher = new Watcher(watch.WatcherId, watch.Subscriber);
+        set.Add(watcher);
+        var current = Members(watch.Target).Select(Current).ToList();
+        foreach (var status in current)
+            _lastSent[(watcher, status.DeviceId)] = status;
+        asker.Tell(new WatchAccepted(watch.WatcherId, watch.Target, current));
+    }
+}

@@ -1,0 +1,199 @@
+using System.Xml.Linq;
+using Akka.Actor;
+using Cpns.Actors;
+using Cpns.Actors.Gateway;
+using Cpns.Actors.Protocol;
+using Cpns.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Lifecycle;
+
+/// <summary>Device capabilities (relayed, cached by hash) and device management, through the PN GW.</summary>
+public sealed class DeviceFunctionTests(ITestOutputHelper output) : CpnsTestKit(output, "cpns.connections.heartbeat-interval = 200ms")
+{
+    private Task StartAsync() => StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
+
+    private Task<object> CapabilitiesAsync(string device) => Server.Capabilities.Ask<object>(new QueryCapabilities(device), Timeout);
+
+    private Task<RelayStats> RelayStatsAsync() => Gateways["g1"].Ask<RelayStats>(GetRelayStats.Instance, Timeout);
+
+    private async Task<DmResult> DmAsync(string device, DmOperation operation, string path, string? value = null) =>
+        await Server.Dm.Ask<DmResult>(new DmCommand(device, operation, path, value), Timeout);
+
+    [Fact]
+    public async Task A_capability_query_is_relayed_once_then_served_from_the_gateways_cache_until_the_document_changes()
+    {
+        await StartAsync();
+        var first = Assert.IsType<DeviceCapabilitiesReport>(await CapabilitiesAsync("p1"));
+        Assert.False(first.FromCache);
+        Assert.Equal("media-player", first.Capabilities.DeviceKind);
+        Assert.Equal(["aac", "opus"], first.Capabilities.Codecs);
+        Assert.Equal(CapabilityHash.Of(DeviceCapabilities.Pne()), first.Hash);
+        Assert.Equal(1, (await RelayStatsAsync()).CapabilityQueriesRelayed);
+
+        var second = Assert.IsType<DeviceCapabilitiesReport>(await CapabilitiesAsync("p1"));
+        Assert.True(second.FromCache);
+        Assert.Equal(first.Hash, second.Hash);
+        var stats = await RelayStatsAsync();
+        Assert.Equal((1L, 1L), (stats.CapabilityQueriesRelayed, stats.CapabilityQueriesFromCache));
+
+        // The battery runs low: the next heartbeat carries a new hash, and the next query is relayed again.
+        var drained = DeviceCapabilities.Pne() with { BatteryPercent = 15 };
+        Pnes["p1"].Tell(new UpdateCapabilities("p1", drained));
+        await AwaitAssertAsync(async () =>
+        {
+            var report = Assert.IsType<DeviceCapabilitiesReport>(await CapabilitiesAsync("p1"));
+            Assert.Equal(15, report.Capabilities.BatteryPercent);
+            Assert.Equal(CapabilityHash.Of(drained), report.Hash);
+        }, Timeout);
+        Assert.Equal(2, (await RelayStatsAsync()).CapabilityQueriesRelayed);
+    }
+
+    [Fact]
+    public async Task A_gateways_own_document_states_the_security_level_of_its_PN()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string>(),
+            pnSecurity: new Dictionary<string, SecurityLevel> { ["g1"] = SecurityLevel.Medium });
+        var report = Assert.IsType<DeviceCapabilitiesReport>(await CapabilitiesAsync("g1"));
+        Assert.Equal(SecurityLevel.Medium, report.Capabilities.PnSecurityLevel);
+        Assert.Contains(report.Capabilities.PnTechnologies, t => t.Name == "wifi-wpa3");
+        Assert.IsType<CapabilityQueryFailed>(await CapabilitiesAsync("nobody"));
+    }
+
+    [Fact]
+    public async Task Get_Replace_and_Exec_travel_through_the_gateway_and_back()
+    {
+        await StartAsync();
+        Assert.Equal((DmStatus.Ok, "p1"), Result(await DmAsync("p1", DmOperation.Get, "./DevInfo/Id")));
+        Assert.Equal((DmStatus.Ok, "media-player"), Result(await DmAsync("p1", DmOperation.Get, "./DevInfo/Mod")));
+        Assert.Equal((DmStatus.Ok, "g1"), Result(await DmAsync("p1", DmOperation.Get, "./CPNS/Gateway")));
+        Assert.Contains("./DevInfo/Man", (await DmAsync("p1", DmOperation.Get, "./DevInfo")).Value);
+
+        // Replace of the lifetime changes the lease at the server.
+        Assert.Equal((DmStatus.Ok, "600"), Result(await DmAsync("p1", DmOperation.Replace, "./CPNS/Lifetime", "600")));
+        await AwaitAssertAsync(async () =>
+            Assert.Equal(600, (await Server.Registry.Ask<Lease>(new GetLease("p1"), Timeout)).LifetimeSeconds), Timeout);
+
+        // Exec re-registers the device: a new registration.
+        var before = (await Server.Registry.Ask<Lease>(new GetLease("p1"), Timeout)).RegistrationId;
+        Assert.Equal(DmStatus.Ok, (await DmAsync("p1", DmOperation.Exec, "./CPNS/Reregister")).Status);
+        await AwaitAssertAsync(async () =>
+            Assert.NotEqual(before, (await Server.Registry.Ask<Lease>(new GetLease("p1"), Timeout)).RegistrationId), Timeout);
+        Assert.True((await RelayStatsAsync()).ManagementRequestsRelayed >= 6);
+
+        // The PN GW answers for its own tree.
+        Assert.Equal((DmStatus.Ok, "g1"), Result(await DmAsync("g1", DmOperation.Get, "./DevInfo/Id")));
+    }
+
+    [Fact]
+    public async Task Unknown_nodes_and_forbidden_operations_get_typed_errors_and_change_nothing()
+    {
+        await StartAsync();
+        Assert.Equal(DmStatus.NotFound, (await DmAsync("p1", DmOperation.Get, "./DevInfo/Nope")).Status);
+        Assert.Equal(DmStatus.NotAllowed, (await DmAsync("p1", DmOperation.Replace, "./DevInfo/Id", "p9")).Status);
+        Assert.Equal(DmStatus.NotAllowed, (await DmAsync("p1", DmOperation.Exec, "./CPNS/Lifetime")).Status);
+        Assert.Equal(DmStatus.NotAllowed, (await DmAsync("g1", DmOperation.Replace, "./DevInfo/Id", "g9")).Status);
+        Assert.Equal(DmStatus.BadValue, (await DmAsync("p1", DmOperation.Replace, "./CPNS/Lifetime", "forever")).Status);
+        Assert.Equal(DmStatus.Unreachable, (await DmAsync("ghost", DmOperation.Get, "./DevInfo/Id")).Status);
+        Assert.Equal((DmStatus.Ok, "p1"), Result(await DmAsync("p1", DmOperation.Get, "./DevInfo/Id")));
+        Assert.Equal(86400, (await Server.Registry.Ask<Lease>(new GetLease("p1"), Timeout)).LifetimeSeconds);
+    }
+
+    private static (DmStatus, string?) Result(DmResult result) => (result.Status, result.Value);
+}
+
+/// <summary>Status (presence): publish, watch (allowed by the group ACLs), real changes only, coalesced; PIDF.</summary>
+public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, "cpns.status.coalesce = 150ms")
+{
+    private async Task StartAsync()
+    {
+        await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2" });
+        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"]), TestActor);
+        await ExpectMsgAsync<GroupAccepted>(Timeout);
+    }
+
+    private async Task<object> WatchAsync(string watcher, string target, IActorRef subscriber) =>
+        await Server.Status.Ask<object>(new WatchStatus(watcher, target, subscriber), Timeout);
+
+    [Fact]
+    public async Task A_watcher_hears_exactly_one_notification_per_real_change()
+    {
+        await StartAsync();
+        var watcher = CreateTestProbe();
+        var accepted = Assert.IsType<WatchAccepted>(await WatchAsync("p1", "p2", watcher.Ref));
+        Assert.Equal(new EntityStatus("p2", Presence.Online, true, ""), Assert.Single(accepted.Current));
+
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "in a call"));
+        var changed = await watcher.ExpectMsgAsync<StatusChanged>(Timeout);
+        Assert.Equal(new EntityStatus("p2", Presence.Busy, true, "in a call"), changed.Status);
+
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "in a call")); // the same again: no change
+        await watcher.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+
+        // A burst within the window is coalesced to its latest state.
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Online, ""));
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "again"));
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Online, "free"));
+        Assert.Equal(new EntityStatus("p2", Presence.Online, true, "free"), (await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status);
+        await watcher.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+
+        // A burst that ends where it began is no change at all.
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "x"));
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Online, "free"));
+        await watcher.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+    }
+
+    [Fact]
+    public async Task Watching_is_allowed_by_the_group_ACLs_and_works_for_a_whole_PN()
+    {
+        await StartAsync();
+        var stranger = CreateTestProbe();
+        var rejected = Assert.IsType<WatchRejected>(await WatchAsync("p3", "p2", stranger.Ref));
+        Assert.Equal(GroupError.NotAuthorized, rejected.Error);
+
+        var neighbour = CreateTestProbe();
+        var pn = Assert.IsType<WatchAccepted>(await WatchAsync("p2", "pn:g1", neighbour.Ref));
+        Assert.Equal(["g1", "p1", "p2"], pn.Current.Select(s => s.DeviceId).Order());
+        Pnes["p1"].Tell(new PublishStatus("p1", Presence.Busy, ""));
+        Assert.Equal("p1", (await neighbour.ExpectMsgAsync<StatusChanged>(Timeout)).Status.DeviceId);
+        await stranger.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Reachability_and_deregistration_show_in_the_status()
+    {
+        await StartAsync();
+        var watcher = CreateTestProbe();
+        await WatchAsync("operator", "p2", watcher.Ref);
+        Pnes["p2"].Tell(new Sleep("p2"));
+        Assert.False((await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status.Reachable);
+        Pnes["p2"].Tell(new Wake("p2"));
+        Assert.True((await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status.Reachable);
+        Pnes["p2"].Tell(new Deregister("p2"));
+        var gone = (await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status;
+        Assert.Equal((Presence.Offline, false), (gone.Presence, gone.Reachable));
+    }
+
+    [Fact]
+    public async Task Status_renders_as_a_PIDF_document()
+    {
+        await StartAsync();
+        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "driving"));
+        await AwaitAssertAsync(async () =>
+            Assert.Equal(Presence.Busy, (await Server.Status.Ask<EntityStatus>(new GetStatus("p2"), Timeout)).Presence), Timeout);
+
+        var pidf = await Server.Status.Ask<PidfDocument>(new GetPidf("p2"), Timeout);
+        var document = XDocument.Parse(pidf.Xml);
+        Assert.Equal(Pidf.Presence + "presence", document.Root!.Name);
+        Assert.Equal("pres:p2@cpns", document.Root.Attribute("entity")!.Value);
+        var tuple = document.Root.Element(Pidf.Presence + "tuple")!;
+        Assert.Equal("open", tuple.Element(Pidf.Presence + "status")!.Element(Pidf.Presence + "basic")!.Value);
+        Assert.Equal("driving", tuple.Element(Pidf.Presence + "note")!.Value);
+        Assert.NotNull(document.Root.Descendants(Pidf.Rpid + "busy").SingleOrDefault());
+        Assert.StartsWith("<?xml version=\"1.0\" encoding=\"UTF-8\"?>", pidf.Xml);
+
+        var offline = XDocument.Parse((await Server.Status.Ask<PidfDocument>(new GetPidf("ghost"), Timeout)).Xml);
+        Assert.Equal("closed", offline.Root!.Descendants(Pidf.Presence + "basic").Single().Value);
+    }
+}
