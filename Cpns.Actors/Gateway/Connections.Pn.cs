@@ -49,6 +49,9 @@ public sealed partial class Connections
             case AuthHello hello when hello.DeviceId == senderId:
                 OnPneHello(hello);
                 break;
+            case BridgeRequest bridge when bridge.DeviceId == senderId:
+                OnBridgeRequest(bridge);
+                break;
             case RegisterPne register when register.DeviceId == senderId:
                 OnRegisterPne(register);
                 break;
@@ -143,7 +146,7 @@ public sealed partial class Connections
 
         _link.Guard.Trust(register.DeviceId, register.Keys.Signing);
         var registration = new PneRegistration(register.DeviceId, register.Keys, register.Credential, register.Proof,
-            register.Capabilities, register.LifetimeSeconds, register.Endpoints);
+            register.Capabilities, register.LifetimeSeconds, register.Endpoints, Moving: _bridged.Remove(register.DeviceId));
         _waiting[register.DeviceId] = (registration, Sender);
         // The SMF and CSKMF learn of the PNE at once, so a group notice naming it never arrives before it.
         TellFunctions(new PneAttached(register.DeviceId, register.Keys, register.Endpoints));
@@ -252,6 +255,7 @@ public sealed partial class Connections
             }
             else
             {
+                HandedOverRegistered(result.DeviceId);
                 _link.Guard.Forget(result.DeviceId);
                 _link.Send(waiting.ReplyTo,
                     new RegistrationRejected(result.DeviceId, result.Error!.Value, result.Detail ?? "", result.Auth));
@@ -262,12 +266,13 @@ public sealed partial class Connections
         if (accepted.Count == 0)
             return;
         // The PN table is durable before any PNE hears it is registered.
-        Persist(new PnTableJoined(accepted.Select(a => a.Registration).ToList()), e =>
+        Persist(new PnTableJoined(accepted.Select(a => a.Registration with { Moving = false }).ToList()), e =>
         {
             Apply(e);
             foreach (var (registration, replyTo, result) in accepted)
             {
                 _registeredPnes.Add(result.DeviceId);
+                HandedOverRegistered(result.DeviceId);
                 Heard(result.DeviceId);
                 _link.Send(replyTo, new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
                     result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, Endpoints, _serverCredential!));

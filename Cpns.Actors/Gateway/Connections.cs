@@ -135,6 +135,13 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case UplinkSeen seen:
                 Heard(seen.DeviceId);
                 break;
+            case SetGatewayPolicy policy:
+                _acceptBridges = policy.AcceptBridges;
+                _agreeToHandover = policy.AgreeToHandover;
+                break;
+            case TakeOverPn takeOver:
+                TakeOver(takeOver);
+                break;
             case DiscoverGateways:
                 Sender.Tell(new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, _registrationId is not null));
                 break;
@@ -168,6 +175,16 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        switch (message)
+        {
+            case HandoverRequest request when request.NewGatewayId == senderId:
+                OnHandoverRequest(request);
+                return;
+            case HandoverAnswer answer when answer.OldGatewayId == senderId:
+                OnHandoverAnswer(answer);
+                return;
+        }
+
         Heard(senderId);
         OnFromPne(message, senderId, envelope);
     }
@@ -179,6 +196,12 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             challenge.VerifierId, EntityKind.Server).Credential?.Keys.Signing,
         AuthHello hello => hello.Keys.Signing,
         RegisterPne register => register.Keys.Signing,
+        BridgeRequest bridge => _verifier.Verify(bridge.Credential, Context.System.Scheduler.Now, _revokedSerials, bridge.DeviceId,
+            EntityKind.Pne).Credential?.Keys.Signing,
+        HandoverRequest handover => _verifier.Verify(handover.NewGatewayCredential, Context.System.Scheduler.Now, null,
+            handover.NewGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
+        HandoverAnswer answer => _verifier.Verify(answer.OldGatewayCredential, Context.System.Scheduler.Now, null,
+            answer.OldGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
         _ => null,
     };
 }

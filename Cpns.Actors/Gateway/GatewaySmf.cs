@@ -78,6 +78,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                 _pnes.Remove(detached.DeviceId);
                 _link.Guard.Forget(detached.DeviceId);
                 _downlink.Forget(detached.DeviceId);
+                ForgetMember(detached.DeviceId);
                 break;
             case PneReachability reachability:
                 _downlink.Update(reachability);
@@ -200,6 +201,20 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
             var epoch = group.Epoch;
             var kind = group.Mode.ToFlowKind();
             _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, notice, groupId, epoch, 7, kind, FlowLeg.GatewayToPne));
+        }
+    }
+
+    /// <summary>A PNE that left this PN is no local member any more; a group left with none here drops its keys.</summary>
+    private void ForgetMember(string pneId)
+    {
+        foreach (var (groupId, group) in _groups.Where(g => g.Value.LocalMembers.Contains(pneId)).ToList())
+        {
+            group.LocalMembers = group.LocalMembers.Where(m => m != pneId).ToList();
+            if (group.LocalMembers.Count > 0)
+                continue;
+            Timers.Cancel(("fan-out", groupId));
+            _groups.Remove(groupId);
+            _cskmf.Tell(new DropGroupKeys(groupId, group.Epoch, Revoked: false));
         }
     }
 

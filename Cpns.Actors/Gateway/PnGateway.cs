@@ -38,7 +38,8 @@ public sealed class PnGateway : UntypedActor
     {
         switch (message)
         {
-            case SignedEnvelope or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability:
+            case SignedEnvelope or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
+                or TakeOverPn:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:

@@ -32,7 +32,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
 
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
-    private readonly IActorRef _gateway;
+    private IActorRef _gateway;
     private DeviceCapabilities _capabilities;
     private int _lifetimeSeconds;
     private TimeSpan _heartbeatInterval;
@@ -50,6 +50,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     private string? _serverId;
     private int _attempts;
     private IActorRef? _deregistrationAsker;
+    private (IActorRef Asker, IActorRef Target)? _move;
     private bool _asleep;
 
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
@@ -130,6 +131,13 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 _asleep = false;
                 Self.Tell(Beat.Instance);
                 break;
+            case MoveToGateway move when _registration is not null && _credential is not null:
+                _move = (Sender, move.TargetGateway);
+                move.TargetGateway.Tell(_link.Seal(new BridgeRequest(_identity.DeviceId, _credential, _registration.GatewayId)), Self);
+                break;
+            case MoveToGateway move:
+                Sender.Tell(new BridgeAnswer(move.DeviceId, "", new Credential(Octets.Empty), false, $"{_identity.DeviceId} is not registered"));
+                break;
             case Deregister when _registration is not null:
                 _deregistrationAsker = Sender;
                 _link.Send(_registration.Gateway.Connections, new Deregister(_identity.DeviceId));
@@ -161,10 +169,14 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     /// <summary>The PN GW's challenge names the key it signs with through its credential, checked against the KMC root.</summary>
     private Octets? SigningKeyIn(object message) => message switch
     {
-        AuthChallenge challenge => _verifier.Verify(challenge.VerifierCredential, Context.System.Scheduler.Now, null,
-            challenge.VerifierId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
+        AuthChallenge challenge => GatewayKey(challenge.VerifierCredential, challenge.VerifierId),
+        BridgeAnswer answer => GatewayKey(answer.GatewayCredential, answer.GatewayId),
         _ => null,
     };
+
+    private Octets? GatewayKey(Credential credential, string gatewayId) =>
+        _verifier.Verify(credential, Context.System.Scheduler.Now, null, gatewayId, EntityKind.PnGateway, EntityKind.Both)
+            .Credential?.Keys.Signing;
 
     private void OnSigned(object message, string senderId)
     {
@@ -189,8 +201,24 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 else
                     Unregistered(DeregistrationReason.Expired);
                 break;
+            case RegistrationEnded { Reason: DeregistrationReason.Moved }:
+                break; // the old PN GW letting go after a move
             case RegistrationEnded ended when senderId == _registration?.GatewayId:
                 Unregistered(ended.Reason);
+                break;
+            case BridgeAnswer answer when answer.GatewayId == senderId && _move is { } move:
+                _move = null;
+                move.Asker.Tell(answer);
+                if (answer.Accepted)
+                {
+                    // Into the new PN: the usual challenge–response with the PN GW that agreed.
+                    _link.Guard.Trust(answer.GatewayId, _link.Guard.LastSelfSignedKey!);
+                    SendHello(move.Target);
+                }
+
+                break;
+            case HomeChanged home when senderId == _registration?.GatewayId && home.DeviceId == _identity.DeviceId:
+                OnHomeChanged(home);
                 break;
             case CapabilityQuery query when senderId == _registration?.GatewayId && query.DeviceId == _identity.DeviceId:
                 _link.Send(Sender, new CapabilityReport(query.RequestId, _identity.DeviceId, Gateway.CapabilityHash.Of(_capabilities),
@@ -222,10 +250,10 @@ public sealed class PneEntity : UntypedActor, IWithTimers
             TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble()))));
     }
 
-    private void SendHello()
+    private void SendHello(IActorRef? gateway = null)
     {
         _clientNonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
-        _link.Send(_gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
+        _link.Send(gateway ?? _gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
             Registry.PneContext));
     }
 
@@ -246,7 +274,8 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         var proof = new AuthProof(Registry.PneContext, challenge.ClientNonce, challenge.VerifierNonce,
             _identity.Sign(AuthTranscripts.Client(Registry.PneContext, _identity.DeviceId, challenge.VerifierId,
                 challenge.ClientNonce, challenge.VerifierNonce).Bytes));
-        _link.Send(_gateway, new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _credential, proof, _capabilities,
+        // To whoever challenged: the PN GW we are moving to, or ours.
+        _link.Send(Sender, new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _credential, proof, _capabilities,
             _lifetimeSeconds, new PneEndpoints(Self, _smf, _cskmf)));
     }
 
@@ -262,6 +291,7 @@ public sealed class PneEntity : UntypedActor, IWithTimers
 
         Timers.Cancel(RetryRegistration.Instance);
         _registration = registered;
+        _gateway = registered.Gateway.Gateway;
         ScheduleRenewal(registered.LifetimeSeconds);
         Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _heartbeatInterval);
         _credential = registered.Credential;
@@ -272,6 +302,24 @@ public sealed class PneEntity : UntypedActor, IWithTimers
         _cskmf.Tell(attached);
         _smf.Tell(attached);
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, EntityKind.Pne, registered.RegistrationId));
+    }
+
+    /// <summary>
+    /// Our PN GW handed its PN to another: the new PN GW's credential must check out; it registers us itself, and
+    /// we take its word (and its keys) from now on.
+    /// </summary>
+    private void OnHomeChanged(HomeChanged home)
+    {
+        if (GatewayKey(home.NewGatewayCredential, home.NewGatewayId) is not { } key)
+        {
+            _log.Warning("{0}: told to move to {1}, whose credential does not check out; staying", _identity.DeviceId,
+                home.NewGatewayId);
+            return;
+        }
+
+        _log.Info("{0}: its PN is now served by {1}", _identity.DeviceId, home.NewGatewayId);
+        _link.Guard.Trust(home.NewGatewayId, key);
+        _gateway = home.NewGateway.Gateway;
     }
 
     /// <summary>The device's management tree: what the server's DM may read, change and run through the PN GW.</summary>

@@ -100,3 +100,39 @@ public sealed record Sleep(string DeviceId, bool Announce = true) : ICpnsMessage
 
 /// <summary>Tells a sleeping PNE to wake: its next heartbeat makes it reachable again.</summary>
 public sealed record Wake(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+// ---- PNE moves between PNs (bridge) ----
+
+/// <summary>Tells a PNE (the device) to move into the PN of another PN GW.</summary>
+public sealed record MoveToGateway(string DeviceId, IActorRef TargetGateway) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>A PNE asks a PN GW to take it into its PN; its credential tells the PN GW who it is.</summary>
+public sealed record BridgeRequest(string DeviceId, Credential Credential, string FromGatewayId) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>The target PN GW's answer (with its credential, so the PNE can check who answers).</summary>
+public sealed record BridgeAnswer(string DeviceId, string GatewayId, Credential GatewayCredential, bool Accepted, string Reason)
+    : ICpnsMessage, IWithDeviceId, IWithGatewayId;
+
+/// <summary>Sets a PN GW's policies: whether it takes in PNEs from other PNs, and whether it hands its PN over.</summary>
+public sealed record SetGatewayPolicy(bool AcceptBridges, bool AgreeToHandover) : ICpnsMessage;
+
+/// <summary>Published by the registry when a PNE registered through another PN GW than before.</summary>
+public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGatewayId) : ICpnsMessage, IWithDeviceId;
+
+// ---- PN GW change (handover) ----
+
+/// <summary>Tells a PN GW to take over the PN of another one.</summary>
+public sealed record TakeOverPn(string OldGatewayId, IActorRef OldGateway) : ICpnsMessage;
+
+public sealed record HandoverRequest(string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway) : ICpnsMessage;
+
+/// <summary>The old PN GW's answer: its PN table when it agrees.</summary>
+public sealed record HandoverAnswer(string OldGatewayId, Credential OldGatewayCredential, bool Accepted, string Reason,
+    IReadOnlyList<PneRegistration> Pnes) : ICpnsMessage;
+
+/// <summary>The old PN GW tells each of its PNEs where its new home is.</summary>
+public sealed record HomeChanged(string DeviceId, string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway)
+    : ICpnsMessage, IWithDeviceId;
+
+/// <summary>The answer to <see cref="TakeOverPn"/>.</summary>
+public sealed record HandoverResult(string OldGatewayId, string NewGatewayId, bool Completed, int Pnes, string Reason) : ICpnsMessage;

@@ -44,6 +44,10 @@ public sealed record RegisterPnes(string GatewayId, IReadOnlyList<PneRegistratio
 /// One PNE's registration as its PN GW forwards it: with the PNE's fresh proof (the server checks it too), or —
 /// when the PN GW registers its PN again after a restart — with the PNE's credential alone.
 /// </summary>
+/// <remarks>
+/// <paramref name="Moving"/> says the forwarding PN GW agreed to take the PNE over from another PN (a bridge or a
+/// PN GW change); without it the server refuses a PNE that is registered through another PN GW.
+/// </remarks>
 public sealed record PneRegistration(
     string DeviceId,
     PublicKeys Keys,
@@ -51,7 +55,8 @@ public sealed record PneRegistration(
     AuthProof? Proof,
     DeviceCapabilities Capabilities,
     int LifetimeSeconds,
-    PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
+    PneEndpoints Endpoints,
+    bool Moving = false) : ICpnsMessage, IWithDeviceId;
 
 public sealed record PnesRegistered(string GatewayId, IReadOnlyList<PneRegistrationResult> Results)
     : ICpnsMessage, IWithGatewayId;

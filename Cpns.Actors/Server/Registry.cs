@@ -371,6 +371,11 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 problem = $"{pne.DeviceId} is registered as a PN GW";
             else if (!seen.Add(pne.DeviceId))
                 problem = $"{pne.DeviceId} appears twice in one batch";
+            else if (_pnes.TryGetValue(pne.DeviceId, out var current) && current.GatewayId != batch.GatewayId && !pne.Moving)
+            {
+                (problem, error) = ($"{pne.DeviceId} is registered through {current.GatewayId}; moving it needs the new PN GW's consent",
+                    RegistrationError.WrongGateway);
+            }
             else if (pne.Proof is null && pne.Credential is null)
             {
                 (problem, auth, error) = ("a PNE registered again by its PN GW must present its credential", AuthFailure.NoChallenge,
@@ -446,6 +451,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        var movedFrom = awaiting.Pnes
+            .Where(p => _pnes.TryGetValue(p.DeviceId, out var before) && before.GatewayId != gatewayId)
+            .ToDictionary(p => p.DeviceId, p => _pnes[p.DeviceId].GatewayId);
         var last = _lastRegistrationNumber;
         var records = awaiting.Pnes
             .Select(p => p with { RegistrationId = RegistrationId(++last), CredentialSerial = credentials[p.DeviceId].Serial })
@@ -455,6 +463,15 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             Apply(e);
             Place(gatewayId, records);
             Context.System.EventStream.Publish(new PneBatchRegistered(gatewayId, records.Count, NowMs));
+            // A PNE that moved: its old PN GW lets go of it, and its groups follow it (they rekey without the old route).
+            foreach (var (deviceId, from) in movedFrom)
+            {
+                var moved = new PneMoved(deviceId, from, gatewayId);
+                TellPlacement(moved);
+                Context.System.EventStream.Publish(moved);
+                if (_gateways.TryGetValue(from, out var oldGateway))
+                    _link.Send(oldGateway.Endpoints.Connections, new RegistrationsEnded([deviceId], DeregistrationReason.Moved));
+            }
             var results = awaiting.Results.Concat(records.Select(r => new PneRegistrationResult(r.DeviceId, r.RegistrationId,
                 r.LifetimeSeconds, credentials[r.DeviceId].Credential, null, null, null))).ToList();
             _link.Send(awaiting.ReplyTo, new PnesRegistered(gatewayId, results));

@@ -55,6 +55,8 @@ public sealed class ServerCapabilities : UntypedActor, IWithTimers
                 if (_pending.Remove(expire.RequestId, out var late))
                     late.Asker.Tell(new CapabilityQueryFailed(expire.RequestId, late.DeviceId, "no answer from its PN GW"));
                 break;
+            case PneMoved:
+                break;
             default:
                 Unhandled(message);
                 break;

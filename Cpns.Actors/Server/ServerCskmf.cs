@@ -94,7 +94,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 _gatewayLevels[placed.GatewayId] = placed.PnSecurityLevel;
                 _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
                 break;
-            case PnesPlaced:
+            case PnesPlaced or PneMoved:
                 break;
             case EntitiesRemoved removed:
                 foreach (var id in removed.DeviceIds)

@@ -60,6 +60,8 @@ public sealed class ServerDm : UntypedActor, IWithTimers
                 if (_pending.Remove(expire.RequestId, out var late))
                     Reply(late.Asker, late.Command, DmStatus.TimedOut, null, "no answer through the PN GW");
                 break;
+            case PneMoved:
+                break;
             default:
                 Unhandled(message);
                 break;

@@ -181,6 +181,11 @@ public sealed class ServerSmf : CpnsPersistentActor
             case EntitiesRemoved removed:
                 OnEntitiesRemoved(removed);
                 break;
+            case PneMoved moved:
+                // Its groups rekey: the new epoch goes through the PNE's new PN GW, and the old one hears it is gone.
+                foreach (var group in _groups.Values.Where(g => g.Members.Contains(moved.DeviceId)))
+                    Enqueue(new Request(new Rekey(group.Id), ActorRefs.Nobody, Sealed: false));
+                break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 if (Locality.IsLocal(Sender))
                     Enqueue(new Request(message, Sender, Sealed: false));

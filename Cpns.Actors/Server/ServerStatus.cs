@@ -96,6 +96,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
             case Flush:
                 SendUnsent();
                 break;
+            case PneMoved:
+                break;
             default:
                 Unhandled(message);
                 break;

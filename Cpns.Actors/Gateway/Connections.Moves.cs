@@ -1,0 +1,110 @@
+using Akka.Actor;
+using Akka.Event;
+using Cpns.Actors.Persistence;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+
+namespace Cpns.Actors.Gateway;
+
+/// <summary>
+/// PNEs moving between PNs (a bridge request, allowed or refused by this PN GW's policy) and PN GW change (this
+/// PN GW hands its PN to another, or takes another's over).
+/// </summary>
+public sealed partial class Connections
+{
+    private readonly HashSet<string> _bridged = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _handedOver = new(StringComparer.Ordinal);
+    private bool _acceptBridges = true;
+    private bool _agreeToHandover = true;
+    private (IActorRef Asker, string OldGatewayId)? _takeover;
+
+    /// <summary>A PNE from another PN asks to be taken in.</summary>
+    private void OnBridgeRequest(BridgeRequest request)
+    {
+        var accepted = _acceptBridges && _credential is not null && _registrationId is not null;
+        var reason = accepted ? "" : _acceptBridges ? "this PN GW is not registered yet" : "this PN GW takes in no PNEs from other PNs";
+        if (accepted)
+            _bridged.Add(request.DeviceId);
+        Log.Info("{0}: bridge request of {1} from {2}: {3}", _identity.DeviceId, request.DeviceId, request.FromGatewayId,
+            accepted ? "allowed" : "denied");
+        _link.Send(Sender, new BridgeAnswer(request.DeviceId, _identity.DeviceId, _credential!, accepted, reason));
+    }
+
+    private void TakeOver(TakeOverPn takeOver)
+    {
+        if (_credential is null || _registrationId is null || _takeover is not null)
+        {
+            Sender.Tell(new HandoverResult(takeOver.OldGatewayId, _identity.DeviceId, false, 0,
+                _takeover is not null ? "a takeover is already under way" : "this PN GW is not registered yet"));
+            return;
+        }
+
+        _takeover = (Sender, takeOver.OldGatewayId);
+        takeOver.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _credential, Endpoints)), Self);
+    }
+
+    /// <summary>
+    /// Another PN GW asks for this PN. If this PN GW agrees, every PNE is told its new home (signed by us, whom it
+    /// trusts), then the new PN GW gets the PN table and registers the PNEs itself; this PN GW lets them go.
+    /// </summary>
+    private void OnHandoverRequest(HandoverRequest request)
+    {
+        if (!_agreeToHandover)
+        {
+            Log.Info("{0}: refused to hand its PN to {1}", _identity.DeviceId, request.NewGatewayId);
+            _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _credential!, false, "this PN GW does not hand its PN over", []));
+            return;
+        }
+
+        var pnes = _pnTable.Values.ToList();
+        foreach (var pne in pnes)
+            _link.Send(pne.Endpoints.Pne, new HomeChanged(pne.DeviceId, request.NewGatewayId, request.NewGatewayCredential,
+                request.NewGateway));
+        _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _credential!, true, "", pnes));
+        Log.Warning("{0}: handed its PN of {1} PNEs to {2}", _identity.DeviceId, pnes.Count, request.NewGatewayId);
+        foreach (var pne in pnes)
+            Detach(pne.DeviceId);
+    }
+
+    private void OnHandoverAnswer(HandoverAnswer answer)
+    {
+        if (_takeover is not { } takeover || takeover.OldGatewayId != answer.OldGatewayId)
+            return;
+        if (!answer.Accepted)
+        {
+            _takeover = null;
+            takeover.Asker.Tell(new HandoverResult(answer.OldGatewayId, _identity.DeviceId, false, 0, answer.Reason));
+            return;
+        }
+
+        foreach (var pne in answer.Pnes)
+        {
+            _waiting[pne.DeviceId] = (pne with { Proof = null, Moving = true }, pne.Endpoints.Pne);
+            _handedOver.Add(pne.DeviceId);
+            _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
+            TellFunctions(new PneAttached(pne.DeviceId, pne.Keys, pne.Endpoints));
+        }
+
+        if (_handedOver.Count == 0)
+            FinishTakeover();
+        else
+            Flush();
+    }
+
+    /// <summary>Called as the server answers the takeover's registrations; the asker hears once all are through.</summary>
+    private void HandedOverRegistered(string deviceId)
+    {
+        if (_handedOver.Remove(deviceId) && _handedOver.Count == 0)
+            FinishTakeover();
+    }
+
+    private void FinishTakeover()
+    {
+        if (_takeover is not { } takeover)
+            return;
+        _takeover = null;
+        var count = _pnTable.Count;
+        Log.Warning("{0}: took over the PN of {1}", _identity.DeviceId, takeover.OldGatewayId);
+        takeover.Asker.Tell(new HandoverResult(takeover.OldGatewayId, _identity.DeviceId, true, count, ""));
+    }
+}

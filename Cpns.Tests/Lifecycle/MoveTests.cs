@@ -1,0 +1,124 @@
+using Akka.Actor;
+using Cpns.Actors.Protocol;
+using Cpns.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Cpns.Tests.Lifecycle;
+
+/// <summary>A PNE moving to another PN (bridge), and a PN GW handing its PN to another (PN GW change).</summary>
+public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
+{
+    private async Task StartAsync()
+    {
+        await StartNetworkAsync(["g1", "g2", "g3"],
+            new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g3" });
+        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2", "p3"]), TestActor);
+        await ExpectMsgAsync<GroupAccepted>(Timeout);
+        foreach (var member in new[] { "p1", "p2", "p3" })
+            await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes[member], "grp")).CurrentEpoch), Timeout);
+    }
+
+    private async Task<string> GatewayOfAsync(string pne) =>
+        (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Pnes.Single(e => e.DeviceId == pne).GatewayId;
+
+    private async Task<int> AttachedAsync(string gateway) =>
+        (await Gateways[gateway].Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout)).AttachedPnes;
+
+    [Fact]
+    public async Task A_bridge_denied_by_the_target_changes_nothing()
+    {
+        await StartAsync();
+        Gateways["g2"].Tell(new SetGatewayPolicy(AcceptBridges: false, AgreeToHandover: true));
+        var answer = await Pnes["p1"].Ask<BridgeAnswer>(new MoveToGateway("p1", Gateways["g2"]), Timeout);
+        Assert.False(answer.Accepted);
+        Assert.Equal("g2", answer.GatewayId);
+        Assert.Contains("takes in no PNEs", answer.Reason);
+
+        await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        Assert.Equal("g1", await GatewayOfAsync("p1"));
+        Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch);
+        Assert.Equal(1, (await Server.Smf.Ask<GroupState>(new GetGroup("grp"), Timeout)).Epoch);
+    }
+
+    [Fact]
+    public async Task A_bridged_PNE_takes_its_registration_groups_and_status_along_and_leaves_its_old_PN()
+    {
+        await StartAsync();
+        var flow = new FlowRecorder(this);
+        var answer = await Pnes["p1"].Ask<BridgeAnswer>(new MoveToGateway("p1", Gateways["g2"]), Timeout);
+        Assert.True(answer.Accepted, answer.Reason);
+
+        await AwaitAssertAsync(async () => Assert.Equal("g2", await GatewayOfAsync("p1")), Timeout);
+        var group = await Server.Smf.Ask<GroupState>(new GetGroup("grp"), Timeout);
+        Assert.Equal(["p1", "p2", "p3"], group.Members);
+        Assert.Equal(2, group.Epoch); // its groups rekeyed around the move
+        await AwaitAssertAsync(async () => Assert.Equal(2, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
+        await flow.UntilAsync(s => s.Any(x => x is { Epoch: 2, Step: 8, From: "gateway-g2/cskmf", To: "pne-p1/cskmf" }), Timeout);
+
+        // No longer reachable through the old PN GW: it has let go, and g1 carries no key for p1 any more.
+        await AwaitAssertAsync(async () => Assert.Equal(1, await AttachedAsync("g1")), Timeout);
+        Assert.DoesNotContain(flow.Steps, x => x.Epoch == 2 && x.From.StartsWith("gateway-g1/", StringComparison.Ordinal) &&
+                                               x.To.StartsWith("pne-p1/", StringComparison.Ordinal));
+        var status = await Server.Status.Ask<EntityStatus>(new GetStatus("p1"), Timeout);
+        Assert.True(status.Reachable);
+        var watch = await Server.Status.Ask<object>(new WatchStatus("g2", "pn:g2", TestActor), Timeout);
+        Assert.Contains("p1", Assert.IsType<WatchAccepted>(watch).Current.Select(s => s.DeviceId));
+    }
+
+    [Fact]
+    public async Task A_PNE_cannot_move_without_the_new_gateways_consent()
+    {
+        await StartAsync();
+        // p1 simply registers at g2 without a bridge request: the server refuses to move it.
+        var intruder = Deployment(Identities["p1"], "g2");
+        await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+        Assert.Equal("g1", await GatewayOfAsync("p1"));
+        Sys.Stop(intruder);
+    }
+
+    private IActorRef Deployment(Cpns.Actors.Security.EntityIdentity identity, string gateway) =>
+        Sys.ActorOf(Cpns.Actors.Pne.PneEntity.Props(identity, Secrets.TrustAnchor, Gateways[gateway], Settings), "pne-p1-again");
+
+    [Fact]
+    public async Task A_gateway_change_carries_the_PN_its_groups_and_key_role_over_and_the_PNEs_re_home()
+    {
+        await StartAsync();
+        var flow = new FlowRecorder(this);
+        var result = await Gateways["g2"].Ask<HandoverResult>(new TakeOverPn("g1", Gateways["g1"]), Timeout);
+        Assert.True(result.Completed, result.Reason);
+        Assert.Equal(2, result.Pnes);
+
+        Assert.Equal("g2", await GatewayOfAsync("p1"));
+        Assert.Equal("g2", await GatewayOfAsync("p2"));
+        Assert.Equal(0, await AttachedAsync("g1"));
+        Assert.Equal(2, await AttachedAsync("g2"));
+
+        // The groups follow: new epochs reach p1 and p2 through g2, and g1 drops the group's keys.
+        await AwaitAssertAsync(async () =>
+        {
+            var epoch = (await Server.Smf.Ask<GroupState>(new GetGroup("grp"), Timeout)).Epoch;
+            Assert.True(epoch >= 2);
+            Assert.Equal(epoch, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch);
+            Assert.Equal(epoch, (await KeyStateAsync(Pnes["p2"], "grp")).CurrentEpoch);
+            Assert.Equal(epoch, (await KeyStateAsync(Pnes["p3"], "grp")).CurrentEpoch);
+            Assert.Empty((await KeyStateAsync(Gateways["g1"], "grp")).Epochs);
+        }, Timeout);
+        await flow.UntilAsync(s => s.Any(x => x is { Step: 8, From: "gateway-g2/cskmf", To: "pne-p2/cskmf" }), Timeout);
+
+        // The PNEs re-homed without registering themselves again: they answer management through g2.
+        var dm = await Server.Dm.Ask<DmResult>(new DmCommand("p1", DmOperation.Get, "./CPNS/Gateway"), Timeout);
+        Assert.Equal((DmStatus.Ok, "g2"), (dm.Status, dm.Value));
+    }
+
+    [Fact]
+    public async Task A_gateway_that_does_not_agree_keeps_its_PN()
+    {
+        await StartAsync();
+        Gateways["g1"].Tell(new SetGatewayPolicy(AcceptBridges: true, AgreeToHandover: false));
+        var result = await Gateways["g2"].Ask<HandoverResult>(new TakeOverPn("g1", Gateways["g1"]), Timeout);
+        Assert.False(result.Completed);
+        Assert.Equal("g1", await GatewayOfAsync("p1"));
+        Assert.Equal(2, await AttachedAsync("g1"));
+    }
+}
