@@ -102,6 +102,8 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 if (advertisement.AcceptsNewPnes)
                     SendHello();
                 break;
+            case GatewayAdvertisement:
+                break; // a late answer to a discovery we no longer need
             case RenewLease:
                 if (_registration is not null)
                 {
