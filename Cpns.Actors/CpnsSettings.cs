@@ -21,6 +21,11 @@ public sealed record CpnsSettings
     public required int DownlinkQueue { get; init; }
     public required TimeSpan RestartSpread { get; init; }
     public required TimeSpan StatusCoalesce { get; init; }
+    public required bool DistributedDirectory { get; init; }
+    public required TimeSpan DirectoryCacheTtl { get; init; }
+    public required TimeSpan DirectoryDefaultLifetime { get; init; }
+    public required int DirectoryMaxPage { get; init; }
+    public required TimeSpan DirectoryFanOutTimeout { get; init; }
     public required TimeSpan KeyGraceWindow { get; init; }
     public required TimeSpan RekeyInterval { get; init; }
     public required TimeSpan PushTimeout { get; init; }
@@ -58,6 +63,16 @@ public sealed record CpnsSettings
             DownlinkQueue = c.GetInt("connections.downlink-queue"),
             RestartSpread = c.GetTimeSpan("connections.restart-spread"),
             StatusCoalesce = c.GetTimeSpan("status.coalesce"),
+            DistributedDirectory = c.GetString("directory.mode", "central") switch
+            {
+                "central" => false,
+                "distributed" => true,
+                var other => throw new ConfigurationException($"cpns.directory.mode is central or distributed, not '{other}'"),
+            },
+            DirectoryCacheTtl = c.GetTimeSpan("directory.cache-ttl"),
+            DirectoryDefaultLifetime = c.GetTimeSpan("directory.default-lifetime"),
+            DirectoryMaxPage = c.GetInt("directory.max-page"),
+            DirectoryFanOutTimeout = c.GetTimeSpan("directory.fan-out-timeout"),
             KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
             RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
             PushTimeout = c.GetTimeSpan("keys.push-timeout"),

@@ -56,7 +56,7 @@ public sealed partial class Connections
                 OnRegisterPne(register);
                 break;
             case Heartbeat heartbeat:
-                _relay.Tell(new CapabilityHashSeen(senderId, heartbeat.CapabilityHash));
+                _functions.Relay.Tell(new CapabilityHashSeen(senderId, heartbeat.CapabilityHash));
                 break;
             case GoingToSleep when _pnLinks.TryGetValue(senderId, out var link):
                 link.Sleeping = true;
@@ -79,6 +79,12 @@ public sealed partial class Connections
                 break;
             case PublishStatus when _registeredPnes.Contains(senderId):
                 _server?.Status.Forward(envelope);
+                break;
+            case PublishService or WithdrawService or NegotiateService when _registeredPnes.Contains(senderId):
+                _server?.Directory.Forward(envelope);
+                break;
+            case SearchServices when _registeredPnes.Contains(senderId):
+                _functions.DirectoryCache.Forward(envelope); // answered from the cache when it can
                 break;
             default:
                 Log.Warning("{0}: unexpected {1} from {2}; ignored", _identity.DeviceId, message.GetType().Name, senderId);

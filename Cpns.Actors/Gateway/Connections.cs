@@ -19,24 +19,20 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
     private readonly ActorSelection _registry;
-    private readonly IActorRef _smf;
-    private readonly IActorRef _cskmf;
-    private readonly IActorRef _relay;
+    private readonly GatewayFunctions _functions;
     private readonly DeviceCapabilities _capabilities;
     private readonly int _lifetimeSeconds;
     private readonly SecureLink _link;
     private readonly Random _jitter = new();
 
-    public Connections(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, IActorRef smf, IActorRef cskmf,
-        IActorRef relay, DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) : base(settings)
+    public Connections(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, GatewayFunctions functions,
+        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) : base(settings)
     {
-        _relay = relay;
+        _functions = functions;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
         // By path: a restarted server is a new actor at the same place.
         _registry = Context.ActorSelection(registry.Path);
-        _smf = smf;
-        _cskmf = cskmf;
         _capabilities = capabilities;
         _lifetimeSeconds = lifetimeSeconds;
         _link = new SecureLink(Context, identity, settings, Log);
@@ -44,24 +40,23 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, IActorRef smf,
-        IActorRef cskmf, IActorRef relay, DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<Connections>(identity, trustAnchor, registry, smf, cskmf, relay, capabilities, lifetimeSeconds,
-            settings);
+    public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, GatewayFunctions functions,
+        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<Connections>(identity, trustAnchor, registry, functions, capabilities, lifetimeSeconds, settings);
 
     /// <summary>What the PN GW's functions are all told (a PNE attached or left, the server, reachability).</summary>
     private void TellFunctions(object message)
     {
-        _smf.Tell(message);
-        _cskmf.Tell(message);
-        _relay.Tell(message);
+        foreach (var function in _functions.All)
+            function.Tell(message);
     }
 
     public override string PersistenceId => $"gateway-{_identity.DeviceId}";
 
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
-    private GatewayEndpoints Endpoints => new(Context.Parent, Self, _smf, _cskmf, _relay);
+    private GatewayEndpoints Endpoints =>
+        new(Context.Parent, Self, _functions.Smf, _functions.Cskmf, _functions.Relay, _functions.DirectoryCache);
 
     protected override object CreateSnapshot() => new PnTableSnapshot(_credential, _pnTable.Values.ToList());
 
@@ -204,4 +199,10 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             answer.OldGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
         _ => null,
     };
+}
+
+/// <summary>The functions of a PN GW that its connections keep informed.</summary>
+public sealed record GatewayFunctions(IActorRef Smf, IActorRef Cskmf, IActorRef Relay, IActorRef DirectoryCache)
+{
+    public IEnumerable<IActorRef> All => [Smf, Cskmf, Relay, DirectoryCache];
 }

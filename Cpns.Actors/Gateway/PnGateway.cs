@@ -5,8 +5,8 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Gateway;
 
 /// <summary>
-/// A PN GW entity (<c>gateway-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>), <c>smf</c>, <c>relay</c> and
-/// <c>connections</c>.
+/// A PN GW entity (<c>gateway-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>), <c>smf</c>, <c>relay</c>,
+/// <c>directory-cache</c> and <c>connections</c>.
 /// Its PNEs talk to it through this actor, which hands their envelopes to <c>connections</c>.
 /// </summary>
 public sealed class PnGateway : UntypedActor
@@ -22,8 +22,10 @@ public sealed class PnGateway : UntypedActor
         _cskmf = Context.ActorOf(GatewayCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
         _relay = Context.ActorOf(Relay.Props(identity, capabilities, settings), "relay");
+        var directory = Context.ActorOf(DirectoryCache.Props(identity, settings), "directory-cache");
         _connections = Context.ActorOf(
-            Connections.Props(identity, trustAnchor, serverRegistry, _smf, _cskmf, _relay, capabilities, lifetimeSeconds, settings),
+            Connections.Props(identity, trustAnchor, serverRegistry, new GatewayFunctions(_smf, _cskmf, _relay, directory),
+                capabilities, lifetimeSeconds, settings),
             "connections");
     }
 

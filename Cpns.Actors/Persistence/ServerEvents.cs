@@ -109,3 +109,11 @@ public sealed record GroupKeysRevokedEvent(string GroupId, long FinalEpoch) : IC
 
 public sealed record CskmfSnapshot(IReadOnlyList<GroupEpochIssuedEvent> LiveEpochs, IReadOnlyList<GroupKeysRevokedEvent> Revoked)
     : ICpnsEvent;
+
+// ---- Metadata Directory (central, or a PN GW's part of a distributed one) ----
+
+public sealed record ServiceStoredEvent(ServiceDescription Description, long Version, long ExpiresAtMs) : ICpnsEvent;
+
+public sealed record ServiceRemovedEvent(string ServiceId, bool Expired) : ICpnsEvent;
+
+public sealed record DirectorySnapshot(IReadOnlyList<ServiceStoredEvent> Services) : ICpnsEvent;

@@ -44,6 +44,9 @@ public sealed class PneEntity : UntypedActor, IWithTimers
     private readonly Random _jitter = new();
     private readonly SecureLink _link;
     private readonly Dictionary<string, Queue<IActorRef>> _groupRequests = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Queue<IActorRef>> _serviceRequests = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, (IActorRef Asker, long TheirRequestId)> _searches = new();
+    private long _nextSearchId;
     private PneRegistered? _registration;
     private Credential? _credential;
     private Octets? _clientNonce;
@@ -150,6 +153,12 @@ public sealed class PneEntity : UntypedActor, IWithTimers
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 SubmitGroupRequest((IWithGroupId)message);
                 break;
+            case PublishService or WithdrawService or NegotiateService:
+                SubmitServiceRequest((IWithServiceId)message);
+                break;
+            case SearchServices search:
+                SubmitSearch(search);
+                break;
             case GetRegistrationStatus:
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registration is not null, _registration?.RegistrationId, 0));
                 break;
@@ -229,6 +238,16 @@ public sealed class PneEntity : UntypedActor, IWithTimers
             case DmRequest request when senderId == _registration?.GatewayId && request.DeviceId == _identity.DeviceId:
                 var (status, value, detail) = _tree.Apply(request.Operation, request.Path, request.Value);
                 _link.Send(Sender, new DmResponse(request.RequestId, _identity.DeviceId, status, value, detail));
+                break;
+            case ServicePublished or ServiceWithdrawn or DirectoryRejected or ServicePlan or ServiceRefused when senderId == _serverId:
+                if (_serviceRequests.TryGetValue(((IWithServiceId)message).ServiceId, out var serviceAskers) && serviceAskers.Count > 0)
+                    serviceAskers.Dequeue().Tell(message);
+                break;
+            case SearchResult result when senderId == _registration?.GatewayId && _searches.Remove(result.RequestId, out var search):
+                search.Asker.Tell(result with { RequestId = search.TheirRequestId });
+                break;
+            case SearchRejected rejected when senderId == _registration?.GatewayId && _searches.Remove(rejected.RequestId, out var failed):
+                failed.Asker.Tell(rejected with { RequestId = failed.TheirRequestId });
                 break;
             case GroupAccepted or GroupRejected when senderId == _serverId:
                 var groupId = ((IWithGroupId)message).GroupId;
@@ -377,6 +396,36 @@ public sealed class PneEntity : UntypedActor, IWithTimers
 
         _attempts = 0;
         Register();
+    }
+
+    /// <summary>The PNE publishes, withdraws or negotiates a service: signed, relayed by its PN GW to the server's directory.</summary>
+    private void SubmitServiceRequest(IWithServiceId request)
+    {
+        if (_registration is null)
+        {
+            Sender.Tell(new DirectoryRejected(request.ServiceId, DirectoryError.NotAuthorized, $"{_identity.DeviceId} is not registered yet"));
+            return;
+        }
+
+        if (!_serviceRequests.TryGetValue(request.ServiceId, out var askers))
+            _serviceRequests[request.ServiceId] = askers = new Queue<IActorRef>();
+        askers.Enqueue(Sender);
+        _link.Send(_registration.Gateway.Connections, request);
+    }
+
+    /// <summary>The PNE searches as itself; its PN GW answers from its cache or asks the server.</summary>
+    private void SubmitSearch(SearchServices search)
+    {
+        if (_registration is null)
+        {
+            Sender.Tell(new SearchRejected(search.ConsumerId, DirectoryError.NotAuthorized, $"{_identity.DeviceId} is not registered yet",
+                search.RequestId));
+            return;
+        }
+
+        var requestId = ++_nextSearchId;
+        _searches[requestId] = (Sender, search.RequestId);
+        _link.Send(_registration.Gateway.Connections, search with { ConsumerId = _identity.DeviceId, RequestId = requestId });
     }
 
     /// <summary>The PNE's own request, signed, relayed by its PN GW to the server's SMF; the answer comes back signed.</summary>

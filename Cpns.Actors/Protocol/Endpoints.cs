@@ -12,7 +12,8 @@ public sealed record ServerEndpoints(
     IActorRef Cskmf,
     IActorRef Capabilities,
     IActorRef Status,
-    IActorRef Dm) : ICpnsMessage;
+    IActorRef Dm,
+    IActorRef Directory) : ICpnsMessage;
 
 /// <summary>Where the functions of a PN GW can be reached, by the server and by its PNEs.</summary>
 public sealed record GatewayEndpoints(
@@ -20,7 +21,8 @@ public sealed record GatewayEndpoints(
     IActorRef Connections,
     IActorRef Smf,
     IActorRef Cskmf,
-    IActorRef Relay) : ICpnsMessage;
+    IActorRef Relay,
+    IActorRef DirectoryCache) : ICpnsMessage;
 
 /// <summary>Where the functions of a PNE can be reached by its PN GW.</summary>
 public sealed record PneEndpoints(

@@ -219,6 +219,11 @@ public sealed class ServerSmf : CpnsPersistentActor
             case AuthorizeView authorize:
                 Sender.Tell(AuthorizeViewing(authorize));
                 break;
+            case GetPrivileges query:
+                Sender.Tell(new Privileges(query.SubjectId, _groups.Values
+                    .Where(g => g.PrivilegeOf(query.SubjectId) > Privilege.None)
+                    .ToDictionary(g => g.Id, g => g.PrivilegeOf(query.SubjectId), StringComparer.Ordinal)));
+                break;
             case GetSecurityCounters:
                 Sender.Tell(_link.Counters());
                 break;

@@ -26,6 +26,7 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
     private readonly SecureLink _link;
     private readonly CpnsSettings _settings;
     private readonly SiblingRef _smf;
+    private readonly SiblingRef _directory;
     private readonly Placements _placements = new();
     private readonly Dictionary<string, EntityStatus> _statuses = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<Watcher>> _watchers = new(StringComparer.Ordinal);
@@ -39,6 +40,7 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
         _smf = SiblingRef.Of(Context, "smf");
+        _directory = SiblingRef.Of(Context, "directory");
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -132,6 +134,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         if (after == before)
             return;
         _statuses[deviceId] = after;
+        if (after.Reachable != before.Reachable)
+            _directory.Tell(new OffererReachability(deviceId, after.Reachable), Self); // ranking prefers reachable offerers
         var pnTarget = _placements.GatewayOf(deviceId) is { } gatewayId ? PnPrefix + gatewayId : null;
         foreach (var target in new[] { deviceId, pnTarget })
         {

@@ -1,0 +1,111 @@
+using Akka.Actor;
+
+namespace Cpns.Actors.Protocol;
+
+/// <summary>
+/// A service description in the Metadata Directory (seed §3.2): who offers it, its searchable schema (keywords and
+/// attributes), what a consumer must be able to do and be allowed to do, and the service group it is bound to.
+/// </summary>
+public sealed record ServiceDescription(
+    string ServiceId,
+    string Name,
+    string OffererId,
+    string Type,
+    IReadOnlyList<string> Keywords,
+    IReadOnlyDictionary<string, string> Attributes,
+    IReadOnlyList<string> RequiredCodecs,
+    int MinBitrateKbps,
+    Privilege RequiredPrivilege,
+    string? GroupId,
+    int LifetimeSeconds) : ICpnsMessage, IWithServiceId;
+
+public enum DirectoryError
+{
+    InvalidDescription,
+    UnknownService,
+    NotOfferer,
+    NotAuthorized,
+    InvalidQuery,
+    Unavailable,
+}
+
+/// <summary>A Service Offerer publishes (or republishes, i.e. updates) a description; an ACE publishes over CPNS-5.</summary>
+public sealed record PublishService(ServiceDescription Description) : ICpnsMessage, IWithServiceId
+{
+    public string ServiceId => Description.ServiceId;
+}
+
+public sealed record WithdrawService(string ServiceId, string OffererId) : ICpnsMessage, IWithServiceId;
+
+public sealed record ServicePublished(string ServiceId, long Version, long ExpiresAtMs) : ICpnsMessage, IWithServiceId;
+
+public sealed record ServiceWithdrawn(string ServiceId) : ICpnsMessage, IWithServiceId;
+
+public sealed record DirectoryRejected(string ServiceId, DirectoryError Error, string Detail) : ICpnsMessage, IWithServiceId;
+
+/// <summary>
+/// A Service Consumer searches: keywords (any may match), attribute filters (all must match), a page. Results are
+/// ranked by relevance and hold only what the consumer may see.
+/// </summary>
+public sealed record SearchServices(
+    string ConsumerId,
+    IReadOnlyList<string> Keywords,
+    IReadOnlyDictionary<string, string> Filters,
+    int Offset,
+    int Limit,
+    long RequestId = 0) : ICpnsMessage;
+
+public sealed record ServiceHit(ServiceDescription Description, double Score) : ICpnsMessage, IWithServiceId
+{
+    public string ServiceId => Description.ServiceId;
+}
+
+public sealed record SearchResult(IReadOnlyList<ServiceHit> Hits, int Total, int Offset, int Limit, bool FromCache, long RequestId = 0)
+    : ICpnsMessage;
+
+public sealed record SearchRejected(string ConsumerId, DirectoryError Error, string Detail, long RequestId = 0) : ICpnsMessage;
+
+/// <summary>Who searches, and from which PN (for the proximity boost).</summary>
+public sealed record SearchContext(string ConsumerId, string? ConsumerGatewayId) : ICpnsMessage;
+
+// ---- Distributed directory: each PN GW holds the descriptions of its PN ----
+
+public sealed record ShardStore(ServiceDescription Description, long Version, long ExpiresAtMs) : ICpnsMessage, IWithServiceId
+{
+    public string ServiceId => Description.ServiceId;
+}
+
+public sealed record ShardRemove(string ServiceId, string OffererId) : ICpnsMessage, IWithServiceId;
+
+public sealed record ShardStored(string ServiceId, long Version, long ExpiresAtMs) : ICpnsMessage, IWithServiceId;
+
+public sealed record ShardRemoved(string ServiceId, bool Found) : ICpnsMessage, IWithServiceId;
+
+public sealed record ShardSearch(long RequestId, SearchServices Query, SearchContext Context) : ICpnsMessage;
+
+public sealed record ShardResults(long RequestId, string GatewayId, IReadOnlyList<ServiceHit> Hits) : ICpnsMessage;
+
+// ---- Service management: how a service is performed, chosen from the consumer's capabilities ----
+
+public sealed record NegotiateService(string ServiceId, string ConsumerId) : ICpnsMessage, IWithServiceId;
+
+public sealed record ServicePlan(string ServiceId, string ConsumerId, string Codec, int BitrateKbps) : ICpnsMessage, IWithServiceId;
+
+public enum RefusalReason
+{
+    UnknownService,
+    UnknownConsumer,
+    NotAuthorized,
+    NoCommonCodec,
+    BitrateTooLow,
+}
+
+public sealed record ServiceRefused(string ServiceId, string ConsumerId, RefusalReason Reason, string Detail) : ICpnsMessage, IWithServiceId;
+
+/// <summary>Inside the server: the consumer's privilege on each group (the directory filters with it).</summary>
+public sealed record GetPrivileges(string SubjectId) : ICpnsMessage;
+
+public sealed record Privileges(string SubjectId, IReadOnlyDictionary<string, Privilege> ByGroup) : ICpnsMessage;
+
+/// <summary>Inside the server: an offerer's reachability changed (status tells the directory, for ranking).</summary>
+public sealed record OffererReachability(string DeviceId, bool Reachable) : ICpnsMessage, IWithDeviceId;
