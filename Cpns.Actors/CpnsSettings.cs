@@ -39,6 +39,12 @@ public sealed record CpnsSettings
     public required TimeSpan CredentialValidity { get; init; }
     public required TimeSpan AuthenticationTimeout { get; init; }
     public required int LkhThreshold { get; init; }
+    public required int MaxContentBytes { get; init; }
+    public required TimeSpan UsageReportInterval { get; init; }
+    public required string ChargingCurrency { get; init; }
+    public required long ChargingUnitBytes { get; init; }
+    public required decimal ChargingDefaultRate { get; init; }
+    public required IReadOnlyDictionary<string, decimal> ChargingRates { get; init; }
     public required string JournalPlugin { get; init; }
     public required string SnapshotPlugin { get; init; }
     public required int SnapshotEvery { get; init; }
@@ -46,6 +52,18 @@ public sealed record CpnsSettings
     public static CpnsSettings From(Config config)
     {
         var c = config.GetConfig("cpns") ?? throw new ConfigurationException("missing the 'cpns' configuration section");
+        var envelopeMax = (int)(c.GetByteSize("security.envelope-max-payload") ?? 262144);
+        var maxContent = (int)(c.GetByteSize("delivery.max-content") ?? 131072);
+        if (maxContent <= 0 || maxContent / 3 * 4 + 8192 > envelopeMax)
+            throw new ConfigurationException(
+                $"cpns.delivery.max-content ({maxContent} bytes) must fit base64-encoded in cpns.security.envelope-max-payload ({envelopeMax} bytes)");
+        var unitBytes = c.GetLong("charging.unit-bytes");
+        if (unitBytes <= 0)
+            throw new ConfigurationException("cpns.charging.unit-bytes must be positive");
+        var rates = new Dictionary<string, decimal>(StringComparer.Ordinal);
+        if (c.HasPath("charging.rates"))
+            foreach (var (serviceId, _) in c.GetConfig("charging.rates").AsEnumerable())
+                rates[serviceId.Trim('"')] = Rate(c.GetString($"charging.rates.{serviceId}"), $"cpns.charging.rates.{serviceId}");
         return new CpnsSettings
         {
             ServerId = c.GetString("server-id"),
@@ -82,7 +100,13 @@ public sealed record CpnsSettings
             PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),
             EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
-            EnvelopeMaxPayloadBytes = (int)(c.GetByteSize("security.envelope-max-payload") ?? 262144),
+            EnvelopeMaxPayloadBytes = envelopeMax,
+            MaxContentBytes = maxContent,
+            UsageReportInterval = c.GetTimeSpan("usage.report-interval"),
+            ChargingCurrency = c.GetString("charging.currency"),
+            ChargingUnitBytes = unitBytes,
+            ChargingDefaultRate = Rate(c.GetString("charging.default-rate"), "cpns.charging.default-rate"),
+            ChargingRates = rates,
             CredentialValidity = c.GetTimeSpan("security.credential-validity"),
             AuthenticationTimeout = c.GetTimeSpan("security.authentication-timeout"),
             LkhThreshold = c.GetInt("keys.lkh-threshold"),
@@ -91,6 +115,12 @@ public sealed record CpnsSettings
             SnapshotEvery = c.GetInt("persistence.snapshot-every"),
         };
     }
+
+    private static decimal Rate(string text, string path) =>
+        decimal.TryParse(text, System.Globalization.NumberStyles.Number, System.Globalization.CultureInfo.InvariantCulture, out var rate) &&
+        rate >= 0
+            ? rate
+            : throw new ConfigurationException($"{path} is a rate per unit (a non-negative number), not '{text}'");
 
     public static CpnsSettings From(ActorSystem system) => From(system.Settings.Config);
 

@@ -83,6 +83,12 @@ public sealed partial class Connections
             case PublishService or WithdrawService or NegotiateService when _registeredPnes.Contains(senderId):
                 _server?.Directory.Forward(envelope);
                 break;
+            case PostContent post when _registeredPnes.Contains(senderId):
+                _functions.Content.Forward(new PostFromPne(senderId, post, envelope));
+                break;
+            case ContentReceipt receipt when receipt.DeviceId == senderId:
+                _functions.Content.Tell(receipt);
+                break;
             case SearchServices when _registeredPnes.Contains(senderId):
                 _functions.DirectoryCache.Forward(envelope); // answered from the cache when it can
                 break;

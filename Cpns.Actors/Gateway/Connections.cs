@@ -56,7 +56,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
     private GatewayEndpoints Endpoints =>
-        new(Context.Parent, Self, _functions.Smf, _functions.Cskmf, _functions.Relay, _functions.DirectoryCache);
+        new(Context.Parent, Self, _functions.Smf, _functions.Cskmf, _functions.Relay, _functions.DirectoryCache, _functions.Content);
 
     protected override object CreateSnapshot() => new PnTableSnapshot(_credential, _pnTable.Values.ToList());
 
@@ -202,7 +202,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
 }
 
 /// <summary>The functions of a PN GW that its connections keep informed.</summary>
-public sealed record GatewayFunctions(IActorRef Smf, IActorRef Cskmf, IActorRef Relay, IActorRef DirectoryCache)
+public sealed record GatewayFunctions(IActorRef Smf, IActorRef Cskmf, IActorRef Relay, IActorRef DirectoryCache, IActorRef Content)
 {
-    public IEnumerable<IActorRef> All => [Smf, Cskmf, Relay, DirectoryCache];
+    public IEnumerable<IActorRef> All => [Smf, Cskmf, Relay, DirectoryCache, Content];
 }

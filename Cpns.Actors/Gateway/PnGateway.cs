@@ -6,7 +6,7 @@ namespace Cpns.Actors.Gateway;
 
 /// <summary>
 /// A PN GW entity (<c>gateway-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>), <c>smf</c>, <c>relay</c>,
-/// <c>directory-cache</c> and <c>connections</c>.
+/// <c>directory-cache</c>, <c>content</c> and <c>connections</c>.
 /// Its PNEs talk to it through this actor, which hands their envelopes to <c>connections</c>.
 /// </summary>
 public sealed class PnGateway : UntypedActor
@@ -15,6 +15,7 @@ public sealed class PnGateway : UntypedActor
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
     private readonly IActorRef _relay;
+    private readonly IActorRef _content;
 
     public PnGateway(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings)
@@ -23,8 +24,9 @@ public sealed class PnGateway : UntypedActor
         _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
         _relay = Context.ActorOf(Relay.Props(identity, capabilities, settings), "relay");
         var directory = Context.ActorOf(DirectoryCache.Props(identity, settings), "directory-cache");
+        _content = Context.ActorOf(ContentRelay.Props(identity, settings), "content");
         _connections = Context.ActorOf(
-            Connections.Props(identity, trustAnchor, serverRegistry, new GatewayFunctions(_smf, _cskmf, _relay, directory),
+            Connections.Props(identity, trustAnchor, serverRegistry, new GatewayFunctions(_smf, _cskmf, _relay, directory, _content),
                 capabilities, lifetimeSeconds, settings),
             "connections");
     }
@@ -52,6 +54,9 @@ public sealed class PnGateway : UntypedActor
                 break;
             case GetRelayStats:
                 _relay.Forward(message);
+                break;
+            case GetContentStats:
+                _content.Forward(message);
                 break;
             default:
                 Unhandled(message);

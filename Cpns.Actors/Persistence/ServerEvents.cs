@@ -117,3 +117,15 @@ public sealed record ServiceStoredEvent(ServiceDescription Description, long Ver
 public sealed record ServiceRemovedEvent(string ServiceId, bool Expired) : ICpnsEvent;
 
 public sealed record DirectorySnapshot(IReadOnlyList<ServiceStoredEvent> Services) : ICpnsEvent;
+
+// ---- Usage statistics and charging ----
+
+/// <summary>A usage report recorded: <paramref name="Index"/> numbers the recorded reports (charging follows it).</summary>
+public sealed record UsageRecordedEvent(long Index, string Source, long Sequence, IReadOnlyList<UsageRecord> Records) : ICpnsEvent;
+
+public sealed record UsageSnapshot(IReadOnlyList<UsageRecordedEvent> Reports) : ICpnsEvent;
+
+/// <summary>The charging data records produced from usage report <paramref name="UsageIndex"/>.</summary>
+public sealed record ChargesRecordedEvent(long UsageIndex, IReadOnlyList<ChargingRecord> Records) : ICpnsEvent;
+
+public sealed record ChargingSnapshot(long LastUsageIndex, IReadOnlyList<ChargingRecord> Records) : ICpnsEvent;

@@ -13,7 +13,7 @@ namespace Cpns.Actors.Pne;
 /// with), registers through it, asking again with backoff until answered, and sends its own service-group
 /// requests to the server signed, through the PN GW.
 /// </summary>
-public sealed class PneEntity : UntypedActor, IWithTimers
+public sealed partial class PneEntity : UntypedActor, IWithTimers
 {
     private sealed record RetryRegistration : INoSerializationVerificationNeeded
     {
@@ -159,6 +159,9 @@ public sealed class PneEntity : UntypedActor, IWithTimers
             case SearchServices search:
                 SubmitSearch(search);
                 break;
+            case SendContent or GetReceivedContent or ContentStep:
+                OnContent(message);
+                break;
             case GetRegistrationStatus:
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registration is not null, _registration?.RegistrationId, 0));
                 break;
@@ -248,6 +251,12 @@ public sealed class PneEntity : UntypedActor, IWithTimers
                 break;
             case SearchRejected rejected when senderId == _registration?.GatewayId && _searches.Remove(rejected.RequestId, out var failed):
                 failed.Asker.Tell(rejected with { RequestId = failed.TheirRequestId });
+                break;
+            case ContentForPne content when senderId == _registration?.GatewayId:
+                Open(content);
+                break;
+            case ContentAccepted or ContentRejected when senderId == _serverId || senderId == _registration?.GatewayId:
+                AnswerSender(message);
                 break;
             case GroupAccepted or GroupRejected when senderId == _serverId:
                 var groupId = ((IWithGroupId)message).GroupId;

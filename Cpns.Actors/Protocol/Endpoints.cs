@@ -13,7 +13,9 @@ public sealed record ServerEndpoints(
     IActorRef Capabilities,
     IActorRef Status,
     IActorRef Dm,
-    IActorRef Directory) : ICpnsMessage;
+    IActorRef Directory,
+    IActorRef Delivery,
+    IActorRef Usage) : ICpnsMessage;
 
 /// <summary>Where the functions of a PN GW can be reached, by the server and by its PNEs.</summary>
 public sealed record GatewayEndpoints(
@@ -22,7 +24,8 @@ public sealed record GatewayEndpoints(
     IActorRef Smf,
     IActorRef Cskmf,
     IActorRef Relay,
-    IActorRef DirectoryCache) : ICpnsMessage;
+    IActorRef DirectoryCache,
+    IActorRef Content) : ICpnsMessage;
 
 /// <summary>Where the functions of a PNE can be reached by its PN GW.</summary>
 public sealed record PneEndpoints(

@@ -5,7 +5,8 @@ namespace Cpns.Actors.Server;
 
 /// <summary>
 /// The CPNS Server entity (<c>server</c>): parent of <c>kmc</c>, <c>cskmf</c> (with <c>osg</c>), <c>smf</c>,
-/// <c>registry</c>, <c>capabilities</c>, <c>status</c>, <c>directory</c> and <c>dm</c>. Its children fail independently; a crashed function restarts from its journal.
+/// <c>registry</c>, <c>capabilities</c>, <c>status</c>, <c>directory</c>, <c>dm</c>, <c>delivery</c>, <c>usage</c> and
+/// <c>charging</c>. Its children fail independently; a crashed function restarts from its journal.
 /// </summary>
 public sealed class CpnsServer : UntypedActor
 {
@@ -23,13 +24,18 @@ public sealed class CpnsServer : UntypedActor
         var status = Context.ActorOf(ServerStatus.Props(identity, settings), "status");
         var dm = Context.ActorOf(ServerDm.Props(identity, settings), "dm");
         var directory = Context.ActorOf(ServerDirectory.Props(identity, settings), "directory");
+        var delivery = Context.ActorOf(ServerDelivery.Props(identity, smf, cskmf, settings), "delivery");
+        var usage = Context.ActorOf(ServerUsage.Props(identity, settings), "usage");
+        Context.ActorOf(ServerCharging.Props(settings), "charging");
         var registry = Context.ActorOf(
             Registry.Props(
-                r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory),
-                [smf, cskmf, capabilities, status, dm, directory], kmc, identity, serverCredential, secrets.TrustAnchor, settings),
+                r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
+                    delivery, usage),
+                [smf, cskmf, capabilities, status, dm, directory, delivery, usage], kmc, identity, serverCredential,
+                secrets.TrustAnchor, settings),
             "registry");
         _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf, capabilities, status, dm,
-            directory);
+            directory, delivery, usage);
     }
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings) =>

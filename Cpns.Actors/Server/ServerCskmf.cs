@@ -134,6 +134,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case ExportGroupKey export:
                 Export(export);
                 break;
+            case SealForGroup seal when Locality.IsLocal(Sender):
+                Sender.Tell(SealContent(seal));
+                break;
             case GetSecurityCounters:
                 Sender.Tell(_link.Counters());
                 break;
@@ -195,6 +198,22 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 e.Epoch, 6, e.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
             SnapshotIfDue();
         });
+    }
+
+    /// <summary>Content from a local sender (an ACE, the operator), encrypted once under the group's current epoch.</summary>
+    private object SealContent(SealForGroup seal)
+    {
+        if (_book.Current(seal.GroupId) is not { } current)
+            return new ContentRefused(seal.GroupId, 0, KeyError.UnknownGroup, $"{seal.GroupId} has no live epoch");
+        var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
+        try
+        {
+            return GroupCipher.Encrypt(key, seal.SenderId, seal.Plaintext.Span);
+        }
+        finally
+        {
+            key.Destroy();
+        }
     }
 
     /// <summary>Push step 8: after the SMF has sent its step-7 notices, the key goes to every target PN GW.</summary>

@@ -17,7 +17,7 @@ namespace Cpns.Tests.Persistence;
 /// </summary>
 public abstract class RecoveryTests : CpnsTestKit
 {
-    private const string Frequent = "cpns.persistence.snapshot-every = 3";
+    private const string Frequent = "cpns.persistence.snapshot-every = 3\ncpns.usage.report-interval = 200ms";
     private readonly Config _storage;
 
     protected RecoveryTests(ITestOutputHelper output, Config storage)
@@ -125,6 +125,61 @@ public abstract class RecoveryTests : CpnsTestKit
             Assert.Equal(3, await ChangeAsync(server.Smf, new AddMember("pulled", "p4", "p3")));
             await AwaitAssertAsync(async () =>
                 Assert.Equal(4, (await pnes["p4"].Ask<HeldGroupKey>(new GetKeyState("pushed"), Timeout)).CurrentEpoch), Timeout);
+        }
+        finally
+        {
+            await restarted.Terminate();
+        }
+    }
+
+    [Fact]
+    public async Task The_directory_usage_and_charging_are_back_after_a_restart()
+    {
+        await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2" });
+        foreach (var (id, offerer, name) in new[] { ("s-radio", "p1", "Jazz radio"), ("s-news", "ace:news", "News radio"),
+                     ("s-gone", "p3", "Old radio") })
+        {
+            Assert.IsType<ServicePublished>(await Server.Directory.Ask<object>(new PublishService(new ServiceDescription(id, name,
+                offerer, "audio", ["radio"], new Dictionary<string, string>(), [], 0, Privilege.View, null, 0)), Timeout));
+        }
+
+        Assert.IsType<ServiceWithdrawn>(await Server.Directory.Ask<object>(new WithdrawService("s-gone", "p3"), Timeout));
+        await ChangeAsync(Server.Smf, new CreateGroup("listeners", "operator", DeliveryMode.Push, ["p1", "p2", "p3"]));
+        foreach (var member in new[] { "p1", "p2", "p3" })
+            await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes[member], "listeners")).CurrentEpoch), Timeout);
+        for (var i = 0; i < 4; i++)
+            Assert.IsType<ContentAccepted>(await Server.Delivery.Ask<object>(new DeliverContent($"d-{i}", "ace:news", "s-news",
+                "listeners", Octets.Own(new byte[100 * (i + 1)])), Timeout));
+
+        var charging = Sys.ActorSelection(Server.Usage.Path.Parent / "charging");
+        var search = new SearchServices("operator", ["radio"], new Dictionary<string, string>(), 0, 10);
+        var foundBefore = await Server.Directory.Ask<SearchResult>(search, Timeout);
+        Assert.Equal(["s-news", "s-radio"], foundBefore.Hits.Select(h => h.ServiceId).Order());
+        UsageSummary usageBefore = null!;
+        ChargingStatement statementBefore = null!;
+        await AwaitAssertAsync(async () =>
+        {
+            usageBefore = await Server.Usage.Ask<UsageSummary>(new QueryUsage(GroupId: "listeners"), Timeout);
+            Assert.Equal(4 + 3 * 4, usageBefore.Sessions); // the ACE's four sends, and four deliveries to each member
+            statementBefore = await charging.Ask<ChargingStatement>(new GetStatement(StatementSubject.Group, "listeners"), Timeout);
+            Assert.Equal(usageBefore.BytesUp + usageBefore.BytesDown, statementBefore.TotalVolumeBytes);
+        }, Dilated(TimeSpan.FromSeconds(20)));
+
+        await Sys.Terminate();
+
+        using var restarted = ActorSystem.Create("cpns", Config(_storage));
+        try
+        {
+            var server = await Deployment.EndpointsOf(Deployment.StartServer(restarted, Secrets, Settings), Timeout);
+            var foundAfter = await server.Directory.Ask<SearchResult>(search, Timeout);
+            Assert.Equal(foundBefore.Hits.Select(h => (h.ServiceId, h.Description.OffererId)),
+                foundAfter.Hits.Select(h => (h.ServiceId, h.Description.OffererId)));
+            var usageAfter = await server.Usage.Ask<UsageSummary>(new QueryUsage(GroupId: "listeners"), Timeout);
+            Assert.Equal(usageBefore.Records, usageAfter.Records);
+            var statementAfter = await restarted.ActorSelection(server.Usage.Path.Parent / "charging")
+                .Ask<ChargingStatement>(new GetStatement(StatementSubject.Group, "listeners"), Timeout);
+            Assert.Equal(statementBefore.Records, statementAfter.Records);
+            Assert.Equal(statementBefore.TotalAmount, statementAfter.TotalAmount);
         }
         finally
         {

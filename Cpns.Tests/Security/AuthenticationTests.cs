@@ -48,7 +48,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var proof = new AuthProof(Registry.GatewayContext, clientNonce, verifierNonce, signer.Sign(AuthTranscripts.Client(
             Registry.GatewayContext, gateway.DeviceId, Settings.ServerId, clientNonce, verifierNonce).Bytes));
         Server.Registry.Tell(SealAs(gateway, new RegisterGateway(gateway.DeviceId, gateway.Kind, gateway.PublicKeys, credential,
-            proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor, TestActor, TestActor))),
+            proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor, TestActor, TestActor, TestActor))),
             TestActor);
         return Opened(await ExpectMsgAsync<object>(Timeout));
     }

@@ -18,6 +18,8 @@ public static class Samples
             return 4_200_000_000L + depth;
         if (type == typeof(double))
             return 0.5 + depth;
+        if (type == typeof(decimal))
+            return 0.0125m + depth;
         if (type == typeof(bool))
             return true;
         if (type == typeof(DateTimeOffset))
