@@ -8,6 +8,7 @@ var root = new RootCommand(
     SimulateCommand.Create(),
     BenchCommand.Create(),
     StateCommand.Create(),
+    ChargingCommand.Create(),
 };
 
 try

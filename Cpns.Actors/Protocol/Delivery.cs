@@ -165,6 +165,8 @@ public enum StatementSubject
 {
     User,
     Group,
+    /// <summary>Every record of the period (the subject id is not used).</summary>
+    All,
 }
 
 public sealed record GetStatement(StatementSubject Subject, string SubjectId, long FromMs = 0, long ToMs = long.MaxValue)

@@ -97,7 +97,12 @@ public sealed class ServerCharging : CpnsPersistentActor
     public static ChargingStatement Statement(GetStatement query, IEnumerable<ChargingRecord> all, string currency)
     {
         var records = all.Where(r =>
-                (query.Subject == StatementSubject.User ? r.UserId : r.GroupId) == query.SubjectId &&
+                query.Subject switch
+                {
+                    StatementSubject.User => r.UserId == query.SubjectId,
+                    StatementSubject.Group => r.GroupId == query.SubjectId,
+                    _ => true,
+                } &&
                 r.StartMs < query.ToMs && r.EndMs >= query.FromMs)
             .OrderBy(r => r.StartMs).ThenBy(r => r.RecordId, StringComparer.Ordinal).ToList();
         return new ChargingStatement(query.Subject, query.SubjectId, query.FromMs, query.ToMs, records,
