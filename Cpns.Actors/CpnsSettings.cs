@@ -40,6 +40,8 @@ public sealed record CpnsSettings
     public required TimeSpan AuthenticationTimeout { get; init; }
     public required int LkhThreshold { get; init; }
     public required int MaxContentBytes { get; init; }
+    public required TimeSpan KeyManagerRetry { get; init; }
+    public required int KeyManagerShards { get; init; }
     public required TimeSpan UsageReportInterval { get; init; }
     public required string ChargingCurrency { get; init; }
     public required long ChargingUnitBytes { get; init; }
@@ -102,6 +104,8 @@ public sealed record CpnsSettings
             EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
             EnvelopeMaxPayloadBytes = envelopeMax,
             MaxContentBytes = maxContent,
+            KeyManagerRetry = c.GetTimeSpan("cluster.key-manager-retry"),
+            KeyManagerShards = Math.Max(1, c.GetInt("cluster.key-manager-shards")),
             UsageReportInterval = c.GetTimeSpan("usage.report-interval"),
             ChargingCurrency = c.GetString("charging.currency"),
             ChargingUnitBytes = unitBytes,

@@ -12,8 +12,9 @@ public static class Deployment
 {
     public const string ServerActorName = "server";
 
-    public static IActorRef StartServer(ActorSystem system, ServerSecrets secrets, CpnsSettings settings) =>
-        system.ActorOf(CpnsServer.Props(secrets, settings), ServerActorName);
+    /// <param name="keyManagers">The distributed topology: the Group Key Managers' shard region (see <see cref="Distributed.ClusterNodes"/>).</param>
+    public static IActorRef StartServer(ActorSystem system, ServerSecrets secrets, CpnsSettings settings, IActorRef? keyManagers = null) =>
+        system.ActorOf(CpnsServer.Props(secrets, settings, keyManagers), ServerActorName);
 
     public static Task<ServerEndpoints> EndpointsOf(IActorRef server, TimeSpan timeout) =>
         server.Ask<ServerEndpoints>(GetServerEndpoints.Instance, timeout);

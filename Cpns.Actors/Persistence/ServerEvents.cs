@@ -129,3 +129,10 @@ public sealed record UsageSnapshot(IReadOnlyList<UsageRecordedEvent> Reports) : 
 public sealed record ChargesRecordedEvent(long UsageIndex, IReadOnlyList<ChargingRecord> Records) : ICpnsEvent;
 
 public sealed record ChargingSnapshot(long LastUsageIndex, IReadOnlyList<ChargingRecord> Records) : ICpnsEvent;
+
+// ---- A Group Key Manager (distributed topology): its group's epochs, key material under the KEK ----
+
+public sealed record GkmEpochCreatedEvent(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyUnderKek, Octets KeyCheck)
+    : ICpnsEvent;
+
+public sealed record GkmRevokedEvent(string GroupId, long FinalEpoch) : ICpnsEvent;

@@ -12,13 +12,14 @@ public sealed class CpnsServer : UntypedActor
 {
     private readonly ServerEndpoints _endpoints;
 
-    public CpnsServer(ServerSecrets secrets, CpnsSettings settings)
+    /// <param name="keyManagers">The Group Key Managers' shard region in the distributed topology; null when centralized.</param>
+    public CpnsServer(ServerSecrets secrets, CpnsSettings settings, IActorRef? keyManagers)
     {
         var identity = secrets.Identity;
         var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
             Context.System.Scheduler.Now.AddMinutes(-5), settings.CredentialValidity);
         var kmc = Context.ActorOf(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
-        var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings), "cskmf");
+        var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers), "cskmf");
         var smf = Context.ActorOf(ServerSmf.Props(identity, cskmf, settings), "smf");
         var capabilities = Context.ActorOf(ServerCapabilities.Props(identity, settings), "capabilities");
         var status = Context.ActorOf(ServerStatus.Props(identity, settings), "status");
@@ -38,8 +39,8 @@ public sealed class CpnsServer : UntypedActor
             directory, delivery, usage);
     }
 
-    public static Props Props(ServerSecrets secrets, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<CpnsServer>(secrets, settings);
+    public static Props Props(ServerSecrets secrets, CpnsSettings settings, IActorRef? keyManagers = null) =>
+        Akka.Actor.Props.Create(() => new CpnsServer(secrets, settings, keyManagers));
 
     protected override void OnReceive(object message)
     {

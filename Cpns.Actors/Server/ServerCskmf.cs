@@ -21,6 +21,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         public static readonly RekeyTick Instance = new();
     }
 
+    /// <summary>A Group Key Manager has not answered (its node may be failing over): ask again.</summary>
+    private sealed record ManagerRetry(string GroupId, long Epoch, bool Revocation) : INoSerializationVerificationNeeded;
+
     private readonly EntityIdentity _identity;
     private readonly KeyEncryptionKey _kek;
     private readonly PairwiseKeys _pairwise;
@@ -34,21 +37,31 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private readonly HashSet<string> _rekeyRequested = new(StringComparer.Ordinal);
     private readonly SiblingRef _smf;
+    private readonly IActorRef? _keyManagers;
 
-    public ServerCskmf(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings) : base(settings)
+    /// <param name="keyManagers">
+    /// The distributed topology: the shard region (proxy) of the Group Key Managers, which make the keys on gateway
+    /// nodes; this CSKMF is then the central key registry. Null: the centralized topology, keys from the OSG/KMC here.
+    /// </param>
+    public ServerCskmf(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings, IActorRef? keyManagers = null)
+        : base(settings)
     {
         _identity = identity;
+        _keyManagers = keyManagers;
         _kek = kek;
         _pairwise = new PairwiseKeys(identity);
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
         _smf = SiblingRef.Of(Context, "smf");
+        if (keyManagers is not null)
+            _link.Guard.Trust(identity.DeviceId, identity.PublicKeys.Signing); // the Group Key Managers sign as the server
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<ServerCskmf>(identity, kek, kmc, settings);
+    public static Props Props(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings,
+        IActorRef? keyManagers = null) =>
+        Akka.Actor.Props.Create<ServerCskmf>(identity, kek, kmc, settings, keyManagers);
 
     public override string PersistenceId => $"cskmf-{Settings.ServerId}";
 
@@ -125,6 +138,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case RekeyTick:
                 RequestDueRekeys();
                 break;
+            case ManagerRetry retry:
+                RetryManager(retry);
+                break;
             case GetKeyState query:
                 Sender.Tell(KeyState(query.GroupId));
                 break;
@@ -154,6 +170,18 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case GroupKeyRequest request:
                 OnPullRequest(request, senderId);
                 break;
+            case GkmKeyIssued issued when senderId == _identity.DeviceId:
+                Timers.Cancel(("gkm", issued.GroupId, issued.Epoch));
+                Log.Debug("group key manager of {0} on {1} issued epoch {2}", issued.GroupId, issued.ManagerNode, issued.Epoch);
+                OnKeyIssued(new OsgKeyIssued(issued.GroupId, issued.Epoch, issued.Parameters, issued.KeyUnderKek, issued.KeyCheck));
+                break;
+            case GkmKeyRefused refused when senderId == _identity.DeviceId:
+                OnManagerRefused(refused);
+                break;
+            case GkmRevoked revoked when senderId == _identity.DeviceId:
+                Timers.Cancel(("gkm-revoke", revoked.GroupId));
+                OnRevoked(new OsgKeyRevoked(revoked.GroupId, revoked.FinalEpoch));
+                break;
             case GroupKeyAck ack when ack.HolderId == senderId:
                 if (_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked))
                     acked.Add(senderId);
@@ -171,8 +199,68 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         var epoch = last + 1;
         _reservedEpoch[request.GroupId] = epoch;
         _pending[(request.GroupId, epoch)] = (request, Sender);
+        if (_keyManagers is not null)
+        {
+            AskManager(request.GroupId, epoch, request.Mode);
+            return;
+        }
+
         FlowTrace.Send(Context, _osg, new OsgKeyRequest(request.GroupId, epoch, KeyParameters.Aes256Gcm(request.Mode)),
             request.GroupId, epoch, 2, request.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
+    }
+
+    // ---- The distributed topology: keys from the group's Group Key Manager on a gateway node ----
+
+    private void ToManager(string groupId, ICpnsMessage message) =>
+        _keyManagers!.Tell(new Akka.Cluster.Sharding.ShardingEnvelope(groupId, _link.Seal(message)), Self);
+
+    private void AskManager(string groupId, long epoch, DeliveryMode mode)
+    {
+        Context.System.EventStream.Publish(new FlowStep(groupId, epoch, 2, FlowTrace.Label(Self), $"group-key-manager/{groupId}",
+            mode.ToFlowKind(), FlowLeg.ServerToGateway));
+        ToManager(groupId, new GkmCreateKey(groupId, epoch, KeyParameters.Aes256Gcm(mode)));
+        Timers.StartSingleTimer(("gkm", groupId, epoch), new ManagerRetry(groupId, epoch, false), Settings.KeyManagerRetry);
+    }
+
+    private void RetryManager(ManagerRetry retry)
+    {
+        if (retry.Revocation)
+        {
+            if (!_pendingRevocations.ContainsKey(retry.GroupId))
+                return;
+            Log.Info("the group key manager of {0} has not confirmed the revocation; asking again", retry.GroupId);
+            ToManager(retry.GroupId, new GkmRevoke(retry.GroupId, retry.Epoch));
+            Timers.StartSingleTimer(("gkm-revoke", retry.GroupId), retry, Settings.KeyManagerRetry);
+            return;
+        }
+
+        if (!_pending.TryGetValue((retry.GroupId, retry.Epoch), out var pending))
+            return;
+        Log.Info("the group key manager of {0} has not issued epoch {1} yet; asking again", retry.GroupId, retry.Epoch);
+        AskManager(retry.GroupId, retry.Epoch, pending.Request.Mode);
+    }
+
+    /// <summary>
+    /// The manager is past this epoch (this registry lost a reservation): the request moves on to the manager's next
+    /// epoch, so an epoch number is never used twice.
+    /// </summary>
+    private void OnManagerRefused(GkmKeyRefused refused)
+    {
+        Timers.Cancel(("gkm", refused.GroupId, refused.Epoch));
+        if (!_pending.Remove((refused.GroupId, refused.Epoch), out var pending))
+            return;
+        if (refused.Reason == GkmRefusal.Revoked)
+        {
+            Log.Warning("the group key manager of {0} refused epoch {1}: the group's keys are revoked", refused.GroupId, refused.Epoch);
+            return;
+        }
+
+        var next = Math.Max(refused.LastEpoch, _reservedEpoch.GetValueOrDefault(refused.GroupId)) + 1;
+        Log.Warning("the group key manager of {0} is at epoch {1}; epoch {2} becomes {3}", refused.GroupId, refused.LastEpoch,
+            refused.Epoch, next);
+        _reservedEpoch[refused.GroupId] = next;
+        _pending[(refused.GroupId, next)] = pending;
+        AskManager(refused.GroupId, next, pending.Request.Mode);
     }
 
     private void OnKeyIssued(OsgKeyIssued issued)
@@ -224,6 +312,15 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         {
             Log.Debug("push of {0}#{1} skipped: current epoch is {2}", deliver.GroupId, deliver.Epoch,
                 current?.Epoch.ToString() ?? "none");
+            return;
+        }
+
+        if (_keyManagers is not null)
+        {
+            // Direct delivery by the group's Group Key Manager, to the PN GWs whose PN is secure enough.
+            var targets = current.Targets.Where(t => deliver.OnlyGatewayId is null || t.GatewayId == deliver.OnlyGatewayId)
+                .Where(t => LevelProblem(t.GatewayId, current.RequiredSecurityLevel) is null).ToList();
+            ToManager(current.GroupId, new GkmPush(current.GroupId, current.Epoch, current.Mode, current.Announcement, targets));
             return;
         }
 
@@ -317,6 +414,14 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     {
         var finalEpoch = Math.Max(_book.LastEpoch(revoke.GroupId), _reservedEpoch.GetValueOrDefault(revoke.GroupId));
         _pendingRevocations[revoke.GroupId] = Sender;
+        if (_keyManagers is not null)
+        {
+            ToManager(revoke.GroupId, new GkmRevoke(revoke.GroupId, finalEpoch));
+            Timers.StartSingleTimer(("gkm-revoke", revoke.GroupId), new ManagerRetry(revoke.GroupId, finalEpoch, true),
+                Settings.KeyManagerRetry);
+            return;
+        }
+
         FlowTrace.Send(Context, _osg, new OsgRevokeKey(revoke.GroupId, finalEpoch), revoke.GroupId, finalEpoch, 2,
             FlowKind.Revoke, FlowLeg.ServerToGateway);
     }

@@ -26,6 +26,17 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
     public static ServerSecrets LoadOrCreate(string path, string serverId)
     {
         if (File.Exists(path))
+            return Load(path, serverId);
+        var secrets = Generate(serverId);
+        secrets.Save(path);
+        return secrets;
+    }
+
+    /// <summary>An existing key file (a gateway node of a distributed server shares the server's).</summary>
+    public static ServerSecrets Load(string path, string serverId)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"no server key file at {path}", path);
         {
             var file = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path))
                        ?? throw new InvalidDataException($"{path} is empty");
@@ -39,10 +50,6 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
                 KeyEncryptionKey.FromBytes(Convert.FromBase64String(file.Kek)),
                 CredentialAuthority.FromPrivateKey(serverId + "-kmc", Convert.FromBase64String(file.KmcRootKey)));
         }
-
-        var secrets = Generate(serverId);
-        secrets.Save(path);
-        return secrets;
     }
 
     public void Save(string path)

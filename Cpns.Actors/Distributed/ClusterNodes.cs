@@ -1,0 +1,74 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Cpns.Actors.Server;
+
+namespace Cpns.Actors.Distributed;
+
+/// <summary>
+/// The distributed CPNS Server on Akka.Cluster (ARCHITECTURE.md §4): nodes with role <c>server</c> run the server
+/// entity, whose CSKMF is the central key registry; nodes with role <c>gateway</c> host PN GWs and the Group Key
+/// Managers, one per service group, sharded and restricted to that role. Everything starts once the node is Up.
+/// </summary>
+public static class ClusterNodes
+{
+    public const string ServerRole = "server";
+    public const string GatewayRole = "gateway";
+    public const string StatusActorName = "cluster-status";
+
+    public static Task WhenUpAsync(ActorSystem system)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
+        return up.Task;
+    }
+
+    /// <summary>A server node: the server entity with its key registry, and a proxy to the Group Key Managers.</summary>
+    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
+    {
+        await WhenUpAsync(system);
+        var keyManagers = ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole,
+            new GroupKeyManagerExtractor(settings.KeyManagerShards));
+        var server = Deployment.StartServer(system, secrets, settings, keyManagers);
+        system.ActorOf(ClusterStatusActor.Props(null), StatusActorName);
+        return server;
+    }
+
+    /// <summary>A gateway node: it hosts Group Key Managers (the server's secrets are shared with it) and PN GWs.</summary>
+    public static async Task<IActorRef> StartGatewayNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
+    {
+        await WhenUpAsync(system);
+        var region = ClusterSharding.Get(system).Start(GroupKeyManager.TypeName,
+            groupId => GroupKeyManager.Props(groupId, secrets, settings),
+            ClusterShardingSettings.Create(system).WithRole(GatewayRole), new GroupKeyManagerExtractor(settings.KeyManagerShards));
+        system.ActorOf(ClusterStatusActor.Props(region), StatusActorName);
+        return region;
+    }
+
+    /// <summary>The server entity's registry on the cluster's server node, once there is one.</summary>
+    public static async Task<IActorRef> FindServerRegistryAsync(ActorSystem system, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var server = Cluster.Get(system).State.Members
+                .FirstOrDefault(m => m.Status == MemberStatus.Up && m.HasRole(ServerRole));
+            if (server is not null)
+            {
+                try
+                {
+                    return await system.ActorSelection(new RootActorPath(server.Address) / "user" / Deployment.ServerActorName / "registry")
+                        .ResolveOne(TimeSpan.FromSeconds(3));
+                }
+                catch (ActorNotFoundException)
+                {
+                    // the node is up, its server entity not yet
+                }
+            }
+
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"no server node with a running server entity joined within {timeout}");
+            await Task.Delay(200);
+        }
+    }
+}

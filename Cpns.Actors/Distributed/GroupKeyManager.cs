@@ -1,0 +1,222 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Cpns.Actors.Persistence;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+
+namespace Cpns.Actors.Distributed;
+
+/// <summary>
+/// The Group Key Manager of one service group (seed §5.3.1.9.5, distributed case): the group's CSKMF, running on a
+/// gateway node as a sharded, persistent entity. It creates each epoch's key (persisted wrapped under the KEK before
+/// anyone hears of it), registers it at the central key registry on the server node (indirect delivery: members
+/// pull from there), delivers it directly when the group is pushed, and destroys the keys when the group is deleted.
+/// When its node leaves or crashes, sharding starts it on another gateway node, where it recovers from the journal
+/// and carries on from the same epoch: an epoch it made is announced again with the same key, never a new one.
+/// </summary>
+public sealed class GroupKeyManager : CpnsPersistentActor
+{
+    public const string TypeName = "group-key-manager";
+    private const int KeptEpochs = 16;
+
+    private readonly string _groupId;
+    private readonly EntityIdentity _identity;
+    private readonly KeyEncryptionKey _kek;
+    private readonly PairwiseKeys _pairwise;
+    private readonly SecureLink _link;
+    private readonly string _node;
+    private readonly SortedDictionary<long, GkmEpochCreatedEvent> _epochs = new();
+    private long _lastEpoch;
+    private long? _revokedAt;
+
+    public GroupKeyManager(string groupId, ServerSecrets secrets, CpnsSettings settings) : base(settings)
+    {
+        _groupId = groupId;
+        _identity = secrets.Identity;
+        _kek = secrets.Kek;
+        _pairwise = new PairwiseKeys(secrets.Identity);
+        _link = new SecureLink(Context, secrets.Identity, settings, Log);
+        _link.Guard.Trust(secrets.Identity.DeviceId, secrets.Identity.PublicKeys.Signing);
+        _node = Cluster.Get(Context.System).SelfAddress.ToString();
+    }
+
+    public static Props Props(string groupId, ServerSecrets secrets, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<GroupKeyManager>(groupId, secrets, settings);
+
+    public override string PersistenceId => $"gkm-{_groupId}";
+
+    protected override object CreateSnapshot() => throw new NotSupportedException("a group's epochs are few; no snapshots");
+
+    protected override void OnRecover(object message)
+    {
+        switch (message)
+        {
+            case GkmEpochCreatedEvent created:
+                Apply(created);
+                break;
+            case GkmRevokedEvent revoked:
+                Apply(revoked);
+                break;
+            case RecoveryCompleted:
+                Log.Info("group key manager of {0} on {1}: recovered at epoch {2}{3}", _groupId, _node, _lastEpoch,
+                    _revokedAt is null ? "" : " (revoked)");
+                break;
+        }
+    }
+
+    private void Apply(GkmEpochCreatedEvent created)
+    {
+        _epochs[created.Epoch] = created;
+        _lastEpoch = Math.Max(_lastEpoch, created.Epoch);
+        while (_epochs.Count > KeptEpochs)
+            _epochs.Remove(_epochs.Keys.First());
+    }
+
+    private void Apply(GkmRevokedEvent revoked)
+    {
+        _epochs.Clear();
+        _revokedAt = revoked.FinalEpoch;
+        _lastEpoch = Math.Max(_lastEpoch, revoked.FinalEpoch);
+    }
+
+    protected override void OnCommand(object message)
+    {
+        switch (message)
+        {
+            case SignedEnvelope envelope:
+                if (!_link.TryOpen(envelope, out var inner, out var senderId))
+                    break;
+                if (senderId != _identity.DeviceId || inner is not IWithGroupId { } addressed || addressed.GroupId != _groupId)
+                {
+                    Log.Warning("group key manager of {0}: {1} from {2} refused", _groupId, inner.GetType().Name, senderId);
+                    break;
+                }
+
+                OnSigned(inner);
+                break;
+            case GetGkmState:
+                Sender.Tell(new GkmState(_groupId, _node, _lastEpoch, _epochs.Keys.ToList(), _revokedAt is not null));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void OnSigned(object message)
+    {
+        switch (message)
+        {
+            case GkmCreateKey create:
+                Create(create);
+                break;
+            case GkmPush push:
+                Push(push);
+                break;
+            case GkmRevoke revoke:
+                Revoke(revoke);
+                break;
+            default:
+                Log.Warning("group key manager of {0}: unexpected {1}", _groupId, message.GetType().Name);
+                break;
+        }
+    }
+
+    private void Create(GkmCreateKey create)
+    {
+        var registry = Sender;
+        if (_revokedAt is not null)
+        {
+            _link.Send(registry, new GkmKeyRefused(_groupId, create.Epoch, GkmRefusal.Revoked, _lastEpoch, $"{_groupId} was deleted"));
+            return;
+        }
+
+        if (_epochs.TryGetValue(create.Epoch, out var made))
+        {
+            // Asked again (the answer was lost, or the registry retried across a failover): the same key, never another.
+            Register(made, registry, created: false);
+            return;
+        }
+
+        if (create.Epoch <= _lastEpoch)
+        {
+            _link.Send(registry, new GkmKeyRefused(_groupId, create.Epoch, GkmRefusal.StaleEpoch, _lastEpoch,
+                $"{_groupId} is at epoch {_lastEpoch}"));
+            return;
+        }
+
+        var key = GroupKey.Generate(_groupId, create.Epoch);
+        var @event = new GkmEpochCreatedEvent(_groupId, create.Epoch, create.Parameters, _kek.Wrap(key), key.KeyCheck);
+        key.Destroy();
+        Persist(@event, e =>
+        {
+            Apply(e);
+            Register(e, registry, created: true);
+        });
+    }
+
+    private void Register(GkmEpochCreatedEvent epoch, IActorRef registry, bool created)
+    {
+        Context.System.EventStream.Publish(new GkmEpochAnnounced(_groupId, epoch.Epoch, epoch.KeyCheck, _node, created));
+        FlowTrace.Send(Context, registry,
+            _link.Seal(new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, epoch.KeyUnderKek, epoch.KeyCheck, _node)),
+            _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
+    }
+
+    private void Push(GkmPush push)
+    {
+        if (!_epochs.TryGetValue(push.Epoch, out var epoch))
+        {
+            Log.Warning("group key manager of {0}: asked to push epoch {1}, which it does not hold", _groupId, push.Epoch);
+            return;
+        }
+
+        var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
+        try
+        {
+            foreach (var target in push.Targets)
+            {
+                var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
+                var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
+                    key.WrapUnder(pairwise, target.GatewayId), key.KeyCheck, target.LocalMembers, push.Announcement);
+                FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
+                    FlowLeg.ServerToGateway);
+            }
+        }
+        finally
+        {
+            key.Destroy();
+        }
+    }
+
+    private void Revoke(GkmRevoke revoke)
+    {
+        var registry = Sender;
+        if (_revokedAt is not null)
+        {
+            _link.Send(registry, new GkmRevoked(_groupId, _revokedAt.Value));
+            return;
+        }
+
+        Persist(new GkmRevokedEvent(_groupId, Math.Max(revoke.FinalEpoch, _lastEpoch)), e =>
+        {
+            Apply(e);
+            Log.Info("group key manager of {0}: keys destroyed up to epoch {1}", _groupId, e.FinalEpoch);
+            _link.Send(registry, new GkmRevoked(_groupId, e.FinalEpoch));
+        });
+    }
+}
+
+/// <summary>
+/// Routes messages for a group's Group Key Manager by group id. Signed messages travel in a
+/// <see cref="ShardingEnvelope"/> (which sharding unwraps itself); the shard is a hash of the group id that is the same
+/// on every node.
+/// </summary>
+public sealed class GroupKeyManagerExtractor(int shards) : HashCodeMessageExtractor(shards)
+{
+    public override string? EntityId(object message) => (message as IWithGroupId)?.GroupId;
+}
