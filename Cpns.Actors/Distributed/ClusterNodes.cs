@@ -16,6 +16,14 @@ public static class ClusterNodes
     public const string GatewayRole = "gateway";
     public const string StatusActorName = "cluster-status";
 
+    /// <summary>
+    /// A node's configuration with the cluster tools' own defaults (their serializers above all) below it, so a node
+    /// understands sharding messages from the moment it joins, before its own regions start.
+    /// </summary>
+    public static Akka.Configuration.Config WithClusterDefaults(Akka.Configuration.Config config) =>
+        config.WithFallback(ClusterSharding.DefaultConfig())
+            .WithFallback(Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig());
+
     public static Task WhenUpAsync(ActorSystem system)
     {
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -27,12 +35,17 @@ public static class ClusterNodes
     public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
     {
         await WhenUpAsync(system);
-        var keyManagers = ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole,
-            new GroupKeyManagerExtractor(settings.KeyManagerShards));
-        var server = Deployment.StartServer(system, secrets, settings, keyManagers);
-        system.ActorOf(ClusterStatusActor.Props(null), StatusActorName);
+        var server = Deployment.StartServer(system, secrets, settings, StartKeyManagerProxy(system, settings));
+        StartStatus(system, null);
         return server;
     }
+
+    /// <summary>The server node's way to the Group Key Managers, which run on gateway nodes only.</summary>
+    public static IActorRef StartKeyManagerProxy(ActorSystem system, CpnsSettings settings) =>
+        ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole, new GroupKeyManagerExtractor(settings.KeyManagerShards));
+
+    public static IActorRef StartStatus(ActorSystem system, IActorRef? localKeyManagers) =>
+        system.ActorOf(ClusterStatusActor.Props(localKeyManagers), StatusActorName);
 
     /// <summary>A gateway node: it hosts Group Key Managers (the server's secrets are shared with it) and PN GWs.</summary>
     public static async Task<IActorRef> StartGatewayNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
@@ -41,7 +54,7 @@ public static class ClusterNodes
         var region = ClusterSharding.Get(system).Start(GroupKeyManager.TypeName,
             groupId => GroupKeyManager.Props(groupId, secrets, settings),
             ClusterShardingSettings.Create(system).WithRole(GatewayRole), new GroupKeyManagerExtractor(settings.KeyManagerShards));
-        system.ActorOf(ClusterStatusActor.Props(region), StatusActorName);
+        StartStatus(system, region);
         return region;
     }
 

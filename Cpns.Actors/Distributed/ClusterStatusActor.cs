@@ -10,14 +10,16 @@ namespace Cpns.Actors.Distributed;
 /// group's Group Key Manager (asked of each gateway node's shard region), and each group's current epoch with the
 /// PN GWs that acknowledged it (asked of the server node). What <c>cpns status</c> prints.
 /// </summary>
-public sealed class ClusterStatusActor(IActorRef? localKeyManagers) : ReceiveActor
+public sealed class ClusterStatusActor : ReceiveActor
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(3);
+    private readonly IActorRef? _localKeyManagers;
 
     public static Props Props(IActorRef? localKeyManagers) => Akka.Actor.Props.Create(() => new ClusterStatusActor(localKeyManagers));
 
-    protected override void PreStart()
+    public ClusterStatusActor(IActorRef? localKeyManagers)
     {
+        _localKeyManagers = localKeyManagers;
         var system = Context.System;
         var node = Cluster.Get(system).SelfAddress.ToString();
         ReceiveAsync<GetLocalGroupKeyManagers>(async _ =>
@@ -30,9 +32,9 @@ public sealed class ClusterStatusActor(IActorRef? localKeyManagers) : ReceiveAct
 
     private async Task<LocalGroupKeyManagers> LocalManagersAsync(string node)
     {
-        if (localKeyManagers is null)
+        if (_localKeyManagers is null)
             return new LocalGroupKeyManagers(node, []);
-        var state = await localKeyManagers.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, AskTimeout);
+        var state = await _localKeyManagers.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, AskTimeout);
         return new LocalGroupKeyManagers(node, state.Shards.SelectMany(s => s.EntityIds).Order(StringComparer.Ordinal).ToList());
     }
 

@@ -170,6 +170,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case GroupKeyRequest request:
                 OnPullRequest(request, senderId);
                 break;
+            case GkmKeyIssued issued when senderId == _identity.DeviceId && !_pending.ContainsKey((issued.GroupId, issued.Epoch)):
+                Log.Debug("group key manager of {0} answered epoch {1} again (a retry); already registered", issued.GroupId, issued.Epoch);
+                break;
             case GkmKeyIssued issued when senderId == _identity.DeviceId:
                 Timers.Cancel(("gkm", issued.GroupId, issued.Epoch));
                 Log.Debug("group key manager of {0} on {1} issued epoch {2}", issued.GroupId, issued.ManagerNode, issued.Epoch);

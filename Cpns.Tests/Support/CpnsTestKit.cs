@@ -83,10 +83,11 @@ public abstract class CpnsTestKit : TestKit
 
     protected IActorRef ServerActor { get; private set; } = ActorRefs.Nobody;
 
-    protected async Task StartServerAsync()
+    /// <param name="keyManagers">The distributed topology: the Group Key Managers' shard region (proxy).</param>
+    protected async Task StartServerAsync(IActorRef? keyManagers = null)
     {
         Secrets ??= ServerSecrets.Generate(Settings.ServerId);
-        ServerActor = Deployment.StartServer(Sys, Secrets, Settings);
+        ServerActor = Deployment.StartServer(Sys, Secrets, Settings, keyManagers);
         Server = await Deployment.EndpointsOf(ServerActor, Timeout);
     }
 
