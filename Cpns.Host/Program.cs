@@ -9,11 +9,15 @@ var root = new RootCommand(
     BenchCommand.Create(),
     StateCommand.Create(),
     ChargingCommand.Create(),
+    ClusterCommands.Server(),
+    ClusterCommands.Gateway(),
+    ClusterCommands.Status(),
 };
 
 try
 {
-    return await root.Parse(args).InvokeAsync();
+    // Ctrl-C and SIGTERM cancel the command; a cluster node then leaves its cluster cleanly, which takes a few seconds.
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });
 }
 catch (Exception e) when (e is not OperationCanceledException)
 {

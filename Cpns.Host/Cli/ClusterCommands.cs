@@ -1,0 +1,326 @@
+using System.CommandLine;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Configuration;
+using Cpns.Actors;
+using Cpns.Actors.Distributed;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Actors.Server;
+using Cpns.Host.Hosting;
+using Spectre.Console;
+
+namespace Cpns.Host.Cli;
+
+/// <summary>
+/// The distributed CPNS Server as real cluster nodes: <c>cpns server</c> (role <c>server</c>: the server entity and
+/// the central key registry), <c>cpns gateway</c> (role <c>gateway</c>: PN GWs with their PNEs, and Group Key
+/// Managers), and <c>cpns status</c>, which asks any node how the cluster looks.
+/// </summary>
+public static class ClusterCommands
+{
+    private sealed class NodeOptionsSet
+    {
+        public Option<string> Hostname { get; } = new("--hostname")
+        {
+            Description = "Address this node listens on and is known by (use the same form everywhere: 127.0.0.1, not localhost)",
+            DefaultValueFactory = _ => "127.0.0.1",
+        };
+
+        public Option<int> Port { get; }
+
+        public Option<string[]> Seeds { get; } = new("--seed")
+        {
+            Description = "A seed node to join, e.g. akka.tcp://cpns@127.0.0.1:4053 (repeat for several)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+
+        public CommonOptions Common { get; } = new("WARNING");
+
+        public NodeOptionsSet(int defaultPort)
+        {
+            Port = new Option<int>("--port") { Description = "TCP port of this node (0: any free port)", DefaultValueFactory = _ => defaultPort };
+        }
+
+        public void AddTo(Command command)
+        {
+            command.Add(Hostname);
+            command.Add(Port);
+            command.Add(Seeds);
+            Common.AddTo(command);
+            command.Validators.Add(result =>
+            {
+                if (result.GetValue(Port) is < 0 or > 65535)
+                    result.AddError("--port must be between 0 and 65535");
+                foreach (var seed in result.GetValue(Seeds) ?? [])
+                {
+                    if (!Address.TryParse(seed, out _))
+                        result.AddError($"--seed '{seed}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
+                }
+            });
+        }
+
+        public Config Build(ParseResult parse, NodeOptions node, string role, IReadOnlyList<string> seeds) =>
+            ClusterNodes.WithClusterDefaults(HostConfiguration.Build(node, $"""
+                akka.remote.dot-netty.tcp.hostname = "{parse.GetValue(Hostname)}"
+                akka.remote.dot-netty.tcp.port = {parse.GetValue(Port)}
+                akka.cluster.roles = ["{role}"]
+                akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => $"\"{s}\""))}]
+                """, role, "cluster"));
+    }
+
+    public static Command Server()
+    {
+        var options = new NodeOptionsSet(4053);
+        var demoGroups = new Option<int>("--demo-groups")
+        {
+            Description = "Create this many service groups from the registered PNEs and keep changing their membership (0: none)",
+            DefaultValueFactory = _ => 0,
+        };
+        var demoMembers = new Option<int>("--demo-members") { Description = "Members per demo group", DefaultValueFactory = _ => 4 };
+        var demoInterval = new Option<double>("--demo-interval")
+        {
+            Description = "Seconds between demo membership changes",
+            DefaultValueFactory = _ => 2,
+        };
+        var command = new Command("server",
+            "Run a server node of the distributed CPNS Server: the server entity (registry, SMF, central key registry, ...) " +
+            "in an Akka cluster; gateway nodes join it. Runs until stopped (Ctrl-C or SIGTERM leave the cluster cleanly)")
+        {
+            demoGroups, demoMembers, demoInterval,
+        };
+        options.AddTo(command);
+        SimulateCommand.AtLeast(demoGroups, 0);
+        SimulateCommand.AtLeast(demoMembers, 1);
+        command.Validators.Add(result =>
+        {
+            if ((result.GetValue(options.Seeds) ?? []).Length == 0 && result.GetValue(options.Port) == 0)
+                result.AddError("the first server node seeds the cluster itself: give it a --port (or --seed another node)");
+            if (result.GetValue(demoInterval) <= 0)
+                result.AddError("--demo-interval must be positive");
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var node = options.Common.Read(parse);
+            var seeds = parse.GetValue(options.Seeds) is { Length: > 0 } given
+                ? given
+                : [$"akka.tcp://{AkkaHostBuilder.SystemName}@{parse.GetValue(options.Hostname)}:{parse.GetValue(options.Port)}"];
+            var config = options.Build(parse, node, ClusterNodes.ServerRole, seeds);
+            var settings = CpnsSettings.From(config);
+            Directory.CreateDirectory(node.DataDirectory);
+            var secretsPath = Path.Combine(node.DataDirectory, ServerSecrets.FileName);
+            var secrets = ServerSecrets.LoadOrCreate(secretsPath, settings.ServerId);
+
+            using var host = AkkaHostBuilder.Build(config);
+            await host.StartAsync(cancellationToken);
+            var system = AkkaHostBuilder.ActorSystemOf(host);
+            try
+            {
+                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
+                var endpoints = await Deployment.EndpointsOf(server, TimeSpan.FromSeconds(60));
+                Say($"server node {Akka.Cluster.Cluster.Get(system).SelfAddress} is up (server id {settings.ServerId}, key file {secretsPath})");
+                if (parse.GetValue(demoGroups) > 0)
+                {
+                    system.ActorOf(GroupChurn.Props(endpoints, parse.GetValue(demoGroups), parse.GetValue(demoMembers),
+                        TimeSpan.FromSeconds(parse.GetValue(demoInterval)), line => Say($"group {line}")), "group-churn");
+                }
+
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // stopped: leave the cluster below
+            }
+
+            Say("server node leaving the cluster");
+            await host.StopAsync(CancellationToken.None);
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Gateway()
+    {
+        var options = new NodeOptionsSet(0);
+        var name = new Option<string?>("--name")
+        {
+            Description = "Prefix of this node's PN GW and PNE ids (<name>-g1, <name>-p1, ...); default: from the port",
+        };
+        var gateways = new Option<int>("--gateways") { Description = "PN GWs this node hosts", DefaultValueFactory = _ => 1 };
+        var pnes = new Option<int>("--pnes") { Description = "PNEs, spread over this node's PN GWs", DefaultValueFactory = _ => 4 };
+        var secretsFile = new Option<FileInfo?>("--secrets")
+        {
+            Description = $"The distributed server's key file (default: {ServerSecrets.FileName} in --data); Group Key Managers need it",
+        };
+        var lifetime = new Option<int>("--lifetime")
+        {
+            Description = "Registration lifetime the PN GWs and PNEs ask for, in seconds (0: the server's default)",
+            DefaultValueFactory = _ => 0,
+        };
+        var command = new Command("gateway",
+            "Run a gateway node of the distributed CPNS Server: PN GWs with their PNEs, and the Group Key Managers of " +
+            "service groups, in the Akka cluster of --seed. Runs until stopped (Ctrl-C or SIGTERM leave cleanly)")
+        {
+            name, gateways, pnes, secretsFile, lifetime,
+        };
+        options.AddTo(command);
+        SimulateCommand.AtLeast(gateways, 0);
+        SimulateCommand.AtLeast(pnes, 0);
+        SimulateCommand.AtLeast(lifetime, 0);
+        command.Validators.Add(result =>
+        {
+            if ((result.GetValue(options.Seeds) ?? []).Length == 0)
+                result.AddError("a gateway node joins a cluster: give --seed akka.tcp://cpns@<host>:<port> of a running node");
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            if (parse.GetValue(pnes) > 0 && parse.GetValue(gateways) == 0)
+            {
+                Console.Error.WriteLine("cpns gateway: PNEs need a PN GW: --gateways must be at least 1");
+                return 2;
+            }
+
+            var node = options.Common.Read(parse);
+            var config = options.Build(parse, node, ClusterNodes.GatewayRole, parse.GetValue(options.Seeds)!);
+            var settings = CpnsSettings.From(config);
+            var secretsPath = parse.GetValue(secretsFile)?.FullName ?? Path.Combine(node.DataDirectory, ServerSecrets.FileName);
+            ServerSecrets secrets;
+            try
+            {
+                secrets = ServerSecrets.Load(secretsPath, settings.ServerId);
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+            {
+                Console.Error.WriteLine($"cpns gateway: {e.Message} (a gateway node shares the server node's key file; pass --secrets)");
+                return 2;
+            }
+
+            using var host = AkkaHostBuilder.Build(config);
+            await host.StartAsync(cancellationToken);
+            var system = AkkaHostBuilder.ActorSystemOf(host);
+            try
+            {
+                await ClusterNodes.StartGatewayNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
+                var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                var prefix = parse.GetValue(name) ?? $"n{self.Port}";
+                var registry = await ClusterNodes.FindServerRegistryAsync(system, TimeSpan.FromMinutes(2)).WaitAsync(cancellationToken);
+                system.ActorOf(Props.Create(() => new KeyInstallReporter(line => Say(line))), "key-install-reporter");
+
+                var gatewayRefs = new List<IActorRef>();
+                for (var i = 1; i <= parse.GetValue(gateways); i++)
+                {
+                    var identity = EntityIdentity.Generate($"{prefix}-g{i}", EntityKind.PnGateway);
+                    gatewayRefs.Add(Deployment.StartGateway(system, identity, secrets.TrustAnchor, registry, settings,
+                        lifetimeSeconds: parse.GetValue(lifetime)));
+                }
+
+                for (var j = 1; j <= parse.GetValue(pnes); j++)
+                {
+                    var identity = EntityIdentity.Generate($"{prefix}-p{j}", EntityKind.Pne);
+                    Deployment.StartPne(system, identity, secrets.TrustAnchor, gatewayRefs[(j - 1) % gatewayRefs.Count], settings,
+                        lifetimeSeconds: parse.GetValue(lifetime));
+                }
+
+                Say($"gateway node {self} is up: {parse.GetValue(gateways)} PN GWs ({prefix}-g*), {parse.GetValue(pnes)} PNEs ({prefix}-p*)");
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // stopped: leave the cluster below
+            }
+
+            Say("gateway node leaving the cluster");
+            await host.StopAsync(CancellationToken.None);
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Status()
+    {
+        var nodeAddress = new Option<string>("--node")
+        {
+            Description = "Any node of the cluster, e.g. akka.tcp://cpns@127.0.0.1:4053",
+            DefaultValueFactory = _ => "akka.tcp://cpns@127.0.0.1:4053",
+        };
+        var json = new Option<bool>("--json") { Description = "Print the status as JSON instead of tables" };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the node's answer", DefaultValueFactory = _ => 15 };
+        var command = new Command("status",
+            "Ask a node of a running CPNS cluster for its members and roles, which gateway node manages which service group's " +
+            "keys, and each group's current epoch with the PN GWs that acknowledged it")
+        {
+            nodeAddress, json, timeout,
+        };
+        SimulateCommand.AtLeast(timeout, 1);
+        command.Validators.Add(result =>
+        {
+            if (!Address.TryParse(result.GetValue(nodeAddress), out _))
+                result.AddError($"--node '{result.GetValue(nodeAddress)}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            // A plain remote client, not a cluster member: asking changes nothing in the cluster.
+            var config = ConfigurationFactory.ParseString("""
+                    akka.loglevel = ERROR
+                    akka.stdout-loglevel = ERROR
+                    akka.actor.provider = remote
+                    akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+                    """).WithFallback(CpnsConfig.Load());
+            using var host = AkkaHostBuilder.Build(config);
+            await host.StartAsync(cancellationToken);
+            try
+            {
+                var system = AkkaHostBuilder.ActorSystemOf(host);
+                var status = await system.ActorSelection($"{parse.GetValue(nodeAddress)}/user/{ClusterNodes.StatusActorName}")
+                    .Ask<ClusterStatus>(GetClusterStatus.Instance, TimeSpan.FromSeconds(parse.GetValue(timeout)), cancellationToken);
+                if (parse.GetValue(json))
+                    Console.Out.WriteLine(JsonSerializer.Serialize(status, SimulateCommand.JsonOptions));
+                else
+                    Print(status);
+                return 0;
+            }
+            catch (AskTimeoutException)
+            {
+                Console.Error.WriteLine($"cpns status: no answer from {parse.GetValue(nodeAddress)} within {parse.GetValue(timeout)} s " +
+                                        "(is a cpns server or gateway node running there?)");
+                return 2;
+            }
+            finally
+            {
+                await host.StopAsync(CancellationToken.None);
+            }
+        });
+        return command;
+    }
+
+    private static void Say(string line) => Console.Out.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}");
+
+    private static void Print(ClusterStatus status)
+    {
+        var members = new Table().Title($"cluster seen from {Markup.Escape(status.Node)}").AddColumn("node").AddColumn("status")
+            .AddColumn("roles").AddColumn("reachable");
+        foreach (var member in status.Members)
+            members.AddRow(Markup.Escape(member.Address), member.Status, string.Join(",", member.Roles), member.Reachable ? "yes" : "[red]no[/]");
+        AnsiConsole.Write(members);
+
+        var groups = new Table().Title("service groups").AddColumn("group").AddColumn(new TableColumn("epoch").RightAligned())
+            .AddColumn(new TableColumn("members").RightAligned()).AddColumn("group key manager on").AddColumn("PN GWs acked")
+            .AddColumn("PN GWs pending");
+        foreach (var group in status.Groups)
+            groups.AddRow(Markup.Escape(group.GroupId), group.Epoch.ToString(), group.Members.ToString(),
+                Markup.Escape(group.ManagerNode ?? "(not running)"), Markup.Escape(string.Join(" ", group.Acknowledged)),
+                Markup.Escape(string.Join(" ", group.Pending)));
+        AnsiConsole.Write(groups);
+    }
+
+    /// <summary>Prints every group key a holder on this node installs.</summary>
+    private sealed class KeyInstallReporter : ReceiveActor
+    {
+        public KeyInstallReporter(Action<string> report)
+        {
+            Context.System.EventStream.Subscribe(Self, typeof(KeyInstalled));
+            Receive<KeyInstalled>(installed => report(
+                $"key {installed.GroupId}#{installed.Epoch} installed at {installed.HolderId} ({installed.Mode.ToString().ToLowerInvariant()})"));
+        }
+    }
+}
