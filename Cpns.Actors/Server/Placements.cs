@@ -1,4 +1,5 @@
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Server;
 
@@ -24,6 +25,33 @@ public sealed class Placements
 
     public IEnumerable<string> PnesOf(string gatewayId) =>
         _gatewayOfPne.Where(kv => kv.Value == gatewayId).Select(kv => kv.Key);
+
+    /// <summary>
+    /// Applies a placement message and keeps <paramref name="guard"/> trusting exactly the placed entities' signing
+    /// keys: the PN GWs always, the PNEs when <paramref name="trustPnes"/> (functions PNEs sign requests to); true if
+    /// it was a placement message.
+    /// </summary>
+    public bool ApplyAndTrust(object message, EnvelopeGuard guard, bool trustPnes)
+    {
+        if (!Apply(message))
+            return false;
+        switch (message)
+        {
+            case GatewayPlaced placed:
+                guard.Trust(placed.GatewayId, placed.Keys.Signing);
+                break;
+            case PnesPlaced placed when trustPnes:
+                foreach (var pne in placed.Pnes)
+                    guard.Trust(pne.DeviceId, pne.Keys.Signing);
+                break;
+            case EntitiesRemoved removed:
+                foreach (var id in removed.DeviceIds)
+                    guard.Forget(id);
+                break;
+        }
+
+        return true;
+    }
 
     /// <summary>Applies a placement message; true if it was one.</summary>
     public bool Apply(object message)

@@ -35,12 +35,8 @@ public sealed class ServerCapabilities : UntypedActor, IWithTimers
 
     protected override void OnReceive(object message)
     {
-        if (_placements.Apply(message))
-        {
-            if (message is GatewayPlaced placed)
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+        if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: false))
             return;
-        }
 
         switch (message)
         {

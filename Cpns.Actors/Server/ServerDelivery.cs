@@ -50,18 +50,8 @@ public sealed class ServerDelivery : UntypedActor
 
     protected override void OnReceive(object message)
     {
-        if (_placements.Apply(message))
-        {
-            if (message is GatewayPlaced placed)
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
-            else if (message is PnesPlaced pnes)
-                foreach (var pne in pnes.Pnes)
-                    _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
-            else if (message is EntitiesRemoved removed)
-                foreach (var id in removed.DeviceIds)
-                    _link.Guard.Forget(id);
+        if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: true))
             return;
-        }
 
         switch (message)
         {

@@ -103,15 +103,8 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
     protected override void OnCommand(object message)
     {
-        if (_placements.Apply(message))
-        {
-            if (message is GatewayPlaced placed)
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
-            else if (message is PnesPlaced pnes)
-                foreach (var pne in pnes.Pnes)
-                    _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
+        if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: true))
             return;
-        }
 
         switch (message)
         {

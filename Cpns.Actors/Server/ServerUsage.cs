@@ -61,12 +61,8 @@ public sealed class ServerUsage : CpnsPersistentActor
 
     protected override void OnCommand(object message)
     {
-        if (_placements.Apply(message))
-        {
-            if (message is GatewayPlaced placed)
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+        if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: false))
             return;
-        }
 
         switch (message)
         {
@@ -88,7 +84,7 @@ public sealed class ServerUsage : CpnsPersistentActor
                 foreach (var recorded in _reports.Where(r => r.Index > replay.AfterUsageSequence))
                     Sender.Tell(new ChargeUsage(recorded.Index, recorded.Records));
                 break;
-            case PnesPlaced or PneMoved:
+            case PneMoved:
                 break;
             default:
                 if (!HandleSnapshotReplies(message))

@@ -66,7 +66,9 @@ public sealed class RegistrationStormTests(ITestOutputHelper output) : CpnsTestK
             arrivals.Add(batch);
         arrivals = arrivals.Where(a => a.AtMs >= restartedAt).ToList();
         Assert.Equal(GatewayCount, arrivals.Select(a => a.GatewayId).Distinct().Count());
-        Assert.All(arrivals.GroupBy(a => a.GatewayId), g => Assert.Equal(PnesPerGateway, g.Sum(a => a.Count)));
+        // Each PN GW registered its whole PN again; one that missed heartbeats of the loaded server may have sent it
+        // twice (registering again is idempotent: the inventory above holds each PNE once).
+        Assert.All(arrivals.GroupBy(a => a.GatewayId), g => Assert.InRange(g.Sum(a => a.Count), PnesPerGateway, 2 * PnesPerGateway));
         // Almost every PN GW sent its whole PN as one batch (one may have had a PNE still on its way in).
         Assert.True(arrivals.Count(a => a.Count == PnesPerGateway) >= GatewayCount * 9 / 10);
 
