@@ -164,7 +164,8 @@ public sealed class ClusterTests : CpnsTestKit
             Assert.All(pushes, s => Assert.StartsWith("system/sharding/group-key-manager", s.From));
             Assert.Equal(["ga", "gb"], pushes.Select(s => s.To.Split('/')[0]["gateway-".Length..]).Order());
             var pulls = _steps.Where(s => s is { GroupId: "vod", Epoch: 1, Step: 10, Leg: FlowLeg.ServerToGateway }).ToList();
-            Assert.Equal(2, pulls.Count);
+            // (a PN GW asks again if an answer is slow, so count the PN GWs served, not the answers)
+            Assert.Equal(["ga", "gb"], pulls.Select(s => s.To.Split('/')[0]["gateway-".Length..]).Distinct().Order());
             Assert.All(pulls, s => Assert.Equal("server/cskmf", s.From));
             return Task.CompletedTask;
         }, Timeout);
@@ -173,11 +174,15 @@ public sealed class ClusterTests : CpnsTestKit
         Assert.Equal(2, await ChangeAsync(new AddMember("live", "operator", "b2")));
         await AwaitEpochAsync("live", 2, ["a1", "a2", "b1", "b2"]);
 
-        var status = await Sys.ActorSelection("/user/" + ClusterNodes.StatusActorName).Ask<ClusterStatus>(GetClusterStatus.Instance, Timeout);
-        Assert.Equal(3, status.Members.Count(m => m.Status == "Up"));
-        Assert.Equal(["live", "vod"], status.Managers.Select(m => m.GroupId).Order());
-        var live = Assert.Single(status.Groups, g => g.GroupId == "live");
-        Assert.Equal((2L, 4), (live.Epoch, live.Members));
+        // The server node's view of the membership converges by gossip: ask until it has seen every node Up.
+        await AwaitAssertAsync(async () =>
+        {
+            var status = await Sys.ActorSelection("/user/" + ClusterNodes.StatusActorName).Ask<ClusterStatus>(GetClusterStatus.Instance, Timeout);
+            Assert.Equal(3, status.Members.Count(m => m.Status == "Up"));
+            Assert.Equal(["live", "vod"], status.Managers.Select(m => m.GroupId).Order());
+            var live = Assert.Single(status.Groups, g => g.GroupId == "live");
+            Assert.Equal((2L, 4, 0), (live.Epoch, live.Members, live.Pending.Count));
+        }, Timeout);
         AssertNoEpochAnnouncedWithTwoKeys();
     }
 
