@@ -36,6 +36,24 @@ public sealed class DirectoryIndex
 
     public bool Remove(string serviceId) => _entries.Remove(serviceId);
 
+    /// <summary>Applies a persisted directory event or snapshot (the central directory's and a PN GW's part alike).</summary>
+    public void Apply(ICpnsEvent @event)
+    {
+        switch (@event)
+        {
+            case ServiceStoredEvent stored:
+                Put(stored.Description, stored.Version, stored.ExpiresAtMs);
+                break;
+            case ServiceRemovedEvent removed:
+                Remove(removed.ServiceId);
+                break;
+            case DirectorySnapshot snapshot:
+                foreach (var stored in snapshot.Services)
+                    Put(stored.Description, stored.Version, stored.ExpiresAtMs);
+                break;
+        }
+    }
+
     public IReadOnlyList<string> Expired(long nowMs, int max) =>
         _entries.Values.Where(e => e.ExpiresAtMs <= nowMs).Take(max).Select(e => e.Description.ServiceId).ToList();
 

@@ -38,12 +38,11 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly DownlinkQueues _downlink;
-    private readonly Dictionary<string, PneAttached> _pnes = new(StringComparer.Ordinal);
+    private readonly PnView _pn = new();
     private readonly Dictionary<(string DeliveryId, string DeviceId), PendingReceipt> _pending = new();
     private readonly Dictionary<(string DeviceId, string ServiceId, string GroupId), Usage> _usage = new();
     private readonly SortedDictionary<long, UsageReport> _unacknowledged = new();
     private readonly long _sequenceBase;
-    private ServerEndpoints? _server;
     private long _nextSequence;
     private long _groupMessages;
     private long _copiesSent;
@@ -73,19 +72,19 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
     {
         switch (message)
         {
-            case ServerAttached attached:
-                _server = attached.Server;
-                _link.Guard.Trust(attached.Server.ServerId, attached.Server.Keys.Signing);
+            case ServerAttached:
+                _pn.Apply(message, _link.Guard);
                 SendUnacknowledged();
                 break;
-            case PneAttached attached:
-                _pnes[attached.DeviceId] = attached;
+            case PneAttached:
+                _pn.Apply(message, _link.Guard);
                 break;
             case PneDetached detached:
-                _pnes.Remove(detached.DeviceId);
+                _pn.Apply(detached, _link.Guard);
                 _downlink.Forget(detached.DeviceId);
                 break;
             case PneReachability reachability:
+                _pn.Apply(reachability, _link.Guard);
                 _downlink.Update(reachability);
                 break;
             case SignedEnvelope envelope:
@@ -93,10 +92,10 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
                     break;
                 switch (inner)
                 {
-                    case GroupContent content when senderId == _server?.ServerId:
+                    case GroupContent content when _pn.IsFromServer(senderId):
                         FanOut(content);
                         break;
-                    case UsageReportAck ack when senderId == _server?.ServerId && ack.GatewayId == _identity.DeviceId:
+                    case UsageReportAck ack when _pn.IsFromServer(senderId) && ack.GatewayId == _identity.DeviceId:
                         _unacknowledged.Remove(ack.Sequence);
                         break;
                     default:
@@ -130,7 +129,7 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
         var bytes = content.Ciphertext.Sealed.Length;
         foreach (var memberId in content.Recipients)
         {
-            if (!_pnes.TryGetValue(memberId, out var pne))
+            if (_pn.Pne(memberId) is not { } pne)
             {
                 _log.Info("{0} content: {1} is not behind this PN GW; delivery {2} skips it", _identity.DeviceId, memberId,
                     content.DeliveryId);
@@ -166,7 +165,7 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
     private void OnPost(PostFromPne from)
     {
         var post = from.Post;
-        if (_server is null)
+        if (_pn.Server is not { } server)
         {
             _link.Send(Sender, new ContentRejected(post.DeliveryId, DeliveryError.NoKey, $"{_identity.DeviceId} is not registered"));
             return;
@@ -177,7 +176,7 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
         usage.Sessions++;
         usage.BytesUp += post.Ciphertext.Sealed.Length;
         // Relayed unchanged: the server checks the PNE's own signature; its answer goes straight back to the PNE.
-        _server.Delivery.Forward(from.Envelope);
+        server.Delivery.Forward(from.Envelope);
     }
 
     private Usage UsageOf(string deviceId, string serviceId, string groupId)
@@ -208,9 +207,9 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
 
     private void SendUnacknowledged()
     {
-        if (_server is null)
+        if (_pn.Server is not { } server)
             return;
         foreach (var report in _unacknowledged.Values)
-            _link.Send(_server.Usage, report);
+            _link.Send(server.Usage, report);
     }
 }

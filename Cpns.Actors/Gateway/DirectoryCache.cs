@@ -25,11 +25,9 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
     private readonly EntityIdentity _identity;
     private readonly SecureLink _link;
     private readonly DirectoryIndex _shard = new();
-    private readonly HashSet<string> _pnes = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
+    private readonly PnView _pn = new();
     private readonly Dictionary<string, Cached> _cache = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (string Key, SearchServices Query, IActorRef ReplyTo)> _asked = new();
-    private ServerEndpoints? _server;
     private long _nextRequestId;
 
     public DirectoryCache(EntityIdentity identity, CpnsSettings settings) : base(settings)
@@ -54,14 +52,10 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
         switch (message)
         {
             case SnapshotOffer { Snapshot: DirectorySnapshot snapshot }:
-                foreach (var stored in snapshot.Services)
-                    _shard.Put(stored.Description, stored.Version, stored.ExpiresAtMs);
+                _shard.Apply(snapshot);
                 break;
-            case ServiceStoredEvent stored:
-                _shard.Put(stored.Description, stored.Version, stored.ExpiresAtMs);
-                break;
-            case ServiceRemovedEvent removed:
-                _shard.Remove(removed.ServiceId);
+            case ICpnsEvent @event:
+                _shard.Apply(@event);
                 break;
             case RecoveryCompleted:
                 Timers.StartPeriodicTimer(Sweep.Instance, Sweep.Instance, Settings.CleanerInterval);
@@ -73,28 +67,13 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case ServerAttached attached:
-                _server = attached.Server;
-                _link.Guard.Trust(attached.Server.ServerId, attached.Server.Keys.Signing);
-                break;
-            case PneAttached attached:
-                _pnes.Add(attached.DeviceId);
-                _link.Guard.Trust(attached.DeviceId, attached.Keys.Signing);
-                break;
-            case PneDetached detached:
-                _pnes.Remove(detached.DeviceId);
-                _link.Guard.Forget(detached.DeviceId);
-                break;
-            case PneReachability reachability:
-                if (reachability.Reachable)
-                    _unreachable.Remove(reachability.DeviceId);
-                else
-                    _unreachable.Add(reachability.DeviceId);
+            case ServerAttached or PneAttached or PneDetached or PneReachability:
+                _pn.Apply(message, _link.Guard);
                 break;
             case SignedEnvelope envelope:
                 if (_link.TryOpen(envelope, out var inner, out var senderId))
                 {
-                    if (senderId == _server?.ServerId)
+                    if (_pn.IsFromServer(senderId))
                         OnFromServer(inner);
                     else
                         OnFromPne(inner, senderId);
@@ -104,7 +83,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             case Sweep:
                 var expired = _shard.Expired(NowMs, Settings.CleanerBatch);
                 if (expired.Count > 0)
-                    PersistAll(expired.Select(id => new ServiceRemovedEvent(id, Expired: true)), e => _shard.Remove(e.ServiceId));
+                    PersistAll(expired.Select(id => new ServiceRemovedEvent(id, Expired: true)), e => _shard.Apply(e));
                 foreach (var stale in _cache.Where(kv => kv.Value.ExpiresAtMs <= NowMs).Select(kv => kv.Key).ToList())
                     _cache.Remove(stale);
                 break;
@@ -117,7 +96,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
 
     private void OnFromPne(object message, string senderId)
     {
-        if (message is not SearchServices query || query.ConsumerId != senderId || !_pnes.Contains(senderId))
+        if (message is not SearchServices query || query.ConsumerId != senderId || !_pn.IsAttached(senderId))
         {
             Log.Warning("{0}: directory: unexpected {1} from {2}", _identity.DeviceId, message.GetType().Name, senderId);
             return;
@@ -130,7 +109,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (_server is null)
+        if (_pn.Server is not { } server)
         {
             _link.Send(Sender, new SearchRejected(query.ConsumerId, DirectoryError.Unavailable, "the server is not reachable now", query.RequestId));
             return;
@@ -138,7 +117,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
 
         var requestId = ++_nextRequestId;
         _asked[requestId] = (key, query, Sender);
-        _link.Send(_server.Directory, query with { RequestId = requestId });
+        _link.Send(server.Directory, query with { RequestId = requestId });
     }
 
     private void OnFromServer(object message)
@@ -155,7 +134,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             case ShardStore store:
                 Persist(new ServiceStoredEvent(store.Description, store.Version, store.ExpiresAtMs), e =>
                 {
-                    _shard.Put(e.Description, e.Version, e.ExpiresAtMs);
+                    _shard.Apply(e);
                     _link.Send(Sender, new ShardStored(e.Description.ServiceId, e.Version, e.ExpiresAtMs));
                     SnapshotIfDue();
                 });
@@ -170,14 +149,14 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
 
                 Persist(new ServiceRemovedEvent(remove.ServiceId, Expired: false), e =>
                 {
-                    _shard.Remove(e.ServiceId);
+                    _shard.Apply(e);
                     _link.Send(Sender, new ShardRemoved(e.ServiceId, Found: true));
                 });
                 break;
             case ShardSearch search:
-                string? GatewayOf(string offerer) => _pnes.Contains(offerer) || offerer == _identity.DeviceId ? _identity.DeviceId : null;
+                string? GatewayOf(string offerer) => _pn.IsAttached(offerer) || offerer == _identity.DeviceId ? _identity.DeviceId : null;
                 _link.Send(Sender, new ShardResults(search.RequestId, _identity.DeviceId,
-                    _shard.Search(search.Query, search.Context, NowMs, GatewayOf, _unreachable.Contains)));
+                    _shard.Search(search.Query, search.Context, NowMs, GatewayOf, id => !_pn.IsReachable(id))));
                 break;
             default:
                 Log.Warning("{0}: directory: unexpected {1} from the server", _identity.DeviceId, message.GetType().Name);

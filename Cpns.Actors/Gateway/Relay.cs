@@ -24,12 +24,10 @@ public sealed class Relay : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly ManagementTree _tree;
-    private readonly Dictionary<string, PneAttached> _pnes = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
+    private readonly PnView _pn = new();
     private readonly Dictionary<string, CapabilityReport> _cache = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Octets> _announcedHash = new(StringComparer.Ordinal);
     private readonly Dictionary<long, Relayed> _relayed = new();
-    private string? _serverId;
     private long _nextRelayId;
     private long _capabilitiesRelayed;
     private long _capabilitiesFromCache;
@@ -57,24 +55,12 @@ public sealed class Relay : UntypedActor, IWithTimers
     {
         switch (message)
         {
-            case ServerAttached attached:
-                _serverId = attached.Server.ServerId;
-                _link.Guard.Trust(attached.Server.ServerId, attached.Server.Keys.Signing);
-                break;
-            case PneAttached attached:
-                _pnes[attached.DeviceId] = attached;
-                _link.Guard.Trust(attached.DeviceId, attached.Keys.Signing);
-                break;
             case PneDetached detached:
-                _pnes.Remove(detached.DeviceId);
+                _pn.Apply(detached, _link.Guard);
                 _cache.Remove(detached.DeviceId);
-                _link.Guard.Forget(detached.DeviceId);
                 break;
-            case PneReachability reachability:
-                if (reachability.Reachable)
-                    _unreachable.Remove(reachability.DeviceId);
-                else
-                    _unreachable.Add(reachability.DeviceId);
+            case ServerAttached or PneAttached or PneReachability:
+                _pn.Apply(message, _link.Guard);
                 break;
             case CapabilityHashSeen seen:
                 _announcedHash[seen.DeviceId] = seen.Hash;
@@ -82,7 +68,7 @@ public sealed class Relay : UntypedActor, IWithTimers
             case SignedEnvelope envelope:
                 if (_link.TryOpen(envelope, out var inner, out var senderId))
                 {
-                    if (senderId == _serverId)
+                    if (_pn.IsFromServer(senderId))
                         OnFromServer(inner);
                     else
                         OnFromPne(inner, senderId);
@@ -128,7 +114,7 @@ public sealed class Relay : UntypedActor, IWithTimers
 
     private void OnCapabilityQuery(CapabilityQuery query)
     {
-        if (!_pnes.TryGetValue(query.DeviceId, out var pne))
+        if (_pn.Pne(query.DeviceId) is not { } pne)
         {
             _link.Send(Sender, new CapabilityQueryFailed(query.RequestId, query.DeviceId, $"{query.DeviceId} is not attached here"));
             return;
@@ -143,7 +129,7 @@ public sealed class Relay : UntypedActor, IWithTimers
             return;
         }
 
-        if (_unreachable.Contains(query.DeviceId))
+        if (!_pn.IsReachable(query.DeviceId))
         {
             _link.Send(Sender, new CapabilityQueryFailed(query.RequestId, query.DeviceId, $"{query.DeviceId} cannot be reached now"));
             return;
@@ -155,7 +141,7 @@ public sealed class Relay : UntypedActor, IWithTimers
 
     private void OnDmRequest(DmRequest request)
     {
-        if (!_pnes.TryGetValue(request.DeviceId, out var pne) || _unreachable.Contains(request.DeviceId))
+        if (_pn.Pne(request.DeviceId) is not { } pne || !_pn.IsReachable(request.DeviceId))
         {
             _link.Send(Sender, new DmResponse(request.RequestId, request.DeviceId, DmStatus.Unreachable, null,
                 $"{request.DeviceId} cannot be reached through {_identity.DeviceId} now"));

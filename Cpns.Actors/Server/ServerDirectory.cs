@@ -76,7 +76,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         {
             case SnapshotOffer { Snapshot: DirectorySnapshot snapshot }:
                 foreach (var stored in snapshot.Services)
-                    Apply(stored);
+                    Apply(stored); // each one also sets the service's highest version
                 break;
             case ICpnsEvent @event:
                 Apply(@event);
@@ -89,16 +89,9 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
     private void Apply(ICpnsEvent @event)
     {
-        switch (@event)
-        {
-            case ServiceStoredEvent stored:
-                _index.Put(stored.Description, stored.Version, stored.ExpiresAtMs);
-                _versions[stored.Description.ServiceId] = Math.Max(_versions.GetValueOrDefault(stored.Description.ServiceId), stored.Version);
-                break;
-            case ServiceRemovedEvent removed:
-                _index.Remove(removed.ServiceId);
-                break;
-        }
+        _index.Apply(@event);
+        if (@event is ServiceStoredEvent stored)
+            _versions[stored.Description.ServiceId] = Math.Max(_versions.GetValueOrDefault(stored.Description.ServiceId), stored.Version);
     }
 
     protected override void OnCommand(object message)
