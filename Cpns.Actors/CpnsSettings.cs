@@ -62,6 +62,9 @@ public sealed record CpnsSettings
         var unitBytes = c.GetLong("charging.unit-bytes");
         if (unitBytes <= 0)
             throw new ConfigurationException("cpns.charging.unit-bytes must be positive");
+        var lkhThreshold = c.GetInt("keys.lkh-threshold");
+        if (lkhThreshold < 0)
+            throw new ConfigurationException($"cpns.keys.lkh-threshold is a number of PN GWs (0 or more), not {lkhThreshold}");
         var rates = new Dictionary<string, decimal>(StringComparer.Ordinal);
         if (c.HasPath("charging.rates"))
             foreach (var (serviceId, _) in c.GetConfig("charging.rates").AsEnumerable())
@@ -113,7 +116,7 @@ public sealed record CpnsSettings
             ChargingRates = rates,
             CredentialValidity = c.GetTimeSpan("security.credential-validity"),
             AuthenticationTimeout = c.GetTimeSpan("security.authentication-timeout"),
-            LkhThreshold = c.GetInt("keys.lkh-threshold"),
+            LkhThreshold = lkhThreshold,
             JournalPlugin = c.GetString("persistence.journal-plugin", ""),
             SnapshotPlugin = c.GetString("persistence.snapshot-plugin", ""),
             SnapshotEvery = c.GetInt("persistence.snapshot-every"),

@@ -175,6 +175,16 @@ public sealed class GroupKeyManager : CpnsPersistentActor
             return;
         }
 
+        if (push.Broadcast is { } broadcast && broadcast.Epoch == push.Epoch && broadcast.KeyCheck == epoch.KeyCheck)
+        {
+            var sealedBroadcast = _link.Seal(broadcast);
+            foreach (var target in push.BroadcastTargets ?? [])
+                FlowTrace.Send(Context, target.GatewayCskmf, sealedBroadcast, _groupId, push.Epoch, 8, FlowKind.Push,
+                    FlowLeg.ServerToGateway);
+        }
+
+        if (push.Targets.Count == 0)
+            return;
         var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
         try
         {
@@ -182,7 +192,8 @@ public sealed class GroupKeyManager : CpnsPersistentActor
             {
                 var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
                 var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
-                    key.WrapUnder(pairwise, target.GatewayId), key.KeyCheck, target.LocalMembers, push.Announcement);
+                    key.WrapUnder(pairwise, target.GatewayId), key.KeyCheck, target.LocalMembers, push.Announcement,
+                    push.Paths?.GetValueOrDefault(target.GatewayId));
                 FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
                     FlowLeg.ServerToGateway);
             }

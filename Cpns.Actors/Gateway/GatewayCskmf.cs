@@ -8,7 +8,8 @@ namespace Cpns.Actors.Gateway;
 /// <summary>
 /// A PN GW's CSKMF: holds the group keys of the groups its PN takes part in, and continues the key flows into
 /// the PN — it pushes each new epoch to the PNE members (push), or answers their signed requests (pull),
-/// wrapping the key for each PNE alone; PNEs acknowledge what they installed.
+/// wrapping the key for each PNE alone; PNEs acknowledge what they installed. For a large push group it is a leaf of
+/// the server's logical key hierarchy: it holds its path keys and follows each rekey broadcast to the new group key.
 /// </summary>
 public sealed class GatewayCskmf : KeyHolder
 {
@@ -16,8 +17,13 @@ public sealed class GatewayCskmf : KeyHolder
 
     // Pushing into the PN waits for both the key (push step 8 from the server) and the SMF's go-ahead, which it
     // gives once its step-7 notices to the PNE members are out, so every PNE hears 7 before 8.
-    private readonly Dictionary<string, (GroupKeyDelivery Delivery, GroupKey Key)> _awaitingRelease = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> _released = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, InstalledKey> _awaitingRelease = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ExpectGroupKey> _released = new(StringComparer.Ordinal);
+
+    // LKH groups: this PN GW's place in each tree; keys from a broadcast waiting for the SMF to name their local
+    // members (the broadcast is the same for every PN GW, so it names none).
+    private readonly Dictionary<string, LkhMember> _trees = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (GroupKey Key, EpochAnnouncement Announcement)> _unplaced = new(StringComparer.Ordinal);
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private ServerEndpoints? _server;
     private readonly DownlinkQueues _downlink;
@@ -61,6 +67,9 @@ public sealed class GatewayCskmf : KeyHolder
                     SendDown(target, Link.Seal(WrapFor(held.Key, target, DeliveryMode.Push, held.Announcement)), deliver.GroupId,
                         held.Key.Epoch);
                 break;
+            case ExportLkhPath export:
+                ExportPath(export);
+                break;
             case GetKeyAcks query:
                 var current = Ring.Current(query.GroupId);
                 var acked = current is null ? [] : _acks.GetValueOrDefault((query.GroupId, current.Key.Epoch)) ?? [];
@@ -83,6 +92,9 @@ public sealed class GatewayCskmf : KeyHolder
             case GroupKeyRequest request:
                 ServePneRequest(request, senderId);
                 break;
+            case GroupRekeyBroadcast broadcast:
+                OnBroadcast(broadcast, senderId);
+                break;
             case GroupKeyAck ack when ack.HolderId == senderId:
                 if (!_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked))
                     _acks[(ack.GroupId, ack.Epoch)] = acked = new HashSet<string>(StringComparer.Ordinal);
@@ -94,10 +106,10 @@ public sealed class GatewayCskmf : KeyHolder
         }
     }
 
-    protected override void Acknowledge(GroupKeyDelivery delivery)
+    protected override void Acknowledge(string groupId, long epoch)
     {
         if (_server is not null)
-            Link.Send(_server.Cskmf, new GroupKeyAck(delivery.GroupId, delivery.Epoch, Identity.DeviceId));
+            Link.Send(_server.Cskmf, new GroupKeyAck(groupId, epoch, Identity.DeviceId));
     }
 
     protected override void OnExpect(ExpectGroupKey release)
@@ -105,45 +117,152 @@ public sealed class GatewayCskmf : KeyHolder
         if (_awaitingRelease.TryGetValue(release.GroupId, out var waiting) && waiting.Key.Epoch == release.Epoch)
         {
             _awaitingRelease.Remove(release.GroupId);
-            PushIntoPn(waiting.Delivery, waiting.Key);
+            PushIntoPn(waiting);
+            return;
         }
-        else
+
+        _released[release.GroupId] = release;
+        if (_unplaced.TryGetValue(release.GroupId, out var parked) && parked.Key.Epoch == release.Epoch)
         {
-            _released[release.GroupId] = release.Epoch;
+            _unplaced.Remove(release.GroupId);
+            InstallKey(new InstalledKey(parked.Key, DeliveryMode.Push, release.LocalMembers ?? [], parked.Announcement, Pulled: false));
         }
     }
 
-    protected override void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled)
+    protected override void OnInstalled(InstalledKey installed)
     {
+        var key = installed.Key;
         foreach (var stale in _acks.Keys.Where(k => k.GroupId == key.GroupId && k.Epoch < key.Epoch - 1).ToList())
             _acks.Remove(stale);
-        var selfIsMember = delivery.LocalMembers.Contains(Identity.DeviceId);
-        if (selfIsMember)
-            PublishInstalled(key, pulled, isMember: true);
+        if (installed.LocalMembers.Contains(Identity.DeviceId))
+            PublishInstalled(key, installed.Pulled, isMember: true);
 
-        if (pulled)
+        if (installed.Pulled)
         {
             FlowTrace.Send(Context, Smf, new GroupKeyAvailable(key.GroupId, key.Epoch), key.GroupId, key.Epoch, 11,
                 FlowKind.Pull, FlowLeg.ServerToGateway);
-            if (delivery.Mode == DeliveryMode.Pull)
+            if (installed.Mode == DeliveryMode.Pull)
                 return;
         }
 
-        if (_released.TryGetValue(key.GroupId, out var released) && released == key.Epoch)
+        if (_released.TryGetValue(key.GroupId, out var released) && released.Epoch == key.Epoch)
         {
             _released.Remove(key.GroupId);
-            PushIntoPn(delivery, key);
+            PushIntoPn(installed);
         }
         else
         {
-            _awaitingRelease[key.GroupId] = (delivery, key);
+            _awaitingRelease[key.GroupId] = installed;
         }
     }
 
-    /// <summary>Push continues into the PN: step 8 to every PNE member reached through this PN GW.</summary>
-    private void PushIntoPn(GroupKeyDelivery delivery, GroupKey key)
+    /// <summary>
+    /// Push step 8 of an LKH group: the broadcast is followed from the tree this PN GW holds to the new one, whose root
+    /// opens the epoch's key. One that cannot be followed (this PN GW missed a rekey, or is no leaf) is counted and
+    /// pulled instead; nothing held changes.
+    /// </summary>
+    private void OnBroadcast(GroupRekeyBroadcast broadcast, string senderId)
     {
-        foreach (var member in delivery.LocalMembers)
+        var (groupId, epoch) = (broadcast.GroupId, broadcast.Epoch);
+        var problem = broadcast.WrapperId != senderId || !IsWrapper(senderId)
+            ? $"sent by {senderId}, who may not give keys here"
+            : AnnouncementProblem(groupId, epoch, broadcast.KeyCheck, broadcast.Announcement);
+        if (problem is not null)
+        {
+            CountKeyRefusal("RekeyNotVouched");
+            Log.Warning("{0}: LKH rekey {1}#{2} dropped: {3}", Identity.DeviceId, groupId, epoch, problem);
+            return;
+        }
+
+        if (Holds(groupId, epoch))
+            return;
+        var pairwise = WrapperKey(senderId)!;
+        var member = _trees.GetValueOrDefault(groupId) ?? new LkhMember(groupId, Identity.DeviceId);
+        GroupKey? key = null;
+        var followed = member.Follow(broadcast.BaseTreeEpoch, broadcast.TreeEpoch, broadcast.Steps,
+            () => LkhCrypto.LeafKey(pairwise, groupId, Identity.DeviceId, epoch), root =>
+            {
+                key = GroupKey.Unwrap(root, broadcast.KeyUnderRoot, groupId, epoch, LkhCrypto.RootRecipient);
+                if (key is not null && key.KeyCheck == broadcast.KeyCheck)
+                    return true;
+                key?.Destroy();
+                key = null;
+                return false;
+            });
+        if (!followed || key is null)
+        {
+            CountKeyRefusal("RekeyNotFollowed");
+            Log.Info("{0}: cannot follow the LKH rekey of {1}#{2} (it holds the tree of epoch {3}, the rekey starts from {4}, " +
+                     "or its wraps do not open); pulling", Identity.DeviceId, groupId, epoch, member.TreeEpoch, broadcast.BaseTreeEpoch);
+            Smf.Tell(new GroupKeyMissing(groupId, epoch), Self);
+            return;
+        }
+
+        _trees[groupId] = member;
+        if (_released.TryGetValue(groupId, out var release) && release.Epoch == epoch)
+        {
+            InstallKey(new InstalledKey(key, DeliveryMode.Push, release.LocalMembers ?? [], broadcast.Announcement, Pulled: false));
+            return;
+        }
+
+        if (_unplaced.Remove(groupId, out var superseded))
+            superseded.Key.Destroy();
+        _unplaced[groupId] = (key, broadcast.Announcement);
+    }
+
+    /// <summary>A key wrapped for this PN GW alone came with its LKH path: from now on it follows the broadcasts.</summary>
+    protected override void OnPath(GroupKeyDelivery delivery, byte[] pairwiseKey)
+    {
+        var path = delivery.Path!;
+        var keys = path.Open(pairwiseKey, delivery.GroupId, Identity.DeviceId);
+        if (keys is null)
+        {
+            CountKeyRefusal("PathNotOpened");
+            Log.Warning("{0}: the LKH path for {1}#{2} does not open; it will pull the next rekey", Identity.DeviceId,
+                delivery.GroupId, delivery.Epoch);
+            return;
+        }
+
+        if (_trees.TryGetValue(delivery.GroupId, out var held) && held.InTree && held.TreeEpoch > path.TreeEpoch)
+            return;
+        var member = new LkhMember(delivery.GroupId, Identity.DeviceId);
+        member.Refresh(path.TreeEpoch, path.Position, path.Size, keys);
+        held?.Forget();
+        _trees[delivery.GroupId] = member;
+    }
+
+    protected override void OnDropped(DropGroupKeys drop)
+    {
+        if (_trees.Remove(drop.GroupId, out var member))
+            member.Forget();
+        if (_unplaced.Remove(drop.GroupId, out var parked))
+            parked.Key.Destroy();
+    }
+
+    private void ExportPath(ExportLkhPath export)
+    {
+        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
+        {
+            Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotAuthorized, "key export is off"));
+            return;
+        }
+
+        if (!_trees.TryGetValue(export.GroupId, out var member) || !member.InTree)
+        {
+            Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotMember, $"{Identity.DeviceId} holds no LKH path of {export.GroupId}"));
+            return;
+        }
+
+        var pairwise = Pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey);
+        Sender.Tell(new ExportedLkhPath(export.GroupId, Identity.DeviceId, Identity.DeviceId, Identity.PublicKeys.Agreement,
+            LkhPath.Seal(pairwise, export.GroupId, export.RecipientId, member.TreeEpoch, member.Position, member.Size, member.HeldKeys)));
+    }
+
+    /// <summary>Push continues into the PN: step 8 to every PNE member reached through this PN GW.</summary>
+    private void PushIntoPn(InstalledKey installed)
+    {
+        var key = installed.Key;
+        foreach (var member in installed.LocalMembers)
         {
             if (member == Identity.DeviceId)
                 continue;
@@ -153,7 +272,7 @@ public sealed class GatewayCskmf : KeyHolder
                 continue;
             }
 
-            SendDown(pne, Link.Seal(WrapFor(key, pne, delivery.Mode, delivery.Announcement)), key.GroupId, key.Epoch);
+            SendDown(pne, Link.Seal(WrapFor(key, pne, installed.Mode, installed.Announcement)), key.GroupId, key.Epoch);
         }
     }
 

@@ -29,6 +29,11 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, LocalGroupState> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PneEndpoints> _pnes = new(StringComparer.Ordinal);
+
+    // A pushed epoch the CSKMF reported missing is pulled once (the CSKMF may report it twice: when a rekey broadcast
+    // cannot be followed, and when the push is overdue); one reported before its notice came is pulled when it comes.
+    private readonly Dictionary<string, long> _fallbackPulled = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _missingAhead = new(StringComparer.Ordinal);
     private readonly SecureLink _link;
     private readonly CpnsSettings _settings;
     private readonly DownlinkQueues _downlink;
@@ -104,8 +109,9 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                 break;
             case GroupKeyMissing missing:
                 if (_groups.TryGetValue(missing.GroupId, out var waiting) && waiting.Epoch == missing.Epoch)
-                    FlowTrace.Send(Context, _seca, new AcquireGroupKey(missing.GroupId, missing.Epoch, waiting.KeyLocation),
-                        missing.GroupId, missing.Epoch, 8, FlowKind.Pull, FlowLeg.ServerToGateway);
+                    PullMissing(missing.GroupId, waiting);
+                else if (waiting is null || waiting.Epoch < missing.Epoch)
+                    _missingAhead[missing.GroupId] = missing.Epoch;
                 break;
             case GetLocalGroups:
                 Sender.Tell(new LocalGroups(_gatewayId, _groups
@@ -151,10 +157,25 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         group.KeyLocation = notice.KeyLocation;
 
         if (notice.Mode == DeliveryMode.Pull)
+        {
             FlowTrace.Send(Context, _seca, new AcquireGroupKey(notice.GroupId, notice.Epoch, notice.KeyLocation),
                 notice.GroupId, notice.Epoch, 8, FlowKind.Pull, FlowLeg.ServerToGateway);
-        else
-            ScheduleFanOut(notice.GroupId, group);
+            return;
+        }
+
+        if (_missingAhead.Remove(notice.GroupId, out var missing) && missing == notice.Epoch)
+            PullMissing(notice.GroupId, group);
+        ScheduleFanOut(notice.GroupId, group);
+    }
+
+    /// <summary>A pushed epoch that did not come (or could not be followed) is pulled instead, once.</summary>
+    private void PullMissing(string groupId, LocalGroupState group)
+    {
+        if (_fallbackPulled.TryGetValue(groupId, out var pulled) && pulled == group.Epoch)
+            return;
+        _fallbackPulled[groupId] = group.Epoch;
+        FlowTrace.Send(Context, _seca, new AcquireGroupKey(groupId, group.Epoch, group.KeyLocation), groupId, group.Epoch, 8,
+            FlowKind.Pull, FlowLeg.ServerToGateway);
     }
 
     /// <summary>
@@ -173,7 +194,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     {
         NotifyPneMembers(groupId, group);
         if (group.Mode == DeliveryMode.Push)
-            _cskmf.Tell(new ExpectGroupKey(groupId, group.Epoch));
+            _cskmf.Tell(new ExpectGroupKey(groupId, group.Epoch, group.LocalMembers));
     }
 
     /// <summary>Pull: once this PN GW holds the key, its PNE members are told where to pull it from.</summary>

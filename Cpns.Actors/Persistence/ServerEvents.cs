@@ -103,12 +103,43 @@ public sealed record GroupEpochIssuedEvent(
     Octets KeyCheck,
     EpochAnnouncement Announcement,
     IReadOnlyList<KeyDeliveryTarget> Targets,
-    long IssuedAtMs) : ICpnsEvent;
+    long IssuedAtMs,
+    LkhEpochRecord? Lkh = null) : ICpnsEvent;
 
 public sealed record GroupKeysRevokedEvent(string GroupId, long FinalEpoch) : ICpnsEvent;
 
-public sealed record CskmfSnapshot(IReadOnlyList<GroupEpochIssuedEvent> LiveEpochs, IReadOnlyList<GroupKeysRevokedEvent> Revoked)
-    : ICpnsEvent;
+public sealed record CskmfSnapshot(
+    IReadOnlyList<GroupEpochIssuedEvent> LiveEpochs,
+    IReadOnlyList<GroupKeysRevokedEvent> Revoked,
+    IReadOnlyList<LkhTreeSnapshot>? Trees = null) : ICpnsEvent;
+
+// ---- The logical key hierarchy of a large push group (key material only sealed under the KEK) ----
+
+/// <summary>A PN GW that entered a group's tree: the agreement key its leaf key comes from, and that leaf key.</summary>
+public sealed record LkhLeafRecord(string MemberId, Octets AgreementKey, Octets LeafKeyUnderKek) : ICpnsMessage;
+
+public sealed record LkhNodeKeyRecord(int Node, Octets KeyUnderKek) : ICpnsMessage;
+
+/// <summary>
+/// What one epoch did to its group's tree: rebuilt it (<paramref name="Joined"/> at leaves n … 2n−1, in order), or
+/// took <paramref name="Left"/> out and put <paramref name="Joined"/> in, one step each (<paramref name="Steps"/>, the
+/// public rekey messages). <paramref name="NodeKeys"/> are the internal nodes' keys it made, as they ended up;
+/// <paramref name="KeyUnderRoot"/> is the epoch's group key wrapped under the new root.
+/// </summary>
+public sealed record LkhEpochRecord(
+    long BaseTreeEpoch,
+    long TreeEpoch,
+    bool Rebuilt,
+    IReadOnlyList<string> Left,
+    IReadOnlyList<LkhLeafRecord> Joined,
+    IReadOnlyList<LkhNodeKeyRecord> NodeKeys,
+    IReadOnlyList<LkhRekey> Steps,
+    Octets KeyUnderRoot) : ICpnsMessage;
+
+public sealed record LkhLeafSnapshot(string MemberId, int Position, Octets AgreementKey, Octets LeafKeyUnderKek) : ICpnsMessage;
+
+public sealed record LkhTreeSnapshot(string GroupId, long TreeEpoch, IReadOnlyList<LkhLeafSnapshot> Leaves,
+    IReadOnlyList<LkhNodeKeyRecord> Nodes) : ICpnsMessage;
 
 // ---- Metadata Directory (central, or a PN GW's part of a distributed one) ----
 

@@ -30,14 +30,15 @@ public sealed class PneCskmf : KeyHolder
         }
     }
 
-    protected override void Acknowledge(GroupKeyDelivery delivery)
+    protected override void Acknowledge(string groupId, long epoch)
     {
         if (_gateway is not null)
-            Link.Send(_gateway.Cskmf, new GroupKeyAck(delivery.GroupId, delivery.Epoch, Identity.DeviceId));
+            Link.Send(_gateway.Cskmf, new GroupKeyAck(groupId, epoch, Identity.DeviceId));
     }
 
-    protected override void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled)
+    protected override void OnInstalled(InstalledKey installed)
     {
+        var (key, pulled) = (installed.Key, installed.Pulled);
         PublishInstalled(key, pulled, isMember: true);
         if (pulled)
             FlowTrace.Send(Context, Smf, new GroupKeyAvailable(key.GroupId, key.Epoch), key.GroupId, key.Epoch, 11,

@@ -25,9 +25,21 @@ public enum GkmRefusal
 
 public sealed record GkmKeyRefused(string GroupId, long Epoch, GkmRefusal Reason, long LastEpoch, string Detail) : ICpnsMessage, IWithGroupId;
 
-/// <summary>Push step 8 (distributed): the Group Key Manager delivers the epoch directly to these PN GWs.</summary>
-public sealed record GkmPush(string GroupId, long Epoch, DeliveryMode Mode, EpochAnnouncement Announcement,
-    IReadOnlyList<KeyDeliveryTarget> Targets) : ICpnsMessage, IWithGroupId;
+/// <summary>
+/// Push step 8 (distributed): the Group Key Manager delivers the epoch directly — wrapped for each of
+/// <paramref name="Targets"/> alone (with the LKH path the registry keeps for it, if any, from <paramref name="Paths"/>),
+/// and, for a group keyed through a logical key hierarchy, <paramref name="Broadcast"/> signed once to every one of
+/// <paramref name="BroadcastTargets"/>.
+/// </summary>
+public sealed record GkmPush(
+    string GroupId,
+    long Epoch,
+    DeliveryMode Mode,
+    EpochAnnouncement Announcement,
+    IReadOnlyList<KeyDeliveryTarget> Targets,
+    IReadOnlyDictionary<string, LkhPath>? Paths = null,
+    GroupRekeyBroadcast? Broadcast = null,
+    IReadOnlyList<KeyDeliveryTarget>? BroadcastTargets = null) : ICpnsMessage, IWithGroupId;
 
 /// <summary>Revocation (distributed): the group was deleted; its Group Key Manager destroys every key it holds.</summary>
 public sealed record GkmRevoke(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;

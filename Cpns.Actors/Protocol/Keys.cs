@@ -77,7 +77,9 @@ public sealed record DeliverToPne(string GroupId, string DeviceId) : ICpnsMessag
 /// SMF → CSKMF of a PN GW or PNE, push mode: the step-7 notices are out and this epoch should be pushed here;
 /// a PN GW then carries it on into its PN. If it does not come in time the CSKMF reports it missing.
 /// </summary>
-public sealed record ExpectGroupKey(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+/// <paramref name="LocalMembers"/> (at a PN GW): the group's members in its PN at this epoch, as the notice named them —
+/// a key that arrives in a rekey broadcast names none, so it waits for them here.
+public sealed record ExpectGroupKey(string GroupId, long Epoch, IReadOnlyList<string>? LocalMembers = null) : ICpnsMessage, IWithGroupId;
 
 /// <summary>CSKMF → SMF of the same entity: a pushed epoch did not arrive; the SMF has the SECA pull it.</summary>
 public sealed record GroupKeyMissing(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
@@ -101,6 +103,25 @@ public sealed record GroupKeyDelivery(
     Octets WrappedKey,
     Octets KeyCheck,
     IReadOnlyList<string> LocalMembers,
+    EpochAnnouncement Announcement,
+    LkhPath? Path = null) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// Push step 8 for a group keyed through a logical key hierarchy: the same message, signed once, goes to every PN GW
+/// in the group's tree. Each follows <paramref name="Steps"/> from the tree of <paramref name="BaseTreeEpoch"/> to that
+/// of <paramref name="TreeEpoch"/> (a PN GW that joins enters by its own step, with the leaf key its pairwise key
+/// with the key manager gives for this epoch), and opens the epoch's group key under the new root key. A PN GW that
+/// cannot follow (it missed a broadcast) pulls the key, and its path with it. O(log n) bytes per membership change.
+/// </summary>
+public sealed record GroupRekeyBroadcast(
+    string GroupId,
+    long Epoch,
+    string WrapperId,
+    long BaseTreeEpoch,
+    long TreeEpoch,
+    IReadOnlyList<LkhRekey> Steps,
+    Octets KeyUnderRoot,
+    Octets KeyCheck,
     EpochAnnouncement Announcement) : ICpnsMessage, IWithGroupId;
 
 /// <summary>
@@ -182,6 +203,42 @@ public sealed record HeldGroupKey(
 /// </summary>
 public sealed record ExportGroupKey(string GroupId, long Epoch, string RecipientId, Octets RecipientAgreementKey)
     : ICpnsMessage, IWithGroupId;
+
+/// <summary>Asks the server's CSKMF for a group's LKH tree as it stands (sizes and positions; no key material).</summary>
+public sealed record GetLkhState(string GroupId) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// A group's LKH tree (0 members when the group is keyed per PN GW), and the rekey broadcast of its current epoch, if
+/// the epoch changed the tree by joins and leaves (it is public: it goes to every PN GW as it is).
+/// </summary>
+public sealed record LkhState(string GroupId, long TreeEpoch, int Members, IReadOnlyDictionary<string, int> Positions,
+    GroupRekeyBroadcast? CurrentRekey = null) : ICpnsMessage, IWithGroupId;
+
+/// <summary>
+/// Asks the server's CSKMF for the LKH path it keeps for <paramref name="MemberId"/>, or a PN GW's CSKMF for the path
+/// it holds, sealed for an operator's X25519 key (audits, tests); only where <c>cpns.security.allow-key-export</c> is on.
+/// </summary>
+public sealed record ExportLkhPath(string GroupId, string MemberId, string RecipientId, Octets RecipientAgreementKey)
+    : ICpnsMessage, IWithGroupId;
+
+public sealed record ExportedLkhPath(string GroupId, string MemberId, string ExporterId, Octets ExporterAgreementKey, LkhPath Path)
+    : ICpnsMessage, IWithGroupId;
+
+/// <summary>How the server's CSKMF has delivered keys so far.</summary>
+public sealed record GetKeyDeliveryStats : ICpnsMessage
+{
+    public static readonly GetKeyDeliveryStats Instance = new();
+}
+
+/// <param name="FlatDeliveries">Keys wrapped for one PN GW (pushed or pulled), <paramref name="PathsSent"/> of them with its LKH path.</param>
+/// <param name="Broadcasts">LKH rekey broadcasts made (each signed once), <paramref name="BroadcastCopies"/> sent in all.</param>
+public sealed record KeyDeliveryStats(
+    int LkhGroups,
+    long FlatDeliveries,
+    long PathsSent,
+    long Broadcasts,
+    long BroadcastCopies,
+    long BroadcastBytes) : ICpnsMessage;
 
 public sealed record ExportedGroupKey(
     string GroupId,

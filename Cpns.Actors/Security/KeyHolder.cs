@@ -14,7 +14,12 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 {
     private sealed record PushOverdue(string GroupId, long Epoch) : INoSerializationVerificationNeeded;
 
+    /// <summary>An epoch this holder installed, and how it came.</summary>
+    protected sealed record InstalledKey(GroupKey Key, DeliveryMode Mode, IReadOnlyList<string> LocalMembers,
+        EpochAnnouncement Announcement, bool Pulled);
+
     private readonly Dictionary<string, PublicKeys> _wrappers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _keyRefusals = new(StringComparer.Ordinal);
     private string? _managerId;
     private Octets? _managerSigningKey;
 
@@ -76,6 +81,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 break;
             case DropGroupKeys drop:
                 Ring.Drop(drop.GroupId, drop.UpToEpoch, drop.Revoked);
+                OnDropped(drop);
                 break;
             case GetKeyState query:
                 Sender.Tell(Ring.State(query.GroupId, Identity.DeviceId));
@@ -108,7 +114,11 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
                 break;
             case GetSecurityCounters:
-                Sender.Tell(Link.Counters());
+                var counters = Link.Counters();
+                Sender.Tell(counters with
+                {
+                    Rejections = counters.Rejections.Concat(_keyRefusals).ToDictionary(kv => kv.Key, kv => kv.Value),
+                });
                 break;
             default:
                 OnOther(message);
@@ -129,7 +139,23 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         }
     }
 
-    protected abstract void OnInstalled(GroupKeyDelivery delivery, GroupKey key, bool pulled);
+    protected abstract void OnInstalled(InstalledKey installed);
+
+    /// <summary>A delivery wrapped for this holder alone carried its LKH path (a PN GW of a large push group).</summary>
+    protected virtual void OnPath(GroupKeyDelivery delivery, byte[] pairwiseKey)
+    {
+    }
+
+    protected virtual void OnDropped(DropGroupKeys drop)
+    {
+    }
+
+    /// <summary>Counts a key this holder refused for a reason its envelope guard cannot see (reported with its counters).</summary>
+    protected void CountKeyRefusal(string reason) => _keyRefusals[reason] = _keyRefusals.GetValueOrDefault(reason) + 1;
+
+    /// <summary>The pairwise key with whoever may wrap keys for this holder.</summary>
+    protected byte[]? WrapperKey(string wrapperId) =>
+        _wrappers.TryGetValue(wrapperId, out var keys) ? Pairwise.KeyFor(wrapperId, keys.Agreement) : null;
 
     protected virtual void OnRefused(GroupKeyRefused refused)
     {
@@ -156,7 +182,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             return;
         }
 
-        var pairwise = Pairwise.KeyFor(delivery.WrapperId, _wrappers[delivery.WrapperId].Agreement);
+        var pairwise = WrapperKey(delivery.WrapperId)!;
         var key = GroupKey.Unwrap(pairwise, delivery.WrappedKey, delivery.GroupId, delivery.Epoch, Identity.DeviceId);
         if (key is null || key.KeyCheck != delivery.KeyCheck)
         {
@@ -166,16 +192,26 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             return;
         }
 
-        if (!Ring.Install(key, delivery.LocalMembers, delivery.Announcement, NowMs))
+        if (delivery.Path is not null)
+            OnPath(delivery, pairwise);
+        InstallKey(new InstalledKey(key, delivery.Mode, delivery.LocalMembers, delivery.Announcement, pulled));
+    }
+
+    /// <summary>Installs a key whose announcement was checked, acknowledges it; false if it is already held or too old.</summary>
+    protected bool InstallKey(InstalledKey installed)
+    {
+        var key = installed.Key;
+        if (!Ring.Install(key, installed.LocalMembers, installed.Announcement, NowMs))
         {
             key.Destroy();
-            return;
+            return false;
         }
 
         if (Holds(key.GroupId, key.Epoch))
             Timers.Cancel(("push", key.GroupId));
-        Acknowledge(delivery);
-        OnInstalled(delivery, key, pulled);
+        Acknowledge(key.GroupId, key.Epoch);
+        OnInstalled(installed);
+        return true;
     }
 
     private string? Refusal(GroupKeyDelivery delivery)
@@ -184,16 +220,21 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             return $"addressed to {delivery.RecipientId}";
         if (!_wrappers.ContainsKey(delivery.WrapperId))
             return $"wrapped by {delivery.WrapperId}, who may not give keys here";
-        var announcement = delivery.Announcement;
-        if (announcement.GroupId != delivery.GroupId || announcement.Epoch != delivery.Epoch ||
-            announcement.KeyCheck != delivery.KeyCheck || announcement.ManagerId != _managerId ||
-            _managerSigningKey is null || !announcement.VerifiedBy(_managerSigningKey))
-            return "its epoch announcement is not signed by the group's key manager";
-        return null;
+        return AnnouncementProblem(delivery.GroupId, delivery.Epoch, delivery.KeyCheck, delivery.Announcement);
     }
 
+    /// <summary>Why an epoch's announcement does not vouch for this key, if it does not.</summary>
+    protected string? AnnouncementProblem(string groupId, long epoch, Octets keyCheck, EpochAnnouncement announcement) =>
+        announcement.GroupId != groupId || announcement.Epoch != epoch || announcement.KeyCheck != keyCheck ||
+        announcement.ManagerId != _managerId || _managerSigningKey is null || !announcement.VerifiedBy(_managerSigningKey)
+            ? "its epoch announcement is not signed by the group's key manager"
+            : null;
+
+    /// <summary>True if <paramref name="wrapperId"/> may give keys to this holder.</summary>
+    protected bool IsWrapper(string wrapperId) => _wrappers.ContainsKey(wrapperId);
+
     /// <summary>Tells whoever delivered the key that it is installed (the server for a PN GW, the PN GW for a PNE).</summary>
-    protected abstract void Acknowledge(GroupKeyDelivery delivery);
+    protected abstract void Acknowledge(string groupId, long epoch);
 
     protected void PublishInstalled(GroupKey key, bool pulled, bool isMember) =>
         Context.System.EventStream.Publish(new KeyInstalled(key.GroupId, key.Epoch, Identity.DeviceId,

@@ -47,9 +47,72 @@ public sealed record LkhRekey(string GroupId, long Epoch, int Size, IReadOnlyLis
     }
 }
 
+/// <summary>
+/// One member's whole path in an LKH tree — its leaf key and every ancestor's key, as of the tree of
+/// <paramref name="TreeEpoch"/> — sealed for that member alone under its pairwise key with the key manager. A member
+/// gets it with a key delivered to it alone (when the tree is built, or after it missed a rekey) and can then
+/// follow the rekey broadcasts.
+/// </summary>
+public sealed record LkhPath(long TreeEpoch, int Position, int Size, Octets SealedKeys) : ICpnsMessage
+{
+    private const int EntryBytes = 4 + Aead.KeySize;
+
+    public static LkhPath Seal(ReadOnlySpan<byte> pairwiseKey, string groupId, string recipientId, long treeEpoch, int position,
+        int size, IReadOnlyList<(int Node, byte[] Key)> path)
+    {
+        var plain = new byte[path.Count * EntryBytes];
+        try
+        {
+            for (var i = 0; i < path.Count; i++)
+            {
+                var entry = plain.AsSpan(i * EntryBytes, EntryBytes);
+                BinaryPrimitives.WriteInt32BigEndian(entry, path[i].Node);
+                path[i].Key.CopyTo(entry[4..]);
+            }
+
+            return new LkhPath(treeEpoch, position, size,
+                Aead.Seal(pairwiseKey, plain, Context(groupId, recipientId, treeEpoch, position, size)));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
+    /// <summary>The path's keys, or null if it was not sealed for this recipient and group (or was changed).</summary>
+    public IReadOnlyList<(int Node, byte[] Key)>? Open(ReadOnlySpan<byte> pairwiseKey, string groupId, string recipientId)
+    {
+        var plain = Aead.Open(pairwiseKey, SealedKeys, Context(groupId, recipientId, TreeEpoch, Position, Size));
+        if (plain is null || plain.Length % EntryBytes != 0)
+            return null;
+        try
+        {
+            var path = new List<(int, byte[])>();
+            for (var offset = 0; offset < plain.Length; offset += EntryBytes)
+                path.Add((BinaryPrimitives.ReadInt32BigEndian(plain.AsSpan(offset)), plain.AsSpan(offset + 4, Aead.KeySize).ToArray()));
+            var expected = new List<int>();
+            for (var node = Position; node >= 1; node /= 2)
+                expected.Add(node);
+            return Size >= 1 && Position >= Size && Position <= 2 * Size - 1 && path.Select(p => p.Item1).SequenceEqual(expected)
+                ? path
+                : null;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
+    private static byte[] Context(string groupId, string recipientId, long treeEpoch, int position, int size) =>
+        Encoding.UTF8.GetBytes($"cpns/lkh/path/v1|{groupId}|{recipientId}|{treeEpoch}|{position}|{size}");
+}
+
 /// <summary>Shared rules of the LKH: the wrap's associated data, and the group key an epoch's root key gives.</summary>
 public static class LkhCrypto
 {
+    /// <summary>The group key of an epoch travels wrapped under the tree's root key for this "recipient".</summary>
+    public const string RootRecipient = "lkh-root";
+
     public static byte[] WrapContext(string groupId, long epoch, int node, int under) =>
         Encoding.UTF8.GetBytes($"cpns/lkh/v1|{groupId}|{epoch}|{node}|{under}");
 
@@ -96,6 +159,59 @@ public sealed class LkhTree
         for (var node = _positionOf[memberId]; node >= 1; node /= 2)
             path.Add((node, _keys[node]));
         return path;
+    }
+
+    /// <summary>Every member and its leaf position.</summary>
+    public IEnumerable<(string MemberId, int Position)> Leaves => _positionOf.Select(kv => (kv.Key, kv.Value));
+
+    /// <summary>The key of a node (a leaf's key is its member's leaf key); the caller must not change it.</summary>
+    internal byte[] KeyOf(int node) => _keys[node];
+
+    /// <summary>Replaces the key of an internal node (recovery puts back the keys a rekey made).</summary>
+    internal void SetKey(int node, byte[] key)
+    {
+        if (node < 1 || node >= Count)
+            throw new InvalidOperationException($"node {node} is not an internal node of a tree of {Count}");
+        if (_keys.Remove(node, out var old))
+            CryptographicOperations.ZeroMemory(old);
+        _keys[node] = key;
+    }
+
+    /// <summary>
+    /// Replaces the whole tree: the members at leaves n … 2n−1 in the given order, and the internal nodes' keys from
+    /// <paramref name="internalKey"/> (fresh random keys when null).
+    /// </summary>
+    public void Build(IReadOnlyList<(string MemberId, byte[] LeafKey)> members, Func<int, byte[]>? internalKey = null)
+    {
+        Clear();
+        var n = members.Count;
+        for (var i = 0; i < n; i++)
+            Place(members[i].MemberId, n + i, members[i].LeafKey);
+        for (var node = 1; node < n; node++)
+            _keys[node] = internalKey?.Invoke(node) ?? RandomNumberGenerator.GetBytes(Aead.KeySize);
+    }
+
+    /// <summary>Puts a tree back as it was: members at their positions, internal nodes with their keys.</summary>
+    public void Restore(IEnumerable<(string MemberId, int Position, byte[] LeafKey)> leaves, IEnumerable<(int Node, byte[] Key)> internalKeys)
+    {
+        Clear();
+        foreach (var (memberId, position, leafKey) in leaves)
+            Place(memberId, position, leafKey);
+        foreach (var (node, key) in internalKeys)
+            _keys[node] = key;
+        var n = Count;
+        if (_positionOf.Values.Any(p => p < n || p > 2 * n - 1) || Enumerable.Range(1, Math.Max(0, n - 1)).Any(i => !_keys.ContainsKey(i)))
+            throw new InvalidOperationException($"the recorded LKH tree of {_groupId} is not a complete tree of {n} leaves");
+    }
+
+    /// <summary>Destroys every key and empties the tree.</summary>
+    public void Clear()
+    {
+        foreach (var key in _keys.Values)
+            CryptographicOperations.ZeroMemory(key);
+        _keys.Clear();
+        _memberAt.Clear();
+        _positionOf.Clear();
     }
 
     public LkhRekey Join(string memberId, ReadOnlySpan<byte> leafKey, long epoch)
@@ -211,11 +327,22 @@ public sealed class LkhMember
         LeafKey = leafKey.ToArray();
     }
 
-    public byte[] LeafKey { get; }
+    /// <summary>A member that holds nothing yet: it enters the tree by a join it follows, or by a path refresh.</summary>
+    public LkhMember(string groupId, string memberId)
+    {
+        _groupId = groupId;
+        _memberId = memberId;
+        LeafKey = [];
+    }
+
+    public byte[] LeafKey { get; private set; }
 
     public int Position { get; private set; }
 
     public int Size { get; private set; }
+
+    /// <summary>The epoch of the last change of the tree this member's keys belong to (0: none yet).</summary>
+    public long TreeEpoch { get; private set; }
 
     public bool InTree => Position > 0;
 
@@ -223,6 +350,9 @@ public sealed class LkhMember
     public byte[]? RootKey => InTree && _keys.TryGetValue(1, out var root) ? root : null;
 
     public GroupKey? GroupKey(long epoch) => RootKey is { } root ? LkhCrypto.GroupKeyFrom(root, _groupId, epoch) : null;
+
+    /// <summary>The keys this member holds, by node, leaf first (its path, when it is in step with the tree).</summary>
+    public IReadOnlyList<(int Node, byte[] Key)> HeldKeys => _keys.OrderByDescending(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToList();
 
     /// <summary>Applies one rekey; false if it cannot be followed (a missed rekey, or this member was removed).</summary>
     public bool Apply(LkhRekey rekey)
@@ -240,7 +370,7 @@ public sealed class LkhMember
         Size = rekey.Size;
         if (!InTree || Position < Size || Position > 2 * Size - 1)
         {
-            Forget();
+            Leave();
             return false;
         }
 
@@ -268,6 +398,41 @@ public sealed class LkhMember
         return path.All(_keys.ContainsKey);
     }
 
+    /// <summary>
+    /// Follows the steps one epoch made to the tree, from the tree of <paramref name="baseTreeEpoch"/> to that of
+    /// <paramref name="treeEpoch"/>. A member that does not hold the base tree can only enter by a join among the
+    /// steps, with the leaf key <paramref name="joinLeafKey"/> gives. The new tree is taken only if
+    /// <paramref name="acceptRoot"/> accepts its root key (the epoch's group key opens under it). All or nothing: on
+    /// false this member is as it was.
+    /// </summary>
+    public bool Follow(long baseTreeEpoch, long treeEpoch, IReadOnlyList<LkhRekey> steps, Func<byte[]> joinLeafKey,
+        Func<byte[], bool>? acceptRoot = null)
+    {
+        if (steps.Count == 0)
+            return InTree && TreeEpoch == treeEpoch && RootKey is { } held && (acceptRoot?.Invoke(held) ?? true);
+        var trial = Copy();
+        if (!trial.InTree || trial.TreeEpoch != baseTreeEpoch)
+            trial.Leave();
+        foreach (var step in steps)
+        {
+            if (!trial.InTree)
+            {
+                if (!step.Moves.Any(m => m.MemberId == _memberId))
+                    continue;
+                trial.LeafKey = joinLeafKey();
+            }
+
+            if (!trial.Apply(step))
+                return false;
+        }
+
+        if (trial.RootKey is not { } root || !(acceptRoot?.Invoke(root) ?? true))
+            return false;
+        trial.TreeEpoch = treeEpoch;
+        Adopt(trial);
+        return true;
+    }
+
     /// <summary>Takes a full path from the key manager (after a missed rekey).</summary>
     public void Refresh(int position, int size, IEnumerable<(int Position, byte[] Key)> path)
     {
@@ -279,13 +444,60 @@ public sealed class LkhMember
         _keys[position] = LeafKey;
     }
 
+    /// <summary>Takes a full path, its leaf key included, as of the tree of <paramref name="treeEpoch"/>.</summary>
+    public void Refresh(long treeEpoch, int position, int size, IReadOnlyList<(int Node, byte[] Key)> path)
+    {
+        LeafKey = path.Single(p => p.Node == position).Key;
+        Refresh(position, size, path);
+        TreeEpoch = treeEpoch;
+    }
+
     /// <summary>Every key this member still holds (tests use it to show a removed member learns nothing new).</summary>
     public IEnumerable<byte[]> KnownKeys => _keys.Values;
 
-    private void Forget()
+    /// <summary>Destroys every key held.</summary>
+    public void Forget()
+    {
+        foreach (var key in _keys.Values)
+            CryptographicOperations.ZeroMemory(key);
+        CryptographicOperations.ZeroMemory(LeafKey);
+        Leave();
+    }
+
+    /// <summary>Out of the tree (a trial copy shares its arrays with the member, so nothing is zeroed here).</summary>
+    private void Leave()
     {
         Position = 0;
+        TreeEpoch = 0;
         _keys.Clear();
+    }
+
+    private LkhMember Copy()
+    {
+        var copy = new LkhMember(_groupId, _memberId)
+        {
+            LeafKey = LeafKey,
+            Position = Position,
+            Size = Size,
+            TreeEpoch = TreeEpoch,
+        };
+        foreach (var (node, key) in _keys)
+            copy._keys[node] = key;
+        return copy;
+    }
+
+    private void Adopt(LkhMember trial)
+    {
+        var kept = new HashSet<byte[]>(trial._keys.Values, ReferenceEqualityComparer.Instance) { trial.LeafKey };
+        foreach (var replaced in _keys.Values.Append(LeafKey).Where(k => !kept.Contains(k)))
+            CryptographicOperations.ZeroMemory(replaced);
+        _keys.Clear();
+        foreach (var (node, key) in trial._keys)
+            _keys[node] = key;
+        LeafKey = trial.LeafKey;
+        Position = trial.Position;
+        Size = trial.Size;
+        TreeEpoch = trial.TreeEpoch;
     }
 }
 

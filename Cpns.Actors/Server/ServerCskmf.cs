@@ -13,6 +13,8 @@ namespace Cpns.Actors.Server;
 /// is persisted, wrapped under the KEK, and signed (an <see cref="EpochAnnouncement"/>) before the SMF hears it
 /// is ready; it reaches a PN GW only wrapped for that PN GW, only if its PN is secure enough for the group, and
 /// the PN GW acknowledges it. It also notices groups due for a periodic rekey.
+/// A push group whose key goes to more PN GWs than <c>cpns.keys.lkh-threshold</c> is keyed through a logical key
+/// hierarchy (<see cref="LkhKeyTrees"/>): its rekeys go out as one broadcast, signed once, of O(log n) wraps.
 /// </summary>
 public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 {
@@ -30,6 +32,12 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly SecureLink _link;
     private readonly IActorRef _osg;
     private readonly GroupKeyBook _book = new();
+    private readonly LkhKeyTrees _trees;
+    private long _flatDeliveries;
+    private long _pathsSent;
+    private long _broadcasts;
+    private long _broadcastCopies;
+    private long _broadcastBytes;
     private readonly Dictionary<(string GroupId, long Epoch), (RequestGroupKey Request, IActorRef Smf)> _pending = new();
     private readonly Dictionary<string, long> _reservedEpoch = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IActorRef> _pendingRevocations = new(StringComparer.Ordinal);
@@ -49,6 +57,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _identity = identity;
         _keyManagers = keyManagers;
         _kek = kek;
+        _trees = new LkhKeyTrees(kek, settings.LkhThreshold);
         _pairwise = new PairwiseKeys(identity);
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
@@ -65,7 +74,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     public override string PersistenceId => $"cskmf-{Settings.ServerId}";
 
-    protected override object CreateSnapshot() => _book.Snapshot();
+    protected override object CreateSnapshot() => _book.Snapshot() with { Trees = _trees.Snapshot() };
 
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
@@ -85,12 +94,17 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         {
             case GroupEpochIssuedEvent issued:
                 _book.Apply(issued);
+                if (!_trees.Apply(issued.GroupId, issued.Lkh))
+                    Log.Warning("the LKH tree of {0} does not follow to epoch {1}; its next epoch builds a new one", issued.GroupId,
+                        issued.Epoch);
                 break;
             case GroupKeysRevokedEvent revoked:
                 _book.Apply(revoked);
+                _trees.Drop(revoked.GroupId);
                 break;
             case SnapshotOffer { Snapshot: CskmfSnapshot snapshot }:
                 _book.Restore(snapshot);
+                _trees.Restore(snapshot.Trees ?? []);
                 break;
         }
     }
@@ -146,6 +160,16 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 break;
             case GetKeyAcks query:
                 Sender.Tell(Acks(query.GroupId));
+                break;
+            case GetLkhState query:
+                Sender.Tell(_trees.State(query.GroupId) with { CurrentRekey = BroadcastOf(_book.Current(query.GroupId)) });
+                break;
+            case GetKeyDeliveryStats:
+                Sender.Tell(new KeyDeliveryStats(_trees.Count, _flatDeliveries, _pathsSent, _broadcasts, _broadcastCopies,
+                    _broadcastBytes));
+                break;
+            case ExportLkhPath export:
+                ExportPath(export);
                 break;
             case ExportGroupKey export:
                 Export(export);
@@ -277,7 +301,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         var request = pending.Request;
         var announcement = EpochAnnouncement.Sign(_identity, issued.GroupId, issued.Epoch, issued.KeyCheck);
         var @event = new GroupEpochIssuedEvent(issued.GroupId, issued.Epoch, request.Mode, request.RequiredSecurityLevel,
-            issued.KeyUnderKek, issued.KeyCheck, announcement, request.Targets, NowMs);
+            issued.KeyUnderKek, issued.KeyCheck, announcement, request.Targets, NowMs, PlanTree(issued, request));
         Persist(@event, e =>
         {
             _book.Apply(e);
@@ -289,6 +313,30 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 e.Epoch, 6, e.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
             SnapshotIfDue();
         });
+    }
+
+    /// <summary>
+    /// A push group's tree for the new epoch (null: keyed per PN GW). Its leaves are the target PN GWs whose PN is
+    /// secure enough for the group: the broadcast opens for every leaf.
+    /// </summary>
+    private LkhEpochRecord? PlanTree(OsgKeyIssued issued, RequestGroupKey request)
+    {
+        if (request.Mode != DeliveryMode.Push)
+            return null;
+        var recipients = request.Targets.Where(t => LevelProblem(t.GatewayId, request.RequiredSecurityLevel) is null).ToList();
+        var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
+        try
+        {
+            var record = _trees.Advance(issued.GroupId, issued.Epoch, key, recipients, _pairwise);
+            if (record is not null && Log.IsDebugEnabled)
+                Log.Debug("LKH {0}#{1}: {2} PN GWs, {3}", issued.GroupId, issued.Epoch, recipients.Count,
+                    record.Rebuilt ? "tree built" : $"{record.Left.Count} left, {record.Joined.Count} joined, {record.Steps.Sum(st => st.WrapCount)} wraps");
+            return record;
+        }
+        finally
+        {
+            key.Destroy();
+        }
     }
 
     /// <summary>Content from a local sender (an ACE, the operator), encrypted once under the group's current epoch.</summary>
@@ -318,34 +366,73 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        var targets = new List<KeyDeliveryTarget>();
+        foreach (var target in current.Targets.Where(t => deliver.OnlyGatewayId is null || t.GatewayId == deliver.OnlyGatewayId))
+        {
+            if (LevelProblem(target.GatewayId, current.RequiredSecurityLevel) is { } problem)
+                Log.Warning("push of {0}#{1} to {2} withheld: {3}", current.GroupId, current.Epoch, target.GatewayId, problem);
+            else
+                targets.Add(target);
+        }
+
+        // A tree that changed by joins and leaves reaches its leaves in one broadcast; a tree just built, a PN GW
+        // catching up, or one outside the tree gets the key wrapped for it alone (with its path, if it is a leaf).
+        var broadcast = deliver.OnlyGatewayId is null ? BroadcastOf(current) : null;
+        var broadcastTo = new List<KeyDeliveryTarget>();
+        var individually = new List<KeyDeliveryTarget>();
+        foreach (var target in targets)
+            (broadcast is not null && _trees.Contains(current.GroupId, target.GatewayId) ? broadcastTo : individually).Add(target);
+
         if (_keyManagers is not null)
         {
-            // Direct delivery by the group's Group Key Manager, to the PN GWs whose PN is secure enough.
-            var targets = current.Targets.Where(t => deliver.OnlyGatewayId is null || t.GatewayId == deliver.OnlyGatewayId)
-                .Where(t => LevelProblem(t.GatewayId, current.RequiredSecurityLevel) is null).ToList();
-            ToManager(current.GroupId, new GkmPush(current.GroupId, current.Epoch, current.Mode, current.Announcement, targets));
+            // Direct delivery by the group's Group Key Manager; the paths come from the tree kept here.
+            var paths = individually.Select(t => (t.GatewayId, Path: PathFor(current, t))).Where(p => p.Path is not null)
+                .ToDictionary(p => p.GatewayId, p => p.Path!, StringComparer.Ordinal);
+            _flatDeliveries += individually.Count;
+            _pathsSent += paths.Count;
+            if (broadcast is not null)
+                CountBroadcast(broadcastTo.Count, Serialization.ProtocolSerializer.Encode(broadcast).Length);
+            ToManager(current.GroupId, new GkmPush(current.GroupId, current.Epoch, current.Mode, current.Announcement, individually,
+                paths, broadcast, broadcastTo));
             return;
         }
 
+        if (broadcast is not null && broadcastTo.Count > 0)
+        {
+            var sealedBroadcast = _link.Seal(broadcast);
+            CountBroadcast(broadcastTo.Count, sealedBroadcast.Payload.Length);
+            foreach (var target in broadcastTo)
+                FlowTrace.Send(Context, target.GatewayCskmf, sealedBroadcast, current.GroupId, current.Epoch, 8, FlowKind.Push,
+                    FlowLeg.ServerToGateway);
+        }
+
+        if (individually.Count == 0)
+            return;
         var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
         try
         {
-            foreach (var target in current.Targets.Where(t => deliver.OnlyGatewayId is null || t.GatewayId == deliver.OnlyGatewayId))
-            {
-                if (LevelProblem(target.GatewayId, current.RequiredSecurityLevel) is { } problem)
-                {
-                    Log.Warning("push of {0}#{1} to {2} withheld: {3}", current.GroupId, current.Epoch, target.GatewayId, problem);
-                    continue;
-                }
-
+            foreach (var target in individually)
                 FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(WrapFor(key, current, target)), current.GroupId,
                     current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
-            }
         }
         finally
         {
             key.Destroy();
         }
+    }
+
+    /// <summary>The rekey broadcast of an epoch that changed its group's tree by joins and leaves.</summary>
+    private GroupRekeyBroadcast? BroadcastOf(GroupEpochIssuedEvent? issued) =>
+        issued?.Lkh is { Rebuilt: false } lkh && _trees.Has(issued.GroupId)
+            ? new GroupRekeyBroadcast(issued.GroupId, issued.Epoch, _identity.DeviceId, lkh.BaseTreeEpoch, lkh.TreeEpoch, lkh.Steps,
+                lkh.KeyUnderRoot, issued.KeyCheck, issued.Announcement)
+            : null;
+
+    private void CountBroadcast(int copies, int bytes)
+    {
+        _broadcasts++;
+        _broadcastCopies += copies;
+        _broadcastBytes += bytes;
     }
 
     /// <summary>Pull steps 9 → 10: a PN GW asks for an epoch; it gets it wrapped for itself alone, if it may.</summary>
@@ -399,12 +486,24 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         return level < required ? $"the PN of {gatewayId} offers {level} security; the group requires {required}" : null;
     }
 
+    /// <summary>The key wrapped for one PN GW, with its path when the epoch is current and the PN GW a leaf of its tree.</summary>
     private GroupKeyDelivery WrapFor(GroupKey key, GroupEpochIssuedEvent issued, KeyDeliveryTarget target)
     {
         var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
+        var path = PathFor(issued, target);
+        _flatDeliveries++;
+        if (path is not null)
+            _pathsSent++;
         return new GroupKeyDelivery(issued.GroupId, issued.Epoch, issued.Mode, _identity.DeviceId, target.GatewayId,
-            key.WrapUnder(pairwise, target.GatewayId), issued.KeyCheck, target.LocalMembers, issued.Announcement);
+            key.WrapUnder(pairwise, target.GatewayId), issued.KeyCheck, target.LocalMembers, issued.Announcement, path);
     }
+
+    /// <summary>The tree stands as of the current epoch: a path goes only with the current epoch's key.</summary>
+    private LkhPath? PathFor(GroupEpochIssuedEvent issued, KeyDeliveryTarget target) =>
+        issued.Lkh is not null && _book.Current(issued.GroupId)?.Epoch == issued.Epoch
+            ? _trees.PathFor(issued.GroupId, target.GatewayId, target.GatewayId,
+                _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey))
+            : null;
 
     private void Refuse(GroupKeyRequest request, KeyError error, string detail)
     {
@@ -436,6 +535,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         Persist(new GroupKeysRevokedEvent(revoked.GroupId, revoked.FinalEpoch), e =>
         {
             _book.Apply(e);
+            _trees.Drop(e.GroupId);
             foreach (var stale in _acks.Keys.Where(k => k.GroupId == e.GroupId).ToList())
                 _acks.Remove(stale);
             FlowTrace.Send(Context, smf, new GroupKeyRevoked(e.GroupId, e.FinalEpoch), e.GroupId, e.FinalEpoch, 4,
@@ -474,6 +574,21 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         var acked = _acks.GetValueOrDefault((groupId, current.Epoch)) ?? [];
         return new KeyAcks(groupId, current.Epoch, acked.Order(StringComparer.Ordinal).ToList(),
             current.Targets.Select(t => t.GatewayId).Where(g => !acked.Contains(g)).Order(StringComparer.Ordinal).ToList());
+    }
+
+    private void ExportPath(ExportLkhPath export)
+    {
+        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
+        {
+            Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotAuthorized, "key export is off"));
+            return;
+        }
+
+        var path = _trees.PathFor(export.GroupId, export.MemberId, export.RecipientId,
+            _pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey));
+        Sender.Tell(path is null
+            ? new GroupKeyRefused(export.GroupId, 0, KeyError.NotMember, $"{export.MemberId} is no leaf of an LKH tree of {export.GroupId}")
+            : new ExportedLkhPath(export.GroupId, export.MemberId, _identity.DeviceId, _identity.PublicKeys.Agreement, path));
     }
 
     private void Export(ExportGroupKey export)

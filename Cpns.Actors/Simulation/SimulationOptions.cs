@@ -1,3 +1,5 @@
+using Cpns.Actors.Protocol;
+
 namespace Cpns.Actors.Simulation;
 
 /// <summary>What <c>cpns simulate</c> builds and does.</summary>
@@ -52,6 +54,10 @@ public sealed record SimulationResult
     public double KeyDeliveryP50Ms { get; init; }
     public double KeyDeliveryP99Ms { get; init; }
     public double WallSeconds { get; init; }
+
+    /// <summary>How the server's CSKMF delivered the keys (shown in the table; the JSON keeps the keys above).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public KeyDeliveryStats? Delivery { get; init; }
 
     [System.Text.Json.Serialization.JsonIgnore]
     public bool AllMembersCurrent => MembersWithCurrentKey == Members;

@@ -79,6 +79,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
 
             var current = await VerifyAsync(server, pnes, finalState, progress);
             var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
+            var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, AskTimeout);
             var latencies = stats.LatenciesMs.Order().ToArray();
             progress?.Report(new SimulationProgress(SimulationPhase.Done, 1, 1));
             return new SimulationResult
@@ -94,6 +95,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 KeyDeliveryP50Ms = Math.Round(Percentile(latencies, 0.50), 3),
                 KeyDeliveryP99Ms = Math.Round(Percentile(latencies, 0.99), 3),
                 WallSeconds = Math.Round(wall.Elapsed.TotalSeconds, 3),
+                Delivery = delivery,
             };
         }
         finally

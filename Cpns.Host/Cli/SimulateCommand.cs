@@ -29,6 +29,11 @@ public static class SimulateCommand
             DefaultValueFactory = _ => 0,
         };
         var churn = new Option<int>("--churn") { Description = "Joins and leaves per group after creation", DefaultValueFactory = _ => 4 };
+        var lkhThreshold = new Option<int?>("--lkh-threshold")
+        {
+            Description = "Push groups reaching more PN GWs than this rekey through a logical key hierarchy " +
+                          "(default: cpns.keys.lkh-threshold, 64)",
+        };
         var timeout = new Option<int>("--timeout")
         {
             Description = "Seconds to wait for every member to hold its group's current key",
@@ -46,7 +51,7 @@ public static class SimulateCommand
             "Run a CPNS Server, PN GWs and PNEs in one process: register them, build service groups, churn their " +
             "membership so they rekey, and check every member ends with its group's current key")
         {
-            gateways, pnes, groups, seed, membersPerGroup, churn, timeout, json, quiet, ackLog,
+            gateways, pnes, groups, seed, membersPerGroup, churn, lkhThreshold, timeout, json, quiet, ackLog,
         };
         common.AddTo(command);
         AtLeast(gateways, 1);
@@ -54,6 +59,11 @@ public static class SimulateCommand
         AtLeast(groups, 0);
         AtLeast(membersPerGroup, 0);
         AtLeast(churn, 0);
+        lkhThreshold.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 0 and var value)
+                result.AddError($"--lkh-threshold must be at least 0 (got {value})");
+        });
         AtLeast(timeout, 1);
 
         command.SetAction(async (parse, cancellationToken) =>
@@ -68,8 +78,8 @@ public static class SimulateCommand
                 ChurnPerGroup = parse.GetValue(churn),
                 ConvergenceTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
             };
-            return await RunAsync(options, common.Read(parse), parse.GetValue(json), parse.GetValue(quiet), parse.GetValue(ackLog),
-                cancellationToken);
+            return await RunAsync(options, common.Read(parse), parse.GetValue(lkhThreshold), parse.GetValue(json), parse.GetValue(quiet),
+                parse.GetValue(ackLog), cancellationToken);
         });
         return command;
     }
@@ -83,12 +93,12 @@ public static class SimulateCommand
                 result.AddError($"{option.Name} must be at least {minimum} (got {value})");
         });
 
-    private static async Task<int> RunAsync(SimulationOptions options, NodeOptions node, FileInfo? json, bool quiet,
+    private static async Task<int> RunAsync(SimulationOptions options, NodeOptions node, int? lkhThreshold, FileInfo? json, bool quiet,
         FileInfo? ackLog, CancellationToken cancellationToken)
     {
         // Every run studies a fresh network: on SQLite its own file (simulate.db, kept afterwards for inspection,
         // never the cpns.db of real nodes), elsewhere its own server id, so earlier runs' groups never collide.
-        var overrides = "";
+        var overrides = lkhThreshold is { } threshold ? $"cpns.keys.lkh-threshold = {threshold}\n" : "";
         if (node.Storage == Actors.Persistence.StorageKind.Sqlite)
         {
             node = node with { SqliteFileName = SimulationDatabase };
@@ -98,7 +108,7 @@ public static class SimulateCommand
         }
         else
         {
-            overrides = $"cpns.server-id = \"sim-{DateTime.UtcNow:yyyyMMddHHmmss}\"";
+            overrides += $"cpns.server-id = \"sim-{DateTime.UtcNow:yyyyMMddHHmmss}\"";
         }
 
         var config = HostConfiguration.Build(node, overrides, "server", "gateway");
@@ -161,6 +171,14 @@ public static class SimulateCommand
         Row("keys delivered by push", result.KeysDeliveredPush.ToString());
         Row("keys delivered by pull", result.KeysDeliveredPull.ToString());
         Row("epochs", result.Epochs.ToString());
+        if (result.Delivery is { } delivery)
+        {
+            Row("groups keyed through LKH", delivery.LkhGroups.ToString());
+            Row("keys wrapped for one PN GW (with LKH path)", $"{delivery.FlatDeliveries} ({delivery.PathsSent})");
+            Row("LKH rekey broadcasts (copies, bytes each)", delivery.Broadcasts == 0 ? "0"
+                : $"{delivery.Broadcasts} ({delivery.BroadcastCopies}, {delivery.BroadcastBytes / delivery.Broadcasts})");
+        }
+
         Row("key delivery p50 (ms)", result.KeyDeliveryP50Ms.ToString("0.###"));
         Row("key delivery p99 (ms)", result.KeyDeliveryP99Ms.ToString("0.###"));
         Row("wall time (s)", result.WallSeconds.ToString("0.###"));

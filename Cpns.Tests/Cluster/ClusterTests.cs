@@ -16,7 +16,8 @@ namespace Cpns.Tests.Cluster;
 /// <summary>
 /// The distributed CPNS Server in one test process: this test kit's actor system is the <c>server</c> node, and
 /// gateway nodes are further actor systems of the same name on free 127.0.0.1 ports, all on one journal (a SQLite
-/// file). Each gateway node hosts one PN GW with two PNEs, and Group Key Managers.
+/// file). Each gateway node hosts one PN GW with two PNEs, and Group Key Managers. The LKH threshold is 1, so push
+/// groups over both PN GWs are keyed through the registry's tree and rekeyed by broadcasts from their managers.
 /// </summary>
 public sealed class ClusterTests : CpnsTestKit
 {
@@ -30,6 +31,7 @@ public sealed class ClusterTests : CpnsTestKit
         akka.remote.dot-netty.tcp.port = 0
         cpns.cluster.key-manager-retry = 500ms
         cpns.keys.push-timeout = 1s
+        cpns.keys.lkh-threshold = 1
         """;
 
     private static readonly ThreadLocal<TempFolder> Folder = new(() => new TempFolder("cpns-cluster"));
@@ -170,9 +172,25 @@ public sealed class ClusterTests : CpnsTestKit
             return Task.CompletedTask;
         }, Timeout);
 
-        // A change: the next epoch, made by the same manager, reaches everyone.
+        // A change: the next epoch, made by the same manager, reaches everyone — as one rekey broadcast of the tree the
+        // registry built at epoch 1 (both PN GWs got their paths then), sent by the manager to both PN GWs.
         Assert.Equal(2, await ChangeAsync(new AddMember("live", "operator", "b2")));
         await AwaitEpochAsync("live", 2, ["a1", "a2", "b1", "b2"]);
+        var stats = await Server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, Timeout);
+        Assert.Equal((1, 2L, 1L, 2L), (stats.LkhGroups, stats.PathsSent, stats.Broadcasts, stats.BroadcastCopies));
+        await AwaitAssertAsync(() =>
+        {
+            var rekeys = _steps.Where(s => s is { GroupId: "live", Epoch: 2, Step: 8, Leg: FlowLeg.ServerToGateway }).ToList();
+            Assert.All(rekeys, s => Assert.StartsWith("system/sharding/group-key-manager", s.From));
+            Assert.Equal(["ga", "gb"], rekeys.Select(s => s.To.Split('/')[0]["gateway-".Length..]).Order());
+            return Task.CompletedTask;
+        }, Timeout);
+        foreach (var gateway in new[] { "ga", "gb" })
+        {
+            var counters = await (await _nodes[gateway == "ga" ? "node-a" : "node-b"].ActorSelection($"/user/gateway-{gateway}/cskmf")
+                .ResolveOne(Timeout)).Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
+            Assert.Equal(0, counters.Rejections.GetValueOrDefault("RekeyNotFollowed"));
+        }
 
         // The server node's view of the membership converges by gossip: ask until it has seen every node Up.
         await AwaitAssertAsync(async () =>

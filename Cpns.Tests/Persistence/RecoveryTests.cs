@@ -17,7 +17,8 @@ namespace Cpns.Tests.Persistence;
 /// </summary>
 public abstract class RecoveryTests : CpnsTestKit
 {
-    private const string Frequent = "cpns.persistence.snapshot-every = 3\ncpns.usage.report-interval = 200ms";
+    private const string Frequent =
+        "cpns.persistence.snapshot-every = 3\ncpns.usage.report-interval = 200ms\ncpns.keys.lkh-threshold = 3";
     private readonly Config _storage;
 
     protected RecoveryTests(ITestOutputHelper output, Config storage)
@@ -130,6 +131,59 @@ public abstract class RecoveryTests : CpnsTestKit
         {
             await restarted.Terminate();
         }
+    }
+
+    /// <summary>
+    /// A push group keyed through a logical key hierarchy (more PN GWs than the threshold of 3): its tree comes back
+    /// from a snapshot and the events after it exactly as the PN GWs hold it, so after the restart the next change is
+    /// still one broadcast that every PN GW follows with the keys it kept — no key wrapped for a PN GW alone.
+    /// </summary>
+    [Fact]
+    public async Task A_large_push_groups_key_tree_is_back_after_a_restart_and_its_PN_GWs_follow_the_next_broadcast()
+    {
+        var gateways = new[] { "g1", "g2", "g3", "g4", "g5", "g6" };
+        await StartNetworkAsync(gateways, gateways.ToDictionary(g => "p" + g[1..], g => g));
+        Assert.Equal(1, await ChangeAsync(Server.Smf, new CreateGroup("big", "p1", DeliveryMode.Push, ["p1", "p2", "p3", "p4"])));
+        Assert.Equal(2, await ChangeAsync(Server.Smf, new AddMember("big", "p1", "p5")));
+        Assert.Equal(3, await ChangeAsync(Server.Smf, new RemoveMember("big", "p1", "p2")));
+        Assert.Equal(4, await ChangeAsync(Server.Smf, new AddMember("big", "p1", "p6")));
+        var inTree = new[] { "g1", "g3", "g4", "g5", "g6" };
+        foreach (var pne in inTree.Select(g => "p" + g[1..]))
+            await AwaitAssertAsync(async () => Assert.Equal(4, (await KeyStateAsync(Pnes[pne], "big")).CurrentEpoch), Timeout);
+
+        var treeBefore = await Server.Cskmf.Ask<LkhState>(new GetLkhState("big"), Timeout);
+        Assert.Equal((4L, 5), (treeBefore.TreeEpoch, treeBefore.Members));
+        var pathsBefore = new Dictionary<string, string>();
+        foreach (var gateway in inTree)
+            pathsBefore[gateway] = await PathAsync(Server.Cskmf, gateway);
+
+        await RestartServerAsync();
+        await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout); // recovered, and its placements are out
+
+        var treeAfter = await Server.Cskmf.Ask<LkhState>(new GetLkhState("big"), Timeout);
+        Assert.Equal((treeBefore.TreeEpoch, treeBefore.Members), (treeAfter.TreeEpoch, treeAfter.Members));
+        Assert.Equal(treeBefore.Positions, treeAfter.Positions);
+        foreach (var gateway in inTree)
+        {
+            Assert.Equal(pathsBefore[gateway], await PathAsync(Server.Cskmf, gateway));
+            Assert.Equal(pathsBefore[gateway], await PathAsync(await Sys.ActorSelection($"/user/gateway-{gateway}/cskmf").ResolveOne(Timeout), gateway));
+        }
+
+        Assert.Equal(5, await ChangeAsync(Server.Smf, new RemoveMember("big", "p1", "p3")));
+        foreach (var pne in new[] { "p1", "p4", "p5", "p6" })
+            await AwaitAssertAsync(async () => Assert.Equal(5, (await KeyStateAsync(Pnes[pne], "big")).CurrentEpoch), Timeout);
+        var stats = await Server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, Timeout);
+        Assert.Equal((1L, 4L, 0L), (stats.Broadcasts, stats.BroadcastCopies, stats.FlatDeliveries));
+        var serverKey = await ExportedKeyAsync(Server.Cskmf, "big", 5);
+        foreach (var pne in new[] { "p1", "p4", "p5", "p6" })
+            Assert.Equal(serverKey, await ExportedKeyAsync(Pnes[pne], "big", 5));
+    }
+
+    /// <summary>An LKH path a key holder keeps: position, size and every key, as text.</summary>
+    private async Task<string> PathAsync(IActorRef holder, string memberId)
+    {
+        var (path, keys) = await ExportedPathAsync(holder, "big", memberId);
+        return $"{path.TreeEpoch}@{path.Position}/{path.Size}: " + string.Join(",", keys.Select(k => $"{k.Node}={Convert.ToHexString(k.Key)}"));
     }
 
     [Fact]

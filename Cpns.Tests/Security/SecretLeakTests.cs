@@ -20,7 +20,7 @@ public sealed class SecretLeakTests : CpnsTestKit
 
     public SecretLeakTests(ITestOutputHelper output)
         : base(output, Storage.Sqlite(NextFolder.Value!.File("cpns.db")).WithFallback(
-            Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = DEBUG")))
+            Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = DEBUG\ncpns.keys.lkh-threshold = 1")))
     {
         _folder = NextFolder.Value!;
         NextFolder.Value = new TempFolder("cpns-leak");
@@ -62,6 +62,14 @@ public sealed class SecretLeakTests : CpnsTestKit
             await AwaitAssertAsync(async () => Assert.Equal(last.Epoch, (await KeyStateAsync(Pnes["p3"], group)).CurrentEpoch), Timeout);
         }
 
+        // The push group reaches both PN GWs, more than the LKH threshold of 1: its tree's keys (leaves and root) too.
+        foreach (var gateway in new[] { "g1", "g2" })
+        {
+            var (_, path) = await ExportedPathAsync(Server.Cskmf, "pushed", gateway);
+            Assert.Equal(2, path.Count); // its leaf and the root
+            keys.AddRange(path.Select(k => k.Key));
+        }
+
         // Refusals log too: a bad request and a stranger's key request.
         Server.Smf.Tell(new AddMember("pushed", "p2", "p2"), TestActor);
         await ExpectMsgAsync<GroupRejected>(Timeout);
@@ -83,6 +91,7 @@ public sealed class SecretLeakTests : CpnsTestKit
         await Sys.Terminate();
         var journal = Directory.GetFiles(_folder.Path).SelectMany(File.ReadAllBytes).ToArray();
         Assert.True(journal.AsSpan().IndexOf("GroupEpochIssuedEvent"u8) >= 0, "the key epochs are in the journal");
+        Assert.True(journal.AsSpan().IndexOf("KeyUnderRoot"u8) >= 0, "the LKH tree is in the journal");
 
         foreach (var key in keys)
         {

@@ -24,6 +24,17 @@ public abstract class CpnsTestKit : TestKit
         cpns.registration.batch-window = 5ms
         """;
 
+    /// <summary>
+    /// On a two-core machine the thread pool starts with two workers and adds about one per 500 ms once they are busy;
+    /// a test that starts a few dozen actors (a network's persistent functions recovering at once) could then sit
+    /// still for seconds. Starting with more workers removes that ramp (Akka.NET does the same in its own suites).
+    /// </summary>
+    static CpnsTestKit()
+    {
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
+    }
+
     protected CpnsTestKit(ITestOutputHelper output, string extraConfig = "")
         : this(output, ConfigurationFactory.ParseString(extraConfig))
     {
@@ -153,6 +164,22 @@ public abstract class CpnsTestKit : TestKit
         var key = GroupKey.Unwrap(pairwise, exported.WrappedKey, groupId, epoch, auditor.DeviceId);
         Assert.NotNull(key);
         return key.Material.ToArray();
+    }
+
+    /// <summary>
+    /// An LKH path (position, size, leaf and ancestor keys) as a key holder keeps it for <paramref name="memberId"/>,
+    /// exported sealed for a throwaway test identity and opened here.
+    /// </summary>
+    protected async Task<(LkhPath Path, IReadOnlyList<(int Node, byte[] Key)> Keys)> ExportedPathAsync(IActorRef holder, string groupId,
+        string memberId)
+    {
+        var auditor = EntityIdentity.Generate("auditor", EntityKind.Server);
+        var reply = await holder.Ask<object>(new ExportLkhPath(groupId, memberId, auditor.DeviceId, auditor.PublicKeys.Agreement), Timeout);
+        var exported = Assert.IsType<ExportedLkhPath>(reply);
+        var keys = exported.Path.Open(new PairwiseKeys(auditor).KeyFor(exported.ExporterId, exported.ExporterAgreementKey), groupId,
+            auditor.DeviceId);
+        Assert.NotNull(keys);
+        return (exported.Path, keys);
     }
 
     /// <summary>Seals a message as the entity <paramref name="signerId"/> would (tests play entities this way).</summary>
