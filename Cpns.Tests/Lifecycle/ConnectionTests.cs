@@ -33,7 +33,7 @@ public sealed class ConnectionTests(ITestOutputHelper output) : CpnsTestKit(outp
         for (var i = 0; i < seconds; i++)
         {
             Clock.Advance(TimeSpan.FromSeconds(1));
-            await Task.Yield();
+            await SettledAsync();
         }
     }
 

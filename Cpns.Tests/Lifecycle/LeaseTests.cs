@@ -26,23 +26,13 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
     }
 
     /// <summary>Moves time on in steps; after each step waits until whatever it set off has settled.</summary>
-    private async Task AdvanceAsync(TimeSpan total, Func<Task>? settled = null)
+    private async Task AdvanceAsync(TimeSpan total)
     {
         for (var moved = TimeSpan.Zero; moved < total; moved += TimeSpan.FromSeconds(1))
         {
             Clock.Advance(TimeSpan.FromSeconds(1));
-            if (settled is not null)
-                await settled();
+            await SettledAsync();
         }
-    }
-
-    /// <summary>Stops an entity and waits until it is gone, so no timer of its fires afterwards.</summary>
-    private async Task StopAsync(IActorRef entity)
-    {
-        var watcher = CreateTestProbe();
-        watcher.Watch(entity);
-        Sys.Stop(entity);
-        await watcher.ExpectTerminatedAsync(entity, Timeout);
     }
 
     private async Task StartAsync(Dictionary<string, (string Gateway, int Lifetime)> pnes, Dictionary<string, int> gateways)
@@ -76,7 +66,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
         var deregistered = CreateTestProbe();
         Sys.EventStream.Subscribe(deregistered.Ref, typeof(EntitiesDeregistered));
 
-        await StopAsync(Pnes["gone"]); // the device vanishes: nobody renews its lease
+        await StopEntityAsync(Pnes["gone"]); // the device vanishes: nobody renews its lease
         await AdvanceAsync(TimeSpan.FromSeconds(30));
         await AwaitAssertAsync(async () => Assert.True((await LeaseAsync("renews")).ExpiresAtMs > renewsBefore.ExpiresAtMs), Timeout);
 
@@ -90,6 +80,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
         for (var step = 0; step < 60; step++)
         {
             Clock.Advance(TimeSpan.FromSeconds(5));
+            await SettledAsync();
             var now = Clock.Now.ToUnixTimeMilliseconds();
             foreach (var id in new[] { "renews", "stays", "g1" })
                 await AwaitAssertAsync(async () =>
@@ -112,7 +103,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
         var deregistered = CreateTestProbe();
         Sys.EventStream.Subscribe(deregistered.Ref, typeof(EntitiesDeregistered));
 
-        await StopAsync(Gateways["g1"]);
+        await StopEntityAsync(Gateways["g1"]);
         await AdvanceAsync(TimeSpan.FromSeconds(61));
         var expired = await deregistered.ExpectMsgAsync<EntitiesDeregistered>(Timeout);
         Assert.Equal(["g1", "p1", "p2"], expired.DeviceIds.Order());
@@ -126,7 +117,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
         Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"]), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
 
-        await StopAsync(Pnes["p2"]);
+        await StopEntityAsync(Pnes["p2"]);
         await AdvanceAsync(TimeSpan.FromSeconds(61));
         await AwaitAssertAsync(async () =>
         {
@@ -142,7 +133,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
     {
         await StartAsync(new() { ["p1"] = ("g1", 60) }, new() { ["g1"] = 86400 });
         var first = (await LeaseAsync("p1")).RegistrationId!;
-        await StopAsync(Pnes["p1"]);
+        await StopEntityAsync(Pnes["p1"]);
         await AdvanceAsync(TimeSpan.FromSeconds(61));
         await AwaitAssertAsync(async () => Assert.False((await LeaseAsync("p1")).Registered), Timeout);
 
@@ -178,7 +169,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
             StartPne($"p{i}", "g1", 60);
         await AwaitRegisteredAsync(Pnes.Values);
         foreach (var pne in Pnes.Values)
-            await StopAsync(pne);
+            await StopEntityAsync(pne);
 
         var deregistered = CreateTestProbe();
         Sys.EventStream.Subscribe(deregistered.Ref, typeof(EntitiesDeregistered));

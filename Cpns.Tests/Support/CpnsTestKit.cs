@@ -144,6 +144,30 @@ public abstract class CpnsTestKit : TestKit
         }
     }
 
+    /// <summary>
+    /// On the test scheduler, what a tick set off is not done when <c>Advance</c> returns. A round trip through every
+    /// live PNE, then every live PN GW, then the server's registry lets each handle what the tick made the one before
+    /// it send (local mailboxes keep that order), so the clock never runs ahead of messages still on their way.
+    /// </summary>
+    protected async Task SettledAsync()
+    {
+        foreach (var entity in Pnes.Values.Concat(Gateways.Values).Where(e => !_stopped.Contains(e)))
+            await entity.Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout);
+        await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+    }
+
+    private readonly HashSet<IActorRef> _stopped = new();
+
+    /// <summary>Stops a PNE or PN GW and waits until it is gone, so no timer of its fires afterwards.</summary>
+    protected async Task StopEntityAsync(IActorRef entity)
+    {
+        var watcher = CreateTestProbe();
+        watcher.Watch(entity);
+        Sys.Stop(entity);
+        await watcher.ExpectTerminatedAsync(entity, Timeout);
+        _stopped.Add(entity);
+    }
+
     protected IActorRef Entity(string id) => Pnes.TryGetValue(id, out var pne) ? pne : Gateways[id];
 
     protected async Task<T> AskAsync<T>(ICanTell target, object message) =>
