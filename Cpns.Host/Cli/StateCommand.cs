@@ -16,7 +16,9 @@ public static class StateCommand
 
     public sealed record PneState(string Id, string Gateway, string RegistrationId);
 
-    public sealed record GroupSummary(string Id, string Mode, long Epoch, IReadOnlyList<string> Members, string? KeyCheck);
+    /// <param name="LkhGateways">PN GWs in the group's logical key hierarchy (0: keyed per PN GW).</param>
+    public sealed record GroupSummary(string Id, string Mode, long Epoch, IReadOnlyList<string> Members, string? KeyCheck,
+        int LkhGateways = 0);
 
     public sealed record DurableState(IReadOnlyList<GatewayState> Gateways, IReadOnlyList<PneState> Pnes, IReadOnlyList<GroupSummary> Groups);
 
@@ -103,7 +105,9 @@ public static class StateCommand
         foreach (var group in groups.Groups)
         {
             var key = await server.Cskmf.Ask<HeldGroupKey>(new GetKeyState(group.GroupId), timeout);
-            summaries.Add(new GroupSummary(group.GroupId, group.Mode.ToString(), group.Epoch, group.Members, key.KeyCheck?.ToHex()));
+            var tree = await server.Cskmf.Ask<LkhState>(new GetLkhState(group.GroupId), timeout);
+            summaries.Add(new GroupSummary(group.GroupId, group.Mode.ToString(), group.Epoch, group.Members, key.KeyCheck?.ToHex(),
+                tree.Members));
         }
 
         return new DurableState(
@@ -120,6 +124,7 @@ public static class StateCommand
         table.AddRow("service groups", state.Groups.Count.ToString());
         table.AddRow("group memberships", state.Groups.Sum(g => g.Members.Count).ToString());
         table.AddRow("key epochs issued", state.Groups.Sum(g => g.Epoch).ToString());
+        table.AddRow("groups keyed through LKH", state.Groups.Count(g => g.LkhGateways > 0).ToString());
         AnsiConsole.Write(table);
     }
 }

@@ -38,7 +38,30 @@ public sealed class SimulateCommandTests : IDisposable
         Assert.Contains("members holding the current epoch", stdout);
     }
 
+    [Fact]
+    public async Task With_a_low_LKH_threshold_the_push_groups_are_keyed_through_trees_that_the_state_command_recovers()
+    {
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(3),
+            "simulate", "--data", _data, "--gateways", "8", "--pnes", "40", "--groups", "2", "--members-per-group", "30",
+            "--lkh-threshold", "3", "--quiet");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        Assert.Matches(@"groups keyed through LKH\s*│\s*1\s", stdout);
+        Assert.Matches(@"LKH rekey broadcasts \(copies, bytes each\)\s*│\s*[1-9]", stdout);
+
+        var json = Path.Combine(_data, "state.json");
+        (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(2), "state", "--data", _data, "--file", "simulate.db",
+            "--json", json);
+        Assert.True(exit == 0, stdout + stderr);
+        using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var groups = document.RootElement.GetProperty("groups").EnumerateArray()
+            .ToDictionary(g => g.GetProperty("id").GetString()!, g => (g.GetProperty("mode").GetString(), g.GetProperty("lkhGateways").GetInt32()));
+        Assert.Equal("Push", groups["grp-0000"].Item1);
+        Assert.InRange(groups["grp-0000"].Item2, 4, 8); // a tree over the PN GWs its members are behind
+        Assert.Equal(("Pull", 0), groups["grp-0001"]);
+    }
+
     [Theory]
+    [InlineData("--lkh-threshold", "-1", "--lkh-threshold must be at least 0")]
     [InlineData("--gateways", "0", "--gateways must be at least 1")]
     [InlineData("--pnes", "-5", "--pnes must be at least 1")]
     [InlineData("--db", "oracle", "oracle")]
