@@ -164,7 +164,8 @@ public sealed class GatewayCskmf : KeyHolder
     private void OnBroadcast(GroupRekeyBroadcast broadcast, string senderId)
     {
         var (groupId, epoch) = (broadcast.GroupId, broadcast.Epoch);
-        var problem = broadcast.WrapperId != senderId || !IsWrapper(senderId)
+        var pairwise = broadcast.WrapperId == senderId ? WrapperKey(senderId) : null;
+        var problem = pairwise is null
             ? $"sent by {senderId}, who may not give keys here"
             : AnnouncementProblem(groupId, epoch, broadcast.KeyCheck, broadcast.Announcement);
         if (problem is not null)
@@ -176,11 +177,10 @@ public sealed class GatewayCskmf : KeyHolder
 
         if (Holds(groupId, epoch))
             return;
-        var pairwise = WrapperKey(senderId)!;
         var member = _trees.GetValueOrDefault(groupId) ?? new LkhMember(groupId, Identity.DeviceId);
         GroupKey? key = null;
         var followed = member.Follow(broadcast.BaseTreeEpoch, broadcast.TreeEpoch, broadcast.Steps,
-            () => LkhCrypto.LeafKey(pairwise, groupId, Identity.DeviceId, epoch), root =>
+            () => LkhCrypto.LeafKey(pairwise!, groupId, Identity.DeviceId, epoch), root =>
             {
                 key = GroupKey.Unwrap(root, broadcast.KeyUnderRoot, groupId, epoch, LkhCrypto.RootRecipient);
                 if (key is not null && key.KeyCheck == broadcast.KeyCheck)

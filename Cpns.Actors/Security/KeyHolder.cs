@@ -230,9 +230,6 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             ? "its epoch announcement is not signed by the group's key manager"
             : null;
 
-    /// <summary>True if <paramref name="wrapperId"/> may give keys to this holder.</summary>
-    protected bool IsWrapper(string wrapperId) => _wrappers.ContainsKey(wrapperId);
-
     /// <summary>Tells whoever delivered the key that it is installed (the server for a PN GW, the PN GW for a PNE).</summary>
     protected abstract void Acknowledge(string groupId, long epoch);
 
