@@ -144,8 +144,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
 
         if (notice.LocalMembers.Count == 0)
         {
-            Timers.Cancel(("fan-out", notice.GroupId));
-            _groups.Remove(notice.GroupId);
+            ForgetGroup(notice.GroupId);
             _cskmf.Tell(new DropGroupKeys(notice.GroupId, notice.Epoch, Revoked: false));
             return;
         }
@@ -166,6 +165,15 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         if (_missingAhead.Remove(notice.GroupId, out var missing) && missing == notice.Epoch)
             PullMissing(notice.GroupId, group);
         ScheduleFanOut(notice.GroupId, group);
+    }
+
+    /// <summary>This PN GW takes no more part in the group (none of its members left here, or the group was deleted).</summary>
+    private LocalGroupState? ForgetGroup(string groupId)
+    {
+        Timers.Cancel(("fan-out", groupId));
+        _fallbackPulled.Remove(groupId);
+        _missingAhead.Remove(groupId);
+        return _groups.Remove(groupId, out var group) ? group : null;
     }
 
     /// <summary>A pushed epoch that did not come (or could not be followed) is pulled instead, once.</summary>
@@ -233,8 +241,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
             group.LocalMembers = group.LocalMembers.Where(m => m != pneId).ToList();
             if (group.LocalMembers.Count > 0)
                 continue;
-            Timers.Cancel(("fan-out", groupId));
-            _groups.Remove(groupId);
+            ForgetGroup(groupId);
             _cskmf.Tell(new DropGroupKeys(groupId, group.Epoch, Revoked: false));
         }
     }
@@ -261,8 +268,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
 
     private void OnDeleted(GroupDeletedNotice deleted)
     {
-        Timers.Cancel(("fan-out", deleted.GroupId));
-        _groups.Remove(deleted.GroupId, out var group);
+        var group = ForgetGroup(deleted.GroupId);
         FlowTrace.Send(Context, _cskmf, new DropGroupKeys(deleted.GroupId, deleted.FinalEpoch, Revoked: true),
             deleted.GroupId, deleted.FinalEpoch, 6, FlowKind.Revoke, FlowLeg.ServerToGateway);
         foreach (var member in group?.LocalMembers ?? [])

@@ -90,10 +90,8 @@ public sealed record LkhPath(long TreeEpoch, int Position, int Size, Octets Seal
             var path = new List<(int, byte[])>();
             for (var offset = 0; offset < plain.Length; offset += EntryBytes)
                 path.Add((BinaryPrimitives.ReadInt32BigEndian(plain.AsSpan(offset)), plain.AsSpan(offset + 4, Aead.KeySize).ToArray()));
-            var expected = new List<int>();
-            for (var node = Position; node >= 1; node /= 2)
-                expected.Add(node);
-            return Size >= 1 && Position >= Size && Position <= 2 * Size - 1 && path.Select(p => p.Item1).SequenceEqual(expected)
+            return Size >= 1 && Position >= Size && Position <= 2 * Size - 1 &&
+                   path.Select(p => p.Item1).SequenceEqual(LkhTree.NodesAbove(Position))
                 ? path
                 : null;
         }
@@ -152,14 +150,18 @@ public sealed class LkhTree
 
     public GroupKey GroupKey(long epoch) => LkhCrypto.GroupKeyFrom(RootKey, _groupId, epoch);
 
-    /// <summary>The keys a member holds: its leaf and every ancestor, position → key (for a path refresh).</summary>
-    public IReadOnlyList<(int Position, byte[] Key)> PathOf(string memberId)
+    /// <summary>A leaf's position and every ancestor's, up to the root (heap layout: the parent of i is i / 2).</summary>
+    public static IReadOnlyList<int> NodesAbove(int position)
     {
-        var path = new List<(int, byte[])>();
-        for (var node = _positionOf[memberId]; node >= 1; node /= 2)
-            path.Add((node, _keys[node]));
-        return path;
+        var nodes = new List<int>();
+        for (var node = position; node >= 1; node /= 2)
+            nodes.Add(node);
+        return nodes;
     }
+
+    /// <summary>The keys a member holds: its leaf and every ancestor, position → key (for a path refresh).</summary>
+    public IReadOnlyList<(int Position, byte[] Key)> PathOf(string memberId) =>
+        NodesAbove(_positionOf[memberId]).Select(node => (node, _keys[node])).ToList();
 
     /// <summary>Every member and its leaf position.</summary>
     public IEnumerable<(string MemberId, int Position)> Leaves => _positionOf.Select(kv => (kv.Key, kv.Value));
@@ -181,15 +183,10 @@ public sealed class LkhTree
     /// Replaces the whole tree: the members at leaves n … 2n−1 in the given order, and the internal nodes' keys from
     /// <paramref name="internalKey"/> (fresh random keys when null).
     /// </summary>
-    public void Build(IReadOnlyList<(string MemberId, byte[] LeafKey)> members, Func<int, byte[]>? internalKey = null)
-    {
-        Clear();
-        var n = members.Count;
-        for (var i = 0; i < n; i++)
-            Place(members[i].MemberId, n + i, members[i].LeafKey);
-        for (var node = 1; node < n; node++)
-            _keys[node] = internalKey?.Invoke(node) ?? RandomNumberGenerator.GetBytes(Aead.KeySize);
-    }
+    public void Build(IReadOnlyList<(string MemberId, byte[] LeafKey)> members, Func<int, byte[]>? internalKey = null) =>
+        Restore(members.Select((m, i) => (m.MemberId, members.Count + i, m.LeafKey)),
+            Enumerable.Range(1, Math.Max(0, members.Count - 1))
+                .Select(node => (node, internalKey?.Invoke(node) ?? RandomNumberGenerator.GetBytes(Aead.KeySize))));
 
     /// <summary>Puts a tree back as it was: members at their positions, internal nodes with their keys.</summary>
     public void Restore(IEnumerable<(string MemberId, int Position, byte[] LeafKey)> leaves, IEnumerable<(int Node, byte[] Key)> internalKeys)
@@ -375,9 +372,7 @@ public sealed class LkhMember
         }
 
         var wraps = rekey.Wraps().ToLookup(w => w.Node);
-        var path = new List<int>();
-        for (var node = Position; node >= 1; node /= 2)
-            path.Add(node);
+        var path = LkhTree.NodesAbove(Position);
         for (var i = 1; i < path.Count; i++)
         {
             var node = path[i];

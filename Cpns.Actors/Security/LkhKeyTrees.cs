@@ -50,8 +50,7 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
         }
 
         var desired = recipients.ToDictionary(t => t.GatewayId, t => t.GatewayAgreementKey, StringComparer.Ordinal);
-        LeafFor leaf = (memberId, agreementKey) =>
-            LkhCrypto.LeafKey(pairwise.KeyFor(memberId, agreementKey), groupId, memberId, epoch);
+        var leaf = LeafDerivation(groupId, epoch, pairwise);
         if (existing is null)
             return Rebuild(_groups[groupId] = new GroupTree(groupId), groupId, epoch, key, desired, leaf);
 
@@ -75,9 +74,12 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
         IReadOnlyList<(string MemberId, Octets AgreementKey)> joining, PairwiseKeys pairwise)
     {
         var existing = _groups.GetValueOrDefault(groupId) ?? throw new InvalidOperationException($"{groupId} has no LKH tree");
-        return Change(existing, groupId, epoch, key, leaving, joining,
-            (memberId, agreementKey) => LkhCrypto.LeafKey(pairwise.KeyFor(memberId, agreementKey), groupId, memberId, epoch));
+        return Change(existing, groupId, epoch, key, leaving, joining, LeafDerivation(groupId, epoch, pairwise));
     }
+
+    /// <summary>A PN GW's leaf key: from its pairwise key with the key manager, bound to the group and the epoch it joins.</summary>
+    private static LeafFor LeafDerivation(string groupId, long epoch, PairwiseKeys pairwise) =>
+        (memberId, agreementKey) => LkhCrypto.LeafKey(pairwise.KeyFor(memberId, agreementKey), groupId, memberId, epoch);
 
     private LkhEpochRecord Change(GroupTree existing, string groupId, long epoch, GroupKey key, IReadOnlyList<string> left,
         IReadOnlyList<(string MemberId, Octets AgreementKey)> joining, LeafFor leaf)
