@@ -14,16 +14,28 @@ var root = new RootCommand(
     ClusterCommands.Status(),
 };
 
+var parse = root.Parse(args);
 try
 {
     // Ctrl-C and SIGTERM cancel the command; a cluster node then leaves its cluster cleanly, which takes a few seconds.
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });
+    // Failures come here rather than to System.CommandLine's handler, which prints a stack trace.
+    return await parse.InvokeAsync(new InvocationConfiguration
+    {
+        ProcessTerminationTimeout = TimeSpan.FromSeconds(30),
+        EnableDefaultExceptionHandler = false,
+    });
 }
-catch (Exception e) when (e is not OperationCanceledException)
+catch (OperationCanceledException)
 {
-    // A failure the command did not turn into an answer itself: one clear line, the details for a bug report.
-    Console.Error.WriteLine($"cpns: {e.GetType().Name}: {e.Message}");
-    if (Environment.GetEnvironmentVariable("CPNS_DEBUG") is "1")
-        Console.Error.WriteLine(e);
+    Console.Error.WriteLine("cpns: cancelled");
+    return 130;
+}
+catch (Exception e)
+{
+    // A failure the command did not turn into an answer itself: one clear line; the details only when asked for.
+    var inner = e is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : e;
+    Console.Error.WriteLine($"cpns {parse.CommandResult.Command.Name}: {inner.Message} ({inner.GetType().Name})");
+    if (args.Contains("DEBUG", StringComparer.OrdinalIgnoreCase) || Environment.GetEnvironmentVariable("CPNS_DEBUG") is "1")
+        Console.Error.WriteLine(inner);
     return 3;
 }

@@ -33,6 +33,35 @@ public static class Storage
 
     public static Config Postgres(string connectionString) => WithConnection("persistence-postgres", connectionString);
 
+    /// <summary>
+    /// Opens one connection to the PostgreSQL database, so a wrong address or password is one clear refusal before any
+    /// actor starts, instead of a journal that keeps failing underneath a running node.
+    /// </summary>
+    public static void CheckPostgresReachable(string connectionString)
+    {
+        Npgsql.NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new StorageUnavailableException($"the --connection string is not a PostgreSQL connection string: {e.Message}", e);
+        }
+
+        try
+        {
+            using var connection = new Npgsql.NpgsqlConnection(builder.ConnectionString);
+            connection.Open();
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new StorageUnavailableException(
+                $"cannot reach PostgreSQL database '{builder.Database}' at {builder.Host}:{builder.Port} as '{builder.Username}': " +
+                e.Message, e);
+        }
+    }
+
     /// <summary>Creates the folder and file if needed and switches the file to WAL (a setting SQLite keeps in the file).</summary>
     public static string PrepareSqlite(string databasePath)
     {
@@ -65,3 +94,6 @@ public static class Storage
             .WithFallback(SqlPersistence.DefaultConfiguration);
     }
 }
+
+/// <summary>The database a command was pointed at cannot be used.</summary>
+public sealed class StorageUnavailableException(string message, Exception cause) : Exception(message, cause);

@@ -79,3 +79,10 @@ public sealed record SimulationProgress(SimulationPhase Phase, long Done, long T
 
 /// <summary>Something the server acknowledged during a simulation (and so made durable first).</summary>
 public sealed record Acknowledgement(string Kind, string Id, string? RegistrationId, long? Epoch, IReadOnlyList<string>? Members);
+
+/// <summary>A simulation that could not finish: the phase it stopped in, and why.</summary>
+public sealed class SimulationStalledException(SimulationPhase phase, Exception cause)
+    : Exception($"the run stopped in phase {phase}: {cause.Message}", cause)
+{
+    public SimulationPhase Phase { get; } = phase;
+}

@@ -29,6 +29,8 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         var wall = Stopwatch.StartNew();
         var random = new Random(options.Seed);
         var collector = system.ActorOf(DeliveryCollector.Props(acknowledged), $"sim-collector-{Guid.NewGuid():N}");
+        var phases = new PhaseTracker(progress);
+        progress = phases;
         try
         {
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 0, 1));
@@ -98,9 +100,25 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 Delivery = delivery,
             };
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new SimulationStalledException(phases.Current, e);
+        }
         finally
         {
             system.Stop(collector);
+        }
+    }
+
+    /// <summary>Remembers the phase last reported, so a failure can say where the run stopped.</summary>
+    private sealed class PhaseTracker(IProgress<SimulationProgress>? inner) : IProgress<SimulationProgress>
+    {
+        public SimulationPhase Current { get; private set; } = SimulationPhase.StartingServer;
+
+        public void Report(SimulationProgress value)
+        {
+            Current = value.Phase;
+            inner?.Report(value);
         }
     }
 

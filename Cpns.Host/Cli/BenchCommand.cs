@@ -23,7 +23,7 @@ public static class BenchCommand
             Description = "PNE registrations to persist per batch size",
             DefaultValueFactory = _ => 2000,
         };
-        SimulateCommand.AtLeast(registrations, 1);
+        OptionRules.AtLeast(registrations, 1);
         var batches = new Option<string>("--batch")
         {
             Description = "Batch sizes, comma separated; 1 is the unbatched baseline (one journal round trip per registration)",
@@ -35,6 +35,7 @@ public static class BenchCommand
                 result.AddError("--batch takes positive whole numbers separated by commas, e.g. 1,50,500");
         });
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
+        OptionRules.WritableFile(json);
         var common = new CommonOptions();
         var command = new Command("persistence",
             "PNE registrations persisted per second on the chosen database: batched as the registry does, against one event " +
@@ -107,9 +108,10 @@ public static class BenchCommand
             Description = "Measured rekeys per size and scheme (the median is reported)",
             DefaultValueFactory = _ => 41,
         };
-        SimulateCommand.AtLeast(warmup, 0);
-        SimulateCommand.AtLeast(repetitions, 1);
+        OptionRules.AtLeast(warmup, 0);
+        OptionRules.AtLeast(repetitions, 1);
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
+        OptionRules.WritableFile(json);
 
         var command = new Command("rekey",
             "Time and bytes of one membership-change rekey at the key manager: per-member wrapping (flat) against the " +

@@ -44,11 +44,12 @@ public static class ChargingCommand
             user, group, from, to, format, output, file, serverId,
         };
         common.AddTo(command);
+        OptionRules.WritableFile(output);
         command.Validators.Add(result =>
         {
-            if (result.GetValue(user) is not null && result.GetValue(group) is not null)
+            if (result.ValueOf(user) is not null && result.ValueOf(group) is not null)
                 result.AddError("give --user or --group, not both");
-            if (result.GetValue(from) is { } start && result.GetValue(to) is { } end && end <= start)
+            if (result.ValueOf(from) is { } start && result.ValueOf(to) is { } end && end <= start)
                 result.AddError("--to must be after --from");
         });
         command.SetAction(async (parse, cancellationToken) =>

@@ -50,9 +50,9 @@ public static class ClusterCommands
             Common.AddTo(command);
             command.Validators.Add(result =>
             {
-                if (result.GetValue(Port) is < 0 or > 65535)
+                if (result.ValueOf(Port) is < 0 or > 65535)
                     result.AddError("--port must be between 0 and 65535");
-                foreach (var seed in result.GetValue(Seeds) ?? [])
+                foreach (var seed in result.ValueOf(Seeds) ?? [])
                 {
                     if (!Address.TryParse(seed, out _))
                         result.AddError($"--seed '{seed}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
@@ -90,14 +90,13 @@ public static class ClusterCommands
             demoGroups, demoMembers, demoInterval,
         };
         options.AddTo(command);
-        SimulateCommand.AtLeast(demoGroups, 0);
-        SimulateCommand.AtLeast(demoMembers, 1);
+        OptionRules.AtLeast(demoGroups, 0);
+        OptionRules.AtLeast(demoMembers, 1);
+        OptionRules.Positive(demoInterval);
         command.Validators.Add(result =>
         {
-            if ((result.GetValue(options.Seeds) ?? []).Length == 0 && result.GetValue(options.Port) == 0)
+            if ((result.ValueOf(options.Seeds) ?? []).Length == 0 && result.ValueOf(options.Port) == 0)
                 result.AddError("the first server node seeds the cluster itself: give it a --port (or --seed another node)");
-            if (result.GetValue(demoInterval) <= 0)
-                result.AddError("--demo-interval must be positive");
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -164,12 +163,13 @@ public static class ClusterCommands
             name, gateways, pnes, secretsFile, lifetime,
         };
         options.AddTo(command);
-        SimulateCommand.AtLeast(gateways, 0);
-        SimulateCommand.AtLeast(pnes, 0);
-        SimulateCommand.AtLeast(lifetime, 0);
+        OptionRules.ExistingFile(secretsFile);
+        OptionRules.AtLeast(gateways, 0);
+        OptionRules.AtLeast(pnes, 0);
+        OptionRules.AtLeast(lifetime, 0);
         command.Validators.Add(result =>
         {
-            if ((result.GetValue(options.Seeds) ?? []).Length == 0)
+            if ((result.ValueOf(options.Seeds) ?? []).Length == 0)
                 result.AddError("a gateway node joins a cluster: give --seed akka.tcp://cpns@<host>:<port> of a running node");
         });
         command.SetAction(async (parse, cancellationToken) =>
@@ -251,11 +251,11 @@ public static class ClusterCommands
         {
             nodeAddress, json, timeout,
         };
-        SimulateCommand.AtLeast(timeout, 1);
+        OptionRules.AtLeast(timeout, 1);
         command.Validators.Add(result =>
         {
-            if (!Address.TryParse(result.GetValue(nodeAddress), out _))
-                result.AddError($"--node '{result.GetValue(nodeAddress)}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
+            if (!Address.TryParse(result.ValueOf(nodeAddress), out _))
+                result.AddError($"--node '{result.ValueOf(nodeAddress)}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
         });
         command.SetAction(async (parse, cancellationToken) =>
         {

@@ -48,19 +48,27 @@ public sealed class CommonOptions
         command.Add(Connection);
         command.Add(Config);
         command.Add(LogLevel);
+        OptionRules.ExistingFile(Config);
         command.Validators.Add(result =>
         {
-            if (result.GetValue(Db) == StorageKind.Postgres && string.IsNullOrWhiteSpace(result.GetValue(Connection)))
+            if (result.ValueOf(Db) == StorageKind.Postgres && string.IsNullOrWhiteSpace(result.ValueOf(Connection)))
                 result.AddError("--db postgres needs --connection \"Host=...;Database=...;Username=...;Password=...\"");
         });
     }
 
-    public NodeOptions Read(ParseResult parse) => new()
+    /// <summary>The node's options; a PostgreSQL database is checked to be reachable before anything starts.</summary>
+    public NodeOptions Read(ParseResult parse)
     {
-        DataDirectory = Path.GetFullPath(parse.GetValue(Data)!),
-        Storage = parse.GetValue(Db),
-        ConnectionString = parse.GetValue(Connection),
-        ConfigFile = parse.GetValue(Config)?.FullName,
-        LogLevel = parse.GetValue(LogLevel)!,
-    };
+        var options = new NodeOptions
+        {
+            DataDirectory = Path.GetFullPath(parse.GetValue(Data)!),
+            Storage = parse.GetValue(Db),
+            ConnectionString = parse.GetValue(Connection),
+            ConfigFile = parse.GetValue(Config)?.FullName,
+            LogLevel = parse.GetValue(LogLevel)!,
+        };
+        if (options.Storage == StorageKind.Postgres)
+            Storage.CheckPostgresReachable(options.ConnectionString!);
+        return options;
+    }
 }

@@ -54,17 +54,19 @@ public static class SimulateCommand
             gateways, pnes, groups, seed, membersPerGroup, churn, lkhThreshold, timeout, json, quiet, ackLog,
         };
         common.AddTo(command);
-        AtLeast(gateways, 1);
-        AtLeast(pnes, 1);
-        AtLeast(groups, 0);
-        AtLeast(membersPerGroup, 0);
-        AtLeast(churn, 0);
+        OptionRules.WritableFile(json);
+        OptionRules.WritableFile(ackLog);
+        OptionRules.AtLeast(gateways, 1);
+        OptionRules.AtLeast(pnes, 1);
+        OptionRules.AtLeast(groups, 0);
+        OptionRules.AtLeast(membersPerGroup, 0);
+        OptionRules.AtLeast(churn, 0);
         lkhThreshold.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int?>() is < 0 and var value)
                 result.AddError($"--lkh-threshold must be at least 0 (got {value})");
         });
-        AtLeast(timeout, 1);
+        OptionRules.AtLeast(timeout, 1);
 
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -83,15 +85,6 @@ public static class SimulateCommand
         });
         return command;
     }
-
-    /// <summary>Rejects a value below <paramref name="minimum"/> with a message naming the option.</summary>
-    public static void AtLeast(Option<int> option, int minimum) =>
-        option.Validators.Add(result =>
-        {
-            var value = result.GetValueOrDefault<int>();
-            if (value < minimum)
-                result.AddError($"{option.Name} must be at least {minimum} (got {value})");
-        });
 
     private static async Task<int> RunAsync(SimulationOptions options, NodeOptions node, int? lkhThreshold, FileInfo? json, bool quiet,
         FileInfo? ackLog, CancellationToken cancellationToken)
@@ -130,6 +123,12 @@ public static class SimulateCommand
             result = quiet || !AnsiConsole.Profile.Capabilities.Interactive
                 ? await runner.RunAsync(options, new PhaseLogger(), cancellationToken)
                 : await WithProgressAsync(progress => runner.RunAsync(options, progress, cancellationToken));
+        }
+        catch (SimulationStalledException stalled)
+        {
+            Console.Error.WriteLine($"cpns simulate: stopped while {Describe(stalled.Phase)}: {stalled.InnerException!.Message} " +
+                                    $"({stalled.InnerException.GetType().Name}); state so far is in {StorageDescription(node)}");
+            return 1;
         }
         finally
         {

@@ -40,6 +40,7 @@ public static class StateCommand
             file, serverId, json,
         };
         common.AddTo(command);
+        OptionRules.WritableFile(json);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var node = common.Read(parse) with { SqliteFileName = parse.GetValue(file)! };

@@ -32,14 +32,6 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
         _folder.Dispose();
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     private CpnsProcess Start(params string[] arguments)
     {
@@ -73,7 +65,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
     public async Task Real_processes_form_a_cluster_deliver_keys_survive_a_killed_gateway_node_and_stop_cleanly()
     {
         var connection = postgres.NewDatabase();
-        var serverPort = FreePort();
+        var serverPort = FreePorts.Next();
         var seed = $"akka.tcp://cpns@127.0.0.1:{serverPort}";
         var storage = new[] { "--db", "postgres", "--connection", connection, "--data", _folder.Path };
         var server = Start(["server", "--port", serverPort.ToString(), "--demo-groups", "2", "--demo-members", "4", "--demo-interval", "1",
@@ -83,7 +75,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
         var gateways = new Dictionary<string, (CpnsProcess Process, string Address)>();
         foreach (var name in new[] { "a", "b", "c" })
         {
-            var port = FreePort();
+            var port = FreePorts.Next();
             gateways[name] = (Start(["gateway", "--seed", seed, "--port", port.ToString(), "--name", name, "--pnes", "3", .. storage]),
                 $"akka.tcp://cpns@127.0.0.1:{port}");
         }

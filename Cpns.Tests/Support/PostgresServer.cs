@@ -42,7 +42,7 @@ public sealed class PostgresServer : IAsyncLifetime
         if (IsRoot)
             await RunAsync("chown", ["-R", "postgres:postgres", _root]);
         await RunAsPostgresAsync("initdb", ["-D", DataDirectory, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
-        Port = FreePort();
+        Port = FreePorts.Next();
         await RunAsPostgresAsync("pg_ctl", ["-D", DataDirectory, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60",
             "-o", $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"]);
     }
@@ -77,14 +77,6 @@ public sealed class PostgresServer : IAsyncLifetime
         }
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     private static Task RunAsPostgresAsync(string tool, string[] arguments) =>
         IsRoot
