@@ -11,7 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 data="$(mktemp -d -t cpns-cluster-demo-XXXXXX)"
 server_port="${CPNS_SERVER_PORT:-4053}"
-seed="akka.tcp://cpns@127.0.0.1:${server_port}"
+seed="akka.ssl.tcp://cpns@127.0.0.1:${server_port}"
 pids=()
 
 echo "== building cpns (Release)"
@@ -26,7 +26,7 @@ stop_all() {
 }
 trap stop_all EXIT
 
-status_json() { "${cpns[@]}" status --node "$seed" --json --timeout 10 2>/dev/null || true; }
+status_json() { "${cpns[@]}" status --node "$seed" --data "$data" --json --timeout 10 2>/dev/null || true; }
 
 # Reads `cpns status --json` on stdin and prints one field: manager node of a group, its epoch, or its pending PN GWs.
 field() {
@@ -51,7 +51,7 @@ port=$server_port
 for name in a b c; do
   port=$((port + 1))
   "${cpns[@]}" gateway --seed "$seed" --port "$port" --name "$name" --pnes 3 "${storage[@]}" >"$data/gateway-$name.log" 2>&1 &
-  pids+=($!); node_pid[$name]=$!; node_address[$name]="akka.tcp://cpns@127.0.0.1:$port"
+  pids+=($!); node_pid[$name]=$!; node_address[$name]="akka.ssl.tcp://cpns@127.0.0.1:$port"
   echo "== starting gateway node $name on ${node_address[$name]}"
 done
 for name in a b c; do until grep -q "is up" "$data/gateway-$name.log"; do sleep 0.5; done; done
@@ -62,7 +62,7 @@ for _ in $(seq 1 60); do
   [[ -n "$manager" ]] && break
   sleep 1
 done
-"${cpns[@]}" status --node "$seed"
+"${cpns[@]}" status --node "$seed" --data "$data"
 
 victim=""
 for name in a b c; do [[ "${node_address[$name]}" == "$manager" ]] && victim=$name; done
@@ -83,7 +83,7 @@ for _ in $(seq 1 120); do
   fi
   sleep 1
 done
-"${cpns[@]}" status --node "$seed"
+"${cpns[@]}" status --node "$seed" --data "$data"
 
 echo "== keys installed on the surviving gateway nodes since the kill (last lines):"
 for name in a b c; do [[ $name == "$victim" ]] || tail -n 3 "$data/gateway-$name.log"; done

@@ -31,11 +31,18 @@ public static class ClusterCommands
 
         public Option<string[]> Seeds { get; } = new("--seed")
         {
-            Description = "A seed node to join, e.g. akka.tcp://cpns@127.0.0.1:4053 (repeat for several)",
+            Description = "A seed node to join, e.g. akka.ssl.tcp://cpns@127.0.0.1:4053 (repeat for several)",
             AllowMultipleArgumentsPerToken = true,
         };
 
         public CommonOptions Common { get; } = new("WARNING");
+
+        public Option<string?> Certs { get; } = CertsOption();
+
+        public Option<string?> NodeName { get; } = new("--node-name")
+        {
+            Description = "Name of this node's TLS certificate (<name>.pfx in --certs); default: server, or gateway-<--name>",
+        };
 
         public NodeOptionsSet(int defaultPort)
         {
@@ -47,6 +54,8 @@ public static class ClusterCommands
             command.Add(Hostname);
             command.Add(Port);
             command.Add(Seeds);
+            command.Add(Certs);
+            command.Add(NodeName);
             Common.AddTo(command);
             command.Validators.Add(result =>
             {
@@ -54,10 +63,23 @@ public static class ClusterCommands
                     result.AddError("--port must be between 0 and 65535");
                 foreach (var seed in result.ValueOf(Seeds) ?? [])
                 {
-                    if (!Address.TryParse(seed, out _))
-                        result.AddError($"--seed '{seed}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
+                    if (!Address.TryParse(NodeTransport.NodeAddress(seed), out _))
+                        result.AddError($"--seed '{seed}' is not a node address like akka.ssl.tcp://cpns@127.0.0.1:4053");
                 }
+
+                if (result.ValueOf(NodeName) is { } nodeName && !DeploymentCertificates.IsValidNodeName(nodeName))
+                    result.AddError($"--node-name '{nodeName}' is not a node name (letters, digits, '-', '_', '.')");
             });
+        }
+
+        /// <summary>This node's TLS identity; the first server node of a new deployment makes the deployment CA.</summary>
+        public NodeTransport Transport(ParseResult parse, NodeOptions node, string defaultName, bool createAuthority)
+        {
+            var (transport, made) = NodeTransport.LoadOrIssue(CertsFolder(parse, Certs, node), parse.GetValue(NodeName) ?? defaultName,
+                createAuthority, [parse.GetValue(Hostname)!]);
+            if (made is not null)
+                Say($"made {made}");
+            return transport;
         }
 
         public Config Build(ParseResult parse, NodeOptions node, string role, IReadOnlyList<string> seeds) =>
@@ -65,7 +87,7 @@ public static class ClusterCommands
                 akka.remote.dot-netty.tcp.hostname = "{parse.GetValue(Hostname)}"
                 akka.remote.dot-netty.tcp.port = {parse.GetValue(Port)}
                 akka.cluster.roles = ["{role}"]
-                akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => $"\"{s}\""))}]
+                akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => $"\"{NodeTransport.NodeAddress(s)}\""))}]
                 """, role, "cluster"));
     }
 
@@ -103,14 +125,15 @@ public static class ClusterCommands
             var node = options.Common.Read(parse);
             var seeds = parse.GetValue(options.Seeds) is { Length: > 0 } given
                 ? given
-                : [$"akka.tcp://{AkkaHostBuilder.SystemName}@{parse.GetValue(options.Hostname)}:{parse.GetValue(options.Port)}"];
+                : [$"{NodeTransport.Scheme}://{AkkaHostBuilder.SystemName}@{parse.GetValue(options.Hostname)}:{parse.GetValue(options.Port)}"];
             var config = options.Build(parse, node, ClusterNodes.ServerRole, seeds);
             var settings = CpnsSettings.From(config);
             Directory.CreateDirectory(node.DataDirectory);
             var secretsPath = Path.Combine(node.DataDirectory, ServerSecrets.FileName);
             var secrets = ServerSecrets.LoadOrCreate(secretsPath, settings.ServerId);
+            var transport = options.Transport(parse, node, "server", createAuthority: true);
 
-            using var host = AkkaHostBuilder.Build(config);
+            using var host = AkkaHostBuilder.Build(config, transport);
             await host.StartAsync(cancellationToken);
             var system = AkkaHostBuilder.ActorSystemOf(host);
             try
@@ -170,7 +193,7 @@ public static class ClusterCommands
         command.Validators.Add(result =>
         {
             if ((result.ValueOf(options.Seeds) ?? []).Length == 0)
-                result.AddError("a gateway node joins a cluster: give --seed akka.tcp://cpns@<host>:<port> of a running node");
+                result.AddError("a gateway node joins a cluster: give --seed akka.ssl.tcp://cpns@<host>:<port> of a running node");
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -195,7 +218,11 @@ public static class ClusterCommands
                 return 2;
             }
 
-            using var host = AkkaHostBuilder.Build(config);
+            var nodeName = parse.GetValue(name) is { } given ? $"gateway-{given}"
+                : parse.GetValue(options.Port) is > 0 and var port ? $"gateway-n{port}" : "gateway";
+            var transport = options.Transport(parse, node, nodeName, createAuthority: false);
+
+            using var host = AkkaHostBuilder.Build(config, transport);
             await host.StartAsync(cancellationToken);
             var system = AkkaHostBuilder.ActorSystemOf(host);
             try
@@ -240,22 +267,24 @@ public static class ClusterCommands
     {
         var nodeAddress = new Option<string>("--node")
         {
-            Description = "Any node of the cluster, e.g. akka.tcp://cpns@127.0.0.1:4053",
-            DefaultValueFactory = _ => "akka.tcp://cpns@127.0.0.1:4053",
+            Description = "Any node of the cluster, e.g. akka.ssl.tcp://cpns@127.0.0.1:4053",
+            DefaultValueFactory = _ => "akka.ssl.tcp://cpns@127.0.0.1:4053",
         };
         var json = new Option<bool>("--json") { Description = "Print the status as JSON instead of tables" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the node's answer", DefaultValueFactory = _ => 15 };
+        var data = new CommonOptions().Data;
+        var certs = CertsOption();
         var command = new Command("status",
             "Ask a node of a running CPNS cluster for its members and roles, which gateway node manages which service group's " +
             "keys, and each group's current epoch with the PN GWs that acknowledged it")
         {
-            nodeAddress, json, timeout,
+            nodeAddress, json, timeout, data, certs,
         };
         OptionRules.AtLeast(timeout, 1);
         command.Validators.Add(result =>
         {
-            if (!Address.TryParse(result.ValueOf(nodeAddress), out _))
-                result.AddError($"--node '{result.ValueOf(nodeAddress)}' is not a node address like akka.tcp://cpns@127.0.0.1:4053");
+            if (!Address.TryParse(NodeTransport.NodeAddress(result.ValueOf(nodeAddress)), out _))
+                result.AddError($"--node '{result.ValueOf(nodeAddress)}' is not a node address like akka.ssl.tcp://cpns@127.0.0.1:4053");
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -266,12 +295,15 @@ public static class ClusterCommands
                     akka.actor.provider = remote
                     akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
                     """).WithFallback(CpnsConfig.Load());
-            using var host = AkkaHostBuilder.Build(config);
+            // The node transport is mutual TLS: asking takes a certificate of the deployment CA too.
+            var folder = parse.GetValue(certs) ?? Path.Combine(Path.GetFullPath(parse.GetValue(data)!), CertsSubfolder);
+            var (transport, _) = NodeTransport.LoadOrIssue(folder, "status", createAuthority: false);
+            using var host = AkkaHostBuilder.Build(config, transport);
             await host.StartAsync(cancellationToken);
             try
             {
                 var system = AkkaHostBuilder.ActorSystemOf(host);
-                var status = await system.ActorSelection($"{parse.GetValue(nodeAddress)}/user/{ClusterNodes.StatusActorName}")
+                var status = await system.ActorSelection($"{NodeTransport.NodeAddress(parse.GetValue(nodeAddress)!)}/user/{ClusterNodes.StatusActorName}")
                     .Ask<ClusterStatus>(GetClusterStatus.Instance, TimeSpan.FromSeconds(parse.GetValue(timeout)), cancellationToken);
                 if (parse.GetValue(json))
                     Console.Out.WriteLine(JsonSerializer.Serialize(status, SimulateCommand.JsonOptions));
@@ -292,6 +324,16 @@ public static class ClusterCommands
         });
         return command;
     }
+
+    public const string CertsSubfolder = "tls";
+
+    private static Option<string?> CertsOption() => new("--certs")
+    {
+        Description = $"Folder of the deployment's TLS certificates (ca.crt, this node's .pfx; default: {CertsSubfolder}/ in --data)",
+    };
+
+    private static string CertsFolder(ParseResult parse, Option<string?> certs, NodeOptions node) =>
+        parse.GetValue(certs) is { } given ? Path.GetFullPath(given) : Path.Combine(node.DataDirectory, CertsSubfolder);
 
     private static void Say(string line) => Console.Out.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}");
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
+using Cpns.Actors.Distributed;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -19,14 +20,21 @@ public static class AkkaHostBuilder
 {
     public const string SystemName = "cpns";
 
-    public static IHost Build(Config config, Action<AkkaConfigurationBuilder>? configure = null)
+    public static IHost Build(Config config, Action<AkkaConfigurationBuilder>? configure = null) => Build(config, null, configure);
+
+    /// <summary>A host whose actor system also gets <paramref name="transport"/>'s mutual TLS (cluster nodes, `cpns status`).</summary>
+    public static IHost Build(Config config, NodeTransport? transport, Action<AkkaConfigurationBuilder>? configure = null)
     {
+        if (transport is not null)
+            config = NodeTransport.Hocon.WithFallback(config);
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(
             new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.Services.AddAkka(SystemName, akka =>
         {
             akka.WithCpnsConfiguration(config);
+            if (transport is not null)
+                akka.AddSetup(transport.SslSetup());
             configure?.Invoke(akka);
         });
         return builder.Build();

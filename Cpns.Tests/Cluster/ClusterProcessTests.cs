@@ -42,7 +42,8 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
 
     private async Task<ClusterStatus?> StatusAsync(string node)
     {
-        var (exit, stdout, _) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(60), "status", "--node", node, "--json", "--timeout", "10");
+        var (exit, stdout, _) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(60), "status", "--node", node, "--json", "--timeout", "10",
+            "--data", _folder.Path);
         return exit == 0 ? JsonSerializer.Deserialize<ClusterStatus>(stdout, Json) : null;
     }
 
@@ -66,7 +67,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
     {
         var connection = postgres.NewDatabase();
         var serverPort = FreePorts.Next();
-        var seed = $"akka.tcp://cpns@127.0.0.1:{serverPort}";
+        var seed = $"akka.ssl.tcp://cpns@127.0.0.1:{serverPort}";
         var storage = new[] { "--db", "postgres", "--connection", connection, "--data", _folder.Path };
         var server = Start(["server", "--port", serverPort.ToString(), "--demo-groups", "2", "--demo-members", "4", "--demo-interval", "1",
             .. storage]);
@@ -77,7 +78,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
         {
             var port = FreePorts.Next();
             gateways[name] = (Start(["gateway", "--seed", seed, "--port", port.ToString(), "--name", name, "--pnes", "3", .. storage]),
-                $"akka.tcp://cpns@127.0.0.1:{port}");
+                $"akka.ssl.tcp://cpns@127.0.0.1:{port}");
         }
 
         foreach (var (process, _) in gateways.Values)
