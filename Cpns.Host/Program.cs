@@ -12,6 +12,7 @@ var root = new RootCommand(
     ClusterCommands.Server(),
     ClusterCommands.Gateway(),
     ClusterCommands.Status(),
+    CertsCommand.Create(),
 };
 
 var parse = root.Parse(args);

@@ -24,6 +24,37 @@ public sealed class CommandLineTests : IDisposable
         Assert.DoesNotContain(" at ", server.Stderr);
     }
 
+    [Fact]
+    public async Task Certificates_from_cpns_certs_start_a_node_whose_folder_holds_no_CA_key()
+    {
+        var operatorFolder = Path.Combine(_data, "operator-pki");
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "certs", "--certs", operatorFolder,
+            "--node", "server", "--node", "gateway-a");
+        Assert.True(exit == 0, stdout + stderr);
+        Assert.Contains("made a new deployment CA", stdout);
+        Assert.Contains("issued server", stdout);
+
+        // What the operator copies to the server node's host: the CA certificate and the node's own .pfx, never ca.key.
+        var nodeFolder = Path.Combine(_data, "server-node", "tls");
+        Directory.CreateDirectory(nodeFolder);
+        foreach (var file in new[] { "ca.crt", "server.pfx" })
+            File.Copy(Path.Combine(operatorFolder, file), Path.Combine(nodeFolder, file));
+
+        using var server = CpnsProcess.Start("server", "--port", FreePorts.Next().ToString(), "--data", Path.Combine(_data, "server-node"));
+        await server.WaitForOutputAsync("is up", TimeSpan.FromSeconds(60));
+        Assert.DoesNotContain("made", server.Stdout);
+        Assert.False(File.Exists(Path.Combine(nodeFolder, "ca.key")));
+        server.Terminate();
+        Assert.Equal(0, await server.WaitAsync(TimeSpan.FromSeconds(40)));
+
+        // A node of the deployment without its certificate is told how to get one, in one line.
+        (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "gateway", "--seed", "akka.tcp://cpns@127.0.0.1:1",
+            "--name", "b", "--data", Path.Combine(_data, "server-node"));
+        Assert.Equal(3, exit);
+        Assert.Contains("no certificate for node 'gateway-b'", stderr);
+        Assert.DoesNotContain("   at ", stdout + stderr);
+    }
+
     [Theory]
     [InlineData("simulate", "--json")]
     [InlineData("simulate", "--ack-log")]
