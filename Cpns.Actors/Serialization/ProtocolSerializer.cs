@@ -39,6 +39,10 @@ public sealed class ProtocolSerializer : SerializerWithStringManifest
         {
             DefaultIgnoreCondition = JsonIgnoreCondition.Never,
             MaxDepth = 32,
+            // A null where the record says "never null", or a missing field the record requires, is malformed input:
+            // refused here, before any receiver sees a half-built record.
+            RespectNullableAnnotations = true,
+            RespectRequiredConstructorParameters = true,
         };
         options.Converters.Add(new JsonStringEnumConverter());
         options.Converters.Add(new OctetsJsonConverter());
@@ -74,7 +78,7 @@ public sealed class ProtocolSerializer : SerializerWithStringManifest
             return JsonSerializer.Deserialize(bytes, type, _options)
                    ?? throw new SerializationException($"empty payload for '{manifest}'");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException)
         {
             throw new SerializationException($"malformed payload for '{manifest}': {e.Message}", e);
         }
