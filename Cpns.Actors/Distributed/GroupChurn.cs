@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
@@ -61,7 +62,7 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
                 continue;
             var members = pnes.OrderBy(_ => _random.Next()).Take(Math.Max(1, membersPerGroup)).ToList();
             var mode = i % 2 == 1 ? DeliveryMode.Push : DeliveryMode.Pull;
-            return Describe(await server.Smf.Ask<object>(new CreateGroup(GroupName(i), ServerSmf.OperatorId, mode, members), AskTimeout),
+            return Describe(await server.Smf.Ask<object>(new LocalRequest(new CreateGroup(GroupName(i), ServerSmf.OperatorId, mode, members)), AskTimeout),
                 $"created ({mode.ToString().ToLowerInvariant()}, {members.Count} members)");
         }
 
@@ -70,14 +71,14 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
         if (group.Members.Count < membersPerGroup + 1 && outsiders.Count > 0)
         {
             var joining = outsiders[_random.Next(outsiders.Count)];
-            return Describe(await server.Smf.Ask<object>(new AddMember(group.GroupId, ServerSmf.OperatorId, joining), AskTimeout),
+            return Describe(await server.Smf.Ask<object>(new LocalRequest(new AddMember(group.GroupId, ServerSmf.OperatorId, joining)), AskTimeout),
                 $"{joining} joined");
         }
 
         if (group.Members.Count <= 1)
             return null;
         var leaving = group.Members[_random.Next(group.Members.Count)];
-        return Describe(await server.Smf.Ask<object>(new RemoveMember(group.GroupId, ServerSmf.OperatorId, leaving), AskTimeout),
+        return Describe(await server.Smf.Ask<object>(new LocalRequest(new RemoveMember(group.GroupId, ServerSmf.OperatorId, leaving)), AskTimeout),
             $"{leaving} left");
     }
 

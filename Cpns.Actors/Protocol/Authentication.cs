@@ -69,7 +69,7 @@ public static class AuthTranscripts
 
 public sealed record CredentialRequest(string DeviceId, EntityKind Kind, PublicKeys Keys) : ICpnsMessage, IWithDeviceId;
 
-public sealed record IssueCredentials(long RequestId, IReadOnlyList<CredentialRequest> Requests) : ICpnsMessage;
+public sealed record IssueCredentials(long RequestId, IReadOnlyList<CredentialRequest> Requests) : INodeLocal;
 
 public sealed record IssuedCredential(string DeviceId, Credential Credential, string Serial) : ICpnsMessage, IWithDeviceId;
 
@@ -78,7 +78,7 @@ public sealed record CredentialsIssued(long RequestId, IReadOnlyList<IssuedCrede
 // ---- Revocation ----
 
 /// <summary>An operator revokes a device's credentials: it is deregistered and can no longer authenticate.</summary>
-public sealed record RevokeCredential(string DeviceId, string Reason) : ICpnsMessage, IWithDeviceId;
+public sealed record RevokeCredential(string DeviceId, string Reason) : INodeLocal, IWithDeviceId;
 
 public sealed record CredentialRevocationAccepted(string DeviceId, IReadOnlyList<string> Serials) : ICpnsMessage, IWithDeviceId;
 
@@ -90,9 +90,9 @@ public sealed record CredentialRevoked(string DeviceId, IReadOnlyList<string> Se
 /// <summary>The answer to an envelope that was refused (it is also counted and logged).</summary>
 public sealed record EnvelopeRejected(EnvelopeRejection Reason, string Detail) : ICpnsMessage;
 
-public sealed record GetSecurityCounters : ICpnsMessage
+public sealed record GetSecurityCounters : INodeLocal
 {
     public static readonly GetSecurityCounters Instance = new();
 }
 
-public sealed record SecurityCounters(string Receiver, IReadOnlyDictionary<string, long> Rejections) : ICpnsMessage;
+public sealed record SecurityCounters(string Receiver, IReadOnlyDictionary<string, long> Rejections) : INodeLocal;

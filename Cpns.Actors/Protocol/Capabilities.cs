@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 namespace Cpns.Actors.Protocol;
 
 /// <summary>How well a PN technology protects what crosses it (seed §5.3.1.9: the PN GW reports it).</summary>
@@ -62,7 +63,7 @@ public sealed record UpdateCapabilities(string DeviceId, DeviceCapabilities Capa
 /// <summary>Inside a PN GW: connections saw this capability hash in a PNE's heartbeat.</summary>
 public sealed record CapabilityHashSeen(string DeviceId, Octets Hash) : ICpnsMessage, IWithDeviceId;
 
-public sealed record GetRelayStats : ICpnsMessage
+public sealed record GetRelayStats : INodeLocal
 {
     public static readonly GetRelayStats Instance = new();
 }

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
@@ -27,7 +28,7 @@ public sealed record DeliverContent(
     string ServiceId,
     string GroupId,
     Octets Payload,
-    string? TargetDeviceId = null) : ICpnsMessage, IWithGroupId;
+    string? TargetDeviceId = null) : INodeLocal, IWithGroupId;
 
 /// <summary>
 /// Content a PNE encrypted itself under the group's current epoch key (it is the sender in the associated data),
@@ -77,7 +78,7 @@ public sealed record ContentReceipt(string DeliveryId, string DeviceId, string G
 public sealed record PostFromPne(string DeviceId, PostContent Post, SignedEnvelope Envelope) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>What a PNE received and opened (or could not), oldest first.</summary>
-public sealed record GetReceivedContent(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record GetReceivedContent(string DeviceId) : INodeLocal, IWithDeviceId;
 
 public sealed record ReceivedItem(string DeliveryId, string ServiceId, string GroupId, long Epoch, string SenderId, Octets? Plaintext,
     KeyError? Error) : ICpnsMessage;
@@ -89,9 +90,9 @@ public sealed record SendContent(string DeliveryId, string ServiceId, string Gro
     : ICpnsMessage, IWithGroupId;
 
 /// <summary>Inside the server: the delivery function asks the CSKMF to encrypt for a local sender.</summary>
-public sealed record SealForGroup(string GroupId, string SenderId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
+public sealed record SealForGroup(string GroupId, string SenderId, Octets Plaintext) : INodeLocal, IWithGroupId;
 
-public sealed record GetContentStats : ICpnsMessage
+public sealed record GetContentStats : INodeLocal
 {
     public static readonly GetContentStats Instance = new();
 }
@@ -100,7 +101,7 @@ public sealed record GetContentStats : ICpnsMessage
 public sealed record ContentStats(string GatewayId, long GroupMessagesReceived, long CopiesSent, long Receipts, long PostsRelayed)
     : ICpnsMessage;
 
-public sealed record GetDeliveryStats : ICpnsMessage
+public sealed record GetDeliveryStats : INodeLocal
 {
     public static readonly GetDeliveryStats Instance = new();
 }
@@ -136,7 +137,7 @@ public sealed record UsageReportAck(string GatewayId, long Sequence) : ICpnsMess
 /// overlap [FromMs, ToMs).
 /// </summary>
 public sealed record QueryUsage(string? EntityId = null, string? ServiceId = null, string? GroupId = null, long FromMs = 0,
-    long ToMs = long.MaxValue) : ICpnsMessage;
+    long ToMs = long.MaxValue) : INodeLocal;
 
 public sealed record UsageSummary(long Sessions, long BytesUp, long BytesDown, long DurationMs, IReadOnlyList<UsageRecord> Records)
     : ICpnsMessage;
@@ -170,7 +171,7 @@ public enum StatementSubject
 }
 
 public sealed record GetStatement(StatementSubject Subject, string SubjectId, long FromMs = 0, long ToMs = long.MaxValue)
-    : ICpnsMessage;
+    : INodeLocal;
 
 public sealed record ChargingStatement(
     StatementSubject Subject,
@@ -185,7 +186,7 @@ public sealed record ChargingStatement(
     string Currency) : ICpnsMessage;
 
 /// <summary>Inside the server: usage hands each recorded report to charging, numbered by usage's own sequence.</summary>
-public sealed record ChargeUsage(long UsageSequence, IReadOnlyList<UsageRecord> Records) : ICpnsMessage;
+public sealed record ChargeUsage(long UsageSequence, IReadOnlyList<UsageRecord> Records) : INodeLocal;
 
 /// <summary>Inside the server: charging, recovered, asks usage for every report after the last one it charged.</summary>
-public sealed record ReplayUsage(long AfterUsageSequence) : ICpnsMessage;
+public sealed record ReplayUsage(long AfterUsageSequence) : INodeLocal;

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 
 namespace Cpns.Actors.Protocol;
@@ -17,7 +18,16 @@ public sealed record ServiceDescription(
     int MinBitrateKbps,
     Privilege RequiredPrivilege,
     string? GroupId,
-    int LifetimeSeconds) : ICpnsMessage, IWithServiceId;
+    int LifetimeSeconds) : ICpnsMessage, IWithServiceId
+{
+    /// <summary>The same description over collections of its own (what is journaled never aliases a caller's lists).</summary>
+    public ServiceDescription Detached() => this with
+    {
+        Keywords = Keywords.ToList(),
+        Attributes = new Dictionary<string, string>(Attributes, StringComparer.Ordinal),
+        RequiredCodecs = RequiredCodecs.ToList(),
+    };
+}
 
 public enum DirectoryError
 {
@@ -103,7 +113,7 @@ public enum RefusalReason
 public sealed record ServiceRefused(string ServiceId, string ConsumerId, RefusalReason Reason, string Detail) : ICpnsMessage, IWithServiceId;
 
 /// <summary>Inside the server: the consumer's privilege on each group (the directory filters with it).</summary>
-public sealed record GetPrivileges(string SubjectId) : ICpnsMessage;
+public sealed record GetPrivileges(string SubjectId) : INodeLocal;
 
 public sealed record Privileges(string SubjectId, IReadOnlyDictionary<string, Privilege> ByGroup) : ICpnsMessage;
 

@@ -34,7 +34,7 @@ public sealed record PneEndpoints(
     IActorRef Cskmf) : ICpnsMessage;
 
 /// <summary>Asks the <c>server</c> actor for its <see cref="ServerEndpoints"/>.</summary>
-public sealed record GetServerEndpoints : ICpnsMessage
+public sealed record GetServerEndpoints : INodeLocal
 {
     public static readonly GetServerEndpoints Instance = new();
 }

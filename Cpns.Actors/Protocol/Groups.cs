@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 
 namespace Cpns.Actors.Protocol;
@@ -79,14 +80,14 @@ public sealed record GroupAccepted(
 
 public sealed record GroupRejected(string GroupId, GroupError Error, string Detail) : ICpnsMessage, IWithGroupId;
 
-public sealed record GetGroup(string GroupId) : ICpnsMessage, IWithGroupId;
+public sealed record GetGroup(string GroupId) : INodeLocal, IWithGroupId;
 
-public sealed record ListGroups : ICpnsMessage
+public sealed record ListGroups : INodeLocal
 {
     public static readonly ListGroups Instance = new();
 }
 
-public sealed record GroupList(IReadOnlyList<GroupState> Groups) : ICpnsMessage;
+public sealed record GroupList(IReadOnlyList<GroupState> Groups) : INodeLocal;
 
 public sealed record GroupState(
     string GroupId,
@@ -126,7 +127,7 @@ public sealed record MembershipEnded(string GroupId, string DeviceId, long Epoch
     : ICpnsMessage, IWithGroupId, IWithDeviceId;
 
 /// <summary>Asks a PN GW's or PNE's SMF what it knows of its groups.</summary>
-public sealed record GetLocalGroups : ICpnsMessage
+public sealed record GetLocalGroups : INodeLocal
 {
     public static readonly GetLocalGroups Instance = new();
 }
@@ -134,7 +135,7 @@ public sealed record GetLocalGroups : ICpnsMessage
 public sealed record LocalGroup(string GroupId, DeliveryMode Mode, long Epoch, IReadOnlyList<string> LocalMembers)
     : ICpnsMessage, IWithGroupId;
 
-public sealed record LocalGroups(string DeviceId, IReadOnlyList<LocalGroup> Groups) : ICpnsMessage, IWithDeviceId;
+public sealed record LocalGroups(string DeviceId, IReadOnlyList<LocalGroup> Groups) : INodeLocal, IWithDeviceId;
 
 /// <summary>
 /// A PN GW (to the server's SMF) or a PNE (to its PN GW's SMF) that has just registered asks for the current

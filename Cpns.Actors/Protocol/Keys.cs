@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors.Security;
 
@@ -68,7 +69,7 @@ public sealed record GroupKeyFailed(string GroupId, KeyError Error, string Detai
 /// SMF(server) → CSKMF(server): deliver (push) the epoch now that its step 7 notices are out — to every target,
 /// or only to <paramref name="OnlyGatewayId"/> (a PN GW catching up after it registered again).
 /// </summary>
-public sealed record DeliverGroupKey(string GroupId, long Epoch, string? OnlyGatewayId = null) : ICpnsMessage, IWithGroupId;
+public sealed record DeliverGroupKey(string GroupId, long Epoch, string? OnlyGatewayId = null) : INodeLocal, IWithGroupId;
 
 /// <summary>SMF → CSKMF of a PN GW: push the group's current epoch to this one PNE (it registered again).</summary>
 public sealed record DeliverToPne(string GroupId, string DeviceId) : ICpnsMessage, IWithGroupId, IWithDeviceId;
@@ -79,7 +80,7 @@ public sealed record DeliverToPne(string GroupId, string DeviceId) : ICpnsMessag
 /// </summary>
 /// <paramref name="LocalMembers"/> (at a PN GW): the group's members in its PN at this epoch, as the notice named them —
 /// a key that arrives in a rekey broadcast names none, so it waits for them here.
-public sealed record ExpectGroupKey(string GroupId, long Epoch, IReadOnlyList<string>? LocalMembers = null) : ICpnsMessage, IWithGroupId;
+public sealed record ExpectGroupKey(string GroupId, long Epoch, IReadOnlyList<string>? LocalMembers = null) : INodeLocal, IWithGroupId;
 
 /// <summary>CSKMF → SMF of the same entity: a pushed epoch did not arrive; the SMF has the SECA pull it.</summary>
 public sealed record GroupKeyMissing(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
@@ -150,13 +151,13 @@ public sealed record KeyAcks(string GroupId, long Epoch, IReadOnlyList<string> A
     : ICpnsMessage, IWithGroupId;
 
 /// <summary>The CSKMF asks the SMF for a periodic rekey of a group (seed: "CSKMF itself can trigger Group Key update").</summary>
-public sealed record RekeyDue(string GroupId) : ICpnsMessage, IWithGroupId;
+public sealed record RekeyDue(string GroupId) : INodeLocal, IWithGroupId;
 
 // ---- Content under a group key (asked of a holder) ----
 
 public sealed record EncryptContent(string GroupId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
 
-public sealed record DecryptContent(GroupCiphertext Ciphertext) : ICpnsMessage;
+public sealed record DecryptContent(GroupCiphertext Ciphertext) : INodeLocal;
 
 public sealed record ContentDecrypted(string GroupId, long Epoch, string SenderId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
 
@@ -187,7 +188,7 @@ public sealed record DropGroupKeys(string GroupId, long UpToEpoch, bool Revoked)
 
 // ---- Holder queries ----
 
-public sealed record GetKeyState(string GroupId) : ICpnsMessage, IWithGroupId;
+public sealed record GetKeyState(string GroupId) : INodeLocal, IWithGroupId;
 
 public sealed record HeldGroupKey(
     string GroupId,
@@ -195,17 +196,17 @@ public sealed record HeldGroupKey(
     long? CurrentEpoch,
     Octets? KeyCheck,
     IReadOnlyList<long> Epochs,
-    bool Revoked) : ICpnsMessage, IWithGroupId;
+    bool Revoked) : INodeLocal, IWithGroupId;
 
 /// <summary>
 /// Asks a key holder for one epoch's key wrapped for an operator's X25519 key (audits and tests that compare
 /// key bytes); allowed only where <c>cpns.security.allow-key-export</c> is on.
 /// </summary>
 public sealed record ExportGroupKey(string GroupId, long Epoch, string RecipientId, Octets RecipientAgreementKey)
-    : ICpnsMessage, IWithGroupId;
+    : INodeLocal, IWithGroupId;
 
 /// <summary>Asks the server's CSKMF for a group's LKH tree as it stands (sizes and positions; no key material).</summary>
-public sealed record GetLkhState(string GroupId) : ICpnsMessage, IWithGroupId;
+public sealed record GetLkhState(string GroupId) : INodeLocal, IWithGroupId;
 
 /// <summary>
 /// A group's LKH tree (0 members when the group is keyed per PN GW), and the rekey broadcast of its current epoch, if
@@ -219,13 +220,13 @@ public sealed record LkhState(string GroupId, long TreeEpoch, int Members, IRead
 /// it holds, sealed for an operator's X25519 key (audits, tests); only where <c>cpns.security.allow-key-export</c> is on.
 /// </summary>
 public sealed record ExportLkhPath(string GroupId, string MemberId, string RecipientId, Octets RecipientAgreementKey)
-    : ICpnsMessage, IWithGroupId;
+    : INodeLocal, IWithGroupId;
 
 public sealed record ExportedLkhPath(string GroupId, string MemberId, string ExporterId, Octets ExporterAgreementKey, LkhPath Path)
-    : ICpnsMessage, IWithGroupId;
+    : INodeLocal, IWithGroupId;
 
 /// <summary>How the server's CSKMF has delivered keys so far.</summary>
-public sealed record GetKeyDeliveryStats : ICpnsMessage
+public sealed record GetKeyDeliveryStats : INodeLocal
 {
     public static readonly GetKeyDeliveryStats Instance = new();
 }
@@ -238,14 +239,14 @@ public sealed record KeyDeliveryStats(
     long PathsSent,
     long Broadcasts,
     long BroadcastCopies,
-    long BroadcastBytes) : ICpnsMessage;
+    long BroadcastBytes) : INodeLocal;
 
 public sealed record ExportedGroupKey(
     string GroupId,
     long Epoch,
     string ExporterId,
     Octets ExporterAgreementKey,
-    Octets WrappedKey) : ICpnsMessage, IWithGroupId;
+    Octets WrappedKey) : INodeLocal, IWithGroupId;
 
 public static class DeliveryModeExtensions
 {

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors.Security;
 
@@ -55,7 +56,7 @@ public sealed record EntitiesDeregistered(IReadOnlyList<string> DeviceIds, Dereg
 public sealed record PneBatchRegistered(string GatewayId, int Count, long AtMs) : ICpnsMessage, IWithGatewayId;
 
 /// <summary>Asks the registry for one entity's lease.</summary>
-public sealed record GetLease(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record GetLease(string DeviceId) : INodeLocal, IWithDeviceId;
 
 public sealed record Lease(string DeviceId, bool Registered, string? RegistrationId, int LifetimeSeconds, long ExpiresAtMs)
     : ICpnsMessage, IWithDeviceId;
@@ -80,12 +81,12 @@ public sealed record PneReachability(string DeviceId, bool Reachable, bool Sleep
 /// <summary>Inside a PN GW: a function heard from a PNE it had as unreachable.</summary>
 public sealed record UplinkSeen(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
-public sealed record GetReachability(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record GetReachability(string DeviceId) : INodeLocal, IWithDeviceId;
 
 public sealed record Reachability(string DeviceId, bool Reachable, bool Sleeping, long LastSeenMs) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>Asks a PN GW function how its downlink queues for unreachable PNEs stand.</summary>
-public sealed record GetDownlinkStats : ICpnsMessage
+public sealed record GetDownlinkStats : INodeLocal
 {
     public static readonly GetDownlinkStats Instance = new();
 }
@@ -117,7 +118,7 @@ public sealed record BridgeAnswer(string DeviceId, string GatewayId, Credential 
 public sealed record SetGatewayPolicy(bool AcceptBridges, bool AgreeToHandover) : ICpnsMessage;
 
 /// <summary>Published by the registry when a PNE registered through another PN GW than before.</summary>
-public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGatewayId) : ICpnsMessage, IWithDeviceId;
+public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGatewayId) : INodeLocal, IWithDeviceId;
 
 // ---- PN GW change (handover) ----
 

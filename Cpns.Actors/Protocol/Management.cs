@@ -19,7 +19,7 @@ public enum DmStatus
 }
 
 /// <summary>An operator's management command for a device, to the server's <c>dm</c>.</summary>
-public sealed record DmCommand(string DeviceId, DmOperation Operation, string Path, string? Value = null) : ICpnsMessage, IWithDeviceId;
+public sealed record DmCommand(string DeviceId, DmOperation Operation, string Path, string? Value = null) : INodeLocal, IWithDeviceId;
 
 /// <summary>The server → PN GW → device leg of a management command.</summary>
 public sealed record DmRequest(long RequestId, string DeviceId, DmOperation Operation, string Path, string? Value)

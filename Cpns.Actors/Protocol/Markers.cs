@@ -3,6 +3,13 @@ namespace Cpns.Actors.Protocol;
 /// <summary>Every message that crosses an actor boundary of the enabler; bound to the protocol serializer.</summary>
 public interface ICpnsMessage;
 
+/// <summary>
+/// The node-local API (ARCHITECTURE.md §5): what the host, <c>simulate</c>, tests and the operator tell a node's actors
+/// in-process — not protocol between entities. Never serialized: bound to the node-local serializer, which refuses
+/// both directions, so none of these can leave the process or arrive from another one, whatever the sender.
+/// </summary>
+public interface INodeLocal : Akka.Actor.INoSerializationVerificationNeeded;
+
 /// <summary>A persisted event of an event-sourced actor; bound to the protocol serializer.</summary>
 public interface ICpnsEvent : ICpnsMessage;
 

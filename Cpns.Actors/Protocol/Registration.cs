@@ -109,30 +109,30 @@ public sealed record GatewayPlaced(
     EntityKind Kind,
     PublicKeys Keys,
     SecurityLevel PnSecurityLevel,
-    GatewayEndpoints Endpoints) : ICpnsMessage, IWithGatewayId;
+    GatewayEndpoints Endpoints) : INodeLocal, IWithGatewayId;
 
 public sealed record PlacedPne(string DeviceId, PublicKeys Keys) : ICpnsMessage, IWithDeviceId;
 
-public sealed record PnesPlaced(string GatewayId, IReadOnlyList<PlacedPne> Pnes) : ICpnsMessage, IWithGatewayId;
+public sealed record PnesPlaced(string GatewayId, IReadOnlyList<PlacedPne> Pnes) : INodeLocal, IWithGatewayId;
 
-public sealed record EntitiesRemoved(IReadOnlyList<string> DeviceIds, bool Revoked) : ICpnsMessage;
+public sealed record EntitiesRemoved(IReadOnlyList<string> DeviceIds, bool Revoked) : INodeLocal;
 
 // ---- Inside a PN GW: its connections tell its SMF and CSKMF which PNEs are attached ----
 
-public sealed record PneAttached(string DeviceId, PublicKeys Keys, PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
+public sealed record PneAttached(string DeviceId, PublicKeys Keys, PneEndpoints Endpoints) : INodeLocal, IWithDeviceId;
 
-public sealed record PneDetached(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record PneDetached(string DeviceId) : INodeLocal, IWithDeviceId;
 
-public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCredential) : ICpnsMessage;
+public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCredential) : INodeLocal;
 
 // ---- Inside a PNE: its GW became known ----
 
 public sealed record GatewayAttached(string GatewayId, PublicKeys Keys, GatewayEndpoints Gateway, string ServerId, PublicKeys ServerKeys)
-    : ICpnsMessage, IWithGatewayId;
+    : INodeLocal, IWithGatewayId;
 
 // ---- Queries ----
 
-public sealed record GetInventory : ICpnsMessage
+public sealed record GetInventory : INodeLocal
 {
     public static readonly GetInventory Instance = new();
 }
@@ -144,16 +144,16 @@ public sealed record InventoryEntry(
     string RegistrationId) : ICpnsMessage, IWithDeviceId;
 
 public sealed record Inventory(IReadOnlyList<InventoryEntry> Gateways, IReadOnlyList<InventoryEntry> Pnes)
-    : ICpnsMessage;
+    : INodeLocal;
 
 /// <summary>Asks a PN GW or PNE whether it has finished registering.</summary>
-public sealed record GetRegistrationStatus : ICpnsMessage
+public sealed record GetRegistrationStatus : INodeLocal
 {
     public static readonly GetRegistrationStatus Instance = new();
 }
 
 public sealed record RegistrationStatus(string DeviceId, bool Registered, string? RegistrationId, int AttachedPnes)
-    : ICpnsMessage, IWithDeviceId;
+    : INodeLocal, IWithDeviceId;
 
 /// <summary>Published on the event stream when a PN GW or PNE completes registration.</summary>
 public sealed record EntityRegistered(string DeviceId, EntityKind Kind, string RegistrationId)

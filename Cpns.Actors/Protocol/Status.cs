@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 namespace Cpns.Actors.Protocol;
 
 /// <summary>What an entity says of itself.</summary>
@@ -35,7 +36,7 @@ public sealed record StatusChanged(string WatcherId, EntityStatus Status) : ICpn
 public sealed record GetStatus(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>The status of an entity as a PIDF document (RFC 3863), for the presence dependency.</summary>
-public sealed record GetPidf(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record GetPidf(string DeviceId) : INodeLocal, IWithDeviceId;
 
 public sealed record PidfDocument(string DeviceId, string Xml) : ICpnsMessage, IWithDeviceId;
 

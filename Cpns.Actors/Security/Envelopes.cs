@@ -80,7 +80,7 @@ public readonly record struct OpenedEnvelope(object? Message, string? SenderId, 
 /// </summary>
 public sealed class EnvelopeGuard
 {
-    public const int ReplayWindow = 64;
+    public const int ReplayWindowSize = Security.ReplayWindow.Size;
 
     private static readonly Meter Meter = new("Cpns.Security");
     private static readonly Counter<long> Rejections = Meter.CreateCounter<long>("cpns.envelopes.rejected",
@@ -94,7 +94,7 @@ public sealed class EnvelopeGuard
     private readonly int _maxPayloadBytes;
     private readonly Dictionary<string, VerificationKey> _senders = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string Sender, string Channel), (long Highest, ulong Seen)> _windows = new();
+    private readonly Dictionary<(string Sender, string Channel), ReplayWindow> _windows = new();
     private readonly Dictionary<EnvelopeRejection, long> _counts = new();
 
     public EnvelopeGuard(string receiver, ActorSystem system, CpnsSettings settings)
@@ -192,26 +192,18 @@ public sealed class EnvelopeGuard
             return Reject(EnvelopeRejection.StaleTimestamp,
                 $"timestamp is {(now - envelope.TimestampMs) / 1000.0:0.#}s off, more than {_maxSkew.TotalSeconds:0.#}s");
 
-        var window = (envelope.SenderId, envelope.Channel);
-        var (highest, seen) = _windows.GetValueOrDefault(window);
-        if (envelope.Sequence > highest)
+        var windowKey = (envelope.SenderId, envelope.Channel);
+        var window = _windows.GetValueOrDefault(windowKey);
+        switch (window.Accept(envelope.Sequence))
         {
-            var shift = envelope.Sequence - highest;
-            seen = shift >= ReplayWindow ? 1UL : (seen << (int)shift) | 1UL;
-            highest = envelope.Sequence;
-        }
-        else
-        {
-            var age = highest - envelope.Sequence;
-            if (age >= ReplayWindow)
-                return Reject(EnvelopeRejection.TooOld, $"sequence {envelope.Sequence} is older than the replay window (at {highest})");
-            var bit = 1UL << (int)age;
-            if ((seen & bit) != 0)
+            case ReplayVerdict.TooOld:
+                return Reject(EnvelopeRejection.TooOld,
+                    $"sequence {envelope.Sequence} is older than the replay window (at {window.Highest})");
+            case ReplayVerdict.Replayed:
                 return Reject(EnvelopeRejection.Replayed, $"sequence {envelope.Sequence} of {envelope.SenderId}/{envelope.Channel} was seen");
-            seen |= bit;
         }
 
-        _windows[window] = (highest, seen);
+        _windows[windowKey] = window;
         Accepts.Add(1);
         return new OpenedEnvelope(message, envelope.SenderId, null, null);
     }

@@ -272,7 +272,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     private void Export(ExportGroupKey export)
     {
-        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
+        if (!Settings.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, export.Epoch, KeyError.NotAuthorized, "key export is off"));
             return;
@@ -292,4 +292,4 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 }
 
 /// <summary>Inside an entity: the CSKMF tells its SECA whose signature key replies must carry.</summary>
-public sealed record TrustSigner(string SignerId, Octets SigningKey) : ICpnsMessage;
+public sealed record TrustSigner(string SignerId, Octets SigningKey) : INodeLocal;

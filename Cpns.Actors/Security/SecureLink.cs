@@ -64,9 +64,3 @@ public sealed class SecureLink
         return false;
     }
 }
-
-/// <summary>Tells whether a message came from inside this actor system (a local operator) rather than over the network.</summary>
-public static class Locality
-{
-    public static bool IsLocal(IActorRef sender) => sender.IsNobody() || sender.Path.Address.HasLocalScope;
-}

@@ -226,7 +226,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                         : new Lease(query.DeviceId, false, null, 0, 0);
                 Sender.Tell(record);
                 break;
-            case RevokeCredential revoke when Locality.IsLocal(Sender):
+            case RevokeCredential revoke:
                 OnRevoke(revoke);
                 break;
             case AuthHello or RegisterGateway or RegisterPnes:

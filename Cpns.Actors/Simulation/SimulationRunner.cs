@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Diagnostics;
 using Akka.Actor;
 using Cpns.Actors.Protocol;
@@ -61,7 +62,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var plan = Plan(options, pneIds, random);
             var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
 
-            await RunAllAsync(SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (object)g.Create)).ToList(),
+            await RunAllAsync(SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (ICpnsMessage)g.Create)).ToList(),
                 server.Smf, finalState, progress, cancellationToken);
             await RunAllAsync(SimulationPhase.Churning,
                 plan.SelectMany(g => g.Churn.Select(c => (g.GroupId, c))).ToList(), server.Smf, finalState, progress,
@@ -122,7 +123,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         }
     }
 
-    private sealed record GroupPlan(string GroupId, CreateGroup Create, IReadOnlyList<object> Churn);
+    private sealed record GroupPlan(string GroupId, CreateGroup Create, IReadOnlyList<ICpnsMessage> Churn);
 
     /// <summary>Which groups, with which members and mode, and which joins and leaves follow: all from the seed.</summary>
     private static List<GroupPlan> Plan(SimulationOptions options, string[] pneIds, Random random)
@@ -136,7 +137,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var members = Sample(pneIds, size, random).ToList();
             var mode = g % 2 == 0 ? DeliveryMode.Push : DeliveryMode.Pull;
             var create = new CreateGroup(groupId, members[0], mode, members.ToList());
-            var churn = new List<object>();
+            var churn = new List<ICpnsMessage>();
             var current = new HashSet<string>(members, StringComparer.Ordinal);
             for (var c = 0; c < options.ChurnPerGroup; c++)
             {
@@ -193,7 +194,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     }
 
     /// <summary>Sends every command at once (the server applies each group's changes in order) and awaits every answer.</summary>
-    private async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, object Command)> commands,
+    private async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, ICpnsMessage Command)> commands,
         IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
@@ -201,7 +202,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         progress?.Report(new SimulationProgress(phase, 0, commands.Count));
         var replies = commands.Select(async c =>
         {
-            var reply = await smf.Ask<object>(c.Command, TimeSpan.FromMinutes(2), cancellationToken);
+            var reply = await smf.Ask<object>(new LocalRequest(c.Command), TimeSpan.FromMinutes(2), cancellationToken);
             if (reply is GroupAccepted ack)
                 acknowledged?.Invoke(new Acknowledgement("group", ack.GroupId, null, ack.Epoch, ack.Members));
             progress?.Report(new SimulationProgress(phase, Interlocked.Increment(ref done), commands.Count));

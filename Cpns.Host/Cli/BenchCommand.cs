@@ -13,7 +13,76 @@ public static class BenchCommand
         var bench = new Command("bench", "Measure the enabler's costs (each compared with its baseline in the same run)");
         bench.Subcommands.Add(Rekey());
         bench.Subcommands.Add(Persistence());
+        bench.Subcommands.Add(Channel());
         return bench;
+    }
+
+    private static Command Channel()
+    {
+        var messages = new Option<int>("--messages")
+        {
+            Description = "Messages per measured round (the median round is reported)",
+            DefaultValueFactory = _ => 200,
+        };
+        var rounds = new Option<int>("--rounds") { Description = "Measured rounds per message and scheme", DefaultValueFactory = _ => 15 };
+        var warmup = new Option<int>("--warmup") { Description = "Rounds before measuring", DefaultValueFactory = _ => 3 };
+        OptionRules.AtLeast(messages, 1);
+        OptionRules.AtLeast(rounds, 1);
+        OptionRules.AtLeast(warmup, 0);
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
+        OptionRules.WritableFile(json);
+        var command = new Command("channel",
+            "Cost and bytes of one message between entities, sent and received: a signed envelope against a session record, " +
+            "side by side; the session handshake measured apart")
+        {
+            messages, rounds, warmup, json,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var host = Hosting.AkkaHostBuilder.Build(Akka.Configuration.ConfigurationFactory.ParseString(
+                "akka.loglevel = WARNING").WithFallback(Actors.CpnsConfig.Load()));
+            await host.StartAsync(cancellationToken);
+            IReadOnlyList<ChannelMeasurement> results = [];
+            try
+            {
+                var system = Hosting.AkkaHostBuilder.ActorSystemOf(host);
+                await AnsiConsole.Status().StartAsync("measuring", context =>
+                {
+                    results = ChannelBenchmark.Run(system, parse.GetValue(messages), parse.GetValue(warmup), parse.GetValue(rounds),
+                        new Progress<string>(what => context.Status($"measuring {what}")));
+                    return Task.CompletedTask;
+                });
+            }
+            finally
+            {
+                await host.StopAsync(CancellationToken.None);
+            }
+
+            var table = new Table().Title("one message sent and received (median)")
+                .AddColumn("message").AddColumn("scheme").AddColumn(new TableColumn("µs").RightAligned())
+                .AddColumn(new TableColumn("bytes").RightAligned()).AddColumn(new TableColumn("signed ÷ session time").RightAligned());
+            foreach (var row in results)
+            {
+                var baseline = results.FirstOrDefault(r => r.Message == row.Message && r.Scheme == row.Scheme switch
+                {
+                    "session record" => "signed envelope",
+                    "AES-256-GCM seal + open only" => "Ed25519 sign + verify only",
+                    _ => "",
+                });
+                var ratio = baseline is null ? "" : (baseline.MicrosPerMessage / row.MicrosPerMessage).ToString("0.0") + "×";
+                table.AddRow(Markup.Escape(row.Message), row.Scheme, row.MicrosPerMessage.ToString("0.00"), row.Bytes.ToString(), ratio);
+            }
+
+            AnsiConsole.Write(table);
+            if (parse.GetValue(json) is { } file)
+            {
+                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions), cancellationToken);
+                AnsiConsole.MarkupLine($"[grey]results written to {Markup.Escape(file.FullName)}[/]");
+            }
+
+            return 0;
+        });
+        return command;
     }
 
     private static Command Persistence()

@@ -274,11 +274,16 @@ public static class ClusterCommands
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the node's answer", DefaultValueFactory = _ => 15 };
         var data = new CommonOptions().Data;
         var certs = CertsOption();
+        var nodeName = new Option<string>("--node-name")
+        {
+            Description = "Name of the TLS certificate to ask with (<name>.pfx in --certs)",
+            DefaultValueFactory = _ => "status",
+        };
         var command = new Command("status",
             "Ask a node of a running CPNS cluster for its members and roles, which gateway node manages which service group's " +
             "keys, and each group's current epoch with the PN GWs that acknowledged it")
         {
-            nodeAddress, json, timeout, data, certs,
+            nodeAddress, json, timeout, data, certs, nodeName,
         };
         OptionRules.AtLeast(timeout, 1);
         command.Validators.Add(result =>
@@ -297,7 +302,7 @@ public static class ClusterCommands
                     """).WithFallback(CpnsConfig.Load());
             // The node transport is mutual TLS: asking takes a certificate of the deployment CA too.
             var folder = parse.GetValue(certs) ?? Path.Combine(Path.GetFullPath(parse.GetValue(data)!), CertsSubfolder);
-            var (transport, _) = NodeTransport.LoadOrIssue(folder, "status", createAuthority: false);
+            var (transport, _) = NodeTransport.LoadOrIssue(folder, parse.GetValue(nodeName)!, createAuthority: false);
             using var host = AkkaHostBuilder.Build(config, transport);
             await host.StartAsync(cancellationToken);
             try

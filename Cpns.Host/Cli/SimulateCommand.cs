@@ -137,6 +137,9 @@ public static class SimulateCommand
 
         var peakMb = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0);
         AnsiConsole.Write(SummaryTable(result, peakMb));
+        if (node.Storage == Actors.Persistence.StorageKind.Postgres)
+            AnsiConsole.MarkupLine($"[grey]this run's state is under server id {Markup.Escape(settings.ServerId)}: " +
+                                   $"cpns state --db postgres --connection ... --server-id {Markup.Escape(settings.ServerId)}[/]");
         if (json is not null)
         {
             await File.WriteAllTextAsync(json.FullName, JsonSerializer.Serialize(result, JsonOptions), CancellationToken.None);

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Cluster;
@@ -113,8 +114,8 @@ public sealed class ClusterTests : CpnsTestKit
         await StartGatewayNodeAsync("node-b", "gb", ["b1", "b2"], crashable: true);
     }
 
-    private async Task<long> ChangeAsync(object command) =>
-        Assert.IsType<GroupAccepted>(await Server.Smf.Ask<object>(command, Timeout)).Epoch;
+    private async Task<long> ChangeAsync(ICpnsMessage command) =>
+        Assert.IsType<GroupAccepted>(await Server.Smf.Ask<object>(new LocalRequest(command), Timeout)).Epoch;
 
     private async Task AwaitEpochAsync(string groupId, long epoch, IEnumerable<string> members)
     {

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors;
 using Cpns.Actors.Persistence;
@@ -32,7 +33,7 @@ public sealed class ChargingCommandTests : CpnsTestKit
     public async Task The_CSV_and_JSON_exports_hold_the_servers_charging_records()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
-        Server.Smf.Tell(new CreateGroup("band", "operator", DeliveryMode.Push, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("band", "operator", DeliveryMode.Push, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         foreach (var member in new[] { "p1", "p2" })
             await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes[member], "band")).CurrentEpoch), Timeout);

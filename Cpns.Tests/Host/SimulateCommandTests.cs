@@ -18,6 +18,7 @@ public sealed class SimulateCommandTests : IDisposable
     [Fact]
     public async Task Simulate_on_the_embedded_SQLite_default_exits_0_and_writes_the_summary_keys()
     {
+        Directory.CreateDirectory(_data);
         var json = Path.Combine(_data, "out.json");
         var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromMinutes(3),
             "simulate", "--data", _data, "--json", json, "--quiet");

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.TestKit;
 using Cpns.Actors.Protocol;
@@ -58,7 +59,7 @@ public sealed class ConnectionTests(ITestOutputHelper output) : CpnsTestKit(outp
     public async Task Messages_for_a_sleeping_PNE_are_held_in_a_bounded_queue_and_delivered_in_order_on_wake()
     {
         await StartNetworkAsync(["g1"], Enumerable.Range(1, 8).ToDictionary(i => $"p{i}", _ => "g1"));
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p2"], "grp")).CurrentEpoch), Timeout);
 
@@ -68,7 +69,7 @@ public sealed class ConnectionTests(ITestOutputHelper output) : CpnsTestKit(outp
         // Five rekeys while p2 sleeps: each one a notice (smf) and a key (cskmf) for p2, held at the PN GW.
         for (var i = 3; i <= 7; i++)
         {
-            Server.Smf.Tell(new AddMember("grp", "p1", $"p{i}"), TestActor);
+            Server.Smf.Tell(new LocalRequest(new AddMember("grp", "p1", $"p{i}")), TestActor);
             var epoch = (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch;
             await AwaitAssertAsync(async () => Assert.Equal(epoch, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
         }
@@ -123,7 +124,7 @@ public sealed class ConnectionTests(ITestOutputHelper output) : CpnsTestKit(outp
             }, Timeout);
 
         // and the PN works on: a new group reaches its PNEs through the restarted PN GW.
-        Server.Smf.Tell(new CreateGroup("after", "p1", DeliveryMode.Pull, ["p1", "p5"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("after", "p1", DeliveryMode.Pull, ["p1", "p5"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p5"], "after")).CurrentEpoch), Timeout);
     }

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Xml.Linq;
 using Akka.Actor;
 using Cpns.Actors;
@@ -109,7 +110,7 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
     private async Task StartAsync()
     {
         await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2" });
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
     }
 

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.TestKit;
 using Cpns.Actors.Protocol;
@@ -114,7 +115,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
     public async Task Expired_entities_leave_their_groups_which_rekey_without_them()
     {
         await StartAsync(new() { ["p1"] = ("g1", 3600), ["p2"] = ("g1", 60) }, new() { ["g1"] = 86400 });
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
 
         await StopEntityAsync(Pnes["p2"]);
@@ -148,7 +149,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
     public async Task A_PNE_deregisters_on_purpose_and_leaves_its_groups()
     {
         await StartAsync(new() { ["p1"] = ("g1", 0), ["p2"] = ("g1", 0) }, new() { ["g1"] = 0 });
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
 
         Pnes["p2"].Tell(new Deregister("p2"), TestActor);

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors.Protocol;
 using Cpns.Tests.Support;
@@ -13,7 +14,7 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
     {
         await StartNetworkAsync(["g1", "g2", "g3"],
             new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g3" });
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2", "p3"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2", "p3"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         foreach (var member in new[] { "p1", "p2", "p3" })
             await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes[member], "grp")).CurrentEpoch), Timeout);

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Text;
 using Akka.Actor;
 using Akka.Configuration;
@@ -27,9 +28,9 @@ public abstract class RecoveryTests : CpnsTestKit
         _storage = ConfigurationFactory.ParseString(Frequent).WithFallback(storage);
     }
 
-    private async Task<long> ChangeAsync(IActorRef smf, object command)
+    private async Task<long> ChangeAsync(IActorRef smf, ICpnsMessage command)
     {
-        var reply = await smf.Ask<object>(command, Timeout);
+        var reply = await smf.Ask<object>(new LocalRequest(command), Timeout);
         return Assert.IsType<GroupAccepted>(reply).Epoch;
     }
 
@@ -193,11 +194,11 @@ public abstract class RecoveryTests : CpnsTestKit
         foreach (var (id, offerer, name) in new[] { ("s-radio", "p1", "Jazz radio"), ("s-news", "ace:news", "News radio"),
                      ("s-gone", "p3", "Old radio") })
         {
-            Assert.IsType<ServicePublished>(await Server.Directory.Ask<object>(new PublishService(new ServiceDescription(id, name,
-                offerer, "audio", ["radio"], new Dictionary<string, string>(), [], 0, Privilege.View, null, 0)), Timeout));
+            Assert.IsType<ServicePublished>(await Server.Directory.Ask<object>(new LocalRequest(new PublishService(new ServiceDescription(id, name,
+                offerer, "audio", ["radio"], new Dictionary<string, string>(), [], 0, Privilege.View, null, 0))), Timeout));
         }
 
-        Assert.IsType<ServiceWithdrawn>(await Server.Directory.Ask<object>(new WithdrawService("s-gone", "p3"), Timeout));
+        Assert.IsType<ServiceWithdrawn>(await Server.Directory.Ask<object>(new LocalRequest(new WithdrawService("s-gone", "p3")), Timeout));
         await ChangeAsync(Server.Smf, new CreateGroup("listeners", "operator", DeliveryMode.Push, ["p1", "p2", "p3"]));
         foreach (var member in new[] { "p1", "p2", "p3" })
             await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes[member], "listeners")).CurrentEpoch), Timeout);
@@ -206,7 +207,7 @@ public abstract class RecoveryTests : CpnsTestKit
                 "listeners", Octets.Own(new byte[100 * (i + 1)])), Timeout));
 
         var charging = Sys.ActorSelection(Server.Usage.Path.Parent / "charging");
-        var search = new SearchServices("operator", ["radio"], new Dictionary<string, string>(), 0, 10);
+        var search = new LocalRequest(new SearchServices("operator", ["radio"], new Dictionary<string, string>(), 0, 10));
         var foundBefore = await Server.Directory.Ask<SearchResult>(search, Timeout);
         Assert.Equal(["s-news", "s-radio"], foundBefore.Hits.Select(h => h.ServiceId).Order());
         UsageSummary usageBefore = null!;

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors;
 using Cpns.Actors.Protocol;
@@ -163,10 +164,10 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
     {
         await StartNetworkAsync(["g1", "weak"], new Dictionary<string, string> { ["p1"] = "g1", ["pw"] = "weak" },
             pnSecurity: new Dictionary<string, SecurityLevel> { ["weak"] = SecurityLevel.Low });
-        Server.Smf.Tell(new CreateGroup("secret", "p1", DeliveryMode.Push, ["p1"], SecurityLevel.High), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("secret", "p1", DeliveryMode.Push, ["p1"], SecurityLevel.High)), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
 
-        Server.Smf.Tell(new AddMember("secret", "p1", "pw"), TestActor);
+        Server.Smf.Tell(new LocalRequest(new AddMember("secret", "p1", "pw")), TestActor);
         var rejected = await ExpectMsgAsync<GroupRejected>(Timeout);
         Assert.Equal(GroupError.InsufficientSecurityLevel, rejected.Error);
         Assert.Contains("Low", rejected.Detail);

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Runtime.Serialization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -110,7 +111,7 @@ public sealed class BadInputTests(ITestOutputHelper output) : CpnsTestKit(output
     public async Task Garbage_to_every_function_of_a_running_network_restarts_nothing_and_changes_nothing()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"]));
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2"])));
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         var inventoryBefore = await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
         var groupsBefore = await Server.Smf.Ask<GroupList>(ListGroups.Instance, Timeout);
@@ -172,7 +173,7 @@ public sealed class BadInputTests(ITestOutputHelper output) : CpnsTestKit(output
             groupsAfter.Groups.Select(g => (g.GroupId, g.Epoch, string.Join(",", g.Members))));
 
         // And the network still does its work: a membership change rekeys, and both members hold the new epoch.
-        Server.Smf.Tell(new RemoveMember("grp", "p1", "p2"));
+        Server.Smf.Tell(new LocalRequest(new RemoveMember("grp", "p1", "p2")));
         var accepted = await ExpectMsgAsync<GroupAccepted>(Timeout);
         await AwaitAssertAsync(async () => Assert.Equal(accepted.Epoch, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
     }

@@ -75,7 +75,7 @@ public sealed class EnvelopeGuardTests(ITestOutputHelper output) : CpnsTestKit(o
         Assert.True(guard.Open(Envelope(98, NowMs)).Accepted);
         Assert.True(guard.Open(Envelope(99, NowMs)).Accepted);
         Assert.Equal(EnvelopeRejection.Replayed, guard.Open(Envelope(98, NowMs)).Rejection);
-        Assert.Equal(EnvelopeRejection.TooOld, guard.Open(Envelope(100 - EnvelopeGuard.ReplayWindow, NowMs)).Rejection);
+        Assert.Equal(EnvelopeRejection.TooOld, guard.Open(Envelope(100 - EnvelopeGuard.ReplayWindowSize, NowMs)).Rejection);
         Assert.True(guard.Open(Envelope(1000, NowMs)).Accepted);
     }
 

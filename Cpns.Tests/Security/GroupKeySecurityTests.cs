@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Text;
 using Akka.Actor;
 using Cpns.Actors;
@@ -20,9 +21,9 @@ public sealed class GroupKeySecurityTests(ITestOutputHelper output)
     private Task StartAsync() => StartNetworkAsync(["g1", "g2"],
         new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2", ["p4"] = "g2" });
 
-    private async Task<long> ChangeAsync(object command)
+    private async Task<long> ChangeAsync(ICpnsMessage command)
     {
-        Server.Smf.Tell(command, TestActor);
+        Server.Smf.Tell(new LocalRequest(command), TestActor);
         return (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch;
     }
 
@@ -190,7 +191,7 @@ public sealed class PeriodicRekeyTests(ITestOutputHelper output) : CpnsTestKit(o
     public async Task Groups_are_rekeyed_periodically_and_members_follow()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
-        Server.Smf.Tell(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
 
         await AwaitAssertAsync(async () =>

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Cpns.Actors;
@@ -26,9 +27,9 @@ public sealed class LkhDeliveryTests(ITestOutputHelper output) : CpnsTestKit(out
 
     private Task StartAsync() => StartNetworkAsync(GatewayIds, GatewayIds.ToDictionary(PneOf, g => g));
 
-    private async Task<long> ChangeAsync(object command)
+    private async Task<long> ChangeAsync(ICpnsMessage command)
     {
-        Server.Smf.Tell(command, TestActor);
+        Server.Smf.Tell(new LocalRequest(command), TestActor);
         return (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch;
     }
 

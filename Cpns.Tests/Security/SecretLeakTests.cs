@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Text;
 using Akka.Actor;
 using Akka.Event;
@@ -50,12 +51,12 @@ public sealed class SecretLeakTests : CpnsTestKit
         var keys = new List<byte[]>();
         foreach (var (group, mode) in new[] { ("pushed", DeliveryMode.Push), ("pulled", DeliveryMode.Pull) })
         {
-            Server.Smf.Tell(new CreateGroup(group, "p1", mode, ["p1", "p2"]), TestActor);
+            Server.Smf.Tell(new LocalRequest(new CreateGroup(group, "p1", mode, ["p1", "p2"])), TestActor);
             await ExpectMsgAsync<GroupAccepted>(Timeout);
             keys.Add(await ExportedKeyAsync(Server.Cskmf, group, 1));
-            Server.Smf.Tell(new AddMember(group, "p1", "p3"), TestActor);
+            Server.Smf.Tell(new LocalRequest(new AddMember(group, "p1", "p3")), TestActor);
             await ExpectMsgAsync<GroupAccepted>(Timeout);
-            Server.Smf.Tell(new RemoveMember(group, "p1", "p2"), TestActor);
+            Server.Smf.Tell(new LocalRequest(new RemoveMember(group, "p1", "p2")), TestActor);
             var last = await ExpectMsgAsync<GroupAccepted>(Timeout);
             keys.Add(await ExportedKeyAsync(Server.Cskmf, group, 2));
             keys.Add(await ExportedKeyAsync(Server.Cskmf, group, last.Epoch));
@@ -71,7 +72,7 @@ public sealed class SecretLeakTests : CpnsTestKit
         }
 
         // Refusals log too: a bad request and a stranger's key request.
-        Server.Smf.Tell(new AddMember("pushed", "p2", "p2"), TestActor);
+        Server.Smf.Tell(new LocalRequest(new AddMember("pushed", "p2", "p2")), TestActor);
         await ExpectMsgAsync<GroupRejected>(Timeout);
         Server.Cskmf.Tell(SealAs("g1", new GroupKeyRequest("pulled", 3, "g1")), TestActor);
         await ExpectMsgAsync<object>(Timeout);

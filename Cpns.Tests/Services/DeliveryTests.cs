@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Text;
 using Akka.Actor;
 using Cpns.Actors;
@@ -31,7 +32,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
     private async Task<long> StartWithGroupAsync(DeliveryMode mode = DeliveryMode.Push)
     {
         await StartNetworkAsync(["g1", "g2", "g3"], Layout);
-        Server.Smf.Tell(new CreateGroup("cinema", "operator", mode, ["p1", "p2", "p3", "p4"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("cinema", "operator", mode, ["p1", "p2", "p3", "p4"])), TestActor);
         var accepted = await ExpectMsgAsync<GroupAccepted>(Timeout);
         await AwaitEpochAsync(accepted.Epoch, "p1", "p2", "p3", "p4");
         return accepted.Epoch;
@@ -110,7 +111,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
     public async Task A_removed_member_gets_nothing_it_can_decrypt_and_content_to_one_member_goes_only_to_its_PN_GW()
     {
         var epoch = await StartWithGroupAsync();
-        Server.Smf.Tell(new RemoveMember("cinema", "operator", "p4"), TestActor);
+        Server.Smf.Tell(new LocalRequest(new RemoveMember("cinema", "operator", "p4")), TestActor);
         var removed = await ExpectMsgAsync<GroupAccepted>(Timeout);
         Assert.Equal(epoch + 1, removed.Epoch);
         await AwaitEpochAsync(removed.Epoch, "p1", "p2", "p3");
@@ -176,7 +177,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
         Server.Delivery.Tell(SealAs("p2", new PostContent("d-forged", "s-film", byP1)), TestActor);
         Assert.Equal(DeliveryError.NotAuthorized, (await ExpectSealedAsync<ContentRejected>()).Error);
 
-        Server.Smf.Tell(new AddMember("cinema", "operator", "p6"), TestActor);
+        Server.Smf.Tell(new LocalRequest(new AddMember("cinema", "operator", "p6")), TestActor);
         var added = await ExpectMsgAsync<GroupAccepted>(Timeout);
         Assert.Equal(epoch + 1, added.Epoch);
         Server.Delivery.Tell(SealAs("p1", new PostContent("d-stale", "s-film", byP1)), TestActor);

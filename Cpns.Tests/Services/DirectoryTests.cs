@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors;
 using Cpns.Actors.Protocol;
@@ -26,12 +27,12 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
             group, lifetime);
 
     private async Task<object> PublishAsync(ServiceDescription description) =>
-        await Server.Directory.Ask<object>(new PublishService(description), Timeout);
+        await Server.Directory.Ask<object>(new LocalRequest(new PublishService(description)), Timeout);
 
     private async Task<SearchResult> SearchAsync(string consumer, string[] keywords, int offset = 0, int limit = 10,
         IReadOnlyDictionary<string, string>? filters = null) =>
         Assert.IsType<SearchResult>(await Server.Directory.Ask<object>(
-            new SearchServices(consumer, keywords, filters ?? NoFilters, offset, limit), Timeout));
+            new LocalRequest(new SearchServices(consumer, keywords, filters ?? NoFilters, offset, limit)), Timeout));
 
     private static string[] Ids(SearchResult result) => result.Hits.Select(h => h.ServiceId).ToArray();
 
@@ -70,10 +71,10 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
         await PublishAsync(Service("s-b", "p3", "Alpha beta", ["alpha"], lifetime: 1));
         Assert.Equal(2, (await SearchAsync("p2", ["alpha"])).Total);
 
-        Assert.IsType<DirectoryRejected>(await Server.Directory.Ask<object>(new WithdrawService("s-a", "p3"), Timeout));
-        Assert.IsType<ServiceWithdrawn>(await Server.Directory.Ask<object>(new WithdrawService("s-a", "p1"), Timeout));
+        Assert.IsType<DirectoryRejected>(await Server.Directory.Ask<object>(new LocalRequest(new WithdrawService("s-a", "p3")), Timeout));
+        Assert.IsType<ServiceWithdrawn>(await Server.Directory.Ask<object>(new LocalRequest(new WithdrawService("s-a", "p1")), Timeout));
         Assert.Equal(DirectoryError.UnknownService,
-            Assert.IsType<DirectoryRejected>(await Server.Directory.Ask<object>(new WithdrawService("s-a", "p1"), Timeout)).Error);
+            Assert.IsType<DirectoryRejected>(await Server.Directory.Ask<object>(new LocalRequest(new WithdrawService("s-a", "p1")), Timeout)).Error);
 
         await AwaitAssertAsync(async () => Assert.Equal(0, (await SearchAsync("p2", ["alpha"])).Total), Dilated(TimeSpan.FromSeconds(8)));
     }
@@ -110,7 +111,7 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
     public async Task A_consumer_without_the_privilege_does_not_see_a_restricted_service()
     {
         await StartAsync();
-        Server.Smf.Tell(new CreateGroup("club", "p1", DeliveryMode.Pull, ["p1", "p2"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("club", "p1", DeliveryMode.Pull, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         await PublishAsync(Service("s-club", "p1", "Club cinema", ["cinema"], group: "club", privilege: Privilege.Operate));
         await PublishAsync(Service("s-open", "p3", "Open cinema", ["cinema"]));
@@ -165,8 +166,8 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
             Assert.IsType<DirectoryRejected>(await PublishAsync(Service("bad id!", "p1", "x", []))).Error);
         Assert.Equal(DirectoryError.NotAuthorized,
             Assert.IsType<DirectoryRejected>(await PublishAsync(Service("s-x", "ghost", "x", []))).Error);
-        Assert.IsType<SearchRejected>(await Server.Directory.Ask<object>(new SearchServices("p1", ["x"], NoFilters, 0, 0), Timeout));
-        Assert.IsType<SearchRejected>(await Server.Directory.Ask<object>(new SearchServices("p1", ["x"], NoFilters, -1, 5), Timeout));
+        Assert.IsType<SearchRejected>(await Server.Directory.Ask<object>(new LocalRequest(new SearchServices("p1", ["x"], NoFilters, 0, 0)), Timeout));
+        Assert.IsType<SearchRejected>(await Server.Directory.Ask<object>(new LocalRequest(new SearchServices("p1", ["x"], NoFilters, -1, 5)), Timeout));
         // A PNE cannot publish in another's name.
         Pnes["p1"].Tell(new PublishService(Service("s-y", "p2", "Fake", ["x"])), TestActor);
         Assert.Equal(DirectoryError.NotOfferer, (await ExpectMsgAsync<DirectoryRejected>(Timeout)).Error);

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors.Protocol;
 using Cpns.Tests.Support;
@@ -17,7 +18,7 @@ public sealed class NegotiationTests(ITestOutputHelper output)
     private async Task StartAsync()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g1", ["p4"] = "g1" });
-        Assert.IsType<ServicePublished>(await Server.Directory.Ask<object>(new PublishService(Video()), Timeout));
+        Assert.IsType<ServicePublished>(await Server.Directory.Ask<object>(new LocalRequest(new PublishService(Video())), Timeout));
         await SetCapabilitiesAsync("p1", ["vp9", "h264"], 6000);
         await SetCapabilitiesAsync("p2", ["h264"], 500);
         await SetCapabilitiesAsync("p3", ["vp8", "aac"], 8000);
@@ -35,7 +36,7 @@ public sealed class NegotiationTests(ITestOutputHelper output)
     }
 
     private async Task<object> NegotiateAsync(string serviceId, string consumer) =>
-        await Server.Directory.Ask<object>(new NegotiateService(serviceId, consumer), Timeout);
+        await Server.Directory.Ask<object>(new LocalRequest(new NegotiateService(serviceId, consumer)), Timeout);
 
     [Fact]
     public async Task The_plan_matches_the_consumers_capabilities()
@@ -72,10 +73,10 @@ public sealed class NegotiationTests(ITestOutputHelper output)
     public async Task A_service_bound_to_a_group_is_refused_to_consumers_without_the_privilege()
     {
         await StartAsync();
-        Server.Smf.Tell(new CreateGroup("club", "operator", DeliveryMode.Pull, ["p1"]), TestActor);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("club", "operator", DeliveryMode.Pull, ["p1"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         Assert.IsType<ServicePublished>(await Server.Directory.Ask<object>(
-            new PublishService(Video("s-club", "club", Privilege.Operate)), Timeout));
+            new LocalRequest(new PublishService(Video("s-club", "club", Privilege.Operate))), Timeout));
 
         Assert.IsType<ServicePlan>(await NegotiateAsync("s-club", "p1"));
         Assert.Equal(RefusalReason.NotAuthorized, Assert.IsType<ServiceRefused>(await NegotiateAsync("s-club", "p4")).Reason);

@@ -1,0 +1,329 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Cpns.Actors.Protocol;
+using Org.BouncyCastle.Crypto.Parameters;
+using Org.BouncyCastle.Security;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>
+/// What protects a session: the key agreement, the signatures over the transcript, the record cipher and the KDF. An
+/// initiator offers a list in order of preference; the responder takes the first it supports. The offer is in the
+/// transcript both sides sign, so a list shortened on the way (a downgrade) breaks the responder's signature.
+/// </summary>
+public enum SessionSuite
+{
+    X25519Ed25519Aes256GcmSha256 = 1,
+}
+
+/// <summary>Handshake 1/3: the initiator's id and credential, a fresh X25519 key and nonce, the suites it offers.</summary>
+public sealed record SessionHello(
+    string InitiatorId,
+    string ResponderId,
+    Credential InitiatorCredential,
+    Octets Ephemeral,
+    Octets Nonce,
+    IReadOnlyList<SessionSuite> Offered) : ICpnsMessage;
+
+/// <summary>Handshake 2/3: the responder's credential, its fresh key and nonce, the suite chosen, its transcript signature.</summary>
+public sealed record SessionAccept(
+    string ResponderId,
+    Credential ResponderCredential,
+    Octets Ephemeral,
+    Octets Nonce,
+    SessionSuite Chosen,
+    Octets Signature) : ICpnsMessage;
+
+/// <summary>Handshake 3/3: the initiator's transcript signature; after it both ends hold the session keys.</summary>
+public sealed record SessionConfirm(Octets SessionId, Octets Signature) : ICpnsMessage;
+
+/// <summary>
+/// One message inside a session: AES-256-GCM under the sender's direction key, the nonce made of the direction and
+/// the sequence number; session id, both entity ids, the manifest and the sequence number are the associated data.
+/// </summary>
+public sealed record SessionRecord(Octets SessionId, long Sequence, string Manifest, Octets Ciphertext) : ICpnsMessage;
+
+public enum SessionRefusal
+{
+    BadCredential,
+    WrongPeer,
+    BadSignature,
+    NoCommonSuite,
+    UnknownSession,
+    Expired,
+    Replayed,
+    TooOld,
+    BadRecord,
+}
+
+/// <summary>Thrown by a handshake step or a record that is refused: the reason is for the receiver's counters.</summary>
+public sealed class SessionRefusedException(SessionRefusal reason, string detail) : Exception(detail)
+{
+    public SessionRefusal Reason { get; } = reason;
+}
+
+/// <summary>What an end of a handshake brings: its identity, its credential, and the KMC root to check the peer's against.</summary>
+public sealed record SessionEnd(EntityIdentity Identity, Credential Credential, CredentialVerifier Verifier)
+{
+    public IReadOnlyList<SessionSuite> Suites { get; init; } = [SessionSuite.X25519Ed25519Aes256GcmSha256];
+
+    internal VerifiedCredential CheckPeer(Credential credential, string expectedId, DateTimeOffset now)
+    {
+        var check = Verifier.Verify(credential, now, expectedDeviceId: expectedId);
+        if (!check.Valid)
+            throw new SessionRefusedException(check.Error == CredentialError.WrongSubject ? SessionRefusal.WrongPeer : SessionRefusal.BadCredential,
+                $"credential of {expectedId}: {check.Detail}");
+        return check.Credential!;
+    }
+}
+
+/// <summary>The initiator's side of one handshake: <see cref="Hello"/> starts it, <see cref="Complete"/> finishes it.</summary>
+public sealed class SessionInitiator
+{
+    private readonly SessionEnd _self;
+    private readonly X25519PrivateKeyParameters _ephemeral = new(new SecureRandom());
+
+    public SessionInitiator(SessionEnd self, string responderId)
+    {
+        _self = self;
+        Hello = new SessionHello(self.Identity.DeviceId, responderId, self.Credential,
+            Octets.Own(_ephemeral.GeneratePublicKey().GetEncoded()), Octets.Own(RandomNumberGenerator.GetBytes(16)), self.Suites);
+    }
+
+    public SessionHello Hello { get; }
+
+    /// <summary>Checks the responder's credential, suite and signature; returns the session and the confirmation to send.</summary>
+    public (Session Session, SessionConfirm Confirm) Complete(SessionAccept accept, DateTimeOffset now, SessionLimits? limits = null)
+    {
+        if (accept.ResponderId != Hello.ResponderId)
+            throw new SessionRefusedException(SessionRefusal.WrongPeer, $"asked {Hello.ResponderId}, answered by {accept.ResponderId}");
+        var responder = _self.CheckPeer(accept.ResponderCredential, Hello.ResponderId, now);
+        if (!Hello.Offered.Contains(accept.Chosen))
+            throw new SessionRefusedException(SessionRefusal.NoCommonSuite, $"suite {accept.Chosen} was not offered");
+        var transcript = Handshake.Transcript(Hello, accept);
+        if (!EntityIdentity.Verify(responder.Keys.Signing, Handshake.Signed(transcript, "responder"), accept.Signature))
+            throw new SessionRefusedException(SessionRefusal.BadSignature, $"{accept.ResponderId}'s transcript signature does not verify");
+        var keys = Handshake.Keys(_ephemeral, accept.Ephemeral, transcript);
+        var confirm = new SessionConfirm(keys.SessionId, _self.Identity.Sign(Handshake.Signed(transcript, "initiator")));
+        return (new Session(keys, Hello.InitiatorId, accept.ResponderId, initiator: true, now, limits ?? SessionLimits.Default), confirm);
+    }
+}
+
+/// <summary>
+/// The responder's side: <see cref="Accept"/> answers a hello (nothing is kept but this object, which the caller bounds and
+/// expires), <see cref="Confirm"/> checks the initiator's signature and returns the session.
+/// </summary>
+public sealed class SessionResponder
+{
+    private readonly SessionHello _hello;
+    private readonly VerifiedCredential _initiator;
+    private readonly byte[] _transcript;
+    private readonly SessionKeys _keys;
+
+    private SessionResponder(SessionHello hello, VerifiedCredential initiator, byte[] transcript, SessionKeys keys, SessionAccept answer)
+    {
+        _hello = hello;
+        _initiator = initiator;
+        _transcript = transcript;
+        _keys = keys;
+        Answer = answer;
+    }
+
+    public SessionAccept Answer { get; }
+
+    public Octets SessionId => _keys.SessionId;
+
+    public string InitiatorId => _hello.InitiatorId;
+
+    public static SessionResponder Accept(SessionEnd self, SessionHello hello, DateTimeOffset now)
+    {
+        if (hello.ResponderId != self.Identity.DeviceId)
+            throw new SessionRefusedException(SessionRefusal.WrongPeer, $"hello for {hello.ResponderId} reached {self.Identity.DeviceId}");
+        if (hello.Ephemeral.Length != X25519PublicKeyParameters.KeySize || hello.Nonce.Length < 16)
+            throw new SessionRefusedException(SessionRefusal.BadRecord, "hello has no valid ephemeral key or nonce");
+        var initiator = self.CheckPeer(hello.InitiatorCredential, hello.InitiatorId, now);
+        var chosen = hello.Offered.FirstOrDefault(self.Suites.Contains);
+        if (chosen == default)
+            throw new SessionRefusedException(SessionRefusal.NoCommonSuite, $"none of {string.Join(",", hello.Offered)} is supported");
+
+        var ephemeral = new X25519PrivateKeyParameters(new SecureRandom());
+        var unsigned = new SessionAccept(self.Identity.DeviceId, self.Credential, Octets.Own(ephemeral.GeneratePublicKey().GetEncoded()),
+            Octets.Own(RandomNumberGenerator.GetBytes(16)), chosen, Octets.Empty);
+        var transcript = Handshake.Transcript(hello, unsigned);
+        var answer = unsigned with { Signature = self.Identity.Sign(Handshake.Signed(transcript, "responder")) };
+        return new SessionResponder(hello, initiator, transcript, Handshake.Keys(ephemeral, hello.Ephemeral, transcript), answer);
+    }
+
+    public Session Confirm(SessionConfirm confirm, DateTimeOffset now, SessionLimits? limits = null)
+    {
+        if (confirm.SessionId != _keys.SessionId)
+            throw new SessionRefusedException(SessionRefusal.UnknownSession, "confirmation for another session");
+        if (!EntityIdentity.Verify(_initiator.Keys.Signing, Handshake.Signed(_transcript, "initiator"), confirm.Signature))
+            throw new SessionRefusedException(SessionRefusal.BadSignature, $"{_hello.InitiatorId}'s transcript signature does not verify");
+        return new Session(_keys, Answer.ResponderId, _hello.InitiatorId, initiator: false, now, limits ?? SessionLimits.Default);
+    }
+}
+
+/// <summary>How long a session lives and how many records it carries before its ends handshake again.</summary>
+public sealed record SessionLimits(TimeSpan Lifetime, long MaxRecords)
+{
+    public static SessionLimits Default { get; } = new(TimeSpan.FromHours(1), 1L << 32);
+}
+
+internal sealed record SessionKeys(Octets SessionId, byte[] InitiatorToResponder, byte[] ResponderToInitiator);
+
+internal static class Handshake
+{
+    public static byte[] Transcript(SessionHello hello, SessionAccept accept)
+    {
+        var transcript = new Transcript("cpns/session/v1")
+            .Add(hello.InitiatorId).Add(hello.ResponderId).Add(hello.InitiatorCredential.Der).Add(hello.Ephemeral).Add(hello.Nonce)
+            .Add(string.Join(",", hello.Offered.Select(s => (int)s)))
+            .Add(accept.ResponderId).Add(accept.ResponderCredential.Der).Add(accept.Ephemeral).Add(accept.Nonce).Add((long)accept.Chosen);
+        return transcript.Bytes.ToArray();
+    }
+
+    public static byte[] Signed(byte[] transcript, string role) => [.. Encoding.UTF8.GetBytes(role), 0, .. transcript];
+
+    public static SessionKeys Keys(X25519PrivateKeyParameters own, Octets peerEphemeral, byte[] transcript)
+    {
+        if (peerEphemeral.Length != X25519PublicKeyParameters.KeySize)
+            throw new SessionRefusedException(SessionRefusal.BadRecord, "ephemeral key is not 32 bytes");
+        var shared = new byte[X25519PrivateKeyParameters.SecretSize];
+        own.GenerateSecret(new X25519PublicKeyParameters(peerEphemeral.Span), shared, 0);
+        try
+        {
+            if (shared.All(b => b == 0))
+                throw new SessionRefusedException(SessionRefusal.BadRecord, "ephemeral key is a low-order point");
+            var salt = SHA256.HashData(transcript);
+            byte[] Derive(string label, int length) => HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, length, salt, Encoding.UTF8.GetBytes(label));
+            return new SessionKeys(Octets.Own(Derive("cpns/session/v1 id", 16)), Derive("cpns/session/v1 i->r", Aead.KeySize),
+                Derive("cpns/session/v1 r->i", Aead.KeySize));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(shared);
+        }
+    }
+}
+
+/// <summary>
+/// An established session between two entities, owned by one actor: it seals records to the peer under this direction's
+/// key with increasing sequence numbers, and opens the peer's records once each within a replay window. Timestamps play
+/// no part, so a receiver's queueing can never turn a valid record into a refusal.
+/// </summary>
+public sealed class Session : IDisposable
+{
+    private readonly AesGcm _send;
+    private readonly AesGcm _receive;
+    private readonly uint _sendDirection;
+    private readonly uint _receiveDirection;
+    private readonly byte[] _sendContext;
+    private readonly byte[] _receiveContext;
+    private readonly DateTimeOffset _expiresAt;
+    private readonly long _maxRecords;
+    private long _sent;
+    private ReplayWindow _window;
+
+    internal Session(SessionKeys keys, string localId, string peerId, bool initiator, DateTimeOffset now, SessionLimits limits)
+    {
+        Id = keys.SessionId;
+        LocalId = localId;
+        PeerId = peerId;
+        _send = new AesGcm(initiator ? keys.InitiatorToResponder : keys.ResponderToInitiator, Aead.TagSize);
+        _receive = new AesGcm(initiator ? keys.ResponderToInitiator : keys.InitiatorToResponder, Aead.TagSize);
+        CryptographicOperations.ZeroMemory(keys.InitiatorToResponder);
+        CryptographicOperations.ZeroMemory(keys.ResponderToInitiator);
+        _sendDirection = initiator ? 1u : 2u;
+        _receiveDirection = initiator ? 2u : 1u;
+        _sendContext = new Transcript("cpns/record/v1").Add(Id).Add(localId).Add(peerId).Bytes.ToArray();
+        _receiveContext = new Transcript("cpns/record/v1").Add(Id).Add(peerId).Add(localId).Bytes.ToArray();
+        _expiresAt = now + limits.Lifetime;
+        _maxRecords = limits.MaxRecords;
+    }
+
+    public Octets Id { get; }
+
+    public string LocalId { get; }
+
+    public string PeerId { get; }
+
+    public bool IsExpired(DateTimeOffset now) => now >= _expiresAt || _sent >= _maxRecords;
+
+    public SessionRecord Seal(string manifest, ReadOnlySpan<byte> payload, DateTimeOffset now)
+    {
+        if (IsExpired(now))
+            throw new SessionRefusedException(SessionRefusal.Expired, $"session with {PeerId} has expired: handshake again");
+        var sequence = ++_sent;
+        var output = new byte[payload.Length + Aead.TagSize];
+        Span<byte> nonce = stackalloc byte[Aead.NonceSize];
+        Nonce(nonce, _sendDirection, sequence);
+        Span<byte> associated = stackalloc byte[_sendContext.Length + MaxManifestBytes + 12];
+        _send.Encrypt(nonce, payload, output.AsSpan(0, payload.Length), output.AsSpan(payload.Length),
+            AssociatedData(associated, _sendContext, manifest, sequence));
+        return new SessionRecord(Id, sequence, manifest, Octets.Own(output));
+    }
+
+    /// <summary>The plaintext of the peer's record, or a <see cref="SessionRefusedException"/> (nothing is kept of a refused record).</summary>
+    public byte[] Open(SessionRecord record, DateTimeOffset now)
+    {
+        if (record.SessionId != Id)
+            throw new SessionRefusedException(SessionRefusal.UnknownSession, "record of another session");
+        if (now >= _expiresAt)
+            throw new SessionRefusedException(SessionRefusal.Expired, $"session with {PeerId} has expired");
+        if (record.Sequence <= 0 || record.Ciphertext.Length < Aead.TagSize || Encoding.UTF8.GetByteCount(record.Manifest) > MaxManifestBytes)
+            throw new SessionRefusedException(SessionRefusal.BadRecord, "record header is incomplete");
+        var box = record.Ciphertext.Span;
+        var plaintext = new byte[box.Length - Aead.TagSize];
+        Span<byte> nonce = stackalloc byte[Aead.NonceSize];
+        Nonce(nonce, _receiveDirection, record.Sequence);
+        try
+        {
+            Span<byte> associated = stackalloc byte[_receiveContext.Length + MaxManifestBytes + 12];
+            _receive.Decrypt(nonce, box[..plaintext.Length], box[plaintext.Length..], plaintext,
+                AssociatedData(associated, _receiveContext, record.Manifest, record.Sequence));
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            throw new SessionRefusedException(SessionRefusal.BadRecord, $"record {record.Sequence} from {PeerId} does not authenticate");
+        }
+
+        // Only an authentic record moves the window: a forged sequence number cannot push real ones out of it.
+        switch (_window.Accept(record.Sequence))
+        {
+            case ReplayVerdict.Replayed:
+                throw new SessionRefusedException(SessionRefusal.Replayed, $"record {record.Sequence} from {PeerId} was seen");
+            case ReplayVerdict.TooOld:
+                throw new SessionRefusedException(SessionRefusal.TooOld, $"record {record.Sequence} from {PeerId} is older than the window");
+        }
+
+        return plaintext;
+    }
+
+    private static void Nonce(Span<byte> nonce, uint direction, long sequence)
+    {
+        BinaryPrimitives.WriteUInt32BigEndian(nonce, direction);
+        BinaryPrimitives.WriteInt64BigEndian(nonce[4..], sequence);
+    }
+
+    private const int MaxManifestBytes = 128;
+
+    /// <summary>Session id and both entity ids (fixed per direction), then the manifest and the sequence number.</summary>
+    private static ReadOnlySpan<byte> AssociatedData(Span<byte> buffer, byte[] context, string manifest, long sequence)
+    {
+        if (Encoding.UTF8.GetByteCount(manifest) > MaxManifestBytes)
+            throw new SessionRefusedException(SessionRefusal.BadRecord, $"manifest '{manifest[..16]}…' is too long");
+        context.CopyTo(buffer);
+        var length = Encoding.UTF8.GetBytes(manifest, buffer[(context.Length + 4)..]);
+        BinaryPrimitives.WriteInt32BigEndian(buffer[context.Length..], length);
+        BinaryPrimitives.WriteInt64BigEndian(buffer[(context.Length + 4 + length)..], sequence);
+        return buffer[..(context.Length + 4 + length + 8)];
+    }
+
+    public void Dispose()
+    {
+        _send.Dispose();
+        _receive.Dispose();
+    }
+}
