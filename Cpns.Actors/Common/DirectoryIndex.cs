@@ -78,7 +78,7 @@ public sealed class DirectoryIndex
     /// <summary>Whether a consumer holding these group privileges may see a description (the offerer always may).</summary>
     public static bool Visible(ServiceDescription d, string consumerId, IReadOnlyDictionary<string, Privilege> privileges)
     {
-        if (d.OffererId == consumerId || consumerId == Server.ServerSmf.OperatorId)
+        if (d.OffererId == consumerId)
             return true;
         var required = (Privilege)Math.Max((int)d.RequiredPrivilege, (int)Privilege.View);
         if (d.GroupId is null)

@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
@@ -87,10 +88,43 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private void ScheduleRenewal(int lifetimeSeconds, double fraction = 0.5) =>
         Timers.StartSingleTimer(RenewLease.Instance, RenewLease.Instance, TimeSpan.FromSeconds(lifetimeSeconds * fraction));
 
+    /// <summary>What the device's own applications ask of it (the node-local API); the PNE signs the request itself.</summary>
+    private void OnApplicationRequest(ICpnsMessage request)
+    {
+        switch (request)
+        {
+            case PublishStatus publish when _registration is not null:
+                _link.Send(_registration.Gateway.Connections, publish with { DeviceId = _identity.DeviceId });
+                break;
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
+                SubmitGroupRequest((IWithGroupId)request);
+                break;
+            case PublishService or WithdrawService or NegotiateService:
+                SubmitServiceRequest((IWithServiceId)request);
+                break;
+            case SearchServices search:
+                SubmitSearch(search);
+                break;
+            default:
+                Unhandled(request);
+                break;
+        }
+    }
+
     protected override void OnReceive(object message)
     {
         switch (message)
         {
+            // What the device's own applications ask of it, through the node-local API only: the PNE then signs the
+            // request itself. The same records arriving bare (from another process) are not its applications' words.
+            case LocalRequest local:
+                OnApplicationRequest(local.Request);
+                break;
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege or PublishService or WithdrawService
+                or NegotiateService or SearchServices or PublishStatus:
+                _log.Warning("pne {0}: refused a bare {1}: requests of the device's applications come through its node-local API",
+                    _identity.DeviceId, message.GetType().Name);
+                break;
             case SignedEnvelope envelope:
                 if (_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var inner, out var senderId))
                     OnSigned(inner, senderId);
@@ -124,9 +158,6 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _capabilities = update.Capabilities;
                 Self.Tell(Beat.Instance); // the new hash goes out at once
                 break;
-            case PublishStatus publish when _registration is not null:
-                _link.Send(_registration.Gateway.Connections, publish with { DeviceId = _identity.DeviceId });
-                break;
             case Sleep sleep when _registration is not null:
                 _asleep = true;
                 if (sleep.Announce)
@@ -149,15 +180,6 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 break;
             case Deregister:
                 Sender.Tell(new RegistrationEnded(_identity.DeviceId, DeregistrationReason.Deregistered));
-                break;
-            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
-                SubmitGroupRequest((IWithGroupId)message);
-                break;
-            case PublishService or WithdrawService or NegotiateService:
-                SubmitServiceRequest((IWithServiceId)message);
-                break;
-            case SearchServices search:
-                SubmitSearch(search);
                 break;
             case SendContent or GetReceivedContent or ContentStep:
                 OnContent(message);

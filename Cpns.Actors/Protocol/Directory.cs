@@ -115,7 +115,7 @@ public sealed record ServiceRefused(string ServiceId, string ConsumerId, Refusal
 /// <summary>Inside the server: the consumer's privilege on each group (the directory filters with it).</summary>
 public sealed record GetPrivileges(string SubjectId) : INodeLocal;
 
-public sealed record Privileges(string SubjectId, IReadOnlyDictionary<string, Privilege> ByGroup) : ICpnsMessage;
+public sealed record Privileges(string SubjectId, IReadOnlyDictionary<string, Privilege> ByGroup) : INodeLocal;
 
 /// <summary>Inside the server: an offerer's reachability changed (status tells the directory, for ranking).</summary>
 public sealed record OffererReachability(string DeviceId, bool Reachable) : ICpnsMessage, IWithDeviceId;

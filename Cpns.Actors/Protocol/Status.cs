@@ -22,9 +22,9 @@ public sealed record ReachabilityReport(string GatewayId, string DeviceId, bool 
 /// Subscribes <paramref name="Subscriber"/> to the status of an entity, or of a whole PN (target <c>pn:{gatewayId}</c>),
 /// on behalf of <paramref name="WatcherId"/>, whom the group ACLs must allow to see it.
 /// </summary>
-public sealed record WatchStatus(string WatcherId, string Target, Akka.Actor.IActorRef Subscriber) : ICpnsMessage;
+public sealed record WatchStatus(string WatcherId, string Target, Akka.Actor.IActorRef Subscriber) : INodeLocal;
 
-public sealed record UnwatchStatus(string WatcherId, string Target) : ICpnsMessage;
+public sealed record UnwatchStatus(string WatcherId, string Target) : INodeLocal;
 
 public sealed record WatchAccepted(string WatcherId, string Target, IReadOnlyList<EntityStatus> Current) : ICpnsMessage;
 
@@ -41,6 +41,6 @@ public sealed record GetPidf(string DeviceId) : INodeLocal, IWithDeviceId;
 public sealed record PidfDocument(string DeviceId, string Xml) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>Inside the server: may this watcher see that target (it shares a group where it holds at least View)?</summary>
-public sealed record AuthorizeView(long RequestId, string WatcherId, IReadOnlyList<string> Targets) : ICpnsMessage;
+public sealed record AuthorizeView(long RequestId, string WatcherId, IReadOnlyList<string> Targets) : INodeLocal;
 
-public sealed record ViewAuthorization(long RequestId, bool Allowed, string Detail) : ICpnsMessage;
+public sealed record ViewAuthorization(long RequestId, bool Allowed, string Detail) : INodeLocal;

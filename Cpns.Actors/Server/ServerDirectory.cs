@@ -343,7 +343,9 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (query.ConsumerId != ServerSmf.OperatorId && _placements.GatewayOf(query.ConsumerId) is null &&
+        // The operator searches through the node-local API only (no requester): from an entity, the name is just a name.
+        var byOperator = requester is null && query.ConsumerId == ServerSmf.OperatorId;
+        if (!byOperator && _placements.GatewayOf(query.ConsumerId) is null &&
             !query.ConsumerId.StartsWith(ExternalPrefix, StringComparison.Ordinal))
         {
             Refuse(DirectoryError.NotAuthorized, $"{query.ConsumerId} is not a registered entity");
@@ -352,7 +354,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
         Gather(query, hits => WithPrivileges(query.ConsumerId, privileges =>
         {
-            var visible = DirectoryIndex.Rank(hits.Where(h => DirectoryIndex.Visible(h.Description, query.ConsumerId, privileges)));
+            var visible = DirectoryIndex.Rank(hits.Where(h => byOperator || DirectoryIndex.Visible(h.Description, query.ConsumerId, privileges)));
             Reply(replyTo, sealedReply, DirectoryIndex.Page(visible, query, fromCache: false));
         }));
     }
@@ -411,7 +413,8 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
                 return;
             }
 
-            if (!DirectoryIndex.Visible(service, negotiate.ConsumerId, privileges))
+            if (!(requester is null && negotiate.ConsumerId == ServerSmf.OperatorId) &&
+                !DirectoryIndex.Visible(service, negotiate.ConsumerId, privileges))
             {
                 Refuse(RefusalReason.NotAuthorized, $"{negotiate.ConsumerId} may not use {negotiate.ServiceId}");
                 return;

@@ -31,8 +31,14 @@ public sealed class ServerSmf : CpnsPersistentActor
         public SortedSet<string> Members { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, Privilege> Acl { get; } = new(StringComparer.Ordinal);
 
-        public Privilege PrivilegeOf(string subject) =>
-            subject == OperatorId ? Privilege.Administer : Acl.GetValueOrDefault(subject, Privilege.None);
+        public Privilege PrivilegeOf(string subject) => Acl.GetValueOrDefault(subject, Privilege.None);
+
+        /// <summary>
+        /// What the requester of <paramref name="request"/> may do here: the node's operator (through the node-local API
+        /// only — an entity that calls itself "operator" gets nothing from the name) administers every group.
+        /// </summary>
+        public Privilege PrivilegeOf(Request request, string requesterId) =>
+            request.ByOperator(requesterId) ? Privilege.Administer : PrivilegeOf(requesterId);
 
         public GroupSnapshotEntry ToEntry() => new(Id, Owner, Mode, Epoch, Members.ToList(), RequiredLevel, JoinPolicy,
             Acl.Select(kv => new AclEntry(kv.Key, kv.Value)).OrderBy(e => e.SubjectId, StringComparer.Ordinal).ToList(),
@@ -55,7 +61,11 @@ public sealed class ServerSmf : CpnsPersistentActor
     private sealed record GatewayPlacement(string GatewayId, PublicKeys Keys, SecurityLevel PnSecurityLevel, GatewayEndpoints Endpoints);
 
     /// <summary>A request, who to answer, and whether the answer is sealed (the request was).</summary>
-    private sealed record Request(object Command, IActorRef ReplyTo, bool Sealed);
+    private sealed record Request(object Command, IActorRef ReplyTo, bool Sealed)
+    {
+        /// <summary>Unsealed requests come only from the node-local API or from this function itself.</summary>
+        public bool ByOperator(string requesterId) => !Sealed && requesterId == OperatorId;
+    }
 
     /// <summary>A change waiting for its key epoch: what the group will look like.</summary>
     private sealed record InFlight(Request Request, IReadOnlyList<string> Members, string? Removed);
@@ -332,7 +342,7 @@ public sealed class ServerSmf : CpnsPersistentActor
                     return;
                 }
 
-                if (create.RequesterId != OperatorId && !IsRegistered(create.RequesterId))
+                if (!request.ByOperator(create.RequesterId) && !IsRegistered(create.RequesterId))
                 {
                     Refuse(request, GroupError.NotAuthorized, $"{create.RequesterId} is not a registered entity");
                     return;
@@ -367,7 +377,7 @@ public sealed class ServerSmf : CpnsPersistentActor
 
                 var selfJoin = add.RequesterId == add.MemberId && addTo.JoinPolicy == JoinPolicy.Open &&
                                add.Privilege <= Privilege.Operate;
-                var granted = addTo.PrivilegeOf(add.RequesterId);
+                var granted = addTo.PrivilegeOf(request, add.RequesterId);
                 if (!selfJoin && (granted < Privilege.Manage || add.Privilege > granted))
                 {
                     Refuse(request, GroupError.NotAuthorized,
@@ -404,7 +414,7 @@ public sealed class ServerSmf : CpnsPersistentActor
                     return;
                 }
 
-                if (remove.RequesterId != remove.MemberId && removeFrom.PrivilegeOf(remove.RequesterId) < Privilege.Manage)
+                if (remove.RequesterId != remove.MemberId && removeFrom.PrivilegeOf(request, remove.RequesterId) < Privilege.Manage)
                 {
                     Refuse(request, GroupError.NotAuthorized, $"{remove.RequesterId} may not remove {remove.MemberId} from {remove.GroupId}");
                     return;
@@ -427,7 +437,7 @@ public sealed class ServerSmf : CpnsPersistentActor
                     return;
                 }
 
-                var own = grantOn.PrivilegeOf(grant.RequesterId);
+                var own = grantOn.PrivilegeOf(request, grant.RequesterId);
                 if (own < Privilege.Administer || grant.Privilege > own)
                 {
                     Refuse(request, GroupError.NotAuthorized, $"{grant.RequesterId} holds {own}; granting needs Administer");
@@ -457,7 +467,7 @@ public sealed class ServerSmf : CpnsPersistentActor
                     return;
                 }
 
-                if (toDelete.PrivilegeOf(delete.RequesterId) < Privilege.Administer)
+                if (toDelete.PrivilegeOf(request, delete.RequesterId) < Privilege.Administer)
                 {
                     Refuse(request, GroupError.NotAuthorized, $"{delete.RequesterId} may not delete {delete.GroupId}");
                     return;

@@ -125,23 +125,23 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
         var accepted = Assert.IsType<WatchAccepted>(await WatchAsync("p1", "p2", watcher.Ref));
         Assert.Equal(new EntityStatus("p2", Presence.Online, true, ""), Assert.Single(accepted.Current));
 
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "in a call"));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "in a call")));
         var changed = await watcher.ExpectMsgAsync<StatusChanged>(Timeout);
         Assert.Equal(new EntityStatus("p2", Presence.Busy, true, "in a call"), changed.Status);
 
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "in a call")); // the same again: no change
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "in a call"))); // the same again: no change
         await watcher.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
 
         // A burst within the window is coalesced to its latest state.
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Online, ""));
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "again"));
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Online, "free"));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Online, "")));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "again")));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Online, "free")));
         Assert.Equal(new EntityStatus("p2", Presence.Online, true, "free"), (await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status);
         await watcher.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
 
         // A burst that ends where it began is no change at all.
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "x"));
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Online, "free"));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "x")));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Online, "free")));
         await watcher.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
     }
 
@@ -156,7 +156,7 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
         var neighbour = CreateTestProbe();
         var pn = Assert.IsType<WatchAccepted>(await WatchAsync("p2", "pn:g1", neighbour.Ref));
         Assert.Equal(["g1", "p1", "p2"], pn.Current.Select(s => s.DeviceId).Order());
-        Pnes["p1"].Tell(new PublishStatus("p1", Presence.Busy, ""));
+        Pnes["p1"].Tell(new LocalRequest(new PublishStatus("p1", Presence.Busy, "")));
         Assert.Equal("p1", (await neighbour.ExpectMsgAsync<StatusChanged>(Timeout)).Status.DeviceId);
         await stranger.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
     }
@@ -180,7 +180,7 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
     public async Task Status_renders_as_a_PIDF_document()
     {
         await StartAsync();
-        Pnes["p2"].Tell(new PublishStatus("p2", Presence.Busy, "driving"));
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "driving")));
         await AwaitAssertAsync(async () =>
             Assert.Equal(Presence.Busy, (await Server.Status.Ask<EntityStatus>(new GetStatus("p2"), Timeout)).Presence), Timeout);
 

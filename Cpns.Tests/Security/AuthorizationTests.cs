@@ -18,9 +18,9 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
     private Task StartAsync() => StartNetworkAsync(["g1", "g2"],
         new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2" });
 
-    private async Task<object> AsPneAsync(string pne, object request)
+    private async Task<object> AsPneAsync(string pne, ICpnsMessage request)
     {
-        Pnes[pne].Tell(request, TestActor);
+        Pnes[pne].Tell(new LocalRequest(request), TestActor);
         return await ExpectMsgAsync<object>(Timeout);
     }
 
@@ -177,5 +177,34 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
         Assert.Equal(KeyError.InsufficientSecurityLevel, refused.Error);
         Assert.Empty((await KeyStateAsync(Gateways["weak"], "secret")).Epochs);
         Assert.Empty((await KeyStateAsync(Pnes["pw"], "secret")).Epochs);
+    }
+    [Fact]
+    public async Task An_entity_registered_as_operator_gets_no_operator_authority()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["operator"] = "g1" });
+        Assert.IsType<GroupAccepted>(await AsPneAsync("p1", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"])));
+        Assert.IsType<ServicePublished>(await AsPneAsync("p1", new PublishService(new ServiceDescription("s-club", "Club", "p1", "video",
+            ["club"], new Dictionary<string, string>(), [], 0, Privilege.Operate, "grp", 0))));
+
+        // Signed by the entity "operator": the name is only a name.
+        var join = Assert.IsType<GroupRejected>(await AsPneAsync("operator", new AddMember("grp", "operator", "operator")));
+        Assert.Equal(GroupError.NotAuthorized, join.Error);
+        var delete = Assert.IsType<GroupRejected>(await AsPneAsync("operator", new DeleteGroup("grp", "operator")));
+        Assert.Equal(GroupError.NotAuthorized, delete.Error);
+        var grant = Assert.IsType<GroupRejected>(await AsPneAsync("operator", new GrantPrivilege("grp", "operator", "operator", Privilege.Administer)));
+        Assert.Equal(GroupError.NotAuthorized, grant.Error);
+        var found = Assert.IsType<SearchResult>(await AsPneAsync("operator", new SearchServices("operator", ["club"],
+            new Dictionary<string, string>(), 0, 10)));
+        Assert.Empty(found.Hits);
+
+        var group = await GroupAsync("grp");
+        Assert.Equal(1, group.Epoch);
+        Assert.Equal(["p1", "p2"], group.Members);
+        Assert.DoesNotContain(group.Acl!, e => e.SubjectId == "operator");
+
+        // The node's operator, through the node-local API, administers the group.
+        Assert.IsType<GroupAccepted>(await Server.Smf.Ask<object>(new LocalRequest(new AddMember("grp", "operator", "operator")), Timeout));
+        Assert.Equal(["s-club"], (await Server.Directory.Ask<SearchResult>(new LocalRequest(new SearchServices("operator", ["club"],
+            new Dictionary<string, string>(), 0, 10)), Timeout)).Hits.Select(h => h.ServiceId));
     }
 }

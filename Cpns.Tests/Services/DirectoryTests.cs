@@ -122,9 +122,9 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
         Assert.Equal(1, outsider.Total);
 
         // Offering into a group takes managing it; joining a closed group takes a manager.
-        Pnes["p3"].Tell(new PublishService(Service("s-sneak", "p3", "Sneaky", ["cinema"], group: "club")), TestActor);
+        Pnes["p3"].Tell(new LocalRequest(new PublishService(Service("s-sneak", "p3", "Sneaky", ["cinema"], group: "club"))), TestActor);
         Assert.Equal(DirectoryError.NotAuthorized, (await ExpectMsgAsync<DirectoryRejected>(Timeout)).Error);
-        Pnes["p4"].Tell(new AddMember("club", "p4", "p4"), TestActor);
+        Pnes["p4"].Tell(new LocalRequest(new AddMember("club", "p4", "p4")), TestActor);
         Assert.Equal(GroupError.NotAuthorized, (await ExpectMsgAsync<GroupRejected>(Timeout)).Error);
     }
 
@@ -145,14 +145,14 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
     public async Task A_PNE_searches_through_its_gateway_which_answers_repeats_from_its_cache()
     {
         await StartAsync();
-        Pnes["p3"].Tell(new PublishService(Service("s-map", "p3", "City map", ["map"])), TestActor);
+        Pnes["p3"].Tell(new LocalRequest(new PublishService(Service("s-map", "p3", "City map", ["map"]))), TestActor);
         Assert.IsType<ServicePublished>(await ExpectMsgAsync<object>(Timeout));
 
-        Pnes["p1"].Tell(new SearchServices("p1", ["map"], NoFilters, 0, 10, RequestId: 7), TestActor);
+        Pnes["p1"].Tell(new LocalRequest(new SearchServices("p1", ["map"], NoFilters, 0, 10, RequestId: 7)), TestActor);
         var first = await ExpectMsgAsync<SearchResult>(Timeout);
         Assert.Equal(["s-map"], Ids(first));
         Assert.Equal((false, 7L), (first.FromCache, first.RequestId));
-        Pnes["p1"].Tell(new SearchServices("p1", ["map"], NoFilters, 0, 10, RequestId: 8), TestActor);
+        Pnes["p1"].Tell(new LocalRequest(new SearchServices("p1", ["map"], NoFilters, 0, 10, RequestId: 8)), TestActor);
         var second = await ExpectMsgAsync<SearchResult>(Timeout);
         Assert.Equal((true, 8L), (second.FromCache, second.RequestId));
         Assert.Equal(["s-map"], Ids(second));
@@ -169,7 +169,7 @@ public abstract class DirectoryTests(ITestOutputHelper output, string mode)
         Assert.IsType<SearchRejected>(await Server.Directory.Ask<object>(new LocalRequest(new SearchServices("p1", ["x"], NoFilters, 0, 0)), Timeout));
         Assert.IsType<SearchRejected>(await Server.Directory.Ask<object>(new LocalRequest(new SearchServices("p1", ["x"], NoFilters, -1, 5)), Timeout));
         // A PNE cannot publish in another's name.
-        Pnes["p1"].Tell(new PublishService(Service("s-y", "p2", "Fake", ["x"])), TestActor);
+        Pnes["p1"].Tell(new LocalRequest(new PublishService(Service("s-y", "p2", "Fake", ["x"]))), TestActor);
         Assert.Equal(DirectoryError.NotOfferer, (await ExpectMsgAsync<DirectoryRejected>(Timeout)).Error);
         // An external Application/Content Entity publishes over CPNS-5 (here: a local caller).
         Assert.IsType<ServicePublished>(await PublishAsync(Service("s-ace", "ace:radio-co", "Radio company", ["music"])));

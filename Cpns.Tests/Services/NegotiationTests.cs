@@ -49,7 +49,7 @@ public sealed class NegotiationTests(ITestOutputHelper output)
         Assert.Equal(new ServicePlan("s-video", "p1", "h265", 2500), await NegotiateAsync("s-video", "p1"));
 
         // A PNE negotiates for itself through its PN GW, signed.
-        Pnes["p1"].Tell(new NegotiateService("s-video", "p1"), TestActor);
+        Pnes["p1"].Tell(new LocalRequest(new NegotiateService("s-video", "p1")), TestActor);
         Assert.Equal(new ServicePlan("s-video", "p1", "h265", 2500), await ExpectMsgAsync<ServicePlan>(Timeout));
     }
 
@@ -65,7 +65,7 @@ public sealed class NegotiationTests(ITestOutputHelper output)
         Assert.Equal(RefusalReason.UnknownConsumer, Assert.IsType<ServiceRefused>(await NegotiateAsync("s-video", "ghost")).Reason);
 
         // A PNE cannot negotiate in another's name.
-        Pnes["p1"].Tell(new NegotiateService("s-video", "p2"), TestActor);
+        Pnes["p1"].Tell(new LocalRequest(new NegotiateService("s-video", "p2")), TestActor);
         Assert.Equal(RefusalReason.NotAuthorized, (await ExpectMsgAsync<ServiceRefused>(Timeout)).Reason);
     }
 
