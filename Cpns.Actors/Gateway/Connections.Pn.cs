@@ -175,6 +175,10 @@ public sealed partial class Connections
     {
         if (_revokedDevices.Contains(deviceId))
             return new Screening(AuthFailure.Revoked, $"{deviceId} is revoked");
+        // An id in the PN table stays bound to its keys: another device cannot take it over here, with or without a
+        // credential (the server checks the same against its inventory).
+        if (_pnTable.TryGetValue(deviceId, out var known) && known.Keys != keys)
+            return new Screening(AuthFailure.KeyMismatch, $"{deviceId} is registered in this PN with other keys");
         if (credential is null)
             return null;
         var check = _verifier.Verify(credential, Context.System.Scheduler.Now, _revokedSerials, deviceId, EntityKind.Pne);

@@ -181,6 +181,28 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
     }
 
     [Fact]
+    public async Task A_PNE_cannot_take_the_id_of_a_PNE_registered_at_the_same_PN_GW()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
+        Server.Smf.Tell(new Cpns.Actors.Local.LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1"])), TestActor);
+        await ExpectMsgAsync<GroupAccepted>(Timeout);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
+
+        var impostor = EntityIdentity.Generate("p1", EntityKind.Pne);
+        Gateways["g1"].Tell(SealAs(impostor, new AuthHello("p1", EntityKind.Pne, impostor.PublicKeys, null, Nonce(), Registry.PneContext)),
+            TestActor);
+        var rejected = Unseal<RegistrationRejected>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
+        Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.KeyMismatch), (rejected.Error, rejected.Auth));
+
+        // Nothing moved: the victim keeps its registration and its keys, and the next epoch is wrapped for it, not the impostor.
+        var inventory = await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+        Assert.Single(inventory.Pnes, p => p.DeviceId == "p1");
+        Server.Smf.Tell(new Cpns.Actors.Local.LocalRequest(new AddMember("grp", "p1", "p2")), TestActor);
+        Assert.Equal(2, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+        await AwaitAssertAsync(async () => Assert.Equal(2, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
+    }
+
+    [Fact]
     public async Task An_unsigned_registration_is_refused()
     {
         await StartServerAsync();
