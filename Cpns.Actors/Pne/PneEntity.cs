@@ -224,8 +224,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case PneRegistered registered when registered.GatewayId == senderId:
                 OnRegistered(registered);
                 break;
-            case RegistrationRejected rejected:
-                _log.Error("{0}: registration refused: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
+            case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
+                _log.Warning("{0}: registration refused: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
                 break;
             case LeaseRenewed renewed when senderId == _registration?.GatewayId:
@@ -336,7 +336,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         var server = _verifier.Verify(registered.ServerCredential, Context.System.Scheduler.Now, null, null, EntityKind.Server);
         if (!server.Valid)
         {
-            _log.Error("{0}: the server credential relayed by {1} does not check out: {2}", _identity.DeviceId,
+            _log.Warning("{0}: the server credential relayed by {1} does not check out: {2}", _identity.DeviceId,
                 registered.GatewayId, server.Detail);
             return;
         }

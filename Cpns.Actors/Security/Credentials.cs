@@ -41,11 +41,19 @@ public readonly record struct CredentialCheck(VerifiedCredential? Credential, Cr
     public static CredentialCheck Fail(CredentialError error, string detail) => new(null, error, detail);
 }
 
-/// <summary>The object identifiers of the CPNS extensions in a credential (a private arc).</summary>
+/// <summary>
+/// The object identifiers of the CPNS extensions in a credential: under the project's own UUID arc (ITU-T X.667,
+/// 2.25.&lt;uuid&gt;, UUID 721b4964-878c-470a-bd71-c617d5a6931d), which needs nobody's registration.
+/// </summary>
 public static class CredentialOids
 {
-    public static readonly DerObjectIdentifier EntityKind = new("1.3.6.1.4.1.59999.7.1");
-    public static readonly DerObjectIdentifier AgreementKey = new("1.3.6.1.4.1.59999.7.2");
+    public const string Arc = "2.25.151673672115328229282145302372004827933";
+    public static readonly DerObjectIdentifier EntityKind = new(Arc + ".7.1");
+    public static readonly DerObjectIdentifier AgreementKey = new(Arc + ".7.2");
+
+    /// <summary>The borrowed arc of credentials issued before this one: still read, so journaled credentials verify; never written.</summary>
+    internal static readonly DerObjectIdentifier LegacyEntityKind = new("1.3.6.1.4.1.59999.7.1");
+    internal static readonly DerObjectIdentifier LegacyAgreementKey = new("1.3.6.1.4.1.59999.7.2");
 }
 
 /// <summary>
@@ -96,7 +104,7 @@ public sealed class CredentialAuthority
         generator.SetNotAfter((notBefore + validity).UtcDateTime);
         generator.SetPublicKey(new Ed25519PublicKeyParameters(keys.Signing.Span));
         generator.AddExtension(X509Extensions.BasicConstraints, true, new BasicConstraints(false));
-        generator.AddExtension(X509Extensions.KeyUsage, true, new KeyUsage(KeyUsage.DigitalSignature | KeyUsage.KeyAgreement));
+        generator.AddExtension(X509Extensions.KeyUsage, true, new KeyUsage(KeyUsage.DigitalSignature));
         generator.AddExtension(X509Extensions.AuthorityKeyIdentifier, false,
             X509ExtensionUtilities.CreateAuthorityKeyIdentifier(_rootKey.GeneratePublicKey()));
         generator.AddExtension(CredentialOids.EntityKind, false, new DerUtf8String(kind.ToString()));
@@ -140,9 +148,11 @@ public sealed class CredentialVerifier(Octets rootPublicKey)
                 return CredentialCheck.Fail(CredentialError.BadSignature, "credential signature does not verify against the KMC root");
 
             var deviceId = certificate.SubjectDN.GetValueList(X509Name.CN).FirstOrDefault() ?? "";
-            var kindText = (X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.EntityKind) as DerUtf8String)
+            var kindText = ((X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.EntityKind) ??
+                             X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.LegacyEntityKind)) as DerUtf8String)
                 ?.GetString();
-            var agreement = (X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.AgreementKey) as Asn1OctetString)
+            var agreement = ((X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.AgreementKey) ??
+                              X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.LegacyAgreementKey)) as Asn1OctetString)
                 ?.GetOctets();
             if (!Enum.TryParse<EntityKind>(kindText, out var kind) || agreement is not { Length: 32 } ||
                 certificate.GetPublicKey() is not Ed25519PublicKeyParameters signing)

@@ -326,6 +326,15 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        // The kind enrolled is the kind that said hello (a PN GW or a BOTH device): never what the registration asks for
+        // afterwards, so no registration gets a credential of another kind (a Server one least of all).
+        if (register.Kind != challenge.Hello.Kind)
+        {
+            Reject(Sender, register.GatewayId, RegistrationError.InvalidRequest,
+                $"{register.GatewayId} said hello as {challenge.Hello.Kind} and registers as {register.Kind}");
+            return;
+        }
+
         if (CheckProof(register.GatewayId, ServerId, GatewayContext, register.Keys, register.Proof) is { } badProof)
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, badProof, AuthFailure.BadSignature);

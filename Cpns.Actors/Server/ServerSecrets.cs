@@ -37,6 +37,10 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"no server key file at {path}", path);
+        // Secrets others can read are secrets no more: refuse the file rather than use it.
+        if (!OperatingSystem.IsWindows() &&
+            (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+            throw new InvalidDataException($"{path} can be read or written by other users: chmod 600 {path}");
         {
             var file = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path))
                        ?? throw new InvalidDataException($"{path} is empty");

@@ -51,9 +51,12 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
         Assert.True(answer.Accepted, answer.Reason);
 
         await AwaitAssertAsync(async () => Assert.Equal("g2", await GatewayOfAsync("p1")), Timeout);
-        var group = await Server.Smf.Ask<GroupState>(new GetGroup("grp"), Timeout);
-        Assert.Equal(["p1", "p2", "p3"], group.Members);
-        Assert.Equal(2, group.Epoch); // its groups rekeyed around the move
+        await AwaitAssertAsync(async () =>
+        {
+            var group = await Server.Smf.Ask<GroupState>(new GetGroup("grp"), Timeout);
+            Assert.Equal(["p1", "p2", "p3"], group.Members);
+            Assert.Equal(2, group.Epoch); // its groups rekeyed around the move
+        }, Timeout);
         await AwaitAssertAsync(async () => Assert.Equal(2, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
         await flow.UntilAsync(s => s.Any(x => x is { Epoch: 2, Step: 8, From: "gateway-g2/cskmf", To: "pne-p1/cskmf" }), Timeout);
 

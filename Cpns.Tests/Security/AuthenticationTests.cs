@@ -20,7 +20,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
 
     /// <summary>Plays a PN GW through the whole handshake; returns the server's final answer.</summary>
     private async Task<object> RegisterAsGatewayAsync(EntityIdentity gateway, Credential? credential = null,
-        EntityIdentity? proofSigner = null, bool skipChallenge = false)
+        EntityIdentity? proofSigner = null, bool skipChallenge = false, EntityKind? registeredKind = null)
     {
         var clientNonce = Nonce();
         Octets verifierNonce;
@@ -47,7 +47,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var signer = proofSigner ?? gateway;
         var proof = new AuthProof(Registry.GatewayContext, clientNonce, verifierNonce, signer.Sign(AuthTranscripts.Client(
             Registry.GatewayContext, gateway.DeviceId, Settings.ServerId, clientNonce, verifierNonce).Bytes));
-        Server.Registry.Tell(SealAs(gateway, new RegisterGateway(gateway.DeviceId, gateway.Kind, gateway.PublicKeys, credential,
+        Server.Registry.Tell(SealAs(gateway, new RegisterGateway(gateway.DeviceId, registeredKind ?? gateway.Kind, gateway.PublicKeys, credential,
             proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor, TestActor, TestActor, TestActor))),
             TestActor);
         return Opened(await ExpectMsgAsync<object>(Timeout));
@@ -178,6 +178,26 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var impostor = EntityIdentity.Generate("gw-x", EntityKind.PnGateway);
         var rejected = Assert.IsType<RegistrationRejected>(await RegisterAsGatewayAsync(impostor));
         Assert.Equal(AuthFailure.KeyMismatch, rejected.Auth);
+    }
+
+    [Theory]
+    [InlineData(EntityKind.Server)]
+    [InlineData(EntityKind.Both)]
+    [InlineData(EntityKind.Pne)]
+    public async Task Enrolment_issues_only_the_kind_that_said_hello_and_never_a_Server_credential(EntityKind asked)
+    {
+        await StartServerAsync();
+        var gateway = EntityIdentity.Generate("gw-greedy", EntityKind.PnGateway);
+        var answer = await RegisterAsGatewayAsync(gateway, registeredKind: asked);
+        var rejected = Assert.IsType<RegistrationRejected>(answer);
+        Assert.Equal(RegistrationError.InvalidRequest, rejected.Error);
+        Assert.Contains("said hello as PnGateway", rejected.Detail);
+        await AssertNotRegisteredAsync("gw-greedy");
+
+        // A hello as Server is refused before any challenge.
+        var server = EntityIdentity.Generate("gw-server", EntityKind.Server);
+        Assert.IsType<RegistrationRejected>(await RegisterAsGatewayAsync(server));
+        await AssertNotRegisteredAsync("gw-server");
     }
 
     [Fact]

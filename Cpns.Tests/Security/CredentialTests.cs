@@ -37,6 +37,39 @@ public sealed class CredentialTests
     }
 
     [Fact]
+    public void The_CPNS_extensions_are_on_the_projects_own_arc_and_the_key_only_signs_and_OpenSSL_reads_it()
+    {
+        var der = Issue().Der.ToArray();
+        var certificate = new Org.BouncyCastle.X509.X509CertificateParser().ReadCertificate(der);
+        var extensions = certificate.GetNonCriticalExtensionOids().Order().ToList();
+        Assert.Contains(CredentialOids.Arc + ".7.1", extensions);
+        Assert.Contains(CredentialOids.Arc + ".7.2", extensions);
+        Assert.DoesNotContain(extensions, oid => oid.StartsWith("1.3.6.1.4.1.59999", StringComparison.Ordinal));
+        var usage = certificate.GetKeyUsage();
+        Assert.True(usage[0], "digitalSignature");
+        Assert.Equal([0], usage.Select((set, bit) => (set, bit)).Where(u => u.set).Select(u => u.bit));
+
+        var path = Path.Combine(Path.GetTempPath(), $"cpns-credential-{Guid.NewGuid():N}.der");
+        File.WriteAllBytes(path, der);
+        try
+        {
+            using var openssl = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("openssl",
+                ["x509", "-inform", "DER", "-in", path, "-noout", "-text"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var text = openssl.StandardOutput.ReadToEnd();
+            openssl.WaitForExit();
+            Assert.True(openssl.ExitCode == 0, openssl.StandardError.ReadToEnd());
+            Assert.Contains("Subject: CN = p1", text);
+            Assert.Contains("ED25519", text);
+            Assert.Contains("Digital Signature", text);
+            Assert.DoesNotContain("Key Agreement", text);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void A_forged_credential_is_refused()
     {
         var der = Issue().Der.ToArray();
