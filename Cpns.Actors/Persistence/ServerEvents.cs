@@ -53,7 +53,11 @@ public sealed record RegistrySnapshot(
     IReadOnlyList<PneRecord> Pnes,
     long LastRegistrationNumber,
     IReadOnlyList<string> RevokedDevices,
-    IReadOnlyList<string> RevokedSerials) : ICpnsEvent;
+    IReadOnlyList<string> RevokedSerials,
+    IReadOnlyList<BoundKeys>? Bound = null) : ICpnsEvent;
+
+/// <summary>The keys an id registered with: it stays bound to them after its lease ends (snapshots written before had none).</summary>
+public sealed record BoundKeys(string DeviceId, PublicKeys Keys) : ICpnsMessage;
 
 // ---- Server SMF: service groups ----
 

@@ -43,6 +43,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<string, PneRecord> _pnes = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
+    // Every id ever registered, with its keys (registered now or not): the binding outlives the lease.
+    private readonly Dictionary<string, PublicKeys> _boundKeys = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Challenge> _challenges = new(StringComparer.Ordinal);
     private readonly Dictionary<long, AwaitingCredentials> _awaiting = new();
     private readonly SortedSet<(long ExpiresAtMs, string DeviceId)> _leases = new(LeaseOrder.Instance);
@@ -99,7 +101,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
     protected override object CreateSnapshot() => new RegistrySnapshot(_gateways.Values.ToList(), _pnes.Values.ToList(),
-        _lastRegistrationNumber, _revokedDevices.ToList(), _revokedSerials.ToList());
+        _lastRegistrationNumber, _revokedDevices.ToList(), _revokedSerials.ToList(),
+        _boundKeys.Select(kv => new BoundKeys(kv.Key, kv.Value)).ToList());
 
     protected override void OnRecover(object message)
     {
@@ -116,6 +119,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 _lastRegistrationNumber = snapshot.LastRegistrationNumber;
                 _revokedDevices.UnionWith(snapshot.RevokedDevices);
                 _revokedSerials.UnionWith(snapshot.RevokedSerials);
+                foreach (var bound in snapshot.Bound ?? [])
+                    _boundKeys[bound.DeviceId] = bound.Keys;
                 break;
             case ICpnsEvent @event:
                 Apply(@event);
@@ -169,6 +174,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     private void Put(GatewayRecord gateway)
     {
+        _boundKeys[gateway.GatewayId] = gateway.Keys;
         if (_gateways.TryGetValue(gateway.GatewayId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.GatewayId));
         _gateways[gateway.GatewayId] = gateway;
@@ -177,6 +183,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     private void Put(PneRecord pne)
     {
+        _boundKeys[pne.DeviceId] = pne.Keys;
         if (_pnes.TryGetValue(pne.DeviceId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.DeviceId));
         _pnes[pne.DeviceId] = pne;
@@ -618,13 +625,17 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private sealed record Screening(AuthFailure Failure, string Detail);
 
     /// <summary>
-    /// Revocation, then the credential if one is shown (chain to the KMC root, validity, kind, subject, and that
-    /// it binds the keys in use); without one, enrollment is allowed unless the id is held by other keys.
+    /// Revocation, the keys the id is bound to, then the credential if one is shown (chain to the KMC root, validity,
+    /// kind, subject, and that it binds the keys in use).
     /// </summary>
     private Screening? Screen(string deviceId, PublicKeys keys, Credential? credential, params EntityKind[] kinds)
     {
         if (_revokedDevices.Contains(deviceId))
             return new Screening(AuthFailure.Revoked, $"{deviceId} is revoked");
+        // An id stays bound to the keys it first registered with, after its lease ends too: nobody else enrols under it,
+        // with or without a credential the KMC once issued.
+        if (_boundKeys.TryGetValue(deviceId, out var bound) && bound != keys)
+            return new Screening(AuthFailure.KeyMismatch, $"{deviceId} is bound to other keys");
         if (credential is not null)
         {
             var check = _verifier.Verify(credential, Context.System.Scheduler.Now, _revokedSerials, deviceId, kinds);
@@ -632,14 +643,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 return new Screening(AuthTranscripts.FromCredentialError(check.Error!.Value), check.Detail!);
             if (check.Credential!.Keys != keys)
                 return new Screening(AuthFailure.KeyMismatch, $"the credential of {deviceId} binds other keys");
-            return null;
         }
 
-        var known = _gateways.TryGetValue(deviceId, out var gateway) ? gateway.Keys
-            : _pnes.TryGetValue(deviceId, out var pne) ? pne.Keys : null;
-        return known is not null && known != keys
-            ? new Screening(AuthFailure.KeyMismatch, $"{deviceId} is registered with other keys; present its credential")
-            : null;
+        return null;
     }
 
     private static string? CheckProof(string deviceId, string verifierId, string context, PublicKeys keys, AuthProof proof)

@@ -223,6 +223,25 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
     }
 
     [Fact]
+    public async Task An_id_stays_bound_to_its_keys_after_it_deregisters_and_after_a_server_restart()
+    {
+        await StartServerAsync();
+        var owner = EntityIdentity.Generate("gw-lapsed", EntityKind.PnGateway);
+        Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(owner));
+        Server.Registry.Tell(SealAs(owner, new DeregisterEntities("gw-lapsed", ["gw-lapsed"])), TestActor);
+        Assert.Equal(["gw-lapsed"], (await ExpectSealedAsync<RegistrationsEnded>()).DeviceIds);
+        await AssertNotRegisteredAsync("gw-lapsed");
+
+        var squatter = EntityIdentity.Generate("gw-lapsed", EntityKind.PnGateway);
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(squatter), AuthFailure.KeyMismatch, "gw-lapsed");
+        await RestartServerAsync();
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(squatter), AuthFailure.KeyMismatch, "gw-lapsed");
+
+        // The device that holds the keys comes back under its id.
+        Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(owner));
+    }
+
+    [Fact]
     public async Task An_unsigned_registration_is_refused()
     {
         await StartServerAsync();
