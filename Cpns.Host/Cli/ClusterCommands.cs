@@ -233,17 +233,19 @@ public static class ClusterCommands
                 var registry = await ClusterNodes.FindServerRegistryAsync(system, TimeSpan.FromMinutes(2)).WaitAsync(cancellationToken);
                 system.ActorOf(Props.Create(() => new KeyInstallReporter(line => Say(line))), "key-install-reporter");
 
+                // Kept in the data folder: started again, the node's entities come back with the keys their ids are bound to.
+                var identities = new IdentityFiles(Path.Combine(node.DataDirectory, "identities", prefix));
                 var gatewayRefs = new List<IActorRef>();
                 for (var i = 1; i <= parse.GetValue(gateways); i++)
                 {
-                    var identity = EntityIdentity.Generate($"{prefix}-g{i}", EntityKind.PnGateway);
+                    var identity = identities.LoadOrCreate($"{prefix}-g{i}", EntityKind.PnGateway);
                     gatewayRefs.Add(Deployment.StartGateway(system, identity, secrets.TrustAnchor, registry, settings,
                         lifetimeSeconds: parse.GetValue(lifetime)));
                 }
 
                 for (var j = 1; j <= parse.GetValue(pnes); j++)
                 {
-                    var identity = EntityIdentity.Generate($"{prefix}-p{j}", EntityKind.Pne);
+                    var identity = identities.LoadOrCreate($"{prefix}-p{j}", EntityKind.Pne);
                     Deployment.StartPne(system, identity, secrets.TrustAnchor, gatewayRefs[(j - 1) % gatewayRefs.Count], settings,
                         lifetimeSeconds: parse.GetValue(lifetime));
                 }

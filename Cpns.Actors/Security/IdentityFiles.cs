@@ -1,0 +1,43 @@
+using System.Text.Json;
+using Cpns.Actors.Protocol;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>
+/// The entity identities a node hosts, one owner-only key file each in a folder of its data, so a node started again
+/// brings its PN GWs and PNEs back with the keys their ids are bound to (an id never changes keys).
+/// </summary>
+public sealed class IdentityFiles(string folder)
+{
+    private sealed record KeyFile(int Version, string DeviceId, EntityKind Kind, string SigningKey, string AgreementKey);
+
+    public string Folder { get; } = folder;
+
+    public EntityIdentity LoadOrCreate(string deviceId, EntityKind kind)
+    {
+        if (!DeviceIds.IsValid(deviceId))
+            throw new ArgumentException($"'{deviceId}' is not a valid device id", nameof(deviceId));
+        var path = Path.Combine(Folder, deviceId + ".key.json");
+        if (File.Exists(path))
+        {
+            if (!OperatingSystem.IsWindows() &&
+                (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+                throw new InvalidDataException($"{path} can be read or written by other users: chmod 600 {path}");
+            var file = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path)) ?? throw new InvalidDataException($"{path} is empty");
+            if (file.Version != 1 || file.DeviceId != deviceId || file.Kind != kind)
+                throw new InvalidDataException($"{path} holds the keys of {file.Kind} '{file.DeviceId}', not of {kind} '{deviceId}'");
+            return EntityIdentity.FromPrivateKeys(deviceId, kind, Convert.FromBase64String(file.SigningKey),
+                Convert.FromBase64String(file.AgreementKey));
+        }
+
+        var identity = EntityIdentity.Generate(deviceId, kind);
+        Directory.CreateDirectory(Folder);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var stream = new FileStream(path, options))
+            JsonSerializer.Serialize(stream, new KeyFile(1, deviceId, kind, Convert.ToBase64String(identity.ExportSigningPrivateKey()),
+                Convert.ToBase64String(identity.ExportAgreementPrivateKey())));
+        return identity;
+    }
+}
