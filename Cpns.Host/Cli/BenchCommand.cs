@@ -29,8 +29,7 @@ public static class BenchCommand
         OptionRules.AtLeast(messages, 1);
         OptionRules.AtLeast(rounds, 1);
         OptionRules.AtLeast(warmup, 0);
-        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
-        OptionRules.WritableFile(json);
+        var json = JsonOutput();
         var command = new Command("channel",
             "Cost and bytes of one message between entities, sent and received: a signed envelope against a session record, " +
             "side by side; the session handshake measured apart")
@@ -74,11 +73,7 @@ public static class BenchCommand
             }
 
             AnsiConsole.Write(table);
-            if (parse.GetValue(json) is { } file)
-            {
-                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions), cancellationToken);
-                AnsiConsole.MarkupLine($"[grey]results written to {Markup.Escape(file.FullName)}[/]");
-            }
+            await WriteJsonAsync(parse.GetValue(json), results, cancellationToken);
 
             return 0;
         });
@@ -103,8 +98,7 @@ public static class BenchCommand
             if (ParseSizes(result.GetValueOrDefault<string>()) is null)
                 result.AddError("--batch takes positive whole numbers separated by commas, e.g. 1,50,500");
         });
-        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
-        OptionRules.WritableFile(json);
+        var json = JsonOutput();
         var common = new CommonOptions();
         var command = new Command("persistence",
             "PNE registrations persisted per second on the chosen database: batched as the registry does, against one event " +
@@ -151,9 +145,7 @@ public static class BenchCommand
                 table.AddRow(r.BatchSize.ToString(), r.Events.ToString(), r.Seconds.ToString("0.000"),
                     r.RegistrationsPerSecond.ToString("0"), baseline is { } b ? (r.RegistrationsPerSecond / b).ToString("0.0") : "");
             AnsiConsole.Write(table);
-            if (parse.GetValue(json) is { } file)
-                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions),
-                    cancellationToken);
+            await WriteJsonAsync(parse.GetValue(json), results, cancellationToken);
             return 0;
         });
         return command;
@@ -179,8 +171,7 @@ public static class BenchCommand
         };
         OptionRules.AtLeast(warmup, 0);
         OptionRules.AtLeast(repetitions, 1);
-        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
-        OptionRules.WritableFile(json);
+        var json = JsonOutput();
 
         var command = new Command("rekey",
             "Time and bytes of one membership-change rekey at the key manager: per-member wrapping (flat) against the " +
@@ -213,16 +204,27 @@ public static class BenchCommand
             }
 
             AnsiConsole.Write(table);
-            if (parse.GetValue(json) is { } file)
-            {
-                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions),
-                    cancellationToken);
-                AnsiConsole.MarkupLine($"[grey]results written to {Markup.Escape(file.FullName)}[/]");
-            }
+            await WriteJsonAsync(parse.GetValue(json), results, cancellationToken);
 
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The <c>--json</c> option every bench has, checked before measuring.</summary>
+    private static Option<FileInfo?> JsonOutput()
+    {
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as a JSON array to this file" };
+        OptionRules.WritableFile(json);
+        return json;
+    }
+
+    private static async Task WriteJsonAsync<T>(FileInfo? file, IReadOnlyList<T> results, CancellationToken cancellationToken)
+    {
+        if (file is null)
+            return;
+        await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(results, SimulateCommand.JsonOptions), cancellationToken);
+        AnsiConsole.MarkupLine($"[grey]results written to {Markup.Escape(file.FullName)}[/]");
     }
 
     private static List<int>? ParseSizes(string? text)

@@ -34,13 +34,8 @@ public sealed class NodeLocalApiTests : IDisposable
     public NodeLocalApiTests()
     {
         var transport = NodeTransport.LoadOrIssue(_pki.File("tls"), "server", createAuthority: true).Transport;
-        var config = NodeTransport.Hocon.WithFallback(ConfigurationFactory.ParseString("""
-                akka.actor.provider = remote
-                akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
-                akka.actor.serialize-messages = off
-                """))
-            .WithFallback(CpnsTestKit.Config());
-        _node = ActorSystem.Create("cpns", BootstrapSetup.Create().WithConfig(config).And(transport.SslSetup()));
+        _node = RemoteSystems.Start(transport, ConfigurationFactory.ParseString("akka.actor.serialize-messages = off")
+            .WithFallback(CpnsTestKit.Config()));
         _node.ActorOf(Props.Create(() => new DropWatcher(_dropped)));
     }
 
@@ -97,14 +92,11 @@ public sealed class NodeLocalApiTests : IDisposable
 
         // The attacker: a valid node certificate of this deployment, its own hand-written serializer under id 117.
         var certified = NodeTransport.LoadOrIssue(_pki.File("tls"), "intruder", createAuthority: false).Transport;
-        var attackerConfig = NodeTransport.Hocon.WithFallback(ConfigurationFactory.ParseString($$"""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+        using var attacker = RemoteSystems.Start(certified, ConfigurationFactory.ParseString($$"""
             akka.actor.serializers.forge = "{{typeof(ForgingSerializer).AssemblyQualifiedName}}"
             akka.actor.serialization-bindings { "System.Object" = forge }
             akka.actor.serialization-identifiers { "{{typeof(ForgingSerializer).AssemblyQualifiedName}}" = 117 }
             """));
-        using var attacker = ActorSystem.Create("cpns", BootstrapSetup.Create().WithConfig(attackerConfig).And(certified.SslSetup()));
         var address = ((ExtendedActorSystem)_node).Provider.DefaultAddress;
         ActorSelection At(IActorRef actor) => attacker.ActorSelection(new RootActorPath(address) / actor.Path.Elements);
 

@@ -35,17 +35,7 @@ public sealed class NodeTransportTests : IDisposable
         _target = $"{self}/user/target";
     }
 
-    private static ActorSystem System(NodeTransport? transport)
-    {
-        var config = ConfigurationFactory.ParseString("""
-            akka.loglevel = INFO
-            akka.stdout-loglevel = WARNING
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
-            """);
-        var bootstrap = BootstrapSetup.Create().WithConfig(transport is null ? config : NodeTransport.Hocon.WithFallback(config));
-        return ActorSystem.Create("cpns", transport is null ? ActorSystemSetup.Create(bootstrap) : bootstrap.And(transport.SslSetup()));
-    }
+    private static ActorSystem System(NodeTransport? transport) => RemoteSystems.Start(transport);
 
     private ActorSystem Other(NodeTransport? transport)
     {
