@@ -58,7 +58,7 @@ public sealed partial class Connections
                 OnRegistered(registered);
                 break;
             case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
-                Log.Error("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
+                Log.Warning("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
                 break;
             case HeartbeatAck ack:
