@@ -74,9 +74,10 @@ public sealed class RegistrationStormTests(ITestOutputHelper output) : CpnsTestK
             Assert.Equal(GatewayCount, arrivals.Where(a => a.AtMs >= restartedAt).Select(a => a.GatewayId).Distinct().Count());
         }, Dilated(TimeSpan.FromMinutes(1)), TimeSpan.FromSeconds(1));
         arrivals = arrivals.Where(a => a.AtMs >= restartedAt).ToList();
-        // Each PN GW registered its whole PN again; one that missed heartbeats of the loaded server may have sent it
-        // twice (registering again is idempotent: the inventory above holds each PNE once).
-        Assert.All(arrivals.GroupBy(a => a.GatewayId), g => Assert.InRange(g.Sum(a => a.Count), PnesPerGateway, 2 * PnesPerGateway));
+        // Each PN GW registered its whole PN again; one that missed heartbeats of the loaded server, or whose hellos crossed
+        // the server's slow answers (each answered challenge is a registration), may have sent it two or three times
+        // (registering again is idempotent: the inventory above holds each PNE once).
+        Assert.All(arrivals.GroupBy(a => a.GatewayId), g => Assert.InRange(g.Sum(a => a.Count), PnesPerGateway, 3 * PnesPerGateway));
         // Almost every PN GW sent its whole PN as one batch (one may have had a PNE still on its way in).
         Assert.True(arrivals.Count(a => a.Count == PnesPerGateway) >= GatewayCount * 9 / 10);
 
