@@ -131,8 +131,7 @@ public sealed partial class Connections
 
     private void OnRegisterPne(RegisterPne register)
     {
-        // As at the server: only a registration whose proof verifies consumes the PNE's open challenge.
-        if (!_pneChallenges.TryGetValue(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+        if (!_pneChallenges.Remove(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
             challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
             challenge.Hello.Keys != register.Keys)
         {
@@ -150,8 +149,6 @@ public sealed partial class Connections
                 AuthFailure.BadSignature);
             return;
         }
-
-        _pneChallenges.Remove(register.DeviceId);
 
         if (Screen(register.DeviceId, register.Keys, register.Credential) is { } failure)
         {

@@ -324,9 +324,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     private void OnRegisterGateway(RegisterGateway register)
     {
-        // Only a registration whose proof verifies consumes the challenge: one that does not match (an answer to an
-        // earlier hello of a slow round trip, or a forgery) leaves the device's open challenge as it is.
-        if (!_challenges.TryGetValue(register.GatewayId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+        if (!_challenges.Remove(register.GatewayId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
             challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
             challenge.Hello.Keys != register.Keys)
         {
@@ -335,19 +333,18 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (CheckProof(register.GatewayId, ServerId, GatewayContext, register.Keys, register.Proof) is { } badProof)
-        {
-            Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, badProof, AuthFailure.BadSignature);
-            return;
-        }
-
-        _challenges.Remove(register.GatewayId);
         // The kind enrolled is the kind that said hello (a PN GW or a BOTH device): never what the registration asks for
         // afterwards, so no registration gets a credential of another kind (a Server one least of all).
         if (register.Kind != challenge.Hello.Kind)
         {
             Reject(Sender, register.GatewayId, RegistrationError.InvalidRequest,
                 $"{register.GatewayId} said hello as {challenge.Hello.Kind} and registers as {register.Kind}");
+            return;
+        }
+
+        if (CheckProof(register.GatewayId, ServerId, GatewayContext, register.Keys, register.Proof) is { } badProof)
+        {
+            Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, badProof, AuthFailure.BadSignature);
             return;
         }
 
