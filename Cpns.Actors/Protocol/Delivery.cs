@@ -106,6 +106,16 @@ public sealed record GetDeliveryStats : INodeLocal
     public static readonly GetDeliveryStats Instance = new();
 }
 
+/// <summary>Asks the server's delivery function what became of a delivery a local sender (an ACE, the operator) made.</summary>
+public sealed record GetDelivery(string DeliveryId) : INodeLocal;
+
+/// <summary>
+/// A local sender's delivery as the server made it: when, and what it sent where (<see cref="ContentAccepted"/>);
+/// <paramref name="Accepted"/> is null for a delivery this server does not know (or no longer remembers).
+/// </summary>
+public sealed record DeliveryRecord(string DeliveryId, string? SenderId, string? ServiceId, long AcceptedAtMs, ContentAccepted? Accepted)
+    : INodeLocal;
+
 /// <summary>The server's delivery counters: deliveries accepted and refused, and messages sent to PN GWs.</summary>
 public sealed record DeliveryStats(long Accepted, long Rejected, long GatewayMessages) : ICpnsMessage;
 

@@ -112,6 +112,16 @@ public enum RefusalReason
 
 public sealed record ServiceRefused(string ServiceId, string ConsumerId, RefusalReason Reason, string Detail) : ICpnsMessage, IWithServiceId;
 
+/// <summary>
+/// Inside the server: the descriptions the server's own index holds for one offerer (an ACE's services, for the
+/// CPNS-5 API), with their version and expiry.
+/// </summary>
+public sealed record GetOfferedServices(string OffererId) : INodeLocal;
+
+public sealed record OfferedService(ServiceDescription Description, long Version, long ExpiresAtMs) : INodeLocal;
+
+public sealed record OfferedServices(string OffererId, IReadOnlyList<OfferedService> Services) : INodeLocal;
+
 /// <summary>Inside the server: the consumer's privilege on each group (the directory filters with it).</summary>
 public sealed record GetPrivileges(string SubjectId) : INodeLocal;
 

@@ -158,12 +158,5 @@ public sealed class DeploymentCertificates
 
     private static void WriteSecret(string path, ReadOnlySpan<char> text) => WriteSecret(path, System.Text.Encoding.UTF8.GetBytes(text.ToArray()));
 
-    private static void WriteSecret(string path, byte[] bytes)
-    {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using var stream = new FileStream(path, options);
-        stream.Write(bytes);
-    }
+    private static void WriteSecret(string path, byte[] bytes) => SecretFiles.Write(path, bytes, overwrite: false);
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using Akka.Actor;
 using Akka.Serialization;
 using Cpns.Actors.Protocol;
@@ -82,10 +81,6 @@ public sealed class EnvelopeGuard
 {
     public const int ReplayWindowSize = Security.ReplayWindow.Size;
 
-    private static readonly Meter Meter = new("Cpns.Security");
-    private static readonly Counter<long> Rejections = Meter.CreateCounter<long>("cpns.envelopes.rejected",
-        description: "Envelopes refused, by reason");
-    private static readonly Counter<long> Accepts = Meter.CreateCounter<long>("cpns.envelopes.accepted");
 
     private readonly string _receiver;
     private readonly Akka.Serialization.Serialization _serialization;
@@ -204,7 +199,6 @@ public sealed class EnvelopeGuard
         }
 
         _windows[windowKey] = window;
-        Accepts.Add(1);
         return new OpenedEnvelope(message, envelope.SenderId, null, null);
     }
 
@@ -225,8 +219,7 @@ public sealed class EnvelopeGuard
     private OpenedEnvelope Reject(EnvelopeRejection rejection, string detail)
     {
         _counts[rejection] = _counts.GetValueOrDefault(rejection) + 1;
-        Rejections.Add(1, new KeyValuePair<string, object?>("reason", rejection.ToString()),
-            new KeyValuePair<string, object?>("receiver", _receiver));
+        Common.CpnsMetrics.EnvelopesRefused.Add(1, Common.CpnsMetrics.Tag("reason", rejection.ToString()));
         return new OpenedEnvelope(null, null, rejection, detail);
     }
 }

@@ -20,9 +20,7 @@ public sealed class IdentityFiles(string folder)
         var path = Path.Combine(Folder, deviceId + ".key.json");
         if (File.Exists(path))
         {
-            if (!OperatingSystem.IsWindows() &&
-                (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
-                throw new InvalidDataException($"{path} can be read or written by other users: chmod 600 {path}");
+            SecretFiles.CheckOwnerOnly(path);
             var file = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path)) ?? throw new InvalidDataException($"{path} is empty");
             if (file.Version != 1 || file.DeviceId != deviceId || file.Kind != kind)
                 throw new InvalidDataException($"{path} holds the keys of {file.Kind} '{file.DeviceId}', not of {kind} '{deviceId}'");
@@ -31,13 +29,9 @@ public sealed class IdentityFiles(string folder)
         }
 
         var identity = EntityIdentity.Generate(deviceId, kind);
-        Directory.CreateDirectory(Folder);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var stream = new FileStream(path, options))
-            JsonSerializer.Serialize(stream, new KeyFile(1, deviceId, kind, Convert.ToBase64String(identity.ExportSigningPrivateKey()),
-                Convert.ToBase64String(identity.ExportAgreementPrivateKey())));
+        SecretFiles.Write(path, JsonSerializer.SerializeToUtf8Bytes(new KeyFile(1, deviceId, kind,
+            Convert.ToBase64String(identity.ExportSigningPrivateKey()), Convert.ToBase64String(identity.ExportAgreementPrivateKey()))),
+            overwrite: false);
         return identity;
     }
 }

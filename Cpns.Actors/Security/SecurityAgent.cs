@@ -70,6 +70,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 }
 
                 _pending[(retry.GroupId, retry.Epoch)] = pending with { Attempts = pending.Attempts + 1 };
+                Common.CpnsMetrics.Retries.Add(1, Common.CpnsMetrics.Tag("function", "key-pull"));
                 Request(retry.GroupId, retry.Epoch, pending.Location, pending.Attempts + 1);
                 break;
 

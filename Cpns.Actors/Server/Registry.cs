@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
@@ -177,6 +178,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _boundKeys[gateway.GatewayId] = gateway.Keys;
         if (_gateways.TryGetValue(gateway.GatewayId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.GatewayId));
+        else
+            CpnsMetrics.Leases.Add(1, GatewayKind);
         _gateways[gateway.GatewayId] = gateway;
         _leases.Add((gateway.ExpiresAtMs, gateway.GatewayId));
     }
@@ -186,6 +189,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _boundKeys[pne.DeviceId] = pne.Keys;
         if (_pnes.TryGetValue(pne.DeviceId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.DeviceId));
+        else
+            CpnsMetrics.Leases.Add(1, PneKind);
         _pnes[pne.DeviceId] = pne;
         _leases.Add((pne.ExpiresAtMs, pne.DeviceId));
     }
@@ -193,9 +198,27 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Remove(string deviceId)
     {
         if (_gateways.Remove(deviceId, out var gateway))
+        {
             _leases.Remove((gateway.ExpiresAtMs, deviceId));
+            CpnsMetrics.Leases.Add(-1, GatewayKind);
+        }
+
         if (_pnes.Remove(deviceId, out var pne))
+        {
             _leases.Remove((pne.ExpiresAtMs, deviceId));
+            CpnsMetrics.Leases.Add(-1, PneKind);
+        }
+    }
+
+    private static readonly KeyValuePair<string, object?> GatewayKind = CpnsMetrics.Tag("kind", "pn-gateway");
+    private static readonly KeyValuePair<string, object?> PneKind = CpnsMetrics.Tag("kind", "pne");
+
+    protected override void PostStop()
+    {
+        // The leases this registry held are no longer held by this process.
+        CpnsMetrics.Leases.Add(-_gateways.Count, GatewayKind);
+        CpnsMetrics.Leases.Add(-_pnes.Count, PneKind);
+        base.PostStop();
     }
 
     /// <summary>The SMF and CSKMF learn where an entity is and which key signs its messages.</summary>
@@ -452,6 +475,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             Persist(new GatewayRegisteredEvent(record, number), e =>
             {
                 Apply(e);
+                CpnsMetrics.Registrations.Add(1, GatewayKind);
                 Place(record);
                 _link.Send(awaiting.ReplyTo, new GatewayRegistered(record.GatewayId, record.RegistrationId, record.LifetimeSeconds,
                     credential, _endpoints(Self), _bootId));
@@ -477,6 +501,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         Persist(new PnesRegisteredEvent(gatewayId, records, last), e =>
         {
             Apply(e);
+            CpnsMetrics.Registrations.Add(e.Pnes.Count, PneKind);
             Place(gatewayId, records);
             Context.System.EventStream.Publish(new PneBatchRegistered(gatewayId, records.Count, NowMs));
             // A PNE that moved: its old PN GW lets go of it, and its groups follow it (they rekey without the old route).
@@ -672,6 +697,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Reject(IActorRef replyTo, string deviceId, RegistrationError error, string detail, AuthFailure? auth = null)
     {
         Log.Info("registration of {0} refused: {1}{2} ({3})", deviceId, error, auth is null ? "" : $"/{auth}", detail);
+        CpnsMetrics.RegistrationsRefused.Add(1, CpnsMetrics.Tag("reason", auth?.ToString() ?? error.ToString()));
         _link.Send(replyTo, new RegistrationRejected(deviceId, error, detail, auth));
     }
 }

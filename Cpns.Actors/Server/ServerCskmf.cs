@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -210,8 +211,13 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 OnRevoked(new OsgKeyRevoked(revoked.GroupId, revoked.FinalEpoch));
                 break;
             case GroupKeyAck ack when ack.HolderId == senderId:
-                if (_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked))
-                    acked.Add(senderId);
+                if (_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked) && acked.Add(senderId) &&
+                    _book.Current(ack.GroupId) is { } acknowledged && acknowledged.Epoch == ack.Epoch)
+                {
+                    CpnsMetrics.KeyDeliveryLatency.Record(Math.Max(0, NowMs - acknowledged.IssuedAtMs),
+                        CpnsMetrics.Tag("mode", acknowledged.Mode == DeliveryMode.Push ? "push" : "pull"));
+                }
+
                 break;
             default:
                 Log.Warning("cskmf: unexpected signed {0} from {1}", message.GetType().Name, senderId);
@@ -305,6 +311,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         Persist(@event, e =>
         {
             _book.Apply(e);
+            CpnsMetrics.Rekeys.Add(1, CpnsMetrics.Tag("mode", e.Mode == DeliveryMode.Push ? "push" : "pull"));
             _rekeyRequested.Remove(e.GroupId);
             _acks[(e.GroupId, e.Epoch)] = new HashSet<string>(StringComparer.Ordinal);
             foreach (var stale in _acks.Keys.Where(k => k.GroupId == e.GroupId && k.Epoch < e.Epoch - 1).ToList())
@@ -467,6 +474,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        CpnsMetrics.KeyPulls.Add(1, CpnsMetrics.Tag("outcome", "delivered"));
         var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
         try
         {
@@ -509,6 +517,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     {
         Log.Info("key request {0}#{1} from {2} refused: {3} ({4})", request.GroupId, request.Epoch, request.RequesterId,
             error, detail);
+        CpnsMetrics.KeyPulls.Add(1, CpnsMetrics.Tag("outcome", error.ToString()));
         _link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, error, detail));
     }
 

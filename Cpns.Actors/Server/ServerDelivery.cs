@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
@@ -30,6 +31,7 @@ public sealed class ServerDelivery : UntypedActor
     private readonly Placements _placements = new();
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
     private readonly Queue<string> _seenOrder = new();
+    private readonly Dictionary<string, DeliveryRecord> _localDeliveries = new(StringComparer.Ordinal);
     private long _accepted;
     private long _rejected;
     private long _gatewayMessages;
@@ -71,6 +73,9 @@ public sealed class ServerDelivery : UntypedActor
                 break;
             case Continue next:
                 next.Then();
+                break;
+            case GetDelivery query:
+                Sender.Tell(_localDeliveries.GetValueOrDefault(query.DeliveryId) ?? new DeliveryRecord(query.DeliveryId, null, null, 0, null));
                 break;
             case GetDeliveryStats:
                 Sender.Tell(new DeliveryStats(_accepted, _rejected, _gatewayMessages));
@@ -115,6 +120,7 @@ public sealed class ServerDelivery : UntypedActor
 
                     var accepted = FanOut(deliver.DeliveryId, deliver.ServiceId, ciphertext, recipients);
                     RecordLocalSender(deliver, ciphertext);
+                    _localDeliveries[deliver.DeliveryId] = new DeliveryRecord(deliver.DeliveryId, deliver.SenderId, deliver.ServiceId, NowMs, accepted);
                     Reply(accepted);
                 }), failure: e => new Continue(() => Reply(Reject(deliver.DeliveryId, DeliveryError.NoKey, e.Message))));
         });
@@ -179,6 +185,7 @@ public sealed class ServerDelivery : UntypedActor
     private ContentRejected Reject(string deliveryId, DeliveryError error, string detail)
     {
         _rejected++;
+        CpnsMetrics.ContentDeliveries.Add(1, CpnsMetrics.Tag("outcome", "refused"));
         _log.Info("delivery {0} refused: {1} ({2})", deliveryId, error, detail);
         return new ContentRejected(deliveryId, error, detail);
     }
@@ -202,6 +209,7 @@ public sealed class ServerDelivery : UntypedActor
     {
         Remember(deliveryId);
         _accepted++;
+        CpnsMetrics.ContentDeliveries.Add(1, CpnsMetrics.Tag("outcome", "accepted"));
         var byGateway = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
         var unplaced = new List<string>();
         foreach (var member in recipients)
@@ -223,6 +231,7 @@ public sealed class ServerDelivery : UntypedActor
             if (members.Count == 0)
                 continue;
             _gatewayMessages++;
+            CpnsMetrics.ContentBytes.Add(ciphertext.Sealed.Length);
             _link.Send(_placements.Gateway(gatewayId)!.Endpoints.Content, new GroupContent(deliveryId, serviceId, ciphertext, members));
         }
 
@@ -247,6 +256,10 @@ public sealed class ServerDelivery : UntypedActor
         _seen.Add(deliveryId);
         _seenOrder.Enqueue(deliveryId);
         if (_seenOrder.Count > RememberedDeliveries)
-            _seen.Remove(_seenOrder.Dequeue());
+        {
+            var forgotten = _seenOrder.Dequeue();
+            _seen.Remove(forgotten);
+            _localDeliveries.Remove(forgotten);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
@@ -109,6 +110,13 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             case LocalRequest { Request: PublishService or WithdrawService or SearchServices or NegotiateService } local:
                 // An operator, or an Application/Content Entity on CPNS-5, through this node's API.
                 Handle(local.Request, requester: null, Sender, sealedReply: false);
+                break;
+            case GetOfferedServices query:
+                Sender.Tell(new OfferedServices(query.OffererId, _index.All
+                    .Where(e => e.Description.OffererId == query.OffererId)
+                    .Select(e => new OfferedService(e.Description, e.Version, e.ExpiresAtMs))
+                    .OrderBy(e => e.Description.ServiceId, StringComparer.Ordinal)
+                    .ToList()));
                 break;
             case OffererReachability reachability:
                 if (reachability.Reachable)
@@ -327,8 +335,11 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
     private void Search(SearchServices query, string? requester, IActorRef replyTo, bool sealedReply)
     {
-        void Refuse(DirectoryError error, string detail) =>
+        void Refuse(DirectoryError error, string detail)
+        {
+            CpnsMetrics.DirectorySearches.Add(1, CpnsMetrics.Tag("outcome", "refused"));
             Reply(replyTo, sealedReply, new SearchRejected(query.ConsumerId, error, detail, query.RequestId));
+        }
 
         if (query.Limit < 1 || query.Limit > Settings.DirectoryMaxPage || query.Offset < 0 || query.Keywords.Count > 32)
         {
@@ -355,6 +366,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         Gather(query, hits => WithPrivileges(query.ConsumerId, privileges =>
         {
             var visible = DirectoryIndex.Rank(hits.Where(h => byOperator || DirectoryIndex.Visible(h.Description, query.ConsumerId, privileges)));
+            CpnsMetrics.DirectorySearches.Add(1, CpnsMetrics.Tag("outcome", "answered"));
             Reply(replyTo, sealedReply, DirectoryIndex.Page(visible, query, fromCache: false));
         }));
     }

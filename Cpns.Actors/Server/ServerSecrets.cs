@@ -38,9 +38,7 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
         if (!File.Exists(path))
             throw new FileNotFoundException($"no server key file at {path}", path);
         // Secrets others can read are secrets no more: refuse the file rather than use it.
-        if (!OperatingSystem.IsWindows() &&
-            (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
-            throw new InvalidDataException($"{path} can be read or written by other users: chmod 600 {path}");
+        SecretFiles.CheckOwnerOnly(path);
         {
             var file = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path))
                        ?? throw new InvalidDataException($"{path} is empty");
@@ -58,19 +56,9 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
 
     public void Save(string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var file = new KeyFile(1, Identity.DeviceId, Convert.ToBase64String(Identity.ExportSigningPrivateKey()),
             Convert.ToBase64String(Identity.ExportAgreementPrivateKey()), Convert.ToBase64String(Kek.Export()),
             Convert.ToBase64String(Authority.ExportPrivateKey()));
-        var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            JsonSerializer.Serialize(stream, file);
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
+        SecretFiles.Write(path, JsonSerializer.SerializeToUtf8Bytes(file));
     }
 }

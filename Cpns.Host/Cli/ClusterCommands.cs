@@ -7,6 +7,7 @@ using Cpns.Actors.Distributed;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 using Cpns.Actors.Server;
+using Cpns.Host.Api;
 using Cpns.Host.Hosting;
 using Spectre.Console;
 
@@ -105,18 +106,31 @@ public static class ClusterCommands
             Description = "Seconds between demo membership changes",
             DefaultValueFactory = _ => 2,
         };
+        var http = new Option<string?>("--http")
+        {
+            Description = "Serve the HTTP API (CPNS-5 for ACEs, the operator's interface, /metrics, /health/*) over HTTPS on this " +
+                          "address, e.g. 127.0.0.1:8443; clients come from `cpns api-client add`",
+        };
+        var apiRate = new Option<int>("--api-rate")
+        {
+            Description = "Requests per second each API client may make (bursts up to twice that); more get 429",
+            DefaultValueFactory = _ => 50,
+        };
         var command = new Command("server",
             "Run a server node of the distributed CPNS Server: the server entity (registry, SMF, central key registry, ...) " +
             "in an Akka cluster; gateway nodes join it. Runs until stopped (Ctrl-C or SIGTERM leave the cluster cleanly)")
         {
-            demoGroups, demoMembers, demoInterval,
+            demoGroups, demoMembers, demoInterval, http, apiRate,
         };
         options.AddTo(command);
         OptionRules.AtLeast(demoGroups, 0);
         OptionRules.AtLeast(demoMembers, 1);
         OptionRules.Positive(demoInterval);
+        OptionRules.AtLeast(apiRate, 1);
         command.Validators.Add(result =>
         {
+            if (result.ValueOf(http) is { } listen && !ApiOptions.TryParseListen(listen, out _))
+                result.AddError($"--http '{listen}' is not an address and port like 127.0.0.1:8443");
             if ((result.ValueOf(options.Seeds) ?? []).Length == 0 && result.ValueOf(options.Port) == 0)
                 result.AddError("the first server node seeds the cluster itself: give it a --port (or --seed another node)");
         });
@@ -147,6 +161,9 @@ public static class ClusterCommands
                         TimeSpan.FromSeconds(parse.GetValue(demoInterval)), line => Say($"group {line}")), "group-churn");
                 }
 
+                await using var api = parse.GetValue(http) is { } listen
+                    ? await StartApiAsync(listen, parse.GetValue(apiRate), transport, node, system, endpoints, cancellationToken)
+                    : null;
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
             catch (OperationCanceledException)
@@ -159,6 +176,22 @@ public static class ClusterCommands
             return 0;
         });
         return command;
+    }
+
+    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> StartApiAsync(string listen, int rate, NodeTransport transport,
+        NodeOptions node, ActorSystem system, ServerEndpoints endpoints, CancellationToken cancellationToken)
+    {
+        ApiOptions.TryParseListen(listen, out var address);
+        var clients = new ApiClientStore(Path.Combine(node.DataDirectory, ApiClientStore.FileName));
+        var api = ApiHost.Build(new ApiOptions
+        {
+            Listen = address, Certificate = transport.Certificate, Clients = clients, RequestsPerSecond = rate, Burst = rate * 2,
+        }, system, endpoints);
+        await api.StartAsync(cancellationToken);
+        var url = ApiHost.BaseAddress(api);
+        Say($"HTTP API on {url} (docs {url}docs, OpenAPI {url}openapi/v1.json, metrics {url}metrics, health {url}health/ready); " +
+            $"{clients.List().Count} clients in {clients.Path}");
+        return api;
     }
 
     public static Command Gateway()
@@ -281,13 +314,30 @@ public static class ClusterCommands
             Description = "Name of the TLS certificate to ask with (<name>.pfx in --certs)",
             DefaultValueFactory = _ => "status",
         };
+        var api = new Option<string?>("--api")
+        {
+            Description = "Ask the server node's HTTP API instead (e.g. https://127.0.0.1:8443), as an operator client; " +
+                          "the node's certificate is checked against ca.crt in --certs",
+        };
+        var apiKey = new Option<string?>("--api-key")
+        {
+            Description = "An operator client's API key for --api (default: the CPNS_API_KEY environment variable)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("CPNS_API_KEY"),
+        };
         var command = new Command("status",
             "Ask a node of a running CPNS cluster for its members and roles, which gateway node manages which service group's " +
             "keys, and each group's current epoch with the PN GWs that acknowledged it")
         {
-            nodeAddress, json, timeout, data, certs, nodeName,
+            nodeAddress, json, timeout, data, certs, nodeName, api, apiKey,
         };
         OptionRules.AtLeast(timeout, 1);
+        command.Validators.Add(result =>
+        {
+            if (result.ValueOf(api) is { } given && !(Uri.TryCreate(given, UriKind.Absolute, out var uri) && uri.Scheme == "https"))
+                result.AddError($"--api '{given}' is not an https:// address of a server node's API");
+            if (result.ValueOf(api) is not null && string.IsNullOrEmpty(result.ValueOf(apiKey)))
+                result.AddError("--api needs an operator's key: --api-key or CPNS_API_KEY (cpns api-client add --role operator)");
+        });
         command.Validators.Add(result =>
         {
             if (!Address.TryParse(NodeTransport.NodeAddress(result.ValueOf(nodeAddress)), out _))
@@ -295,6 +345,25 @@ public static class ClusterCommands
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
+            var folder = parse.GetValue(certs) ?? Path.Combine(Path.GetFullPath(parse.GetValue(data)!), CertsSubfolder);
+            if (parse.GetValue(api) is { } apiAddress)
+            {
+                var apiUri = new Uri(apiAddress.EndsWith('/') ? apiAddress : apiAddress + "/");
+                var answer = await ApiStatus.GetAsync(apiUri, parse.GetValue(apiKey)!, folder, TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                    cancellationToken);
+                if (answer.Status is not { } fromApi)
+                {
+                    Console.Error.WriteLine($"cpns status: {answer.Problem}");
+                    return 2;
+                }
+
+                if (parse.GetValue(json))
+                    Console.Out.WriteLine(JsonSerializer.Serialize(fromApi, SimulateCommand.JsonOptions));
+                else
+                    Print(fromApi);
+                return 0;
+            }
+
             // A plain remote client, not a cluster member: asking changes nothing in the cluster.
             var config = ConfigurationFactory.ParseString("""
                     akka.loglevel = ERROR
@@ -303,7 +372,6 @@ public static class ClusterCommands
                     akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
                     """).WithFallback(CpnsConfig.Load());
             // The node transport is mutual TLS: asking takes a certificate of the deployment CA too.
-            var folder = parse.GetValue(certs) ?? Path.Combine(Path.GetFullPath(parse.GetValue(data)!), CertsSubfolder);
             var (transport, _) = NodeTransport.LoadOrIssue(folder, parse.GetValue(nodeName)!, createAuthority: false);
             using var host = AkkaHostBuilder.Build(config, transport);
             await host.StartAsync(cancellationToken);
