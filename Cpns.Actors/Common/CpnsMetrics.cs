@@ -18,8 +18,18 @@ public static class CpnsMetrics
     public static readonly Counter<long> RegistrationsRefused = Meter.CreateCounter<long>("cpns.registrations.refused",
         description: "Registrations the server refused (tag reason)");
 
-    public static readonly UpDownCounter<long> Leases = Meter.CreateUpDownCounter<long>("cpns.leases",
-        description: "Registration leases the server holds now (tag kind)");
+    private static long _gatewayLeases;
+    private static long _pneLeases;
+
+    // A gauge read when scraped (an up-down counter would miss what was registered before the exporter started).
+    private static readonly ObservableGauge<long> Leases = Meter.CreateObservableGauge("cpns.leases", () => new[]
+    {
+        new Measurement<long>(Interlocked.Read(ref _gatewayLeases), Tag("kind", "pn-gateway")),
+        new Measurement<long>(Interlocked.Read(ref _pneLeases), Tag("kind", "pne")),
+    }, description: "Registration leases the server holds now (tag kind)");
+
+    /// <summary>The registry took (positive) or let go of (negative) leases of PN GWs or PNEs.</summary>
+    public static void LeasesChanged(bool gateways, long delta) => Interlocked.Add(ref gateways ? ref _gatewayLeases : ref _pneLeases, delta);
 
     public static readonly Counter<long> Rekeys = Meter.CreateCounter<long>("cpns.rekeys",
         description: "Group key epochs issued by the server's CSKMF (tag mode)");

@@ -179,7 +179,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         if (_gateways.TryGetValue(gateway.GatewayId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.GatewayId));
         else
-            CpnsMetrics.Leases.Add(1, GatewayKind);
+            CpnsMetrics.LeasesChanged(gateways: true, 1);
         _gateways[gateway.GatewayId] = gateway;
         _leases.Add((gateway.ExpiresAtMs, gateway.GatewayId));
     }
@@ -190,7 +190,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         if (_pnes.TryGetValue(pne.DeviceId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.DeviceId));
         else
-            CpnsMetrics.Leases.Add(1, PneKind);
+            CpnsMetrics.LeasesChanged(gateways: false, 1);
         _pnes[pne.DeviceId] = pne;
         _leases.Add((pne.ExpiresAtMs, pne.DeviceId));
     }
@@ -200,13 +200,13 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         if (_gateways.Remove(deviceId, out var gateway))
         {
             _leases.Remove((gateway.ExpiresAtMs, deviceId));
-            CpnsMetrics.Leases.Add(-1, GatewayKind);
+            CpnsMetrics.LeasesChanged(gateways: true, -1);
         }
 
         if (_pnes.Remove(deviceId, out var pne))
         {
             _leases.Remove((pne.ExpiresAtMs, deviceId));
-            CpnsMetrics.Leases.Add(-1, PneKind);
+            CpnsMetrics.LeasesChanged(gateways: false, -1);
         }
     }
 
@@ -216,8 +216,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     protected override void PostStop()
     {
         // The leases this registry held are no longer held by this process.
-        CpnsMetrics.Leases.Add(-_gateways.Count, GatewayKind);
-        CpnsMetrics.Leases.Add(-_pnes.Count, PneKind);
+        CpnsMetrics.LeasesChanged(gateways: true, -_gateways.Count);
+        CpnsMetrics.LeasesChanged(gateways: false, -_pnes.Count);
         base.PostStop();
     }
 
