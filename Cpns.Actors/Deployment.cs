@@ -19,14 +19,38 @@ public static class Deployment
     public static Task<ServerEndpoints> EndpointsOf(IActorRef server, TimeSpan timeout) =>
         server.Ask<ServerEndpoints>(GetServerEndpoints.Instance, timeout);
 
+    /// <param name="enrolmentToken">The operator's one-time token for a PN GW that has never registered (see <see cref="Enrolment"/>).</param>
     public static IActorRef StartGateway(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor,
-        IActorRef serverRegistry, CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
-        system.ActorOf(PnGateway.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds),
+        IActorRef serverRegistry, CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0,
+        string? enrolmentToken = null) =>
+        system.ActorOf(PnGateway.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds, enrolmentToken),
             PnGateway.ActorName(identity.DeviceId));
 
     /// <summary>Starts a PNE that registers with the PN GW entity <paramref name="gateway"/>.</summary>
     public static IActorRef StartPne(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway,
-        CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
-        system.ActorOf(PneEntity.Props(identity, trustAnchor, gateway, settings, capabilities, lifetimeSeconds),
+        CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null) =>
+        system.ActorOf(PneEntity.Props(identity, trustAnchor, gateway, settings, capabilities, lifetimeSeconds, enrolmentToken),
             PneEntity.ActorName(identity.DeviceId));
+
+    /// <summary>
+    /// The operator's side of enrolment for devices this process starts itself (a simulation, tests): a one-time token per
+    /// device, provisioned at the server's registry. Returns the tokens by device id once the registry has them.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, string>> ProvisionAsync(IActorRef registry,
+        IEnumerable<(string DeviceId, EntityKind Kind)> devices, TimeSpan timeout)
+    {
+        var tokens = new Dictionary<string, string>(StringComparer.Ordinal);
+        var provisions = new List<DeviceProvision>();
+        foreach (var (deviceId, kind) in devices)
+        {
+            var token = Enrolment.NewToken();
+            tokens[deviceId] = token;
+            provisions.Add(new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token), long.MaxValue));
+        }
+
+        var answer = await registry.Ask<DevicesProvisioned>(new ProvisionDevices(provisions), timeout);
+        if (answer.Refused.Count > 0)
+            throw new InvalidOperationException($"provisioning refused: {string.Join("; ", answer.Refused.Select(r => $"{r.DeviceId}: {r.Detail}"))}");
+        return tokens;
+    }
 }

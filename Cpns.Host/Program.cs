@@ -14,6 +14,7 @@ var root = new RootCommand(
     ClusterCommands.Status(),
     CertsCommand.Create(),
     ApiClientCommand.Create(),
+    ProvisionCommand.Create(),
 };
 
 ParseResult? parse = null;

@@ -46,6 +46,10 @@ echo "== starting the server node on $seed"
 pids+=($!)
 until grep -q "is up" "$data/server.log"; do sleep 0.5; done
 
+for name in a b c; do
+  "${cpns[@]}" provision --name "$name" --pnes 3 --data "$data" | sed 's/^/== /'
+done
+
 declare -A node_pid=() node_address=()
 port=$server_port
 for name in a b c; do

@@ -158,7 +158,8 @@ public sealed partial class Connections
 
         _link.Guard.Trust(register.DeviceId, register.Keys.Signing);
         var registration = new PneRegistration(register.DeviceId, register.Keys, register.Credential, register.Proof,
-            register.Capabilities, register.LifetimeSeconds, register.Endpoints, Moving: _bridged.Remove(register.DeviceId));
+            register.Capabilities, register.LifetimeSeconds, register.Endpoints, Moving: _bridged.Remove(register.DeviceId),
+            Enrolment: register.Enrolment);
         _waiting[register.DeviceId] = (registration, Sender);
         // The SMF and CSKMF learn of the PNE at once, so a group notice naming it never arrives before it.
         TellFunctions(new PneAttached(register.DeviceId, register.Keys, register.Endpoints));

@@ -125,8 +125,12 @@ public sealed partial class Connections
         _serverId = challenge.VerifierId;
         _serverCredential = challenge.VerifierCredential;
         var proof = Sign(Registry.GatewayContext, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
+        var enrolment = _credential is null && _enrolmentToken is not null
+            ? Enrolment.Proof(_enrolmentToken, Registry.GatewayContext, _identity.DeviceId, _identity.Kind, _identity.PublicKeys,
+                challenge.VerifierId, challenge.VerifierNonce)
+            : null;
         _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, proof,
-            _capabilities, _lifetimeSeconds, Endpoints)), Self);
+            _capabilities, _lifetimeSeconds, Endpoints, enrolment)), Self);
     }
 
     private AuthProof Sign(string context, string verifierId, Octets clientNonce, Octets verifierNonce) =>

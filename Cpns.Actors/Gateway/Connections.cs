@@ -25,9 +25,12 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private readonly SecureLink _link;
     private readonly Random _jitter = new();
 
+    private readonly string? _enrolmentToken;
+
     public Connections(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, GatewayFunctions functions,
-        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) : base(settings)
+        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken) : base(settings)
     {
+        _enrolmentToken = enrolmentToken;
         _functions = functions;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
@@ -41,8 +44,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, GatewayFunctions functions,
-        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<Connections>(identity, trustAnchor, registry, functions, capabilities, lifetimeSeconds, settings);
+        DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken = null) =>
+        Akka.Actor.Props.Create(() => new Connections(identity, trustAnchor, registry, functions, capabilities, lifetimeSeconds, settings,
+            enrolmentToken));
 
     /// <summary>What the PN GW's functions are all told (a PNE attached or left, the server, reachability).</summary>
     private void TellFunctions(object message)

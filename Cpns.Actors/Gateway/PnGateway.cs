@@ -18,7 +18,7 @@ public sealed class PnGateway : UntypedActor
     private readonly IActorRef _content;
 
     public PnGateway(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
-        int lifetimeSeconds, CpnsSettings settings)
+        int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken)
     {
         _cskmf = Context.ActorOf(GatewayCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
@@ -27,16 +27,17 @@ public sealed class PnGateway : UntypedActor
         _content = Context.ActorOf(ContentRelay.Props(identity, settings), "content");
         _connections = Context.ActorOf(
             Connections.Props(identity, trustAnchor, serverRegistry, new GatewayFunctions(_smf, _cskmf, _relay, directory, _content),
-                capabilities, lifetimeSeconds, settings),
+                capabilities, lifetimeSeconds, settings, enrolmentToken),
             "connections");
     }
 
     public static string ActorName(string gatewayId) => $"gateway-{gatewayId}";
 
+    /// <param name="enrolmentToken">The one-time token the operator provisioned for this PN GW (its first registration needs it).</param>
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, CpnsSettings settings,
-        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
-        Akka.Actor.Props.Create<PnGateway>(identity, trustAnchor, serverRegistry,
-            capabilities ?? DeviceCapabilities.Gateway(), lifetimeSeconds, settings);
+        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null) =>
+        Akka.Actor.Props.Create(() => new PnGateway(identity, trustAnchor, serverRegistry,
+            capabilities ?? DeviceCapabilities.Gateway(), lifetimeSeconds, settings, enrolmentToken));
 
     protected override void OnReceive(object message)
     {

@@ -54,7 +54,11 @@ public sealed record RegistrySnapshot(
     long LastRegistrationNumber,
     IReadOnlyList<string> RevokedDevices,
     IReadOnlyList<string> RevokedSerials,
-    IReadOnlyList<BoundKeys>? Bound = null) : ICpnsEvent;
+    IReadOnlyList<BoundKeys>? Bound = null,
+    IReadOnlyList<DeviceProvision>? Provisioned = null) : ICpnsEvent;
+
+/// <summary>The operator provisioned devices for enrolment (their token keys; a registration consumes its entry).</summary>
+public sealed record DevicesProvisionedEvent(IReadOnlyList<DeviceProvision> Devices) : ICpnsEvent;
 
 /// <summary>The keys an id registered with: it stays bound to them after its lease ends (snapshots written before had none).</summary>
 public sealed record BoundKeys(string DeviceId, PublicKeys Keys) : ICpnsMessage;

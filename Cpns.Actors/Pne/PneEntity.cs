@@ -57,9 +57,12 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private (IActorRef Asker, IActorRef Target)? _move;
     private bool _asleep;
 
+    private readonly string? _enrolmentToken;
+
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
-        int lifetimeSeconds, CpnsSettings settings)
+        int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken)
     {
+        _enrolmentToken = enrolmentToken;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
         _gateway = gateway;
@@ -77,10 +80,11 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
 
     public static string ActorName(string deviceId) => $"pne-{deviceId}";
 
+    /// <param name="enrolmentToken">The one-time token the operator provisioned for this PNE (its first registration needs it).</param>
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, CpnsSettings settings,
-        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0) =>
-        Akka.Actor.Props.Create<PneEntity>(identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
-            lifetimeSeconds, settings);
+        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null) =>
+        Akka.Actor.Props.Create(() => new PneEntity(identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
+            lifetimeSeconds, settings, enrolmentToken));
 
     protected override void PreStart() => Register();
 
@@ -326,9 +330,14 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         var proof = new AuthProof(Registry.PneContext, challenge.ClientNonce, challenge.VerifierNonce,
             _identity.Sign(AuthTranscripts.Client(Registry.PneContext, _identity.DeviceId, challenge.VerifierId,
                 challenge.ClientNonce, challenge.VerifierNonce).Bytes));
+        // The server checks it: bound to the PN GW's nonce and our keys, so the PN GW cannot use it for anything else.
+        var enrolment = _credential is null && _enrolmentToken is not null
+            ? Enrolment.Proof(_enrolmentToken, Registry.PneContext, _identity.DeviceId, EntityKind.Pne, _identity.PublicKeys,
+                challenge.VerifierId, challenge.VerifierNonce)
+            : null;
         // To whoever challenged: the PN GW we are moving to, or ours.
         _link.Send(Sender, new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _credential, proof, _capabilities,
-            _lifetimeSeconds, new PneEndpoints(Self, _smf, _cskmf)));
+            _lifetimeSeconds, new PneEndpoints(Self, _smf, _cskmf), enrolment));
     }
 
     private void OnRegistered(PneRegistered registered)

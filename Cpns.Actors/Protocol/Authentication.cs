@@ -15,6 +15,7 @@ public enum AuthFailure
     MalformedCredential,
     NoChallenge,
     KeyMismatch,
+    NotProvisioned,
 }
 
 /// <summary>

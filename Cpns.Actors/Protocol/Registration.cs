@@ -17,7 +17,11 @@ public enum RegistrationError
 
 // ---- PN GW ↔ CPNS Server (CPNS-2/3/4) ----
 
-/// <summary>A PN GW registers with the server's registry.</summary>
+/// <summary>
+/// A PN GW registers with the server's registry. A first registration (no credential, an id not yet bound to keys)
+/// carries <paramref name="Enrolment"/>: the proof of the one-time token the operator provisioned for this id and kind
+/// (<see cref="Security.Enrolment"/>).
+/// </summary>
 public sealed record RegisterGateway(
     string GatewayId,
     EntityKind Kind,
@@ -26,7 +30,8 @@ public sealed record RegisterGateway(
     AuthProof Proof,
     DeviceCapabilities Capabilities,
     int LifetimeSeconds,
-    GatewayEndpoints Endpoints) : ICpnsMessage, IWithGatewayId;
+    GatewayEndpoints Endpoints,
+    Octets? Enrolment = null) : ICpnsMessage, IWithGatewayId;
 
 /// <summary>Accepted: the PN GW's registration id and lease, its credential from the KMC, and the server's functions.</summary>
 public sealed record GatewayRegistered(
@@ -56,7 +61,8 @@ public sealed record PneRegistration(
     DeviceCapabilities Capabilities,
     int LifetimeSeconds,
     PneEndpoints Endpoints,
-    bool Moving = false) : ICpnsMessage, IWithDeviceId;
+    bool Moving = false,
+    Octets? Enrolment = null) : ICpnsMessage, IWithDeviceId;
 
 public sealed record PnesRegistered(string GatewayId, IReadOnlyList<PneRegistrationResult> Results)
     : ICpnsMessage, IWithGatewayId;
@@ -86,7 +92,8 @@ public sealed record RegisterPne(
     AuthProof Proof,
     DeviceCapabilities Capabilities,
     int LifetimeSeconds,
-    PneEndpoints Endpoints) : ICpnsMessage, IWithDeviceId;
+    PneEndpoints Endpoints,
+    Octets? Enrolment = null) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>
 /// Accepted: the PNE's registration, its credential, its PN GW, and the server's id and credential (the PNE checks
@@ -129,6 +136,18 @@ public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCre
 
 public sealed record GatewayAttached(string GatewayId, PublicKeys Keys, GatewayEndpoints Gateway, string ServerId, PublicKeys ServerKeys)
     : INodeLocal, IWithGatewayId;
+
+// ---- Provisioning: the operator's one-time enrolment tokens (node-local) ----
+
+/// <summary>One device the operator allows to enrol: its id, its kind, the key of its token, until when.</summary>
+public sealed record DeviceProvision(string DeviceId, EntityKind Kind, Octets EnrolmentKey, long ExpiresAtMs) : ICpnsMessage, IWithDeviceId;
+
+public sealed record ProvisionDevices(IReadOnlyList<DeviceProvision> Devices) : INodeLocal;
+
+public sealed record ProvisioningRefusal(string DeviceId, string Detail) : INodeLocal, IWithDeviceId;
+
+/// <summary>The devices now provisioned (a token made again for a device not yet enrolled replaces the old one), and those refused.</summary>
+public sealed record DevicesProvisioned(IReadOnlyList<string> DeviceIds, IReadOnlyList<ProvisioningRefusal> Refused) : INodeLocal;
 
 // ---- Queries ----
 

@@ -34,4 +34,22 @@ public sealed class IdentityFiles(string folder)
             overwrite: false);
         return identity;
     }
+
+    public bool Has(string deviceId) => File.Exists(Path.Combine(Folder, deviceId + ".key.json"));
+
+    private string EnrolmentPath(string deviceId) => Path.Combine(Folder, deviceId + ".enrol");
+
+    /// <summary>The one-time enrolment token the operator provisioned for a device of this node, if there is one.</summary>
+    public string? EnrolmentToken(string deviceId)
+    {
+        var path = EnrolmentPath(deviceId);
+        if (!File.Exists(path))
+            return null;
+        SecretFiles.CheckOwnerOnly(path);
+        var token = File.ReadAllText(path).Trim();
+        return Enrolment.IsToken(token) ? token : throw new InvalidDataException($"{path} holds no enrolment token");
+    }
+
+    public void SaveEnrolmentToken(string deviceId, string token) =>
+        SecretFiles.Write(EnrolmentPath(deviceId), System.Text.Encoding.UTF8.GetBytes(token + "\n"));
 }

@@ -46,6 +46,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
     // Every id ever registered, with its keys (registered now or not): the binding outlives the lease.
     private readonly Dictionary<string, PublicKeys> _boundKeys = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DeviceProvision> _provisioned = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Challenge> _challenges = new(StringComparer.Ordinal);
     private readonly Dictionary<long, AwaitingCredentials> _awaiting = new();
     private readonly SortedSet<(long ExpiresAtMs, string DeviceId)> _leases = new(LeaseOrder.Instance);
@@ -103,7 +104,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     protected override object CreateSnapshot() => new RegistrySnapshot(_gateways.Values.ToList(), _pnes.Values.ToList(),
         _lastRegistrationNumber, _revokedDevices.ToList(), _revokedSerials.ToList(),
-        _boundKeys.Select(kv => new BoundKeys(kv.Key, kv.Value)).ToList());
+        _boundKeys.Select(kv => new BoundKeys(kv.Key, kv.Value)).ToList(), _provisioned.Values.ToList());
 
     protected override void OnRecover(object message)
     {
@@ -122,6 +123,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 _revokedSerials.UnionWith(snapshot.RevokedSerials);
                 foreach (var bound in snapshot.Bound ?? [])
                     _boundKeys[bound.DeviceId] = bound.Keys;
+                foreach (var provisioned in snapshot.Provisioned ?? [])
+                    _provisioned[provisioned.DeviceId] = provisioned;
                 break;
             case ICpnsEvent @event:
                 Apply(@event);
@@ -163,6 +166,10 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 foreach (var id in deregistered.DeviceIds)
                     Remove(id);
                 break;
+            case DevicesProvisionedEvent provisioned:
+                foreach (var device in provisioned.Devices)
+                    _provisioned[device.DeviceId] = device;
+                break;
             case CredentialRevokedEvent revoked:
                 _revokedDevices.Add(revoked.DeviceId);
                 _revokedSerials.UnionWith(revoked.Serials);
@@ -176,6 +183,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Put(GatewayRecord gateway)
     {
         _boundKeys[gateway.GatewayId] = gateway.Keys;
+        _provisioned.Remove(gateway.GatewayId);
         if (_gateways.TryGetValue(gateway.GatewayId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.GatewayId));
         else
@@ -187,6 +195,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Put(PneRecord pne)
     {
         _boundKeys[pne.DeviceId] = pne.Keys;
+        _provisioned.Remove(pne.DeviceId);
         if (_pnes.TryGetValue(pne.DeviceId, out var old))
             _leases.Remove((old.ExpiresAtMs, old.DeviceId));
         else
@@ -258,6 +267,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 break;
             case RevokeCredential revoke:
                 OnRevoke(revoke);
+                break;
+            case ProvisionDevices provision:
+                OnProvision(provision);
                 break;
             case AuthHello or RegisterGateway or RegisterPnes:
                 var deviceId = ((message as IWithDeviceId)?.DeviceId ?? (message as IWithGatewayId)?.GatewayId)!;
@@ -331,7 +343,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (Screen(hello.DeviceId, hello.Keys, hello.Credential, EntityKind.PnGateway, EntityKind.Both) is { } failure)
+        if ((Screen(hello.DeviceId, hello.Keys, hello.Credential, EntityKind.PnGateway, EntityKind.Both) ??
+             ScreenEnrolment(hello.DeviceId, hello.Kind, hello.Keys, hello.Credential, null)) is { } failure)
         {
             Reject(Sender, hello.DeviceId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
             return;
@@ -371,7 +384,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (Screen(register.GatewayId, register.Keys, register.Credential, EntityKind.PnGateway, EntityKind.Both) is { } failure)
+        if ((Screen(register.GatewayId, register.Keys, register.Credential, EntityKind.PnGateway, EntityKind.Both) ??
+             ScreenEnrolment(register.GatewayId, register.Kind, register.Keys, register.Credential,
+                 new EnrolmentCheck(register.Enrolment, GatewayContext, ServerId, register.Proof.VerifierNonce))) is { } failure)
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
             return;
@@ -424,7 +439,10 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             {
                 (problem, auth, error) = (badProof, AuthFailure.BadSignature, RegistrationError.AuthenticationFailed);
             }
-            else if (Screen(pne.DeviceId, pne.Keys, pne.Credential, EntityKind.Pne) is { } failure)
+            else if ((Screen(pne.DeviceId, pne.Keys, pne.Credential, EntityKind.Pne) ??
+                      ScreenEnrolment(pne.DeviceId, EntityKind.Pne, pne.Keys, pne.Credential,
+                          pne.Proof is null ? null : new EnrolmentCheck(pne.Enrolment, PneContext, batch.GatewayId, pne.Proof.VerifierNonce)))
+                     is { } failure)
             {
                 (problem, auth, error) = (failure.Detail, failure.Failure, RegistrationError.AuthenticationFailed);
             }
@@ -671,6 +689,62 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         }
 
         return null;
+    }
+
+    /// <summary>The proof of a provisioned token a first registration carries, and what it must be bound to.</summary>
+    private sealed record EnrolmentCheck(Octets? Proof, string Context, string VerifierId, Octets VerifierNonce);
+
+    /// <summary>
+    /// A first enrolment (no credential, an id not bound to keys yet) needs what the operator provisioned for this id:
+    /// an unexpired entry of the same kind, and — once the verifier's nonce is known — the token's proof over it.
+    /// </summary>
+    private Screening? ScreenEnrolment(string deviceId, EntityKind kind, PublicKeys keys, Credential? credential, EnrolmentCheck? check)
+    {
+        if (credential is not null || _boundKeys.ContainsKey(deviceId))
+            return null;
+        if (!_provisioned.TryGetValue(deviceId, out var provision) || provision.ExpiresAtMs < NowMs)
+            return new Screening(AuthFailure.NotProvisioned, $"{deviceId} is not provisioned for enrolment (or its token expired)");
+        if (provision.Kind != kind)
+            return new Screening(AuthFailure.WrongKind, $"{deviceId} is provisioned as {provision.Kind}, not {kind}");
+        if (check is not null &&
+            !Enrolment.Verify(provision.EnrolmentKey, check.Proof, check.Context, deviceId, kind, keys, check.VerifierId, check.VerifierNonce))
+            return new Screening(AuthFailure.NotProvisioned, $"the enrolment proof of {deviceId} is missing or does not verify");
+        return null;
+    }
+
+    private void OnProvision(ProvisionDevices provision)
+    {
+        var accepted = new List<DeviceProvision>();
+        var refused = new List<ProvisioningRefusal>();
+        foreach (var device in provision.Devices)
+        {
+            var problem = !DeviceIds.IsValid(device.DeviceId) ? "not a valid device id"
+                : device.Kind is not (EntityKind.PnGateway or EntityKind.Both or EntityKind.Pne) ? $"a {device.Kind} is never enrolled"
+                : device.EnrolmentKey.Length != 32 ? "an enrolment key is 32 bytes"
+                : _revokedDevices.Contains(device.DeviceId) ? "the id is revoked"
+                : _boundKeys.ContainsKey(device.DeviceId) ? "the id is enrolled already (bound to its keys for good)"
+                : accepted.Any(a => a.DeviceId == device.DeviceId) ? "the id appears twice"
+                : null;
+            if (problem is null)
+                accepted.Add(device);
+            else
+                refused.Add(new ProvisioningRefusal(device.DeviceId, problem));
+        }
+
+        var replyTo = Sender;
+        if (accepted.Count == 0)
+        {
+            replyTo.Tell(new DevicesProvisioned([], refused));
+            return;
+        }
+
+        Persist(new DevicesProvisionedEvent(accepted), e =>
+        {
+            Apply(e);
+            Log.Info("{0} devices provisioned for enrolment, {1} refused", e.Devices.Count, refused.Count);
+            replyTo.Tell(new DevicesProvisioned(e.Devices.Select(d => d.DeviceId).ToList(), refused));
+            SnapshotIfDue();
+        });
     }
 
     private static string? CheckProof(string deviceId, string verifierId, string context, PublicKeys keys, AuthProof proof)

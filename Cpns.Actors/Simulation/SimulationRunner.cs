@@ -36,12 +36,16 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         {
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 0, 1));
             var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), AskTimeout);
+            // The simulation is its own operator: every device it starts is provisioned for enrolment first.
+            var tokens = await Deployment.ProvisionAsync(server.Registry,
+                Enumerable.Range(0, options.Gateways).Select(g => (GatewayId(g), EntityKind.PnGateway))
+                    .Concat(Enumerable.Range(0, options.Pnes).Select(p => (PneId(p), EntityKind.Pne))), AskTimeout);
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 1, 1));
 
             var gateways = new List<IActorRef>(options.Gateways);
             for (var g = 0; g < options.Gateways; g++)
                 gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), EntityKind.PnGateway),
-                    secrets.TrustAnchor, server.Registry, settings));
+                    secrets.TrustAnchor, server.Registry, settings, enrolmentToken: tokens[GatewayId(g)]));
             await WaitForAsync(SimulationPhase.RegisteringGateways, options.Gateways, progress, cancellationToken,
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
                     AskTimeout)).Gateways);
@@ -51,7 +55,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             {
                 var id = PneId(p);
                 pnes[id] = Deployment.StartPne(system, EntityIdentity.Generate(id, EntityKind.Pne), secrets.TrustAnchor,
-                    gateways[p % gateways.Count], settings);
+                    gateways[p % gateways.Count], settings, enrolmentToken: tokens[id]);
             }
 
             await WaitForAsync(SimulationPhase.RegisteringPnes, options.Pnes, progress, cancellationToken,

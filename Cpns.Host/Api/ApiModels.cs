@@ -57,3 +57,9 @@ public sealed record DmBody(DmOperation Operation, string Path, string? Value = 
 
 /// <summary>A group's key state as the operator may see it: the epoch and the LKH tree's size, never a key.</summary>
 public sealed record GroupKeysView(string GroupId, DeliveryMode Mode, long Epoch, int LkhMembers, long LkhTreeEpoch);
+
+/// <summary>A device the operator allows to enrol once: a PN GW (or BOTH device) or a PNE.</summary>
+public sealed record ProvisionBody(string DeviceId, EntityKind Kind, int ValidDays = 7);
+
+/// <summary>The device's one-time enrolment token, shown only in this answer; the server keeps only its key.</summary>
+public sealed record ProvisionedView(string DeviceId, EntityKind Kind, string Token, long ExpiresAtMs);

@@ -21,6 +21,8 @@ public static class OperatorApi
     public static void Map(RouteGroupBuilder op)
     {
         op.MapGet("/inventory", Inventory).WithSummary("Registered PN GWs and PNEs").Produces<Inventory>();
+        op.MapPost("/devices", Provision).WithSummary("Provision a device for enrolment: its one-time token, shown only now")
+            .Produces<ProvisionedView>(StatusCodes.Status201Created);
         op.MapGet("/devices/{deviceId}/lease", Lease).WithSummary("A device's registration lease").Produces<Lease>();
         op.MapGet("/devices/{deviceId}/status", Status).WithSummary("A device's status and reachability").Produces<EntityStatus>();
         op.MapGet("/devices/{deviceId}/presence", Presence).WithSummary("A device's status as a PIDF document (RFC 3863)")
@@ -62,6 +64,23 @@ public static class OperatorApi
 
     private static async Task<IResult> Inventory(ServerFunctions server, CancellationToken cancellationToken) =>
         Answer<Inventory>(await server.AskAsync(server.Server.Registry, GetInventory.Instance, cancellationToken), Results.Ok, "registry");
+
+    private static async Task<IResult> Provision(ProvisionBody body, ServerFunctions server, CancellationToken cancellationToken)
+    {
+        if (body.ValidDays is < 1 or > 365)
+            return Problems.Invalid("a token is valid for 1 to 365 days");
+        var token = Enrolment.NewToken();
+        var expires = server.System.Scheduler.Now.AddDays(body.ValidDays).ToUnixTimeMilliseconds();
+        return await server.AskAsync(server.Server.Registry,
+                new ProvisionDevices([new DeviceProvision(body.DeviceId, body.Kind, Enrolment.KeyOf(token), expires)]), cancellationToken) switch
+            {
+                DevicesProvisioned { DeviceIds.Count: 1 } => Results.Created($"/operator/v1/devices/{body.DeviceId}/lease",
+                    new ProvisionedView(body.DeviceId, body.Kind, token, expires)),
+                DevicesProvisioned refused => Problems.Of(StatusCodes.Status409Conflict, "provisioning", "Refused",
+                    $"{body.DeviceId}: {refused.Refused.FirstOrDefault()?.Detail}"),
+                _ => Problems.Unavailable("the registry did not answer"),
+            };
+    }
 
     private static async Task<IResult> Lease(string deviceId, ServerFunctions server, CancellationToken cancellationToken) =>
         Answer<Lease>(await server.AskAsync(server.Server.Registry, new GetLease(deviceId), cancellationToken),

@@ -9,6 +9,7 @@ using Cpns.Actors.Security;
 using Cpns.Actors.Server;
 using Cpns.Host.Api;
 using Cpns.Host.Hosting;
+using Cpns.Host.Provisioning;
 using Spectre.Console;
 
 namespace Cpns.Host.Cli;
@@ -161,6 +162,7 @@ public static class ClusterCommands
                         TimeSpan.FromSeconds(parse.GetValue(demoInterval)), line => Say($"group {line}")), "group-churn");
                 }
 
+                await using var inbox = new ProvisioningInbox(node.DataDirectory, endpoints.Registry, Say);
                 await using var api = parse.GetValue(http) is { } listen
                     ? await StartApiAsync(listen, parse.GetValue(apiRate), transport, node, system, endpoints, cancellationToken)
                     : null;
@@ -268,19 +270,26 @@ public static class ClusterCommands
 
                 // Kept in the data folder: started again, the node's entities come back with the keys their ids are bound to.
                 var identities = new IdentityFiles(Path.Combine(node.DataDirectory, "identities", prefix));
+                var unprovisioned = Enumerable.Range(1, parse.GetValue(gateways)).Select(i => $"{prefix}-g{i}")
+                    .Concat(Enumerable.Range(1, parse.GetValue(pnes)).Select(j => $"{prefix}-p{j}"))
+                    .Where(id => !identities.Has(id) && identities.EnrolmentToken(id) is null).ToList();
+                if (unprovisioned.Count > 0)
+                    Say($"{unprovisioned.Count} devices have no enrolment token in {identities.Folder} ({unprovisioned[0]}, ...) and cannot enrol: " +
+                        $"cpns provision --data <the server node's data> --gateway-data {node.DataDirectory} --name {prefix} " +
+                        $"--gateways {parse.GetValue(gateways)} --pnes {parse.GetValue(pnes)}");
                 var gatewayRefs = new List<IActorRef>();
                 for (var i = 1; i <= parse.GetValue(gateways); i++)
                 {
                     var identity = identities.LoadOrCreate($"{prefix}-g{i}", EntityKind.PnGateway);
                     gatewayRefs.Add(Deployment.StartGateway(system, identity, secrets.TrustAnchor, registry, settings,
-                        lifetimeSeconds: parse.GetValue(lifetime)));
+                        lifetimeSeconds: parse.GetValue(lifetime), enrolmentToken: identities.EnrolmentToken(identity.DeviceId)));
                 }
 
                 for (var j = 1; j <= parse.GetValue(pnes); j++)
                 {
                     var identity = identities.LoadOrCreate($"{prefix}-p{j}", EntityKind.Pne);
                     Deployment.StartPne(system, identity, secrets.TrustAnchor, gatewayRefs[(j - 1) % gatewayRefs.Count], settings,
-                        lifetimeSeconds: parse.GetValue(lifetime));
+                        lifetimeSeconds: parse.GetValue(lifetime), enrolmentToken: identities.EnrolmentToken(identity.DeviceId));
                 }
 
                 Say($"gateway node {self} is up: {parse.GetValue(gateways)} PN GWs ({prefix}-g*), {parse.GetValue(pnes)} PNEs ({prefix}-p*)");

@@ -3,7 +3,9 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Akka.Actor;
+using Cpns.Actors;
 using Cpns.Actors.Local;
+using Cpns.Actors.Security;
 using Cpns.Actors.Protocol;
 using Cpns.Host.Api;
 using Cpns.Tests.Support;
@@ -186,6 +188,18 @@ public sealed class HttpApiTests(ITestOutputHelper output) : CpnsTestKit(output,
         await ProblemAsync(await op.PostAsJsonAsync("operator/v1/devices/p2/dm", new DmBody(DmOperation.Get, "./No/Such"), Json),
             HttpStatusCode.NotFound, "urn:cpns:problem:dm:not-found");
 
+        // Provisioning through the API: the token enrols a new PNE through its PN GW; the id cannot be provisioned twice.
+        var provisioned = await OkAsync<ProvisionedView>(await op.PostAsJsonAsync("operator/v1/devices",
+            new ProvisionBody("p9", EntityKind.Pne), Json), HttpStatusCode.Created);
+        Assert.True(Enrolment.IsToken(provisioned.Token));
+        var p9 = Deployment.StartPne(Sys, EntityIdentity.Generate("p9", EntityKind.Pne), Secrets.TrustAnchor, Gateways["g2"], Settings,
+            enrolmentToken: provisioned.Token);
+        await AwaitRegisteredAsync([p9]);
+        await ProblemAsync(await op.PostAsJsonAsync("operator/v1/devices", new ProvisionBody("p9", EntityKind.Pne), Json), HttpStatusCode.Conflict,
+            "urn:cpns:problem:provisioning:refused");
+        await ProblemAsync(await op.PostAsJsonAsync("operator/v1/devices", new ProvisionBody("srv", EntityKind.Server), Json), HttpStatusCode.Conflict,
+            "urn:cpns:problem:provisioning:refused");
+
         var revoked = await OkAsync<CredentialRevocationAccepted>(await op.PostAsJsonAsync("operator/v1/devices/p4/revoke", new RevokeBody("stolen"), Json));
         Assert.Equal("p4", revoked.DeviceId);
         Assert.DoesNotContain("p4", (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Pnes.Select(p => p.DeviceId));
@@ -307,7 +321,7 @@ public sealed class HttpApiTests(ITestOutputHelper output) : CpnsTestKit(output,
             .SelectMany(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()!.HttpMethods
                 .Select(m => $"{m} {e.RoutePattern.RawText}"))
             .Order().ToList();
-        Assert.Equal(26, mapped.Count);
+        Assert.Equal(27, mapped.Count);
         Assert.Equal(mapped, documented);
         Assert.True(document.GetProperty("components").GetProperty("schemas").TryGetProperty("DeliveryBody", out _));
 

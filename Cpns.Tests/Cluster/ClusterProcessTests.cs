@@ -76,6 +76,15 @@ public sealed class ClusterProcessTests(ITestOutputHelper output, PostgresServer
         var gateways = new Dictionary<string, (CpnsProcess Process, string Address)>();
         foreach (var name in new[] { "a", "b", "c" })
         {
+            // The operator provisions each gateway node's devices; the server node takes the keys from its inbox.
+            var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "provision", "--data", _folder.Path, "--name", name,
+                "--pnes", "3");
+            Assert.True(exit == 0, stdout + stderr);
+        }
+
+        await server.WaitForOutputAsync("provisioned 4 devices", TimeSpan.FromSeconds(30));
+        foreach (var name in new[] { "a", "b", "c" })
+        {
             var port = FreePorts.Next();
             gateways[name] = (Start(["gateway", "--seed", seed, "--port", port.ToString(), "--name", name, "--pnes", "3", .. storage]),
                 $"akka.ssl.tcp://cpns@127.0.0.1:{port}");

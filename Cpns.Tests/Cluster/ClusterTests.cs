@@ -94,13 +94,15 @@ public sealed class ClusterTests : CpnsTestKit
 
         var identity = EntityIdentity.Generate(gatewayId, EntityKind.PnGateway);
         Identities[gatewayId] = identity;
-        Gateways[gatewayId] = Deployment.StartGateway(node, identity, Secrets.TrustAnchor, registry, Settings);
+        Gateways[gatewayId] = Deployment.StartGateway(node, identity, Secrets.TrustAnchor, registry, Settings,
+            enrolmentToken: EnrolmentTokenFor(gatewayId, EntityKind.PnGateway));
         await AwaitRegisteredAsync([Gateways[gatewayId]]);
         foreach (var pneId in pnes)
         {
             var pne = EntityIdentity.Generate(pneId, EntityKind.Pne);
             Identities[pneId] = pne;
-            Pnes[pneId] = Deployment.StartPne(node, pne, Secrets.TrustAnchor, Gateways[gatewayId], Settings);
+            Pnes[pneId] = Deployment.StartPne(node, pne, Secrets.TrustAnchor, Gateways[gatewayId], Settings,
+                enrolmentToken: EnrolmentTokenFor(pneId, EntityKind.Pne));
         }
 
         await AwaitRegisteredAsync(pnes.Select(p => Pnes[p]));

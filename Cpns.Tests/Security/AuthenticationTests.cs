@@ -19,9 +19,11 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
     private static Octets Nonce() => Octets.Own(RandomNumberGenerator.GetBytes(32));
 
     /// <summary>Plays a PN GW through the whole handshake; returns the server's final answer.</summary>
+    /// <param name="enrolmentToken">The token to prove; by default one provisioned for the gateway's id and kind ("" proves none).</param>
     private async Task<object> RegisterAsGatewayAsync(EntityIdentity gateway, Credential? credential = null,
-        EntityIdentity? proofSigner = null, bool skipChallenge = false, EntityKind? registeredKind = null)
+        EntityIdentity? proofSigner = null, bool skipChallenge = false, EntityKind? registeredKind = null, string? enrolmentToken = null)
     {
+        enrolmentToken ??= credential is null ? EnrolmentTokenFor(gateway.DeviceId, gateway.Kind) : "";
         var clientNonce = Nonce();
         Octets verifierNonce;
         if (skipChallenge)
@@ -47,9 +49,12 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var signer = proofSigner ?? gateway;
         var proof = new AuthProof(Registry.GatewayContext, clientNonce, verifierNonce, signer.Sign(AuthTranscripts.Client(
             Registry.GatewayContext, gateway.DeviceId, Settings.ServerId, clientNonce, verifierNonce).Bytes));
+        var enrolment = enrolmentToken.Length == 0 ? null
+            : Enrolment.Proof(enrolmentToken, Registry.GatewayContext, gateway.DeviceId, registeredKind ?? gateway.Kind, gateway.PublicKeys,
+                Settings.ServerId, verifierNonce);
         Server.Registry.Tell(SealAs(gateway, new RegisterGateway(gateway.DeviceId, registeredKind ?? gateway.Kind, gateway.PublicKeys, credential,
-            proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor, TestActor, TestActor, TestActor))),
-            TestActor);
+            proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor, TestActor, TestActor, TestActor),
+            enrolment)), TestActor);
         return Opened(await ExpectMsgAsync<object>(Timeout));
     }
 
@@ -92,6 +97,120 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
 
         // With the credential it authenticates again (e.g. after a restart).
         Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(gateway, registered.Credential));
+    }
+
+    /// <summary>Provisions <paramref name="deviceId"/> with a token of the test's own (not the kit's), as the operator would.</summary>
+    private async Task<string> ProvisionAsync(string deviceId, EntityKind kind, long expiresAtMs = long.MaxValue)
+    {
+        var token = Enrolment.NewToken();
+        var answer = await Server.Registry.Ask<DevicesProvisioned>(new ProvisionDevices([new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token),
+            expiresAtMs)]), Timeout);
+        Assert.Equal([deviceId], answer.DeviceIds);
+        return token;
+    }
+
+    [Fact]
+    public async Task Nobody_enrols_without_what_the_operator_provisioned_for_that_id_and_kind()
+    {
+        await StartServerAsync();
+        using var refusals = new MetricRecorder("cpns.registrations.refused", "reason");
+        // Never provisioned: refused at the hello already, nothing issued.
+        var stranger = EntityIdentity.Generate("gw-stranger", EntityKind.PnGateway);
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(stranger, enrolmentToken: ""), AuthFailure.NotProvisioned, "gw-stranger");
+
+        // Provisioned, but the registration proves no token, or another device's token, or a made-up one.
+        var token = await ProvisionAsync("gw-new", EntityKind.PnGateway);
+        var other = await ProvisionAsync("gw-other", EntityKind.PnGateway);
+        var newcomer = EntityIdentity.Generate("gw-new", EntityKind.PnGateway);
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(newcomer, enrolmentToken: ""), AuthFailure.NotProvisioned, "gw-new");
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(newcomer, enrolmentToken: other), AuthFailure.NotProvisioned, "gw-new");
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(newcomer, enrolmentToken: Enrolment.NewToken()), AuthFailure.NotProvisioned, "gw-new");
+
+        // Provisioned as a PNE: it does not enrol as a PN GW (nor as BOTH).
+        await ProvisionAsync("dev-pne", EntityKind.Pne);
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(EntityIdentity.Generate("dev-pne", EntityKind.PnGateway), enrolmentToken: ""),
+            AuthFailure.WrongKind, "dev-pne");
+
+        // An expired token is no token.
+        var stale = await ProvisionAsync("gw-late", EntityKind.PnGateway, expiresAtMs: Sys.Scheduler.Now.AddMinutes(-1).ToUnixTimeMilliseconds());
+        await ExpectRefusalAsync(RegisterAsGatewayAsync(EntityIdentity.Generate("gw-late", EntityKind.PnGateway), enrolmentToken: stale),
+            AuthFailure.NotProvisioned, "gw-late");
+        Assert.Equal((5, 1), (refusals["NotProvisioned"], refusals["WrongKind"]));
+
+        // The right token enrols once; afterwards the id is bound to those keys, and the token opens nothing for other keys.
+        var enrolled = Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(newcomer, enrolmentToken: token));
+        var thief = Assert.IsType<RegistrationRejected>(
+            await RegisterAsGatewayAsync(EntityIdentity.Generate("gw-new", EntityKind.PnGateway), enrolmentToken: token));
+        Assert.Equal(AuthFailure.KeyMismatch, thief.Auth);
+        Assert.Equal(1, refusals["KeyMismatch"]);
+        Assert.Equal(["gw-new"], (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Gateways.Select(g => g.DeviceId));
+        Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(newcomer, enrolled.Credential));
+    }
+
+    /// <summary>Plays a PNE registering through <paramref name="gatewayId"/>: hello, challenge, registration; returns the answer.</summary>
+    private async Task<object> RegisterAsPneAsync(EntityIdentity pne, string gatewayId, string? enrolmentToken)
+    {
+        var clientNonce = Nonce();
+        Gateways[gatewayId].Tell(SealAs(pne, new AuthHello(pne.DeviceId, EntityKind.Pne, pne.PublicKeys, null, clientNonce, Registry.PneContext)),
+            TestActor);
+        var challenge = Unseal<AuthChallenge>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
+        var proof = new AuthProof(Registry.PneContext, clientNonce, challenge.VerifierNonce, pne.Sign(AuthTranscripts.Client(
+            Registry.PneContext, pne.DeviceId, challenge.VerifierId, clientNonce, challenge.VerifierNonce).Bytes));
+        var enrolment = enrolmentToken is null ? null
+            : Enrolment.Proof(enrolmentToken, Registry.PneContext, pne.DeviceId, EntityKind.Pne, pne.PublicKeys, challenge.VerifierId,
+                challenge.VerifierNonce);
+        Gateways[gatewayId].Tell(SealAs(pne, new RegisterPne(pne.DeviceId, pne.PublicKeys, null, proof, DeviceCapabilities.Pne(), 3600,
+            new PneEndpoints(TestActor, TestActor, TestActor), enrolment)), TestActor);
+        return Unseal<object>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
+    }
+
+    [Fact]
+    public async Task A_PNE_enrols_through_its_PN_GW_only_with_its_token_and_a_PN_GW_cannot_use_it_for_other_keys()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string>());
+        var unprovisioned = Assert.IsType<RegistrationRejected>(await RegisterAsPneAsync(EntityIdentity.Generate("p-new", EntityKind.Pne), "g1", null));
+        Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.NotProvisioned), (unprovisioned.Error, unprovisioned.Auth));
+        await AssertNotRegisteredAsync("p-new");
+
+        // The PN GW relays the PNE's token proof; a PN GW that swaps in keys of its own (with its own signed proof for them)
+        // gets nothing from it: the proof is bound to the PNE's keys and the nonce.
+        var token = await ProvisionAsync("p-new", EntityKind.Pne);
+        var victim = EntityIdentity.Generate("p-new", EntityKind.Pne);
+        var attacker = EntityIdentity.Generate("p-new", EntityKind.Pne);
+        var nonce = Nonce();
+        var stolen = Enrolment.Proof(token, Registry.PneContext, "p-new", EntityKind.Pne, victim.PublicKeys, "g1", nonce);
+        var clientNonce = Nonce();
+        var forgedProof = new AuthProof(Registry.PneContext, clientNonce, nonce, attacker.Sign(AuthTranscripts.Client(Registry.PneContext, "p-new",
+            "g1", clientNonce, nonce).Bytes));
+        Server.Registry.Tell(SealAs("g1", new RegisterPnes("g1", [new PneRegistration("p-new", attacker.PublicKeys, null, forgedProof,
+            DeviceCapabilities.Pne(), 3600, new PneEndpoints(TestActor, TestActor, TestActor), Enrolment: stolen)])), TestActor);
+        var swapped = Assert.Single(Unseal<PnesRegistered>(await ExpectMsgAsync<SignedEnvelope>(Timeout)).Results);
+        Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.NotProvisioned), (swapped.Error, swapped.Auth));
+        await AssertNotRegisteredAsync("p-new");
+
+        var registered = Assert.IsType<PneRegistered>(await RegisterAsPneAsync(victim, "g1", token));
+        Assert.Equal(("p-new", "g1"), (registered.DeviceId, registered.GatewayId));
+    }
+
+    [Fact]
+    public async Task Provisioning_refuses_server_ids_enrolled_ids_and_bad_entries()
+    {
+        await StartServerAsync();
+        Assert.IsType<GatewayRegistered>(await RegisterAsGatewayAsync(EntityIdentity.Generate("gw-a", EntityKind.PnGateway)));
+        var key = Enrolment.KeyOf(Enrolment.NewToken());
+        var answer = await Server.Registry.Ask<DevicesProvisioned>(new ProvisionDevices(
+        [
+            new DeviceProvision("srv-2", EntityKind.Server, key, long.MaxValue),
+            new DeviceProvision("gw-a", EntityKind.PnGateway, key, long.MaxValue),
+            new DeviceProvision("bad id!", EntityKind.Pne, key, long.MaxValue),
+            new DeviceProvision("p-short", EntityKind.Pne, Octets.Own([1, 2, 3]), long.MaxValue),
+            new DeviceProvision("p-ok", EntityKind.Pne, key, long.MaxValue),
+            new DeviceProvision("p-ok", EntityKind.Pne, key, long.MaxValue),
+        ]), Timeout);
+        Assert.Equal(["p-ok"], answer.DeviceIds);
+        Assert.Equal(["srv-2", "gw-a", "bad id!", "p-short", "p-ok"], answer.Refused.Select(r => r.DeviceId));
+        Assert.Contains("never enrolled", answer.Refused[0].Detail);
+        Assert.Contains("bound to its keys", answer.Refused[1].Detail);
     }
 
     [Fact]

@@ -78,9 +78,11 @@ public sealed class NodeLocalApiTests : IDisposable
         var secrets = ServerSecrets.Generate("cpns-server");
         var settings = CpnsSettings.From(_node);
         var server = await Deployment.EndpointsOf(Deployment.StartServer(_node, secrets, settings), Patience);
+        var tokens = await Deployment.ProvisionAsync(server.Registry, [("g1", EntityKind.PnGateway), ("p1", EntityKind.Pne)], Patience);
         var gateway = Deployment.StartGateway(_node, EntityIdentity.Generate("g1", EntityKind.PnGateway), secrets.TrustAnchor,
-            server.Registry, settings);
-        var pne = Deployment.StartPne(_node, EntityIdentity.Generate("p1", EntityKind.Pne), secrets.TrustAnchor, gateway, settings);
+            server.Registry, settings, enrolmentToken: tokens["g1"]);
+        var pne = Deployment.StartPne(_node, EntityIdentity.Generate("p1", EntityKind.Pne), secrets.TrustAnchor, gateway, settings,
+            enrolmentToken: tokens["p1"]);
         Inventory before = null!;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         do

@@ -118,7 +118,22 @@ public abstract class CpnsTestKit : TestKit
         var identity = Identities.TryGetValue(gatewayId, out var known) ? known : EntityIdentity.Generate(gatewayId, kind);
         Identities[gatewayId] = identity;
         return Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Secrets.TrustAnchor, Server.Registry, Settings,
-            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds);
+            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds, EnrolmentTokenFor(gatewayId, kind));
+    }
+
+    private readonly Dictionary<string, string> _enrolmentTokens = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The test plays the operator: a device it starts for the first time is provisioned at the registry (the registry
+    /// takes it before the device's hello, which is sent later); a device started again keeps its token.
+    /// </summary>
+    protected string EnrolmentTokenFor(string deviceId, EntityKind kind)
+    {
+        if (_enrolmentTokens.TryGetValue(deviceId, out var token))
+            return token;
+        token = _enrolmentTokens[deviceId] = Enrolment.NewToken();
+        Server.Registry.Tell(new ProvisionDevices([new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token), long.MaxValue)]), ActorRefs.Nobody);
+        return token;
     }
 
     /// <summary>Starts a PNE (with the identity it had, if it ran before) that registers through <paramref name="gatewayId"/>.</summary>
@@ -126,10 +141,12 @@ public abstract class CpnsTestKit : TestKit
     {
         var identity = Identities.TryGetValue(pneId, out var known) ? known : EntityIdentity.Generate(pneId, EntityKind.Pne);
         Identities[pneId] = identity;
+        var token = EnrolmentTokenFor(pneId, EntityKind.Pne);
         return Pnes[pneId] = actorName is null
-            ? Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings, lifetimeSeconds: lifetimeSeconds)
+            ? Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings, lifetimeSeconds: lifetimeSeconds,
+                enrolmentToken: token)
             : Sys.ActorOf(Cpns.Actors.Pne.PneEntity.Props(identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings,
-                lifetimeSeconds: lifetimeSeconds), actorName);
+                lifetimeSeconds: lifetimeSeconds, enrolmentToken: token), actorName);
     }
 
     protected async Task AwaitRegisteredAsync(IEnumerable<IActorRef> entities)

@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Cpns.Actors;
+using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Host.Provisioning;
+
+namespace Cpns.Host.Cli;
+
+/// <summary>
+/// <c>cpns provision</c>: the operator allows a gateway node's PN GWs and PNEs to enrol. Each device gets a one-time
+/// token (kept with the gateway node's identities, <c>identities/&lt;name&gt;/&lt;id&gt;.enrol</c>); the server node learns
+/// only the tokens' keys, from a file dropped in its data folder's <c>provisioning/</c> inbox. Devices already enrolled
+/// need nothing: an id stays bound to its keys.
+/// </summary>
+public static class ProvisionCommand
+{
+    public static Command Create()
+    {
+        var data = new CommonOptions().Data;
+        var gatewayData = new Option<string?>("--gateway-data")
+        {
+            Description = "The gateway node's data folder, where its tokens go (default: the same as --data, one machine)",
+        };
+        var name = new Option<string>("--name") { Description = "The gateway node's --name: its devices are <name>-g1.., <name>-p1..", Required = true };
+        var gateways = new Option<int>("--gateways") { Description = "PN GWs of that node to provision", DefaultValueFactory = _ => 1 };
+        var pnes = new Option<int>("--pnes") { Description = "PNEs of that node to provision", DefaultValueFactory = _ => 4 };
+        var days = new Option<int>("--valid-days") { Description = "Days the tokens stay valid for a first enrolment", DefaultValueFactory = _ => 7 };
+        var command = new Command("provision",
+            "Provision a gateway node's PN GWs and PNEs for enrolment: a one-time token each for the node, their keys for the " +
+            "server node (run it with the server node's --data; the server takes them within a second, also when started later)")
+        {
+            data, gatewayData, name, gateways, pnes, days,
+        };
+        OptionRules.AtLeast(gateways, 0);
+        OptionRules.AtLeast(pnes, 0);
+        OptionRules.AtLeast(days, 1);
+        command.Validators.Add(result =>
+        {
+            if (result.ValueOf(name) is { } given && !DeviceIds.IsValid($"{given}-g1"))
+                result.AddError($"--name '{given}' does not make valid device ids");
+        });
+        command.SetAction(parse =>
+        {
+            var serverData = Path.GetFullPath(parse.GetValue(data)!);
+            var prefix = parse.GetValue(name)!;
+            var identities = new IdentityFiles(Path.Combine(Path.GetFullPath(parse.GetValue(gatewayData) ?? serverData), "identities", prefix));
+            var expires = DateTimeOffset.UtcNow.AddDays(parse.GetValue(days)).ToUnixTimeMilliseconds();
+            var devices = new List<DeviceProvision>();
+            var ids = Enumerable.Range(1, parse.GetValue(gateways)).Select(i => ($"{prefix}-g{i}", EntityKind.PnGateway))
+                .Concat(Enumerable.Range(1, parse.GetValue(pnes)).Select(j => ($"{prefix}-p{j}", EntityKind.Pne)));
+            foreach (var (deviceId, kind) in ids)
+            {
+                var token = Enrolment.NewToken();
+                identities.SaveEnrolmentToken(deviceId, token);
+                devices.Add(new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token), expires));
+            }
+
+            if (devices.Count == 0)
+            {
+                Console.Error.WriteLine("cpns provision: nothing to provision (--gateways and --pnes are 0)");
+                return 2;
+            }
+
+            var file = ProvisioningInbox.Drop(serverData, devices);
+            Console.Out.WriteLine($"provisioned {devices.Count} devices of gateway node '{prefix}' ({devices[0].DeviceId} .. {devices[^1].DeviceId}): " +
+                                  $"tokens in {identities.Folder}, keys for the server node in {file}");
+            return 0;
+        });
+        return command;
+    }
+}
