@@ -121,6 +121,12 @@ public sealed partial class Connections
             return;
         }
 
+        if (_trustAnchor.PinProblem(challenge.VerifierId, serverKey) is { } notOurs)
+        {
+            Log.Warning("{0}: not registering with {1}: {2}", _identity.DeviceId, challenge.VerifierId, notOurs);
+            return;
+        }
+
         _link.Guard.Trust(challenge.VerifierId, serverKey);
         _serverId = challenge.VerifierId;
         _serverCredential = challenge.VerifierCredential;

@@ -18,6 +18,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
 {
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
+    private readonly TrustAnchor _trustAnchor;
     private readonly ActorSelection _registry;
     private readonly GatewayFunctions _functions;
     private readonly DeviceCapabilities _capabilities;
@@ -34,6 +35,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         _functions = functions;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
+        _trustAnchor = trustAnchor;
         // By path: a restarted server is a new actor at the same place.
         _registry = Context.ActorSelection(registry.Path);
         _capabilities = capabilities;

@@ -58,6 +58,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private bool _asleep;
 
     private readonly string? _enrolmentToken;
+    private readonly TrustAnchor _trustAnchor;
 
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken)
@@ -65,6 +66,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _enrolmentToken = enrolmentToken;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
+        _trustAnchor = trustAnchor;
         _gateway = gateway;
         _capabilities = capabilities;
         _lifetimeSeconds = lifetimeSeconds;
@@ -343,10 +345,11 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private void OnRegistered(PneRegistered registered)
     {
         var server = _verifier.Verify(registered.ServerCredential, Context.System.Scheduler.Now, null, null, EntityKind.Server);
-        if (!server.Valid)
+        var problem = server.Valid ? _trustAnchor.PinProblem(server.Credential!.DeviceId, server.Credential.Keys.Signing) : server.Detail;
+        if (problem is not null)
         {
-            _log.Warning("{0}: the server credential relayed by {1} does not check out: {2}", _identity.DeviceId,
-                registered.GatewayId, server.Detail);
+            _log.Warning("{0}: the server credential relayed by {1} does not check out: {2}", _identity.DeviceId, registered.GatewayId,
+                problem);
             return;
         }
 

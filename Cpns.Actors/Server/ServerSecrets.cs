@@ -19,7 +19,7 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
             CredentialAuthority.Generate(serverId + "-kmc"));
 
     /// <summary>What every device is provisioned with to check credentials: the KMC's root public key.</summary>
-    public TrustAnchor TrustAnchor => new(Authority.RootPublicKey);
+    public TrustAnchor TrustAnchor => new(Authority.RootPublicKey, Identity.DeviceId, Identity.PublicKeys.Signing);
 
     private sealed record KeyFile(int Version, string ServerId, string SigningKey, string AgreementKey, string Kek, string KmcRootKey);
 

@@ -633,7 +633,8 @@ public sealed class ServerSmf : CpnsPersistentActor
     }
 
     /// <summary>
-    /// Entities that left the inventory (expired, revoked) leave their groups, which rekey without them. Their
+    /// Entities that left the inventory (expired, revoked) leave their groups, which rekey without them, and lose every
+    /// privilege they held on any group. Their
     /// placement is kept, so the removal notices still reach the PN GW they were behind, but they can no longer
     /// be added or sign anything.
     /// </summary>
@@ -648,6 +649,10 @@ public sealed class ServerSmf : CpnsPersistentActor
                 _link.Guard.Forget(id);
             foreach (var group in _groups.Values.Where(g => g.Members.Contains(id)))
                 Enqueue(new Request(new RemoveMember(group.Id, OperatorId, id), ActorRefs.Nobody, Sealed: false));
+            // Its privileges go too (a manager's or administrator's above all): nothing of them waits for whoever comes next.
+            foreach (var group in _groups.Values.Where(g =>
+                         g.Acl.TryGetValue(id, out var held) && (held > Privilege.Operate || !g.Members.Contains(id))))
+                Enqueue(new Request(new GrantPrivilege(group.Id, OperatorId, id, Privilege.None), ActorRefs.Nobody, Sealed: false));
         }
     }
 }

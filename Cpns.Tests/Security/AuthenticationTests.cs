@@ -394,6 +394,37 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         Assert.Equal("gw-careful", register.GatewayId);
     }
 
+    /// <summary>A challenge by <paramref name="signer"/> holding a genuine Server credential for its own key from <paramref name="issuer"/>'s KMC.</summary>
+    private (SignedEnvelope Challenge, Octets Nonce) ChallengeBy(ServerSecrets issuer, EntityIdentity signer, AuthHello hello)
+    {
+        var credential = issuer.Authority.Issue(signer.DeviceId, EntityKind.Server, signer.PublicKeys, Sys.Scheduler.Now.AddHours(-1),
+            TimeSpan.FromDays(1));
+        var nonce = Nonce();
+        var signature = signer.Sign(AuthTranscripts.Verifier(Registry.GatewayContext, hello.DeviceId, signer.DeviceId, hello.ClientNonce, nonce).Bytes);
+        return (SealAs(signer, new AuthChallenge(hello.DeviceId, signer.DeviceId, credential, hello.ClientNonce, nonce, signature)), nonce);
+    }
+
+    [Fact]
+    public async Task A_gateway_registers_only_with_the_server_it_was_provisioned_with_not_another_server_of_the_same_KMC()
+    {
+        var secrets = ServerSecrets.Generate(Settings.ServerId);
+        var server = CreateTestProbe();
+        Sys.ActorOf(Actors.Gateway.PnGateway.Props(EntityIdentity.Generate("gw-pinned", EntityKind.PnGateway), secrets.TrustAnchor, server.Ref,
+            Settings), "gateway-gw-pinned");
+        var hello = Unseal<AuthHello>(await server.ExpectMsgAsync<SignedEnvelope>(Timeout));
+        var connections = server.LastSender;
+
+        // Rogue servers whose credentials are genuine (the same KMC root): one under the pinned id with another key, one under
+        // another id. Then the pinned server itself: the first registration the PN GW sends answers its challenge.
+        connections.Tell(ChallengeBy(secrets, EntityIdentity.Generate(Settings.ServerId, EntityKind.Server), hello).Challenge, server.Ref);
+        connections.Tell(ChallengeBy(secrets, EntityIdentity.Generate("rogue-server", EntityKind.Server), hello).Challenge, server.Ref);
+        var (genuine, nonce) = ChallengeBy(secrets, secrets.Identity, hello);
+        connections.Tell(genuine, server.Ref);
+        var envelope = await server.FishForMessageAsync(m => m is SignedEnvelope e && Unseal<object>(e) is RegisterGateway, Timeout);
+        var register = Unseal<RegisterGateway>(envelope);
+        Assert.Equal(nonce, register.Proof.VerifierNonce);
+    }
+
     private SignedEnvelope Challenge(ServerSecrets server, AuthHello hello, string? channel = null)
     {
         var credential = server.Authority.Issue(Settings.ServerId, EntityKind.Server, server.Identity.PublicKeys,

@@ -101,6 +101,23 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
     }
 
     [Fact]
+    public async Task An_entity_that_leaves_the_inventory_loses_its_privileges_on_every_group()
+    {
+        await StartAsync();
+        Assert.IsType<GroupAccepted>(await AsPneAsync("p1", new CreateGroup("owned", "p1", DeliveryMode.Pull, ["p2"])));
+        Assert.IsType<GroupAccepted>(await AsPneAsync("p1", new GrantPrivilege("owned", "p1", "p3", Privilege.Manage)));
+        Assert.Equal(Privilege.Administer, (await GroupAsync("owned")).Acl!.Single(a => a.SubjectId == "p1").Privilege);
+
+        await Server.Registry.Ask<CredentialRevocationAccepted>(new RevokeCredential("p1", "lost"), Timeout);
+        await AwaitAssertAsync(async () => Assert.DoesNotContain("p1", (await GroupAsync("owned")).Acl!.Select(a => a.SubjectId)), Timeout);
+        var group = await GroupAsync("owned");
+        Assert.Equal(["p2"], group.Members);
+        Assert.Equal(Privilege.Manage, group.Acl!.Single(a => a.SubjectId == "p3").Privilege);
+        Assert.Equal(Privilege.None,
+            (await Server.Smf.Ask<Privileges>(new GetPrivileges("p1"), Timeout)).ByGroup.GetValueOrDefault("owned", Privilege.None));
+    }
+
+    [Fact]
     public async Task A_replayed_envelope_is_refused_and_does_not_act_twice()
     {
         await StartAsync();
