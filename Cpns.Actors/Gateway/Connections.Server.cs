@@ -285,18 +285,19 @@ public sealed partial class Connections
         Register();
     }
 
-    private void OnRevoked(CredentialRevoked revoked)
-    {
-        _revokedDevices.Add(revoked.DeviceId);
-        _revokedSerials.UnionWith(revoked.Serials);
-        _link.Guard.Revoke(revoked.DeviceId);
-        _waiting.Remove(revoked.DeviceId);
-        if (_pnTable.ContainsKey(revoked.DeviceId) || _registeredPnes.Contains(revoked.DeviceId))
+    private void OnRevoked(CredentialRevoked revoked) =>
+        Persist(new RevocationLearned(revoked.DeviceId, revoked.Serials), learned =>
         {
-            Log.Warning("{0}: PNE {1} was revoked; detached", _identity.DeviceId, revoked.DeviceId);
-            Detach(revoked.DeviceId);
-        }
-    }
+            Apply(learned);
+            _waiting.Remove(learned.DeviceId);
+            if (_pnTable.ContainsKey(learned.DeviceId) || _registeredPnes.Contains(learned.DeviceId))
+            {
+                Log.Warning("{0}: PNE {1} was revoked; detached", _identity.DeviceId, learned.DeviceId);
+                Detach(learned.DeviceId);
+            }
+
+            SnapshotIfDue();
+        });
 }
 
 /// <summary>A short, stable fingerprint of a capability document.</summary>

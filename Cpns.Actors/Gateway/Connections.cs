@@ -64,7 +64,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private GatewayEndpoints Endpoints =>
         new(Context.Parent, Self, _functions.Smf, _functions.Cskmf, _functions.Relay, _functions.DirectoryCache, _functions.Content);
 
-    protected override object CreateSnapshot() => new PnTableSnapshot(_credential, _pnTable.Values.ToList());
+    protected override object CreateSnapshot() =>
+        new PnTableSnapshot(_credential, _pnTable.Values.ToList(), _revokedDevices.ToList(), _revokedSerials.ToList());
 
     protected override void OnRecover(object message)
     {
@@ -75,6 +76,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 _pnTable.Clear();
                 foreach (var pne in snapshot.Pnes)
                     _pnTable[pne.DeviceId] = pne;
+                foreach (var revoked in snapshot.RevokedDevices ?? [])
+                    Apply(new RevocationLearned(revoked, []));
+                _revokedSerials.UnionWith(snapshot.RevokedSerials ?? []);
                 break;
             case ICpnsEvent @event:
                 Apply(@event);
@@ -102,6 +106,11 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case PnTableLeft left:
                 foreach (var id in left.DeviceIds)
                     _pnTable.Remove(id);
+                break;
+            case RevocationLearned revoked:
+                _revokedDevices.Add(revoked.DeviceId);
+                _revokedSerials.UnionWith(revoked.Serials);
+                _link.Guard.Revoke(revoked.DeviceId);
                 break;
         }
     }

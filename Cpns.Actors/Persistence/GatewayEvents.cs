@@ -12,4 +12,11 @@ public sealed record PnTableJoined(IReadOnlyList<PneRegistration> Pnes) : ICpnsE
 
 public sealed record PnTableLeft(IReadOnlyList<string> DeviceIds) : ICpnsEvent;
 
-public sealed record PnTableSnapshot(Credential? Credential, IReadOnlyList<PneRegistration> Pnes) : ICpnsEvent;
+/// <summary>The server revoked an entity's credentials: kept, so a restarted PN GW still refuses them.</summary>
+public sealed record RevocationLearned(string DeviceId, IReadOnlyList<string> Serials) : ICpnsEvent;
+
+public sealed record PnTableSnapshot(
+    Credential? Credential,
+    IReadOnlyList<PneRegistration> Pnes,
+    IReadOnlyList<string>? RevokedDevices = null,
+    IReadOnlyList<string>? RevokedSerials = null) : ICpnsEvent;

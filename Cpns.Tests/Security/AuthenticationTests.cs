@@ -466,5 +466,13 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
             "again"), TestActor);
         var refused = await ExpectMsgAsync<EnvelopeRejected>(Timeout);
         Assert.Equal(EnvelopeRejection.Revoked, refused.Reason);
+
+        // The PN GW keeps what it learned: started again, it still refuses the revoked PNE.
+        await StopEntityAsync(Gateways["g1"]);
+        StartGateway("g1");
+        await AwaitRegisteredAsync([Gateways["g1"]]);
+        Gateways["g1"].Tell(SealAs(p1, new AuthHello("p1", EntityKind.Pne, p1.PublicKeys, null, Nonce(), Registry.PneContext),
+            "after-restart"), TestActor);
+        Assert.Equal(EnvelopeRejection.Revoked, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
     }
 }
