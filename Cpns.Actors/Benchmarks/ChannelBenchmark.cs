@@ -80,6 +80,9 @@ public static class ChannelBenchmark
                 serializer.FromBinary(serializer.ToBinary(message), manifest)), payload.Length));
         }
 
+        progress?.Report("Ed25519 and X25519: BouncyCastle against libsodium (NSec), the same keys");
+        results.AddRange(Backends(messagesPerRound, warmupRounds, rounds));
+
         progress?.Report("session handshake");
         var handshakeBytes = 0;
         var handshake = Time(1, Math.Max(1, warmupRounds), Math.Max(5, rounds), () =>
@@ -94,6 +97,55 @@ public static class ChannelBenchmark
         });
         results.Add(new ChannelMeasurement("(once per session)", "session handshake", handshake, handshakeBytes));
         return results;
+    }
+
+    /// <summary>
+    /// The public-key operations the enabler does per message and per key wrap, with BouncyCastle (managed) and with
+    /// libsodium through NSec, on one key pair: signing and agreement with a key object kept (libsodium's secure memory, one
+    /// guarded mapping per key) and with one imported per operation (what 100,000 entities in one process could afford);
+    /// verification, which holds no secret, either way. <see cref="EntityIdentity"/> takes the faster of what scales.
+    /// </summary>
+    private static IEnumerable<ChannelMeasurement> Backends(int perRound, int warmupRounds, int rounds)
+    {
+        var payload = new byte[120];
+        var random = new Org.BouncyCastle.Security.SecureRandom();
+        var bcSigning = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(random);
+        var bcPublic = bcSigning.GeneratePublicKey().GetEncoded();
+        var bcAgreement = new Org.BouncyCastle.Crypto.Parameters.X25519PrivateKeyParameters(random);
+        var peer = EntityIdentity.Generate("peer", EntityKind.Pne);
+        var bcPeer = new Org.BouncyCastle.Crypto.Parameters.X25519PublicKeyParameters(peer.PublicKeys.Agreement.Span);
+
+        var ed25519 = NSec.Cryptography.SignatureAlgorithm.Ed25519;
+        var x25519 = NSec.Cryptography.KeyAgreementAlgorithm.X25519;
+        var raw = NSec.Cryptography.KeyBlobFormat.RawPrivateKey;
+        using var sodiumSigning = NSec.Cryptography.Key.Import(ed25519, bcSigning.GetEncoded(), raw);
+        using var sodiumAgreement = NSec.Cryptography.Key.Import(x25519, bcAgreement.GetEncoded(), raw);
+        var sodiumPeer = NSec.Cryptography.PublicKey.Import(x25519, peer.PublicKeys.Agreement.Span, NSec.Cryptography.KeyBlobFormat.RawPublicKey);
+        var verification = VerificationKey.TryCreate(Octets.Own(bcPublic))!;
+
+        var signature = new byte[64];
+        bcSigning.Sign(Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.Algorithm.Ed25519, null, payload, 0, payload.Length, signature, 0);
+        if (!ed25519.Sign(sodiumSigning, payload).AsSpan().SequenceEqual(signature))
+            throw new InvalidOperationException("the two implementations sign differently");
+        var shared = new byte[32];
+        return
+        [
+            new("Ed25519 sign (120 bytes)", "BouncyCastle (in use)", Time(perRound, warmupRounds, rounds, () =>
+                bcSigning.Sign(Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.Algorithm.Ed25519, null, payload, 0, payload.Length, signature, 0)), 64),
+            new("Ed25519 sign (120 bytes)", "libsodium, key kept", Time(perRound, warmupRounds, rounds, () => ed25519.Sign(sodiumSigning, payload)), 64),
+            new("Ed25519 sign (120 bytes)", "libsodium, key per call", Time(perRound, warmupRounds, rounds, () =>
+            {
+                using var key = NSec.Cryptography.Key.Import(ed25519, bcSigning.GetEncoded(), raw);
+                ed25519.Sign(key, payload);
+            }), 64),
+            new("Ed25519 verify (120 bytes)", "BouncyCastle", Time(perRound, warmupRounds, rounds, () =>
+                new Org.BouncyCastle.Crypto.Parameters.Ed25519PublicKeyParameters(bcPublic)
+                    .Verify(Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.Algorithm.Ed25519, null, payload, 0, payload.Length, signature, 0)), 64),
+            new("Ed25519 verify (120 bytes)", "libsodium (in use)", Time(perRound, warmupRounds, rounds, () =>
+                verification.Verify(payload, Octets.Own(signature))), 64),
+            new("X25519 agreement", "BouncyCastle (in use)", Time(perRound, warmupRounds, rounds, () => bcAgreement.GenerateSecret(bcPeer, shared, 0)), 32),
+            new("X25519 agreement", "libsodium, key kept", Time(perRound, warmupRounds, rounds, () => x25519.Agree(sodiumAgreement, sodiumPeer)?.Dispose()), 32),
+        ];
     }
 
     private static (Session Sending, Session Receiving) Establish(SessionEnd initiator, SessionEnd responder, DateTimeOffset now)
