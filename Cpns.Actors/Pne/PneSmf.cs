@@ -89,7 +89,8 @@ public sealed class PneSmf : UntypedActor
             case MembershipEnded ended when ended.DeviceId == _deviceId:
                 _groups.Remove(ended.GroupId);
                 _keyLocations.Remove(ended.GroupId);
-                _cskmf.Tell(new DropGroupKeys(ended.GroupId, long.MaxValue, Revoked: false));
+                // Every epoch through the one that ended the membership: one still on its way is not installed after this.
+                _cskmf.Tell(new DropGroupKeys(ended.GroupId, ended.Epoch, Revoked: false, LeftGroup: true));
                 break;
             case GroupDeletedNotice deleted:
                 _groups.Remove(deleted.GroupId);

@@ -184,7 +184,11 @@ public sealed record OsgKeyRevoked(string GroupId, long FinalEpoch) : ICpnsMessa
 public sealed record GroupKeyRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
 
 /// <summary>Revoke step 6 (and the drop on removal): SMF → CSKMF of the same entity.</summary>
-public sealed record DropGroupKeys(string GroupId, long UpToEpoch, bool Revoked) : ICpnsMessage, IWithGroupId;
+/// <remarks>
+/// <paramref name="LeftGroup"/>: the holder was removed from the group at <paramref name="UpToEpoch"/>, so a delivery of
+/// that epoch or an older one still on its way is not installed afterwards.
+/// </remarks>
+public sealed record DropGroupKeys(string GroupId, long UpToEpoch, bool Revoked, bool LeftGroup = false) : ICpnsMessage, IWithGroupId;
 
 // ---- Holder queries ----
 

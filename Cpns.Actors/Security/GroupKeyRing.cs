@@ -19,11 +19,16 @@ public sealed class GroupKeyRing
 
     private readonly Dictionary<string, Held> _groups = new(StringComparer.Ordinal);
 
+    // Per group, the epoch through which the holder dropped its keys when it left: a late delivery of one is not installed.
+    private readonly Dictionary<string, long> _droppedThrough = new(StringComparer.Ordinal);
+
     public IEnumerable<string> GroupIds => _groups.Keys;
 
     /// <summary>Installs an epoch; false if it is already held, or older than what a revocation or newer epochs allow.</summary>
     public bool Install(GroupKey key, IReadOnlyList<string> localMembers, EpochAnnouncement announcement, long nowMs)
     {
+        if (key.Epoch <= _droppedThrough.GetValueOrDefault(key.GroupId))
+            return false;
         if (!_groups.TryGetValue(key.GroupId, out var held))
             _groups[key.GroupId] = held = new Held();
         if (held.RevokedAt is { } revokedAt)
@@ -74,8 +79,10 @@ public sealed class GroupKeyRing
     }
 
     /// <summary>Destroys the group's keys up to an epoch; a revocation also refuses those epochs later.</summary>
-    public void Drop(string groupId, long upToEpoch, bool revoked)
+    public void Drop(string groupId, long upToEpoch, bool revoked, bool leftGroup = false)
     {
+        if (leftGroup)
+            _droppedThrough[groupId] = Math.Max(_droppedThrough.GetValueOrDefault(groupId), upToEpoch);
         if (!_groups.TryGetValue(groupId, out var held))
         {
             if (!revoked)

@@ -80,7 +80,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 Install(delivery, pulled: true);
                 break;
             case DropGroupKeys drop:
-                Ring.Drop(drop.GroupId, drop.UpToEpoch, drop.Revoked);
+                Ring.Drop(drop.GroupId, drop.UpToEpoch, drop.Revoked, drop.LeftGroup);
                 OnDropped(drop);
                 break;
             case GetKeyState query:

@@ -9,16 +9,16 @@ namespace Cpns.Host.Api;
 /// <summary><c>cpns status --api</c>: the cluster's state from a server node's HTTP API, as an operator client.</summary>
 public static class ApiStatus
 {
+    /// <summary>A handler that accepts exactly the node certificates of <paramref name="deployment"/>'s CA, nothing else.</summary>
+    public static HttpClientHandler TrustingOnly(DeploymentCertificates deployment) => new()
+    {
+        ServerCertificateCustomValidationCallback = (_, certificate, _, _) => certificate is not null && deployment.IsIssuedBy(certificate, out _),
+    };
+
     /// <summary>An HTTP client that trusts exactly the deployment CA of <paramref name="certsFolder"/> for the node's certificate.</summary>
     public static HttpClient Client(Uri baseAddress, string apiKey, string certsFolder, TimeSpan timeout)
     {
-        var deployment = DeploymentCertificates.Open(certsFolder);
-        var handler = new HttpClientHandler
-        {
-            ServerCertificateCustomValidationCallback = (_, certificate, _, _) =>
-                certificate is not null && deployment.IsIssuedBy(certificate, out _),
-        };
-        var client = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = timeout };
+        var client = new HttpClient(TrustingOnly(DeploymentCertificates.Open(certsFolder))) { BaseAddress = baseAddress, Timeout = timeout };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
         return client;
     }

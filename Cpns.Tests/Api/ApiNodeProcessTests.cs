@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Cpns.Actors.Security;
+using Cpns.Host.Api;
 using Cpns.Tests.Support;
 using Xunit;
 
@@ -42,10 +43,7 @@ public sealed class ApiNodeProcessTests : IDisposable
         await server.WaitForOutputAsync("HTTP API on", TimeSpan.FromSeconds(60));
 
         var deployment = DeploymentCertificates.Open(Path.Combine(_data, "tls"));
-        using var http = new HttpClient(new HttpClientHandler
-        {
-            ServerCertificateCustomValidationCallback = (_, certificate, _, _) => certificate is not null && deployment.IsIssuedBy(certificate, out _),
-        }) { BaseAddress = new Uri($"https://127.0.0.1:{apiPort}/") };
+        using var http = new HttpClient(ApiStatus.TrustingOnly(deployment)) { BaseAddress = new Uri($"https://127.0.0.1:{apiPort}/") };
         await AwaitReadyAsync(http);
         Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("operator/v1/inventory")).StatusCode);
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);

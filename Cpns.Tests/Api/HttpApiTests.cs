@@ -114,29 +114,40 @@ public sealed class HttpApiTests(ITestOutputHelper output) : CpnsTestKit(output,
 
         Assert.Empty((await Pnes["p4"].Ask<ReceivedContent>(new GetReceivedContent("p4"), Timeout)).Items);
 
-        // Usage: the ACE's upload once, and each member's download, reported by the PN GWs; charging follows from it.
+        // To one member only: the same encryption, one PN GW, one recipient.
+        var single = await OkAsync<DeliveryView>(await ace.PostAsJsonAsync("ace/v1/deliveries",
+            new DeliveryBody("d-2", "s-film", TargetDeviceId: "p2", Content: Convert.ToBase64String("for p2"u8.ToArray())), Json), HttpStatusCode.Created);
+        Assert.Equal(["g1"], single.Gateways.Keys);
+        Assert.Equal(["p2"], single.Gateways["g1"]);
+        await AwaitAssertAsync(async () => Assert.Contains("ace:studio:d-2",
+            (await Pnes["p2"].Ask<ReceivedContent>(new GetReceivedContent("p2"), Timeout)).Items.Select(i => i.DeliveryId)), Timeout);
+        Assert.DoesNotContain("ace:studio:d-2", (await Pnes["p1"].Ask<ReceivedContent>(new GetReceivedContent("p1"), Timeout)).Items.Select(i => i.DeliveryId));
+
+        // Usage: the ACE's uploads once each, and each recipient's download, reported by the PN GWs; charging follows from it.
         var bytes = delivery.CiphertextBytes;
+        var singleBytes = single.CiphertextBytes;
         await AwaitAssertAsync(async () =>
         {
             var usage = await OkAsync<UsageView>(await ace.GetAsync("ace/v1/usage"));
-            Assert.Equal((bytes, 3L * bytes), (usage.BytesUp, usage.BytesDown));
+            Assert.Equal((bytes + singleBytes, 3L * bytes + singleBytes), (usage.BytesUp, usage.BytesDown));
             Assert.Equal(["ace:studio", "p1", "p2", "p3"], usage.Records.Select(r => r.DeviceId).Distinct().Order());
         }, Timeout);
         await AwaitAssertAsync(async () =>
         {
             var charging = await OkAsync<ChargingStatement>(await ace.GetAsync("ace/v1/charging"));
-            Assert.Equal(["ace:studio", "p1", "p2", "p3"], charging.Records.Select(r => r.UserId).Order());
+            Assert.Equal(["ace:studio", "p1", "p2", "p3"], charging.Records.Select(r => r.UserId).Distinct().Order());
             Assert.All(charging.Records, r => Assert.Equal("s-film", r.ServiceId));
-            Assert.Equal(4L * bytes, charging.TotalVolumeBytes);
+            Assert.Equal(4L * bytes + 2L * singleBytes, charging.TotalVolumeBytes);
         }, Timeout);
 
-        // The scrape shows what happened: one accepted delivery sent to two PN GWs, one search, two PN GWs' key acknowledgements.
+        // The scrape shows what happened: two accepted deliveries (to two PN GWs, then to one), three searches, two PN GWs'
+        // key acknowledgements.
         await AwaitAssertAsync(async () =>
         {
             var after = await op.GetStringAsync("metrics");
             double Delta(string name, string labels = "") => ApiUnderTest.Series(after, name, labels) - ApiUnderTest.Series(before, name, labels);
-            Assert.Equal(1, Delta("cpns_content_deliveries_total", "outcome=\"accepted\""));
-            Assert.Equal(2.0 * bytes, Delta("cpns_content_bytes_total"));
+            Assert.Equal(2, Delta("cpns_content_deliveries_total", "outcome=\"accepted\""));
+            Assert.Equal(2.0 * bytes + singleBytes, Delta("cpns_content_bytes_total"));
             Assert.Equal(3, Delta("cpns_directory_searches_total", "outcome=\"answered\""));
             Assert.Equal(2, Delta("cpns_key_delivery_duration_milliseconds_count", "mode=\"push\""));
             Assert.Equal(1, Delta("cpns_rekeys_total", "mode=\"push\""));

@@ -134,7 +134,9 @@ public sealed class BadInputTests(ITestOutputHelper output) : CpnsTestKit(output
         {
             foreach (var type in payloadTypes.OrderBy(_ => random.Next()).Take(12))
             {
-                var sample = Samples.Create(type, TestActor);
+                // Refs in the samples point at the attacker: a mutation that still parses, signed by the insider, is a valid
+                // message of an entity every function trusts, and whatever it makes a function send goes to the attacker.
+                var sample = Samples.Create(type, attacker.Ref);
                 var bytes = Serializer.ToBinary(sample);
                 var manifest = Serializer.Manifest(sample);
                 foreach (var mutated in Mutations(bytes, random).Take(6))
@@ -176,8 +178,9 @@ public sealed class BadInputTests(ITestOutputHelper output) : CpnsTestKit(output
             groupsAfter.Groups.Select(g => (g.GroupId, g.Epoch, string.Join(",", g.Members))));
 
         // And the network still does its work: a membership change rekeys, and both members hold the new epoch.
-        Server.Smf.Tell(new LocalRequest(new RemoveMember("grp", "p1", "p2")));
-        var accepted = await ExpectMsgAsync<GroupAccepted>(Timeout);
+        var operatorProbe = CreateTestProbe();
+        Server.Smf.Tell(new LocalRequest(new RemoveMember("grp", "p1", "p2")), operatorProbe.Ref);
+        var accepted = await operatorProbe.ExpectMsgAsync<GroupAccepted>(Timeout);
         await AwaitAssertAsync(async () => Assert.Equal(accepted.Epoch, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
     }
 

@@ -66,11 +66,7 @@ public sealed partial class ApiUnderTest : IAsyncDisposable
 
     public HttpClient Anonymous()
     {
-        var handler = new HttpClientHandler
-        {
-            ServerCertificateCustomValidationCallback = (_, certificate, _, _) => certificate is not null && _deployment.IsIssuedBy(certificate, out _),
-        };
-        var client = new HttpClient(handler) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient(ApiStatus.TrustingOnly(_deployment)) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         _clients.Add(client);
         return client;
     }
