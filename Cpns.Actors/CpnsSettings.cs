@@ -33,6 +33,8 @@ public sealed record CpnsSettings
     public required TimeSpan PullRetryInitial { get; init; }
     public required TimeSpan PullRetryMax { get; init; }
     public required int PullMaxAttempts { get; init; }
+    public required int BusyMailboxDepth { get; init; }
+    public required int PullMaxBusy { get; init; }
     public required bool AllowKeyExport { get; init; }
     public required TimeSpan EnvelopeMaxSkew { get; init; }
     public required int EnvelopeMaxPayloadBytes { get; init; }
@@ -103,6 +105,8 @@ public sealed record CpnsSettings
             PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
             PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
             PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
+            BusyMailboxDepth = c.GetInt("keys.busy-mailbox-depth"),
+            PullMaxBusy = c.GetInt("keys.pull-max-busy"),
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),
             EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
             EnvelopeMaxPayloadBytes = envelopeMax,

@@ -43,6 +43,9 @@ public static class CpnsMetrics
     public static readonly Counter<long> EnvelopesRefused = Meter.CreateCounter<long>("cpns.envelopes.refused",
         description: "Signed envelopes refused by a receiving function (tag reason)");
 
+    public static readonly Counter<long> BusyAnswers = Meter.CreateCounter<long>("cpns.busy_answers",
+        description: "Requests a function that is behind answered \"busy, retry after\" instead of doing them (tag function)");
+
     public static readonly Counter<long> Retries = Meter.CreateCounter<long>("cpns.retries",
         description: "Requests sent again because no answer came (tag function)");
 

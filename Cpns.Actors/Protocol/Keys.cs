@@ -21,6 +21,8 @@ public enum KeyError
     NotAuthorized,
     InsufficientSecurityLevel,
     IntegrityFailure,
+    /// <summary>The key function is behind: ask again after the answer's RetryAfterMs (not a refusal of the request).</summary>
+    Busy,
 }
 
 /// <summary>A PN GW that must receive a group epoch, and the group's members reached through it.</summary>
@@ -163,7 +165,7 @@ public sealed record ContentDecrypted(string GroupId, long Epoch, string SenderI
 
 public sealed record ContentRefused(string GroupId, long Epoch, KeyError Error, string Detail) : ICpnsMessage, IWithGroupId;
 
-public sealed record GroupKeyRefused(string GroupId, long Epoch, KeyError Error, string Detail)
+public sealed record GroupKeyRefused(string GroupId, long Epoch, KeyError Error, string Detail, int RetryAfterMs = 0)
     : ICpnsMessage, IWithGroupId;
 
 /// <summary>Pull step 11: CSKMF → SMF (same entity): the key is available.</summary>

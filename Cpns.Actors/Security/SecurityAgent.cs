@@ -11,9 +11,9 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public sealed class SecurityAgent : UntypedActor, IWithTimers
 {
-    private sealed record Pending(IActorRef Location, int Attempts);
+    private sealed record Pending(IActorRef Location, int Attempts, int BusyAnswers = 0);
 
-    private sealed record RetryAcquire(string GroupId, long Epoch) : INoSerializationVerificationNeeded;
+    private sealed record RetryAcquire(string GroupId, long Epoch, bool AfterBusy = false) : INoSerializationVerificationNeeded;
 
     private readonly EntityIdentity _identity;
     private readonly FlowLeg _leg;
@@ -61,6 +61,12 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
             case RetryAcquire retry:
                 if (!_pending.TryGetValue((retry.GroupId, retry.Epoch), out var pending))
                     return;
+                if (retry.AfterBusy)
+                {
+                    Request(retry.GroupId, retry.Epoch, pending.Location, pending.Attempts);
+                    return;
+                }
+
                 if (pending.Attempts >= _settings.PullMaxAttempts)
                 {
                     _log.Error("{0}: gave up acquiring {1}#{2} after {3} attempts", _identity.DeviceId, retry.GroupId, retry.Epoch,
@@ -94,6 +100,23 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 break;
             case GroupKeyRefused { Error: KeyError.NotYetAvailable }:
                 break; // the retry timer asks again
+            case GroupKeyRefused { Error: KeyError.Busy } busy when _pending.TryGetValue((busy.GroupId, busy.Epoch), out var waiting):
+                // Not a failed attempt: the key function is behind and says when to come back.
+                if (waiting.BusyAnswers >= _settings.PullMaxBusy)
+                {
+                    _log.Warning("{0}: {1}#{2}: the key function stayed busy for {3} answers; giving up", _identity.DeviceId, busy.GroupId,
+                        busy.Epoch, waiting.BusyAnswers);
+                    Forget((busy.GroupId, busy.Epoch));
+                    Context.Parent.Tell(busy);
+                    break;
+                }
+
+                _pending[(busy.GroupId, busy.Epoch)] = waiting with { BusyAnswers = waiting.BusyAnswers + 1 };
+                Timers.StartSingleTimer((busy.GroupId, busy.Epoch), new RetryAcquire(busy.GroupId, busy.Epoch, AfterBusy: true),
+                    TimeSpan.FromMilliseconds(busy.RetryAfterMs));
+                break;
+            case GroupKeyRefused { Error: KeyError.Busy }:
+                break; // an answer to a request since settled
             case GroupKeyRefused refused:
                 _log.Warning("{0}: key request {1}#{2} refused: {3} ({4})", _identity.DeviceId, refused.GroupId, refused.Epoch,
                     refused.Error, refused.Detail);

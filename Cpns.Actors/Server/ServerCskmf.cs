@@ -114,6 +114,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
+            case SignedEnvelope { Manifest: nameof(GroupKeyRequest) } envelope when Backlog() is > 0 and var backlog:
+                AnswerBusy(envelope, backlog);
+                break;
             case SignedEnvelope envelope:
                 if (_link.TryOpen(envelope, out var inner, out var senderId))
                     OnSigned(inner, senderId);
@@ -440,6 +443,48 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _broadcasts++;
         _broadcastCopies += copies;
         _broadcastBytes += bytes;
+    }
+
+    /// <summary>How far behind this function is (messages waiting beyond the busy threshold), or 0 when it keeps up.</summary>
+    private long Backlog()
+    {
+        if (Settings.BusyMailboxDepth <= 0 || Self is not ActorRefWithCell local)
+            return 0;
+        var waiting = local.Underlying.NumberOfMessages;
+        return waiting > Settings.BusyMailboxDepth ? waiting : 0;
+    }
+
+    /// <summary>
+    /// Overloaded: a key request is answered at once, "busy, retry after", without its public-key work (checking the
+    /// signature, unwrapping, wrapping). Waiting in a long queue instead would only make the request stale and its retry
+    /// one more in the queue. The answer is signed as any: the requester trusts it as much as a key.
+    /// </summary>
+    private void AnswerBusy(SignedEnvelope envelope, long backlog)
+    {
+        if (!_link.Guard.Knows(envelope.SenderId))
+            return; // nobody we serve: the guard refuses it when there is time
+        GroupKeyRequest? request;
+        try
+        {
+            request = Context.System.Serialization.Deserialize(envelope.Payload.ToArray(), Serialization.ProtocolSerializer.SerializerId,
+                envelope.Manifest) as GroupKeyRequest;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            request = null;
+        }
+
+        if (request is null)
+        {
+            // Malformed: the guard refuses and counts it as it would any other time.
+            _link.TryOpen(envelope, out _, out _);
+            return;
+        }
+
+        // About the time the backlog takes to drain at a few thousand messages a second, jittered so retries do not return together.
+        var retryAfter = (int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), 100, 10_000);
+        CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", "server-cskmf"));
+        _link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.Busy, $"{backlog} messages waiting", retryAfter));
     }
 
     /// <summary>Pull steps 9 → 10: a PN GW asks for an epoch; it gets it wrapped for itself alone, if it may.</summary>
