@@ -15,6 +15,7 @@ public static class Aead
 
     public static Octets Seal(ReadOnlySpan<byte> key, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {
+        CryptoOperations.Sealed();
         var output = new byte[Overhead + plaintext.Length];
         var nonce = output.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
@@ -27,6 +28,7 @@ public static class Aead
     /// <summary>Returns the plaintext, or null when the ciphertext, its tag or the associated data do not match.</summary>
     public static byte[]? Open(ReadOnlySpan<byte> key, Octets sealedBox, ReadOnlySpan<byte> associatedData)
     {
+        CryptoOperations.Sealed();
         if (sealedBox.Length < Overhead)
             return null;
         var box = sealedBox.Span;

@@ -64,6 +64,7 @@ public sealed class EntityIdentity
 
     public Octets Sign(ReadOnlySpan<byte> message)
     {
+        CryptoOperations.Signed();
         var signature = new byte[Ed25519PrivateKeyParameters.SignatureSize];
         var bytes = message.ToArray();
         _signingKey.Sign(Ed25519.Algorithm.Ed25519, null, bytes, 0, bytes.Length, signature, 0);
@@ -76,6 +77,7 @@ public sealed class EntityIdentity
     /// <summary>The raw X25519 shared secret with a peer; callers feed it to HKDF, never use it directly.</summary>
     internal byte[] Agree(Octets peerAgreementPublicKey)
     {
+        CryptoOperations.Agreed();
         if (peerAgreementPublicKey.Length != X25519PublicKeyParameters.KeySize)
             throw new System.Security.Cryptography.CryptographicException("X25519 public key must be 32 bytes");
         var shared = new byte[X25519PrivateKeyParameters.SecretSize];
@@ -108,6 +110,9 @@ public sealed class VerificationKey
             ? new VerificationKey(encoded, key)
             : null;
 
-    public bool Verify(ReadOnlySpan<byte> message, Octets signature) =>
-        signature.Length == 64 && SignatureAlgorithm.Ed25519.Verify(_key, message, signature.Span);
+    public bool Verify(ReadOnlySpan<byte> message, Octets signature)
+    {
+        CryptoOperations.Verified();
+        return signature.Length == 64 && SignatureAlgorithm.Ed25519.Verify(_key, message, signature.Span);
+    }
 }

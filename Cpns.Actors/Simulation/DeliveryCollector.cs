@@ -24,7 +24,8 @@ public sealed class DeliveryCollector : UntypedActor
         public static readonly GetStats Instance = new();
     }
 
-    public sealed record Stats(long PushInstalls, long PullInstalls, IReadOnlyList<double> LatenciesMs)
+    public sealed record Stats(long PushInstalls, long PullInstalls, IReadOnlyList<double> LatenciesMs, IReadOnlyList<double> PushLatenciesMs,
+        IReadOnlyList<double> PullLatenciesMs)
         : INoSerializationVerificationNeeded;
 
     public sealed record GetRegistered : INoSerializationVerificationNeeded
@@ -40,6 +41,8 @@ public sealed class DeliveryCollector : UntypedActor
     private readonly Dictionary<(string GroupId, long Epoch), long> _requestedAt = new();
     private readonly Dictionary<(string GroupId, string Member), long> _installedEpoch = new();
     private readonly List<double> _latenciesMs = new();
+    private readonly List<double> _pushLatenciesMs = new();
+    private readonly List<double> _pullLatenciesMs = new();
     private HashSet<(string GroupId, string Member)>? _outstanding;
     private Dictionary<string, long>? _expectedEpoch;
     private long _push;
@@ -76,7 +79,11 @@ public sealed class DeliveryCollector : UntypedActor
                 else
                     _pull++;
                 if (_requestedAt.TryGetValue((installed.GroupId, installed.Epoch), out var at))
-                    _latenciesMs.Add(Stopwatch.GetElapsedTime(at).TotalMilliseconds);
+                {
+                    var latency = Stopwatch.GetElapsedTime(at).TotalMilliseconds;
+                    _latenciesMs.Add(latency);
+                    (installed.Mode == DeliveryMode.Push ? _pushLatenciesMs : _pullLatenciesMs).Add(latency);
+                }
                 var key = (installed.GroupId, installed.HolderId);
                 if (!_installedEpoch.TryGetValue(key, out var known) || known < installed.Epoch)
                     _installedEpoch[key] = installed.Epoch;
@@ -106,7 +113,7 @@ public sealed class DeliveryCollector : UntypedActor
                 Sender.Tell(new Registered(_registeredGateways.Count, _registeredPnes.Count));
                 break;
             case GetStats:
-                Sender.Tell(new Stats(_push, _pull, _latenciesMs.ToList()));
+                Sender.Tell(new Stats(_push, _pull, _latenciesMs.ToList(), _pushLatenciesMs.ToList(), _pullLatenciesMs.ToList()));
                 break;
             default:
                 Unhandled(message);

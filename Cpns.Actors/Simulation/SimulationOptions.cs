@@ -1,3 +1,4 @@
+using Cpns.Actors.Security;
 using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Simulation;
@@ -54,6 +55,32 @@ public sealed record SimulationResult
     public double KeyDeliveryP50Ms { get; init; }
     public double KeyDeliveryP99Ms { get; init; }
     public double WallSeconds { get; init; }
+
+    public double PushP50Ms { get; init; }
+    public double PushP99Ms { get; init; }
+    public double PushMaxMs { get; init; }
+    public double PullP50Ms { get; init; }
+    public double PullP99Ms { get; init; }
+    public double PullMaxMs { get; init; }
+
+    /// <summary>Seconds each phase took, by phase name, in order.</summary>
+    public IReadOnlyDictionary<string, double> PhaseSeconds { get; init; } = new Dictionary<string, double>();
+
+    public double PneRegistrationsPerSecond { get; init; }
+
+    /// <summary>Requests sent again for want of an answer, "busy" answers, and signed envelopes refused (all functions).</summary>
+    public long Retries { get; init; }
+    public long BusyAnswers { get; init; }
+    public long EnvelopesRefused { get; init; }
+
+    /// <summary>Working set growth from before the first PN GW started to after the last PNE registered, per PNE.</summary>
+    public double BytesPerPne { get; init; }
+
+    /// <summary>The run's own count of cryptographic operations, their unit cost measured at start-up, and the floor it makes.</summary>
+    public CryptoOperations.Counts? Crypto { get; init; }
+    public CryptoOperations.UnitCosts? CryptoUnitCosts { get; init; }
+    public double CryptoFloorSeconds { get; init; }
+    public double WallOverFloor { get; init; }
 
     /// <summary>How the server's CSKMF delivered the keys (shown in the table; the JSON keeps the keys above).</summary>
     [System.Text.Json.Serialization.JsonIgnore]

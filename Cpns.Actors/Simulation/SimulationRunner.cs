@@ -27,6 +27,9 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     {
         if (options.Validate() is { } problem)
             throw new ArgumentException(problem, nameof(options));
+        var unitCosts = CryptoOperations.Measure();
+        using var counters = new RunCounters();
+        var cryptoBefore = CryptoOperations.Now();
         var wall = Stopwatch.StartNew();
         var random = new Random(options.Seed);
         var collector = system.ActorOf(DeliveryCollector.Props(acknowledged), $"sim-collector-{Guid.NewGuid():N}");
@@ -42,6 +45,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                     .Concat(Enumerable.Range(0, options.Pnes).Select(p => (PneId(p), EntityKind.Pne))), AskTimeout);
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 1, 1));
 
+            var workingSetBefore = Environment.WorkingSet;
             var gateways = new List<IActorRef>(options.Gateways);
             for (var g = 0; g < options.Gateways; g++)
                 gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), EntityKind.PnGateway),
@@ -62,6 +66,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
                     AskTimeout)).Pnes);
 
+            var bytesPerPne = options.Pnes == 0 ? 0 : Math.Max(0, Environment.WorkingSet - workingSetBefore) / (double)options.Pnes;
             var pneIds = pnes.Keys.Order(StringComparer.Ordinal).ToArray();
             var plan = Plan(options, pneIds, random);
             var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
@@ -88,9 +93,32 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
             var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, AskTimeout);
             var latencies = stats.LatenciesMs.Order().ToArray();
+            var push = stats.PushLatenciesMs.Order().ToArray();
+            var pull = stats.PullLatenciesMs.Order().ToArray();
             progress?.Report(new SimulationProgress(SimulationPhase.Done, 1, 1));
+            var crypto = CryptoOperations.Now() - cryptoBefore;
+            var floor = unitCosts.FloorSeconds(crypto, Environment.ProcessorCount);
+            var phaseSeconds = phases.Seconds();
             return new SimulationResult
             {
+                PushP50Ms = Math.Round(Percentile(push, 0.50), 3),
+                PushP99Ms = Math.Round(Percentile(push, 0.99), 3),
+                PushMaxMs = Math.Round(push.Length == 0 ? 0 : push[^1], 3),
+                PullP50Ms = Math.Round(Percentile(pull, 0.50), 3),
+                PullP99Ms = Math.Round(Percentile(pull, 0.99), 3),
+                PullMaxMs = Math.Round(pull.Length == 0 ? 0 : pull[^1], 3),
+                PhaseSeconds = phaseSeconds,
+                PneRegistrationsPerSecond = phaseSeconds.TryGetValue(nameof(SimulationPhase.RegisteringPnes), out var registering) && registering > 0
+                    ? Math.Round(options.Pnes / registering, 1)
+                    : 0,
+                Retries = counters.Retries,
+                BusyAnswers = counters.BusyAnswers,
+                EnvelopesRefused = counters.EnvelopesRefused,
+                BytesPerPne = Math.Round(bytesPerPne),
+                Crypto = crypto,
+                CryptoUnitCosts = unitCosts,
+                CryptoFloorSeconds = Math.Round(floor, 3),
+                WallOverFloor = floor > 0 ? Math.Round(wall.Elapsed.TotalSeconds / floor, 2) : 0,
                 Gateways = options.Gateways,
                 Pnes = options.Pnes,
                 Groups = options.Groups,
@@ -115,16 +143,75 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         }
     }
 
-    /// <summary>Remembers the phase last reported, so a failure can say where the run stopped.</summary>
+    /// <summary>Remembers the phase last reported, so a failure can say where the run stopped, and how long each phase took.</summary>
     private sealed class PhaseTracker(IProgress<SimulationProgress>? inner) : IProgress<SimulationProgress>
     {
+        private readonly List<(SimulationPhase Phase, long StartedAt)> _started = [(SimulationPhase.StartingServer, Stopwatch.GetTimestamp())];
+
         public SimulationPhase Current { get; private set; } = SimulationPhase.StartingServer;
 
         public void Report(SimulationProgress value)
         {
+            if (value.Phase != Current)
+                _started.Add((value.Phase, Stopwatch.GetTimestamp()));
             Current = value.Phase;
             inner?.Report(value);
         }
+
+        public IReadOnlyDictionary<string, double> Seconds()
+        {
+            var seconds = new Dictionary<string, double>();
+            for (var i = 0; i < _started.Count; i++)
+            {
+                if (_started[i].Phase == SimulationPhase.Done)
+                    continue;
+                var end = i + 1 < _started.Count ? _started[i + 1].StartedAt : Stopwatch.GetTimestamp();
+                seconds[_started[i].Phase.ToString()] = Math.Round(Stopwatch.GetElapsedTime(_started[i].StartedAt, end).TotalSeconds, 3);
+            }
+
+            return seconds;
+        }
+    }
+
+    /// <summary>The enabler's retry, busy and refusal counters (process-wide instruments) over one run.</summary>
+    private sealed class RunCounters : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private long _retries;
+        private long _busy;
+        private long _refused;
+
+        public RunCounters()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == Common.CpnsMetrics.MeterName &&
+                    instrument.Name is "cpns.retries" or "cpns.busy_answers" or "cpns.envelopes.refused")
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+            {
+                switch (instrument.Name)
+                {
+                    case "cpns.retries":
+                        Interlocked.Add(ref _retries, value);
+                        break;
+                    case "cpns.busy_answers":
+                        Interlocked.Add(ref _busy, value);
+                        break;
+                    default:
+                        Interlocked.Add(ref _refused, value);
+                        break;
+                }
+            });
+            _listener.Start();
+        }
+
+        public long Retries => Interlocked.Read(ref _retries);
+        public long BusyAnswers => Interlocked.Read(ref _busy);
+        public long EnvelopesRefused => Interlocked.Read(ref _refused);
+
+        public void Dispose() => _listener.Dispose();
     }
 
     private sealed record GroupPlan(string GroupId, CreateGroup Create, IReadOnlyList<ICpnsMessage> Churn);

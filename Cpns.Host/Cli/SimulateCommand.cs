@@ -183,7 +183,22 @@ public static class SimulateCommand
 
         Row("key delivery p50 (ms)", result.KeyDeliveryP50Ms.ToString("0.###"));
         Row("key delivery p99 (ms)", result.KeyDeliveryP99Ms.ToString("0.###"));
+        Row("  push p50 / p99 / max (ms)", $"{result.PushP50Ms:0.#} / {result.PushP99Ms:0.#} / {result.PushMaxMs:0.#}");
+        Row("  pull p50 / p99 / max (ms)", $"{result.PullP50Ms:0.#} / {result.PullP99Ms:0.#} / {result.PullMaxMs:0.#}");
+        Row("PNE registrations per second", result.PneRegistrationsPerSecond.ToString("0.#"));
+        Row("retries / busy answers / envelopes refused", $"{result.Retries} / {result.BusyAnswers} / {result.EnvelopesRefused}");
+        foreach (var (phase, seconds) in result.PhaseSeconds)
+            Row($"  phase {phase} (s)", seconds.ToString("0.###"));
         Row("wall time (s)", result.WallSeconds.ToString("0.###"));
+        if (result.Crypto is { } crypto && result.CryptoUnitCosts is { } unit)
+        {
+            Row("signatures / verifications / agreements / AEAD",
+                $"{crypto.Signatures} / {crypto.Verifications} / {crypto.Agreements} / {crypto.Aead}");
+            Row("  unit cost here (µs)", $"{unit.SignMicros:0.#} / {unit.VerifyMicros:0.#} / {unit.AgreeMicros:0.#} / {unit.AeadMicros:0.#}");
+            Row($"crypto floor on {Environment.ProcessorCount} cores (s); wall ÷ floor", $"{result.CryptoFloorSeconds:0.###}; {result.WallOverFloor:0.##}");
+        }
+
+        Row("memory per PNE (bytes, working set growth)", result.BytesPerPne.ToString("0"));
         Row("peak memory (MB)", peakMb.ToString("0"));
         return table;
     }

@@ -1,3 +1,4 @@
+using Cpns.Actors.Security;
 using Cpns.Actors.Server;
 using Cpns.Actors.Simulation;
 using Cpns.Tests.Support;
@@ -24,7 +25,18 @@ public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(outp
         Assert.Equal(4 * (1 + 4), result.Epochs);
         Assert.True(result.KeysDeliveredPush > 0, "half the groups push");
         Assert.True(result.KeysDeliveredPull > 0, "half the groups pull");
-        Assert.True(result.KeyDeliveryP99Ms >= result.KeyDeliveryP50Ms);
+        // The run accounts for itself: every phase timed in order, its cryptography counted, the floor it makes.
+        Assert.Equal(["StartingServer", "RegisteringGateways", "RegisteringPnes", "CreatingGroups", "Churning", "Converging", "Verifying"],
+            result.PhaseSeconds.Keys);
+        Assert.True(result.PneRegistrationsPerSecond > 0);
+        var crypto = Assert.IsType<CryptoOperations.Counts>(result.Crypto);
+        // Each PNE proves itself once to its PN GW, which relays the proof to the server: at least two checks per PNE.
+        Assert.True(crypto.Verifications >= 2 * 30, $"{crypto.Verifications} verifications");
+        Assert.True(crypto.Agreements > 0 && crypto.Aead > 0 && crypto.Signatures > 0);
+        Assert.True(result.CryptoFloorSeconds > 0);
+        Assert.Equal(Math.Round(result.WallSeconds / result.CryptoFloorSeconds, 2), result.WallOverFloor, 1);
+        Assert.Equal(result.KeysDeliveredPush > 0, result.PushP50Ms > 0);
+        Assert.Equal(result.KeysDeliveredPull > 0, result.PullP50Ms > 0);
     }
 
     [Fact]

@@ -28,8 +28,12 @@ public sealed class SimulateCommandTests : IDisposable
         var root = document.RootElement;
         Assert.Equal(
             ["gateways", "pnes", "groups", "members", "membersWithCurrentKey", "keysDeliveredPush", "keysDeliveredPull",
-                "epochs", "keyDeliveryP50Ms", "keyDeliveryP99Ms", "wallSeconds"],
+                "epochs", "keyDeliveryP50Ms", "keyDeliveryP99Ms", "wallSeconds", "pushP50Ms", "pushP99Ms", "pushMaxMs", "pullP50Ms",
+                "pullP99Ms", "pullMaxMs", "phaseSeconds", "pneRegistrationsPerSecond", "retries", "busyAnswers", "envelopesRefused",
+                "bytesPerPne", "crypto", "cryptoUnitCosts", "cryptoFloorSeconds", "wallOverFloor"],
             root.EnumerateObject().Select(p => p.Name));
+        Assert.True(root.GetProperty("cryptoFloorSeconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("crypto").GetProperty("signatures").GetInt64() > 0);
         Assert.Equal((10, 200, 5), (root.GetProperty("gateways").GetInt32(), root.GetProperty("pnes").GetInt32(),
             root.GetProperty("groups").GetInt32()));
         var members = root.GetProperty("members").GetInt32();
