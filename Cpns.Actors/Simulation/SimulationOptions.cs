@@ -76,7 +76,10 @@ public sealed record SimulationResult
     /// <summary>Working set growth from before the first PN GW started to after the last PNE registered, per PNE.</summary>
     public double BytesPerPne { get; init; }
 
-    /// <summary>The run's own count of cryptographic operations, their unit cost measured at start-up, and the floor it makes.</summary>
+    /// <summary>
+    /// The run's own count of cryptographic operations, their unit cost measured in the same process once the run is done
+    /// (the code is then compiled at full speed), and the floor they make.
+    /// </summary>
     public CryptoOperations.Counts? Crypto { get; init; }
     public CryptoOperations.UnitCosts? CryptoUnitCosts { get; init; }
     public double CryptoFloorSeconds { get; init; }

@@ -27,7 +27,6 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     {
         if (options.Validate() is { } problem)
             throw new ArgumentException(problem, nameof(options));
-        var unitCosts = CryptoOperations.Measure();
         using var counters = new RunCounters();
         var cryptoBefore = CryptoOperations.Now();
         var wall = Stopwatch.StartNew();
@@ -97,6 +96,9 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var pull = stats.PullLatenciesMs.Order().ToArray();
             progress?.Report(new SimulationProgress(SimulationPhase.Done, 1, 1));
             var crypto = CryptoOperations.Now() - cryptoBefore;
+            wall.Stop();
+            // Measured now, not before the run: at start-up the JIT has not yet compiled the crypto code at full speed.
+            var unitCosts = CryptoOperations.Measure();
             var floor = unitCosts.FloorSeconds(crypto, Environment.ProcessorCount);
             var phaseSeconds = phases.Seconds();
             return new SimulationResult
