@@ -461,8 +461,6 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     /// </summary>
     private void AnswerBusy(SignedEnvelope envelope, long backlog)
     {
-        if (!_link.Guard.Knows(envelope.SenderId))
-            return; // nobody we serve: the guard refuses it when there is time
         GroupKeyRequest? request;
         try
         {
@@ -474,9 +472,10 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             request = null;
         }
 
-        if (request is null)
+        if (request is null || !_link.Guard.Knows(envelope.SenderId))
         {
-            // Malformed: the guard refuses and counts it as it would any other time.
+            // Malformed, or from nobody we serve: the guard refuses and counts it as at any other time (cheaply: both are
+            // refused before any signature is checked).
             _link.TryOpen(envelope, out _, out _);
             return;
         }
