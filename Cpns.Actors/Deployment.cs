@@ -43,9 +43,9 @@ public static class Deployment
         var provisions = new List<DeviceProvision>();
         foreach (var (deviceId, kind) in devices)
         {
-            var token = Enrolment.NewToken();
+            var (token, provision) = Enrolment.Provision(deviceId, kind, long.MaxValue);
             tokens[deviceId] = token;
-            provisions.Add(new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token), long.MaxValue));
+            provisions.Add(provision);
         }
 
         var answer = await registry.Ask<DevicesProvisioned>(new ProvisionDevices(provisions), timeout);

@@ -19,6 +19,13 @@ public static class Enrolment
 
     public static bool IsToken(string? token) => token is { Length: > 40 and < 80 } && token.StartsWith(Prefix, StringComparison.Ordinal);
 
+    /// <summary>A fresh token for one device, and the provisioning entry the server keeps for it (the token's key only).</summary>
+    public static (string Token, DeviceProvision Provision) Provision(string deviceId, EntityKind kind, long expiresAtMs)
+    {
+        var token = NewToken();
+        return (token, new DeviceProvision(deviceId, kind, KeyOf(token), expiresAtMs));
+    }
+
     /// <summary>What the server keeps for a token: it checks proofs with it and never sees the token again.</summary>
     public static Octets KeyOf(string token) => Octets.Own(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 

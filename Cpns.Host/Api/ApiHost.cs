@@ -89,12 +89,7 @@ public static class ApiHost
         });
 
         var services = builder.Services;
-        services.ConfigureHttpJsonOptions(json =>
-        {
-            json.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
-            json.SerializerOptions.RespectNullableAnnotations = true;
-            json.SerializerOptions.RespectRequiredConstructorParameters = true;
-        });
+        services.ConfigureHttpJsonOptions(json => Configure(json.SerializerOptions));
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;

@@ -69,10 +69,9 @@ public static class OperatorApi
     {
         if (body.ValidDays is < 1 or > 365)
             return Problems.Invalid("a token is valid for 1 to 365 days");
-        var token = Enrolment.NewToken();
         var expires = server.System.Scheduler.Now.AddDays(body.ValidDays).ToUnixTimeMilliseconds();
-        return await server.AskAsync(server.Server.Registry,
-                new ProvisionDevices([new DeviceProvision(body.DeviceId, body.Kind, Enrolment.KeyOf(token), expires)]), cancellationToken) switch
+        var (token, provision) = Enrolment.Provision(body.DeviceId, body.Kind, expires);
+        return await server.AskAsync(server.Server.Registry, new ProvisionDevices([provision]), cancellationToken) switch
             {
                 DevicesProvisioned { DeviceIds.Count: 1 } => Results.Created($"/operator/v1/devices/{body.DeviceId}/lease",
                     new ProvisionedView(body.DeviceId, body.Kind, token, expires)),

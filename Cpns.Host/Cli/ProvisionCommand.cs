@@ -50,9 +50,9 @@ public static class ProvisionCommand
                 .Concat(Enumerable.Range(1, parse.GetValue(pnes)).Select(j => ($"{prefix}-p{j}", EntityKind.Pne)));
             foreach (var (deviceId, kind) in ids)
             {
-                var token = Enrolment.NewToken();
+                var (token, provision) = Enrolment.Provision(deviceId, kind, expires);
                 identities.SaveEnrolmentToken(deviceId, token);
-                devices.Add(new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token), expires));
+                devices.Add(provision);
             }
 
             if (devices.Count == 0)

@@ -102,9 +102,8 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
     /// <summary>Provisions <paramref name="deviceId"/> with a token of the test's own (not the kit's), as the operator would.</summary>
     private async Task<string> ProvisionAsync(string deviceId, EntityKind kind, long expiresAtMs = long.MaxValue)
     {
-        var token = Enrolment.NewToken();
-        var answer = await Server.Registry.Ask<DevicesProvisioned>(new ProvisionDevices([new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token),
-            expiresAtMs)]), Timeout);
+        var (token, provision) = Enrolment.Provision(deviceId, kind, expiresAtMs);
+        var answer = await Server.Registry.Ask<DevicesProvisioned>(new ProvisionDevices([provision]), Timeout);
         Assert.Equal([deviceId], answer.DeviceIds);
         return token;
     }

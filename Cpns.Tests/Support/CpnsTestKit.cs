@@ -131,8 +131,9 @@ public abstract class CpnsTestKit : TestKit
     {
         if (_enrolmentTokens.TryGetValue(deviceId, out var token))
             return token;
-        token = _enrolmentTokens[deviceId] = Enrolment.NewToken();
-        Server.Registry.Tell(new ProvisionDevices([new DeviceProvision(deviceId, kind, Enrolment.KeyOf(token), long.MaxValue)]), ActorRefs.Nobody);
+        (token, var provision) = Enrolment.Provision(deviceId, kind, long.MaxValue);
+        _enrolmentTokens[deviceId] = token;
+        Server.Registry.Tell(new ProvisionDevices([provision]), ActorRefs.Nobody);
         return token;
     }
 
