@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Cpns.Actors.Security;
 
 namespace Cpns.Actors;
 
@@ -38,6 +39,7 @@ public sealed record CpnsSettings
     public required bool AllowKeyExport { get; init; }
     public required TimeSpan EnvelopeMaxSkew { get; init; }
     public required int EnvelopeMaxPayloadBytes { get; init; }
+    public required SessionPolicy Sessions { get; init; }
     public required TimeSpan CredentialValidity { get; init; }
     public required TimeSpan AuthenticationTimeout { get; init; }
     public required int LkhThreshold { get; init; }
@@ -110,6 +112,9 @@ public sealed record CpnsSettings
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),
             EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
             EnvelopeMaxPayloadBytes = envelopeMax,
+            Sessions = new SessionPolicy(c.GetBoolean("security.sessions.enabled"), Math.Max(1, c.GetInt("security.sessions.after-messages")),
+                new SessionLimits(c.GetTimeSpan("security.sessions.lifetime"), Math.Max(1, c.GetLong("security.sessions.max-records"))),
+                Math.Max(1, c.GetInt("security.sessions.max-pending")), c.GetTimeSpan("security.sessions.handshake-timeout")),
             MaxContentBytes = maxContent,
             KeyManagerRetry = c.GetTimeSpan("cluster.key-manager-retry"),
             KeyManagerShards = Math.Max(1, c.GetInt("cluster.key-manager-shards")),

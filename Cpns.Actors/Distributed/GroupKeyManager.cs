@@ -87,8 +87,8 @@ public sealed class GroupKeyManager : CpnsPersistentActor
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (!_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (!_link.TryOpen(wire, out var inner, out var senderId))
                     break;
                 if (senderId != _identity.DeviceId || inner is not IWithGroupId { } addressed || addressed.GroupId != _groupId)
                 {

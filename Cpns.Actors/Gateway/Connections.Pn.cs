@@ -42,7 +42,7 @@ public sealed partial class Connections
     private readonly Dictionary<string, PnLink> _pnLinks = new(StringComparer.Ordinal);
     private long _nextBatchId;
 
-    private void OnFromPne(object message, string senderId, SignedEnvelope envelope)
+    private void OnFromPne(object message, string senderId, SignedEnvelope? envelope)
     {
         switch (message)
         {
@@ -75,27 +75,47 @@ public sealed partial class Connections
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege when _registeredPnes.Contains(senderId):
                 // A PNE's own signed request: relayed unchanged, so the server checks the PNE's signature itself.
-                _server?.Smf.Forward(envelope);
+                RelayToServer(envelope, message, senderId, _server?.Smf);
                 break;
             case PublishStatus when _registeredPnes.Contains(senderId):
-                _server?.Status.Forward(envelope);
+                RelayToServer(envelope, message, senderId, _server?.Status);
                 break;
             case PublishService or WithdrawService or NegotiateService when _registeredPnes.Contains(senderId):
-                _server?.Directory.Forward(envelope);
+                RelayToServer(envelope, message, senderId, _server?.Directory);
                 break;
             case PostContent post when _registeredPnes.Contains(senderId):
-                _functions.Content.Forward(new PostFromPne(senderId, post, envelope));
+                if (envelope is null)
+                    RelayToServer(envelope, message, senderId, null);
+                else
+                    _functions.Content.Forward(new PostFromPne(senderId, post, envelope));
                 break;
             case ContentReceipt receipt when receipt.DeviceId == senderId:
                 _functions.Content.Tell(receipt);
                 break;
             case SearchServices when _registeredPnes.Contains(senderId):
-                _functions.DirectoryCache.Forward(envelope); // answered from the cache when it can
+                RelayToServer(envelope, message, senderId, _functions.DirectoryCache); // answered from the cache when it can
                 break;
             default:
                 Log.Warning("{0}: unexpected {1} from {2}; ignored", _identity.DeviceId, message.GetType().Name, senderId);
                 break;
         }
+    }
+
+    /// <summary>
+    /// A PNE's request for the server goes on in the PNE's own signed envelope, so a PN GW cannot make one up for a PNE;
+    /// one that came in a session record (which only this PN GW could open) is refused.
+    /// </summary>
+    private void RelayToServer(SignedEnvelope? envelope, object message, string senderId, IActorRef? to)
+    {
+        if (envelope is null)
+        {
+            Log.Warning("{0}: {1} from {2} came in a session record; a request for the server must be signed end to end", _identity.DeviceId,
+                message.GetType().Name, senderId);
+            Sender.Tell(new EnvelopeRejected(EnvelopeRejection.Malformed, $"{message.GetType().Name} must come in the PNE's signed envelope"));
+            return;
+        }
+
+        to?.Forward(envelope);
     }
 
     // ---- Authentication of PNEs (this PN GW is the verifier) ----

@@ -119,8 +119,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                OnEnvelope(envelope);
+            case ISecureWire wire:
+                OnWire(wire);
                 break;
             case RetryRegistration:
                 if (_registrationId is null)
@@ -174,10 +174,10 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         }
     }
 
-    private void OnEnvelope(SignedEnvelope envelope)
+    private void OnWire(ISecureWire wire)
     {
         // A hello, challenge or registration carries (or names the credential of) the key that signed it.
-        if (!_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var message, out var senderId))
+        if (!_link.TryOpenSelfSigned(wire, SigningKeyIn, out var message, out var senderId))
             return;
         if (senderId == _serverId || message is AuthChallenge)
         {
@@ -196,7 +196,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         }
 
         Heard(senderId);
-        OnFromPne(message, senderId, envelope);
+        OnFromPne(message, senderId, wire as SignedEnvelope);
     }
 
     /// <summary>The key a not-yet-trusted sender signs with: the server's from its checked credential, a PNE's from its hello.</summary>

@@ -87,8 +87,8 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
                 _pn.Apply(reachability, _link.Guard);
                 _downlink.Update(reachability);
                 break;
-            case SignedEnvelope envelope:
-                if (!_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (!_link.TryOpen(wire, out var inner, out var senderId))
                     break;
                 switch (inner)
                 {

@@ -70,8 +70,8 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             case ServerAttached or PneAttached or PneDetached or PneReachability:
                 _pn.Apply(message, _link.Guard);
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                 {
                     if (_pn.IsFromServer(senderId))
                         OnFromServer(inner);

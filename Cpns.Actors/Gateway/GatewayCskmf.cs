@@ -64,7 +64,7 @@ public sealed class GatewayCskmf : KeyHolder
             case DeliverToPne deliver:
                 if (Ring.Current(deliver.GroupId) is { } held && held.LocalMembers.Contains(deliver.DeviceId) &&
                     _pnes.TryGetValue(deliver.DeviceId, out var target))
-                    SendDown(target, Link.Seal(WrapFor(held.Key, target, DeliveryMode.Push, held.Announcement)), deliver.GroupId,
+                    SendDown(target, WrapFor(held.Key, target, DeliveryMode.Push, held.Announcement), deliver.GroupId,
                         held.Key.Epoch);
                 break;
             case ExportLkhPath export:
@@ -272,14 +272,15 @@ public sealed class GatewayCskmf : KeyHolder
                 continue;
             }
 
-            SendDown(pne, Link.Seal(WrapFor(key, pne, installed.Mode, installed.Announcement)), key.GroupId, key.Epoch);
+            SendDown(pne, WrapFor(key, pne, installed.Mode, installed.Announcement), key.GroupId, key.Epoch);
         }
     }
 
     /// <summary>Push step 8 inside the PN, now or when the PNE is reachable again.</summary>
-    private void SendDown(PneAttached pne, SignedEnvelope delivery, string groupId, long epoch) =>
+    private void SendDown(PneAttached pne, ICpnsMessage delivery, string groupId, long epoch) =>
         _downlink.Send(pne.DeviceId, () =>
-            FlowTrace.Send(Context, pne.Endpoints.Cskmf, delivery, groupId, epoch, 8, FlowKind.Push, FlowLeg.GatewayToPne));
+            FlowTrace.Send(Context, pne.Endpoints.Cskmf, Link.SealFor(pne.Endpoints.Cskmf, delivery), groupId, epoch, 8, FlowKind.Push,
+                FlowLeg.GatewayToPne));
 
     /// <summary>Pull steps 9 → 10 inside the PN.</summary>
     private void ServePneRequest(GroupKeyRequest request, string senderId)
@@ -307,7 +308,7 @@ public sealed class GatewayCskmf : KeyHolder
             return;
         }
 
-        FlowTrace.Send(Context, Sender, Link.Seal(WrapFor(held.Key, pne, DeliveryMode.Pull, held.Announcement)), request.GroupId,
+        FlowTrace.Send(Context, Sender, Link.SealFor(Sender, WrapFor(held.Key, pne, DeliveryMode.Pull, held.Announcement)), request.GroupId,
             request.Epoch, 10, FlowKind.Pull, FlowLeg.GatewayToPne);
     }
 

@@ -58,8 +58,8 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                 {
                     if (senderId == _serverId && inner is GroupNotice notice)
                         OnNotice(notice);
@@ -137,8 +137,8 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         {
             if (gone != _gatewayId && _pnes.TryGetValue(gone, out var pne))
             {
-                var ended = _link.Seal(new MembershipEnded(notice.GroupId, gone, notice.Epoch));
-                _downlink.Send(gone, () => pne.Smf.Tell(ended, Self));
+                var ended = new MembershipEnded(notice.GroupId, gone, notice.Epoch);
+                _downlink.Send(gone, () => pne.Smf.Tell(_link.SealFor(pne.Smf, ended), Self));
             }
         }
 
@@ -226,10 +226,11 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                 continue;
             }
 
-            var notice = _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], []));
+            var notice = new GroupNotice(groupId, group.Epoch, group.Mode, group.Kind, _cskmf, [member], []);
             var epoch = group.Epoch;
             var kind = group.Mode.ToFlowKind();
-            _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, notice, groupId, epoch, 7, kind, FlowLeg.GatewayToPne));
+            _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, _link.SealFor(pne.Smf, notice), groupId, epoch, 7, kind,
+                FlowLeg.GatewayToPne));
         }
     }
 
@@ -259,7 +260,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         foreach (var (groupId, group) in _groups.Where(g => g.Value.LocalMembers.Contains(pneId)))
         {
             FlowTrace.Send(Context, pne.Smf,
-                _link.Seal(new GroupNotice(groupId, group.Epoch, group.Mode, NoticeKind.Updated, _cskmf, [pneId], [])), groupId,
+                _link.SealFor(pne.Smf, new GroupNotice(groupId, group.Epoch, group.Mode, NoticeKind.Updated, _cskmf, [pneId], [])), groupId,
                 group.Epoch, 7, group.Mode.ToFlowKind(), FlowLeg.GatewayToPne);
             if (group.Mode == DeliveryMode.Push)
                 _cskmf.Tell(new DeliverToPne(groupId, pneId));
@@ -275,8 +276,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         {
             if (member != _gatewayId && _pnes.TryGetValue(member, out var pne))
             {
-                var sealedNotice = _link.Seal(deleted);
-                _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, sealedNotice, deleted.GroupId, deleted.FinalEpoch, 5,
+                _downlink.Send(member, () => FlowTrace.Send(Context, pne.Smf, _link.SealFor(pne.Smf, deleted), deleted.GroupId, deleted.FinalEpoch, 5,
                     FlowKind.Revoke, FlowLeg.GatewayToPne));
             }
         }

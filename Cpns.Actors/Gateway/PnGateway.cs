@@ -43,7 +43,7 @@ public sealed class PnGateway : UntypedActor
     {
         switch (message)
         {
-            case SignedEnvelope or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
+            case ISecureWire or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
                 or TakeOverPn:
                 _connections.Forward(message);
                 break;

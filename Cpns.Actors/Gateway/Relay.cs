@@ -65,8 +65,8 @@ public sealed class Relay : UntypedActor, IWithTimers
             case CapabilityHashSeen seen:
                 _announcedHash[seen.DeviceId] = seen.Hash;
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                 {
                     if (_pn.IsFromServer(senderId))
                         OnFromServer(inner);

@@ -71,7 +71,7 @@ public sealed partial class PneEntity
                 }
 
                 _contentSenders[send.DeliveryId] = asker;
-                _link.Send(_registration.Gateway.Connections, new PostContent(send.DeliveryId, send.ServiceId, ciphertext, send.TargetDeviceId));
+                _link.SendSigned(_registration.Gateway.Connections, new PostContent(send.DeliveryId, send.ServiceId, ciphertext, send.TargetDeviceId));
             }),
             failure: e => new ContentStep(() => asker.Tell(new ContentRejected(send.DeliveryId, DeliveryError.NoKey, e.Message))));
     }

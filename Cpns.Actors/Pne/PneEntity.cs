@@ -100,7 +100,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         switch (request)
         {
             case PublishStatus publish when _registration is not null:
-                _link.Send(_registration.Gateway.Connections, publish with { DeviceId = _identity.DeviceId });
+                _link.SendSigned(_registration.Gateway.Connections, publish with { DeviceId = _identity.DeviceId });
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 SubmitGroupRequest((IWithGroupId)request);
@@ -131,8 +131,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _log.Warning("pne {0}: refused a bare {1}: requests of the device's applications come through its node-local API",
                     _identity.DeviceId, message.GetType().Name);
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpenSelfSigned(wire, SigningKeyIn, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case RetryRegistration:
@@ -453,7 +453,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         if (!_serviceRequests.TryGetValue(request.ServiceId, out var askers))
             _serviceRequests[request.ServiceId] = askers = new Queue<IActorRef>();
         askers.Enqueue(Sender);
-        _link.Send(_registration.Gateway.Connections, request);
+        _link.SendSigned(_registration.Gateway.Connections, request);
     }
 
     /// <summary>The PNE searches as itself; its PN GW answers from its cache or asks the server.</summary>
@@ -468,7 +468,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
 
         var requestId = ++_nextSearchId;
         _searches[requestId] = (Sender, search.RequestId);
-        _link.Send(_registration.Gateway.Connections, search with { ConsumerId = _identity.DeviceId, RequestId = requestId });
+        _link.SendSigned(_registration.Gateway.Connections, search with { ConsumerId = _identity.DeviceId, RequestId = requestId });
     }
 
     /// <summary>The PNE's own request, signed, relayed by its PN GW to the server's SMF; the answer comes back signed.</summary>
@@ -483,6 +483,6 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         if (!_groupRequests.TryGetValue(request.GroupId, out var askers))
             _groupRequests[request.GroupId] = askers = new Queue<IActorRef>();
         askers.Enqueue(Sender);
-        _link.Send(_registration.Gateway.Connections, request);
+        _link.SendSigned(_registration.Gateway.Connections, request);
     }
 }

@@ -36,8 +36,8 @@ public sealed class PneSmf : UntypedActor
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                 {
                     if (senderId == _gatewayId)
                         OnFromGateway(inner);

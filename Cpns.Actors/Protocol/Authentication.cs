@@ -96,4 +96,8 @@ public sealed record GetSecurityCounters : INodeLocal
     public static readonly GetSecurityCounters Instance = new();
 }
 
-public sealed record SecurityCounters(string Receiver, IReadOnlyDictionary<string, long> Rejections) : INodeLocal;
+public sealed record SecurityCounters(string Receiver, IReadOnlyDictionary<string, long> Rejections) : INodeLocal
+{
+    /// <summary>The function's sessions: handshakes started and established, records sent and opened, records sent again, open now.</summary>
+    public IReadOnlyDictionary<string, long> Sessions { get; init; } = new Dictionary<string, long>();
+}

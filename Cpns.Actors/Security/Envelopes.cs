@@ -6,7 +6,8 @@ namespace Cpns.Actors.Security;
 
 /// <summary>
 /// A message between entities: who sent it (entity id and sending function), its per-sender sequence number,
-/// when, the protocol payload, and the sender's Ed25519 signature over all of it.
+/// when, the protocol payload, and the sender's Ed25519 signature over all of it. <see cref="OffersSessions"/> (signed
+/// too) says the sending function can continue in a session: the receiver may then start a handshake with it.
 /// </summary>
 public sealed record SignedEnvelope(
     string SenderId,
@@ -15,11 +16,17 @@ public sealed record SignedEnvelope(
     long TimestampMs,
     string Manifest,
     Octets Payload,
-    Octets Signature) : ICpnsMessage
+    Octets Signature) : ISecureWire
 {
+    public bool OffersSessions { get; init; }
+
     internal static Transcript SignedPart(string senderId, string channel, long sequence, long timestampMs, string manifest,
-        Octets payload) =>
-        new Transcript("cpns/envelope/v1").Add(senderId).Add(channel).Add(sequence).Add(timestampMs).Add(manifest).Add(payload);
+        Octets payload, bool offersSessions = false)
+    {
+        var transcript = new Transcript("cpns/envelope/v1").Add(senderId).Add(channel).Add(sequence).Add(timestampMs).Add(manifest)
+            .Add(payload);
+        return offersSessions ? transcript.Add("sessions") : transcript;
+    }
 }
 
 public enum EnvelopeRejection
@@ -43,12 +50,15 @@ public sealed class EnvelopeSealer
     private readonly IScheduler _clock;
     private long _sequence;
 
-    public EnvelopeSealer(EntityIdentity identity, string channel, ActorSystem system)
+    private readonly bool _offersSessions;
+
+    public EnvelopeSealer(EntityIdentity identity, string channel, ActorSystem system, bool offersSessions = false)
     {
         _identity = identity;
         _channel = channel;
         _serialization = system.Serialization;
         _clock = system.Scheduler;
+        _offersSessions = offersSessions;
     }
 
     public string SenderId => _identity.DeviceId;
@@ -61,8 +71,11 @@ public sealed class EnvelopeSealer
         var sequence = ++_sequence;
         var timestamp = _clock.Now.ToUnixTimeMilliseconds();
         var signature = _identity.Sign(
-            SignedEnvelope.SignedPart(_identity.DeviceId, _channel, sequence, timestamp, manifest, payload).Bytes);
-        return new SignedEnvelope(_identity.DeviceId, _channel, sequence, timestamp, manifest, payload, signature);
+            SignedEnvelope.SignedPart(_identity.DeviceId, _channel, sequence, timestamp, manifest, payload, _offersSessions).Bytes);
+        return new SignedEnvelope(_identity.DeviceId, _channel, sequence, timestamp, manifest, payload, signature)
+        {
+            OffersSessions = _offersSessions,
+        };
     }
 }
 
@@ -129,7 +142,32 @@ public sealed class EnvelopeGuard
     /// credential); otherwise the sender must already be trusted.
     /// </summary>
     /// <summary>The key the last self-signed envelope was checked with (so handlers need not derive it twice).</summary>
-    public Octets? LastSelfSignedKey { get; private set; }
+    public Octets? LastSelfSignedKey { get; internal set; }
+
+    public int MaxPayloadBytes => _maxPayloadBytes;
+
+    public bool IsRevoked(string senderId) => _revoked.Contains(senderId);
+
+    /// <summary>
+    /// Admits the plaintext of a session record: its sender still trusted with the key the session's handshake proved (a
+    /// revocation or a new key ends the session), a payload of bounded size that parses as protocol.
+    /// </summary>
+    public OpenedEnvelope Admit(string senderId, Octets provenKey, string manifest, byte[] plaintext)
+    {
+        if (plaintext.Length > _maxPayloadBytes)
+            return Reject(EnvelopeRejection.Oversized, $"payload of {plaintext.Length} bytes exceeds {_maxPayloadBytes}");
+        if (_revoked.Contains(senderId))
+            return Reject(EnvelopeRejection.Revoked, $"{senderId} is revoked");
+        if (!_senders.TryGetValue(senderId, out var key) || key.Encoded != provenKey)
+            return Reject(EnvelopeRejection.UnknownSender, $"{senderId} is no longer trusted with the key of its session");
+        var message = Deserialize(manifest, plaintext);
+        return message is null
+            ? Reject(EnvelopeRejection.Malformed, $"payload '{manifest}' does not parse")
+            : new OpenedEnvelope(message, senderId, null, null);
+    }
+
+    /// <summary>Counts and describes a refusal decided outside the guard (a record whose claimed key changed).</summary>
+    public OpenedEnvelope Refuse(EnvelopeRejection rejection, string detail) => Reject(rejection, detail);
 
     public OpenedEnvelope OpenSelfSigned(SignedEnvelope envelope, Func<object, Octets?> signingKeyOf)
     {
@@ -178,7 +216,7 @@ public sealed class EnvelopeGuard
     private OpenedEnvelope Finish(SignedEnvelope envelope, VerificationKey key, object message)
     {
         var signed = SignedEnvelope.SignedPart(envelope.SenderId, envelope.Channel, envelope.Sequence, envelope.TimestampMs,
-            envelope.Manifest, envelope.Payload);
+            envelope.Manifest, envelope.Payload, envelope.OffersSessions);
         if (!key.Verify(signed.Bytes, envelope.Signature))
             return Reject(EnvelopeRejection.BadSignature, $"signature of {envelope.SenderId} does not verify");
 
@@ -202,13 +240,15 @@ public sealed class EnvelopeGuard
         return new OpenedEnvelope(message, envelope.SenderId, null, null);
     }
 
-    private object? Deserialize(SignedEnvelope envelope)
+    private object? Deserialize(SignedEnvelope envelope) => Deserialize(envelope.Manifest, envelope.Payload.ToArray());
+
+    private object? Deserialize(string manifest, byte[] payload)
     {
         try
         {
-            var message = _serialization.Deserialize(envelope.Payload.ToArray(), Serialization.ProtocolSerializer.SerializerId,
-                envelope.Manifest);
-            return message is ICpnsMessage and not SignedEnvelope ? message : null;
+            var message = _serialization.Deserialize(payload, Serialization.ProtocolSerializer.SerializerId, manifest);
+            // What is inside an envelope or a record is a protocol message, never another wrapper.
+            return message is ICpnsMessage and not ISecureWire ? message : null;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

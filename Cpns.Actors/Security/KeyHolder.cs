@@ -71,8 +71,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (Link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (Link.TryOpen(wire, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case GroupKeyDelivery delivery when Sender.Equals(Seca):

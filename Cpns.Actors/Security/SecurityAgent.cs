@@ -53,8 +53,8 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 Request(acquire.GroupId, acquire.Epoch, acquire.KeyLocation, 1);
                 break;
 
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                     OnReply(inner, senderId);
                 break;
 
@@ -131,7 +131,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
 
     private void Request(string groupId, long epoch, IActorRef location, int attempt)
     {
-        FlowTrace.Send(Context, location, _link.Seal(new GroupKeyRequest(groupId, epoch, _identity.DeviceId)), groupId, epoch, 9,
+        FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId)), groupId, epoch, 9,
             FlowKind.Pull, _leg);
         var backoff = TimeSpan.FromTicks(Math.Min(_settings.PullRetryMax.Ticks,
             _settings.PullRetryInitial.Ticks << Math.Min(attempt - 1, 20)));

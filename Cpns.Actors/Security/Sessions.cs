@@ -17,39 +17,56 @@ public enum SessionSuite
     X25519Ed25519Aes256GcmSha256 = 1,
 }
 
-/// <summary>Handshake 1/3: the initiator's id and credential, a fresh X25519 key and nonce, the suites it offers.</summary>
+/// <summary>
+/// What travels between two entities' functions: a signed envelope (a first message, or one relayed or broadcast), a
+/// handshake step, a session record, or a session refusal. <see cref="SecureLink"/> is the one place that opens them.
+/// </summary>
+public interface ISecureWire : ICpnsMessage;
+
+/// <summary>
+/// Handshake 1/3: the initiator's id (and its credential, when the responder does not already hold its key), a fresh
+/// X25519 key and nonce, the suites it offers.
+/// </summary>
 public sealed record SessionHello(
     string InitiatorId,
     string ResponderId,
-    Credential InitiatorCredential,
+    Credential? InitiatorCredential,
     Octets Ephemeral,
     Octets Nonce,
-    IReadOnlyList<SessionSuite> Offered) : ICpnsMessage;
+    IReadOnlyList<SessionSuite> Offered) : ISecureWire;
 
 /// <summary>Handshake 2/3: the responder's credential, its fresh key and nonce, the suite chosen, its transcript signature.</summary>
 public sealed record SessionAccept(
     string ResponderId,
-    Credential ResponderCredential,
+    Credential? ResponderCredential,
     Octets Ephemeral,
     Octets Nonce,
     SessionSuite Chosen,
-    Octets Signature) : ICpnsMessage;
+    Octets Signature) : ISecureWire;
 
 /// <summary>Handshake 3/3: the initiator's transcript signature; after it both ends hold the session keys.</summary>
-public sealed record SessionConfirm(Octets SessionId, Octets Signature) : ICpnsMessage;
+public sealed record SessionConfirm(Octets SessionId, Octets Signature) : ISecureWire;
 
 /// <summary>
 /// One message inside a session: AES-256-GCM under the sender's direction key, the nonce made of the direction and
 /// the sequence number; session id, both entity ids, the manifest and the sequence number are the associated data.
 /// </summary>
-public sealed record SessionRecord(Octets SessionId, long Sequence, string Manifest, Octets Ciphertext) : ICpnsMessage;
+public sealed record SessionRecord(Octets SessionId, long Sequence, string Manifest, Octets Ciphertext) : ISecureWire;
+
+/// <summary>
+/// The answer to a handshake step or record that was refused. A record refused because its session is unknown or expired
+/// (the receiver restarted, or the session ran out) is sent again by its sender as a signed envelope.
+/// </summary>
+public sealed record SessionRefused(Octets SessionId, long Sequence, SessionRefusal Reason) : ISecureWire;
 
 public enum SessionRefusal
 {
+    UnknownPeer,
     BadCredential,
     WrongPeer,
     BadSignature,
     NoCommonSuite,
+    Overloaded,
     UnknownSession,
     Expired,
     Replayed,
@@ -63,18 +80,29 @@ public sealed class SessionRefusedException(SessionRefusal reason, string detail
     public SessionRefusal Reason { get; } = reason;
 }
 
-/// <summary>What an end of a handshake brings: its identity, its credential, and the KMC root to check the peer's against.</summary>
-public sealed record SessionEnd(EntityIdentity Identity, Credential Credential, CredentialVerifier Verifier)
+/// <summary>
+/// What an end of a handshake brings: its identity, and how it knows the peer's signing key — the key it already trusts
+/// for that id (<see cref="KnownKeys"/>: what the registry and the KMC established), or else the peer's credential
+/// checked against the KMC root. Its own credential is sent only when it has one.
+/// </summary>
+public sealed record SessionEnd(EntityIdentity Identity, Credential? Credential = null, CredentialVerifier? Verifier = null)
 {
     public IReadOnlyList<SessionSuite> Suites { get; init; } = [SessionSuite.X25519Ed25519Aes256GcmSha256];
 
-    internal VerifiedCredential CheckPeer(Credential credential, string expectedId, DateTimeOffset now)
+    /// <summary>The signing key this end trusts for an id, or null when it knows none.</summary>
+    public Func<string, Octets?>? KnownKeys { get; init; }
+
+    internal Octets CheckPeer(Credential? credential, string expectedId, DateTimeOffset now)
     {
+        if (KnownKeys?.Invoke(expectedId) is { } known)
+            return known;
+        if (Verifier is null || credential is null)
+            throw new SessionRefusedException(SessionRefusal.UnknownPeer, $"no trusted key or credential for {expectedId}");
         var check = Verifier.Verify(credential, now, expectedDeviceId: expectedId);
         if (!check.Valid)
             throw new SessionRefusedException(check.Error == CredentialError.WrongSubject ? SessionRefusal.WrongPeer : SessionRefusal.BadCredential,
                 $"credential of {expectedId}: {check.Detail}");
-        return check.Credential!;
+        return check.Credential!.Keys.Signing;
     }
 }
 
@@ -87,6 +115,7 @@ public sealed class SessionInitiator
     public SessionInitiator(SessionEnd self, string responderId)
     {
         _self = self;
+        CryptoOperations.Agreed(); // making the ephemeral key costs about what an agreement does
         Hello = new SessionHello(self.Identity.DeviceId, responderId, self.Credential,
             Octets.Own(_ephemeral.GeneratePublicKey().GetEncoded()), Octets.Own(RandomNumberGenerator.GetBytes(16)), self.Suites);
     }
@@ -102,11 +131,11 @@ public sealed class SessionInitiator
         if (!Hello.Offered.Contains(accept.Chosen))
             throw new SessionRefusedException(SessionRefusal.NoCommonSuite, $"suite {accept.Chosen} was not offered");
         var transcript = Handshake.Transcript(Hello, accept);
-        if (!EntityIdentity.Verify(responder.Keys.Signing, Handshake.Signed(transcript, "responder"), accept.Signature))
+        if (!EntityIdentity.Verify(responder, Handshake.Signed(transcript, "responder"), accept.Signature))
             throw new SessionRefusedException(SessionRefusal.BadSignature, $"{accept.ResponderId}'s transcript signature does not verify");
         var keys = Handshake.Keys(_ephemeral, accept.Ephemeral, transcript);
         var confirm = new SessionConfirm(keys.SessionId, _self.Identity.Sign(Handshake.Signed(transcript, "initiator")));
-        return (new Session(keys, Hello.InitiatorId, accept.ResponderId, initiator: true, now, limits ?? SessionLimits.Default), confirm);
+        return (new Session(keys, Hello.InitiatorId, accept.ResponderId, responder, initiator: true, now, limits ?? SessionLimits.Default), confirm);
     }
 }
 
@@ -117,14 +146,14 @@ public sealed class SessionInitiator
 public sealed class SessionResponder
 {
     private readonly SessionHello _hello;
-    private readonly VerifiedCredential _initiator;
+    private readonly Octets _initiatorKey;
     private readonly byte[] _transcript;
     private readonly SessionKeys _keys;
 
-    private SessionResponder(SessionHello hello, VerifiedCredential initiator, byte[] transcript, SessionKeys keys, SessionAccept answer)
+    private SessionResponder(SessionHello hello, Octets initiatorKey, byte[] transcript, SessionKeys keys, SessionAccept answer)
     {
         _hello = hello;
-        _initiator = initiator;
+        _initiatorKey = initiatorKey;
         _transcript = transcript;
         _keys = keys;
         Answer = answer;
@@ -148,6 +177,7 @@ public sealed class SessionResponder
             throw new SessionRefusedException(SessionRefusal.NoCommonSuite, $"none of {string.Join(",", hello.Offered)} is supported");
 
         var ephemeral = new X25519PrivateKeyParameters(new SecureRandom());
+        CryptoOperations.Agreed();
         var unsigned = new SessionAccept(self.Identity.DeviceId, self.Credential, Octets.Own(ephemeral.GeneratePublicKey().GetEncoded()),
             Octets.Own(RandomNumberGenerator.GetBytes(16)), chosen, Octets.Empty);
         var transcript = Handshake.Transcript(hello, unsigned);
@@ -159,9 +189,9 @@ public sealed class SessionResponder
     {
         if (confirm.SessionId != _keys.SessionId)
             throw new SessionRefusedException(SessionRefusal.UnknownSession, "confirmation for another session");
-        if (!EntityIdentity.Verify(_initiator.Keys.Signing, Handshake.Signed(_transcript, "initiator"), confirm.Signature))
+        if (!EntityIdentity.Verify(_initiatorKey, Handshake.Signed(_transcript, "initiator"), confirm.Signature))
             throw new SessionRefusedException(SessionRefusal.BadSignature, $"{_hello.InitiatorId}'s transcript signature does not verify");
-        return new Session(_keys, Answer.ResponderId, _hello.InitiatorId, initiator: false, now, limits ?? SessionLimits.Default);
+        return new Session(_keys, Answer.ResponderId, _hello.InitiatorId, _initiatorKey, initiator: false, now, limits ?? SessionLimits.Default);
     }
 }
 
@@ -171,6 +201,9 @@ public sealed record SessionLimits(TimeSpan Lifetime, long MaxRecords)
     public static SessionLimits Default { get; } = new(TimeSpan.FromHours(1), 1L << 32);
 }
 
+/// <summary>When a function starts sessions and how it bounds them (<c>cpns.security.sessions</c>).</summary>
+public sealed record SessionPolicy(bool Enabled, int AfterMessages, SessionLimits Limits, int MaxPending, TimeSpan HandshakeTimeout);
+
 internal sealed record SessionKeys(Octets SessionId, byte[] InitiatorToResponder, byte[] ResponderToInitiator);
 
 internal static class Handshake
@@ -178,9 +211,10 @@ internal static class Handshake
     public static byte[] Transcript(SessionHello hello, SessionAccept accept)
     {
         var transcript = new Transcript("cpns/session/v1")
-            .Add(hello.InitiatorId).Add(hello.ResponderId).Add(hello.InitiatorCredential.Der).Add(hello.Ephemeral).Add(hello.Nonce)
+            .Add(hello.InitiatorId).Add(hello.ResponderId).Add(hello.InitiatorCredential?.Der ?? Octets.Empty).Add(hello.Ephemeral).Add(hello.Nonce)
             .Add(string.Join(",", hello.Offered.Select(s => (int)s)))
-            .Add(accept.ResponderId).Add(accept.ResponderCredential.Der).Add(accept.Ephemeral).Add(accept.Nonce).Add((long)accept.Chosen);
+            .Add(accept.ResponderId).Add(accept.ResponderCredential?.Der ?? Octets.Empty).Add(accept.Ephemeral).Add(accept.Nonce)
+            .Add((long)accept.Chosen);
         return transcript.Bytes.ToArray();
     }
 
@@ -190,6 +224,7 @@ internal static class Handshake
     {
         if (peerEphemeral.Length != X25519PublicKeyParameters.KeySize)
             throw new SessionRefusedException(SessionRefusal.BadRecord, "ephemeral key is not 32 bytes");
+        CryptoOperations.Agreed();
         var shared = new byte[X25519PrivateKeyParameters.SecretSize];
         own.GenerateSecret(new X25519PublicKeyParameters(peerEphemeral.Span), shared, 0);
         try
@@ -226,11 +261,13 @@ public sealed class Session : IDisposable
     private long _sent;
     private ReplayWindow _window;
 
-    internal Session(SessionKeys keys, string localId, string peerId, bool initiator, DateTimeOffset now, SessionLimits limits)
+    internal Session(SessionKeys keys, string localId, string peerId, Octets peerKey, bool initiator, DateTimeOffset now,
+        SessionLimits limits)
     {
         Id = keys.SessionId;
         LocalId = localId;
         PeerId = peerId;
+        PeerKey = peerKey;
         _send = new AesGcm(initiator ? keys.InitiatorToResponder : keys.ResponderToInitiator, Aead.TagSize);
         _receive = new AesGcm(initiator ? keys.ResponderToInitiator : keys.InitiatorToResponder, Aead.TagSize);
         CryptographicOperations.ZeroMemory(keys.InitiatorToResponder);
@@ -249,6 +286,9 @@ public sealed class Session : IDisposable
 
     public string PeerId { get; }
 
+    /// <summary>The signing key the peer proved in the handshake: the session ends when the trust in that key does.</summary>
+    public Octets PeerKey { get; }
+
     public bool IsExpired(DateTimeOffset now) => now >= _expiresAt || _sent >= _maxRecords;
 
     public SessionRecord Seal(string manifest, ReadOnlySpan<byte> payload, DateTimeOffset now)
@@ -256,6 +296,7 @@ public sealed class Session : IDisposable
         if (IsExpired(now))
             throw new SessionRefusedException(SessionRefusal.Expired, $"session with {PeerId} has expired: handshake again");
         var sequence = ++_sent;
+        CryptoOperations.Sealed();
         var output = new byte[payload.Length + Aead.TagSize];
         Span<byte> nonce = stackalloc byte[Aead.NonceSize];
         Nonce(nonce, _sendDirection, sequence);
@@ -274,6 +315,7 @@ public sealed class Session : IDisposable
             throw new SessionRefusedException(SessionRefusal.Expired, $"session with {PeerId} has expired");
         if (record.Sequence <= 0 || record.Ciphertext.Length < Aead.TagSize || Encoding.UTF8.GetByteCount(record.Manifest) > MaxManifestBytes)
             throw new SessionRefusedException(SessionRefusal.BadRecord, "record header is incomplete");
+        CryptoOperations.Sealed();
         var box = record.Ciphertext.Span;
         var plaintext = new byte[box.Length - Aead.TagSize];
         Span<byte> nonce = stackalloc byte[Aead.NonceSize];

@@ -247,8 +247,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (_link.TryOpenSelfSigned(envelope, SigningKeyIn, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpenSelfSigned(wire, SigningKeyIn, out var inner, out var senderId))
                     OnAuthenticated(inner, senderId);
                 break;
             case CredentialsIssued issued:

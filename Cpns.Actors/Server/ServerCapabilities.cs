@@ -43,8 +43,8 @@ public sealed class ServerCapabilities : UntypedActor, IWithTimers
             case QueryCapabilities query:
                 Query(query.DeviceId, Sender);
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                     OnAnswer(inner, senderId);
                 break;
             case Expire expire:

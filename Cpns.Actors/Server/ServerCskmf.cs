@@ -117,8 +117,13 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case SignedEnvelope { Manifest: nameof(GroupKeyRequest) } envelope when Backlog() is > 0 and var backlog:
                 AnswerBusy(envelope, backlog);
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case SessionRecord { Manifest: nameof(GroupKeyRequest) } record when Backlog() is > 0 and var backlog:
+                // Opening a record costs no public-key work: only the answer is cut short.
+                if (_link.TryOpen(record, out var asked, out _) && asked is GroupKeyRequest busyRequest)
+                    AnswerBusy(busyRequest, backlog);
+                break;
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case GatewayPlaced placed:
@@ -422,7 +427,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         try
         {
             foreach (var target in individually)
-                FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(WrapFor(key, current, target)), current.GroupId,
+                FlowTrace.Send(Context, target.GatewayCskmf, _link.SealFor(target.GatewayCskmf, WrapFor(key, current, target)), current.GroupId,
                     current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
         }
         finally
@@ -480,6 +485,11 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        AnswerBusy(request, backlog);
+    }
+
+    private void AnswerBusy(GroupKeyRequest request, long backlog)
+    {
         // About the time the backlog takes to drain at a few thousand messages a second, jittered so retries do not return together.
         var retryAfter = (int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), 100, 10_000);
         CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", "server-cskmf"));
@@ -522,7 +532,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
         try
         {
-            FlowTrace.Send(Context, Sender, _link.Seal(WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,
+            FlowTrace.Send(Context, Sender, _link.SealFor(Sender, WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,
                 FlowKind.Pull, FlowLeg.ServerToGateway);
         }
         finally

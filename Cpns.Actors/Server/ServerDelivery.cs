@@ -58,8 +58,8 @@ public sealed class ServerDelivery : UntypedActor
 
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                 {
                     if (inner is PostContent post)
                         OnPost(post, senderId, Sender);

@@ -103,8 +103,8 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case LocalRequest { Request: PublishService or WithdrawService or SearchServices or NegotiateService } local:

@@ -40,8 +40,8 @@ public sealed class ServerDm : UntypedActor, IWithTimers
             case DmCommand command:
                 Send(command);
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId) && inner is DmResponse response &&
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId) && inner is DmResponse response &&
                     _pending.Remove(response.RequestId, out var pending))
                 {
                     Timers.Cancel(response.RequestId);

@@ -171,8 +171,8 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case GatewayPlaced placed:
@@ -559,7 +559,8 @@ public sealed class ServerSmf : CpnsPersistentActor
             if (local.Count == 0)
                 continue;
             var notice = new GroupNotice(group.Id, group.Epoch, group.Mode, NoticeKind.Updated, _cskmf, local, []);
-            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.Seal(notice), group.Id, group.Epoch, 7,
+            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.SealFor(_gateways[gatewayId].Endpoints.Smf, notice), group.Id,
+                group.Epoch, 7,
                 group.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
             if (group.Mode == DeliveryMode.Push)
                 _cskmf.Tell(new DeliverGroupKey(group.Id, group.Epoch, gatewayId));
@@ -581,7 +582,8 @@ public sealed class ServerSmf : CpnsPersistentActor
         {
             var notice = new GroupNotice(group.Id, group.Epoch, group.Mode, kind, _cskmf, localMembers,
                 gatewayId == removedAt ? [removed!] : []);
-            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.Seal(notice), group.Id, group.Epoch, 7,
+            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.SealFor(_gateways[gatewayId].Endpoints.Smf, notice), group.Id,
+                group.Epoch, 7,
                 group.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
         }
     }
@@ -606,7 +608,8 @@ public sealed class ServerSmf : CpnsPersistentActor
             Apply(e);
             Reply(inFlight.Request, new GroupAccepted(e.GroupId, GroupChange.Deleted, e.FinalEpoch, []));
             foreach (var gatewayId in gateways)
-                FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.Seal(new GroupDeletedNotice(e.GroupId, e.FinalEpoch)),
+                FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf,
+                    _link.SealFor(_gateways[gatewayId].Endpoints.Smf, new GroupDeletedNotice(e.GroupId, e.FinalEpoch)),
                     e.GroupId, e.FinalEpoch, 5, FlowKind.Revoke, FlowLeg.ServerToGateway);
             SnapshotIfDue();
             StartNext(e.GroupId);

@@ -75,8 +75,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
 
                 _placements.Apply(removed);
                 break;
-            case SignedEnvelope envelope:
-                if (_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (_link.TryOpen(wire, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case WatchStatus watch:

@@ -67,8 +67,8 @@ public sealed class ServerUsage : CpnsPersistentActor
 
         switch (message)
         {
-            case SignedEnvelope envelope:
-                if (!_link.TryOpen(envelope, out var inner, out var senderId))
+            case ISecureWire wire:
+                if (!_link.TryOpen(wire, out var inner, out var senderId))
                     break;
                 if (inner is UsageReport remote && remote.GatewayId == senderId && remote.Sequence != 0)
                     Record(remote, Sender, sealedAck: true);
