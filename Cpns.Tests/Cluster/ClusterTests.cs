@@ -195,6 +195,14 @@ public sealed class ClusterTests : CpnsTestKit
             Assert.Equal(0, counters.Rejections.GetValueOrDefault("RekeyNotFollowed"));
         }
 
+        // Between the nodes, over TLS, the server's functions and the PN GWs' talk in sessions once their traffic repeats.
+        var established = 0L;
+        foreach (var function in new[] { "connections", "smf", "cskmf" })
+        foreach (var (gateway, node) in new[] { ("ga", "node-a"), ("gb", "node-b") })
+            established += (await (await _nodes[node].ActorSelection($"/user/gateway-{gateway}/{function}").ResolveOne(Timeout))
+                .Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Sessions.GetValueOrDefault("Established");
+        Assert.True(established > 0, "no session was established across the nodes");
+
         // The server node's view of the membership converges by gossip: ask until it has seen every node Up.
         await AwaitAssertAsync(async () =>
         {
