@@ -162,14 +162,14 @@ public sealed class SecureLink
         var now = _context.System.Scheduler.Now;
         if (!_policy.Enabled)
         {
-            RefuseHandshake(hello.InitiatorId, SessionRefusal.UnknownPeer, "sessions are off here");
+            RefuseHandshake(hello, SessionRefusal.UnknownPeer, "sessions are off here");
             return;
         }
 
         _sessions ??= new LinkSessions(_policy);
         if (!_sessions.HasRoomToRespond(now))
         {
-            RefuseHandshake(hello.InitiatorId, SessionRefusal.Overloaded, $"{_policy.MaxPending} handshakes are waiting");
+            RefuseHandshake(hello, SessionRefusal.Overloaded, $"{_policy.MaxPending} handshakes are waiting");
             return;
         }
 
@@ -181,14 +181,14 @@ public sealed class SecureLink
         }
         catch (SessionRefusedException refused)
         {
-            RefuseHandshake(hello.InitiatorId, refused.Reason, refused.Message);
+            RefuseHandshake(hello, refused.Reason, refused.Message);
         }
     }
 
     private void OnAccept(SessionAccept accept)
     {
         var now = _context.System.Scheduler.Now;
-        if (_sessions?.TakeInitiator(_context.Sender, now) is not { } initiator)
+        if (_sessions?.TakeInitiator(accept.HelloNonce, _context.Sender, now) is not { } initiator)
         {
             Refused(SessionRefusal.UnknownSession, $"an answer from {accept.ResponderId} to no handshake of this function");
             return;
@@ -211,7 +211,7 @@ public sealed class SecureLink
     private void OnConfirm(SessionConfirm confirm)
     {
         var now = _context.System.Scheduler.Now;
-        if (_sessions?.TakeResponder(_context.Sender, now) is not { } responder)
+        if (_sessions?.TakeResponder(confirm.SessionId, _context.Sender, now) is not { } responder)
         {
             Refused(SessionRefusal.UnknownSession, "a confirmation of no handshake this function answered");
             return;
@@ -239,7 +239,8 @@ public sealed class SecureLink
         if (refused.Sequence == 0)
         {
             // A peer too busy for a handshake now may take one later; any other refusal means envelopes only.
-            if (_sessions.TakeInitiator(_context.Sender, _context.System.Scheduler.Now) is not null && refused.Reason != SessionRefusal.Overloaded)
+            if (_sessions.TakeInitiator(refused.SessionId, _context.Sender, _context.System.Scheduler.Now) is not null &&
+                refused.Reason != SessionRefusal.Overloaded)
                 _sessions.Decline(_context.Sender);
             return;
         }
@@ -264,11 +265,12 @@ public sealed class SecureLink
         return false;
     }
 
-    private void RefuseHandshake(string peerId, SessionRefusal reason, string detail)
+    /// <summary>A refused hello is answered with its own nonce in place of a session id, and sequence 0.</summary>
+    private void RefuseHandshake(SessionHello hello, SessionRefusal reason, string detail)
     {
-        Refused(reason, $"handshake of {peerId}: {detail}");
+        Refused(reason, $"handshake of {hello.InitiatorId}: {detail}");
         if (!_context.Sender.IsNobody())
-            _context.Sender.Tell(new SessionRefused(Octets.Empty, 0, reason), _context.Self);
+            _context.Sender.Tell(new SessionRefused(hello.Nonce, 0, reason), _context.Self);
     }
 
     private void Refused(SessionRefusal reason, string detail)
@@ -311,8 +313,10 @@ internal sealed class LinkSessions(SessionPolicy policy)
     private readonly Dictionary<IActorRef, Session> _previous = new();
     private readonly Dictionary<IActorRef, (string PeerId, int Sent)> _offered = new();
     private readonly HashSet<IActorRef> _declined = [];
-    private readonly Dictionary<IActorRef, (SessionInitiator Initiator, DateTimeOffset Started)> _initiating = new();
-    private readonly Dictionary<IActorRef, (SessionResponder Responder, DateTimeOffset Started)> _responding = new();
+    // Under way, by the hello's nonce (initiator) and the session id (responder), with the peer each is with.
+    private readonly Dictionary<Octets, (IActorRef Peer, SessionInitiator Initiator, DateTimeOffset Started)> _initiating = new();
+    private readonly Dictionary<Octets, (IActorRef Peer, SessionResponder Responder, DateTimeOffset Started)> _responding = new();
+    private readonly Dictionary<IActorRef, DateTimeOffset> _handshaking = new();
     private readonly Dictionary<(Octets, long), (IActorRef Peer, object Message)> _retained = new();
     private readonly Queue<(Octets, long)> _retainedOrder = new();
 
@@ -341,36 +345,70 @@ internal sealed class LinkSessions(SessionPolicy policy)
     {
         if (!policy.Enabled || !_offered.TryGetValue(peer, out var offer) || _declined.Contains(peer))
             return null;
-        if (_initiating.TryGetValue(peer, out var started) && now - started.Started < policy.HandshakeTimeout)
+        // One handshake with a peer at a time, whichever end started it.
+        if (_handshaking.TryGetValue(peer, out var started) && now - started < policy.HandshakeTimeout)
             return null;
-        if (_responding.ContainsKey(peer) || guard.KeyOf(offer.PeerId) is null)
+        if (guard.KeyOf(offer.PeerId) is null)
             return null;
         _offered[peer] = offer with { Sent = offer.Sent + 1 };
         return offer.Sent + 1 >= policy.AfterMessages ? offer.PeerId : null;
     }
 
-    public void Initiating(IActorRef peer, SessionInitiator initiator, DateTimeOffset now) => _initiating[peer] = (initiator, now);
+    public void Initiating(IActorRef peer, SessionInitiator initiator, DateTimeOffset now)
+    {
+        Prune(now);
+        _initiating[initiator.Hello.Nonce] = (peer, initiator, now);
+        _handshaking[peer] = now;
+    }
 
-    public SessionInitiator? TakeInitiator(IActorRef peer, DateTimeOffset now) =>
-        _initiating.Remove(peer, out var pending) && now - pending.Started < policy.HandshakeTimeout ? pending.Initiator : null;
+    /// <summary>The handshake this function began with that peer under that hello nonce, if it is still under way (once).</summary>
+    public SessionInitiator? TakeInitiator(Octets helloNonce, IActorRef peer, DateTimeOffset now)
+    {
+        if (!_initiating.TryGetValue(helloNonce, out var pending) || !pending.Peer.Equals(peer))
+            return null;
+        _initiating.Remove(helloNonce);
+        _handshaking.Remove(peer);
+        return now - pending.Started < policy.HandshakeTimeout ? pending.Initiator : null;
+    }
 
     public bool HasRoomToRespond(DateTimeOffset now)
     {
         if (_responding.Count < policy.MaxPending)
             return true;
-        foreach (var (peer, pending) in _responding.ToList())
-        {
-            if (now - pending.Started >= policy.HandshakeTimeout)
-                _responding.Remove(peer);
-        }
-
+        Prune(now);
         return _responding.Count < policy.MaxPending;
     }
 
-    public void Responding(IActorRef peer, SessionResponder responder, DateTimeOffset now) => _responding[peer] = (responder, now);
+    public void Responding(IActorRef peer, SessionResponder responder, DateTimeOffset now)
+    {
+        _responding[responder.SessionId] = (peer, responder, now);
+        _handshaking[peer] = now;
+    }
 
-    public SessionResponder? TakeResponder(IActorRef peer, DateTimeOffset now) =>
-        _responding.Remove(peer, out var pending) && now - pending.Started < policy.HandshakeTimeout ? pending.Responder : null;
+    public SessionResponder? TakeResponder(Octets sessionId, IActorRef peer, DateTimeOffset now)
+    {
+        if (!_responding.TryGetValue(sessionId, out var pending) || !pending.Peer.Equals(peer))
+            return null;
+        _responding.Remove(sessionId);
+        _handshaking.Remove(peer);
+        return now - pending.Started < policy.HandshakeTimeout ? pending.Responder : null;
+    }
+
+    /// <summary>Forgets handshakes that did not finish in time, so a peer that never finishes costs bounded memory.</summary>
+    private void Prune(DateTimeOffset now)
+    {
+        foreach (var (nonce, pending) in _initiating.Where(kv => now - kv.Value.Started >= policy.HandshakeTimeout).ToList())
+        {
+            _initiating.Remove(nonce);
+            _handshaking.Remove(pending.Peer);
+        }
+
+        foreach (var (id, pending) in _responding.Where(kv => now - kv.Value.Started >= policy.HandshakeTimeout).ToList())
+        {
+            _responding.Remove(id);
+            _handshaking.Remove(pending.Peer);
+        }
+    }
 
     public void Decline(IActorRef peer) => _declined.Add(peer);
 

@@ -35,14 +35,18 @@ public sealed record SessionHello(
     Octets Nonce,
     IReadOnlyList<SessionSuite> Offered) : ISecureWire;
 
-/// <summary>Handshake 2/3: the responder's credential, its fresh key and nonce, the suite chosen, its transcript signature.</summary>
+/// <summary>
+/// Handshake 2/3: the responder's credential, its fresh key and nonce, the suite chosen, its transcript signature, and the
+/// nonce of the hello it answers (so an initiator with several handshakes under way finishes the right one).
+/// </summary>
 public sealed record SessionAccept(
     string ResponderId,
     Credential? ResponderCredential,
     Octets Ephemeral,
     Octets Nonce,
     SessionSuite Chosen,
-    Octets Signature) : ISecureWire;
+    Octets Signature,
+    Octets HelloNonce) : ISecureWire;
 
 /// <summary>Handshake 3/3: the initiator's transcript signature; after it both ends hold the session keys.</summary>
 public sealed record SessionConfirm(Octets SessionId, Octets Signature) : ISecureWire;
@@ -125,6 +129,8 @@ public sealed class SessionInitiator
     /// <summary>Checks the responder's credential, suite and signature; returns the session and the confirmation to send.</summary>
     public (Session Session, SessionConfirm Confirm) Complete(SessionAccept accept, DateTimeOffset now, SessionLimits? limits = null)
     {
+        if (accept.HelloNonce != Hello.Nonce)
+            throw new SessionRefusedException(SessionRefusal.UnknownSession, "an answer to another hello");
         if (accept.ResponderId != Hello.ResponderId)
             throw new SessionRefusedException(SessionRefusal.WrongPeer, $"asked {Hello.ResponderId}, answered by {accept.ResponderId}");
         var responder = _self.CheckPeer(accept.ResponderCredential, Hello.ResponderId, now);
@@ -179,7 +185,7 @@ public sealed class SessionResponder
         var ephemeral = new X25519PrivateKeyParameters(new SecureRandom());
         CryptoOperations.Agreed();
         var unsigned = new SessionAccept(self.Identity.DeviceId, self.Credential, Octets.Own(ephemeral.GeneratePublicKey().GetEncoded()),
-            Octets.Own(RandomNumberGenerator.GetBytes(16)), chosen, Octets.Empty);
+            Octets.Own(RandomNumberGenerator.GetBytes(16)), chosen, Octets.Empty, hello.Nonce);
         var transcript = Handshake.Transcript(hello, unsigned);
         var answer = unsigned with { Signature = self.Identity.Sign(Handshake.Signed(transcript, "responder")) };
         return new SessionResponder(hello, initiator, transcript, Handshake.Keys(ephemeral, hello.Ephemeral, transcript), answer);

@@ -153,20 +153,44 @@ public sealed class BadInputTests(ITestOutputHelper output) : CpnsTestKit(output
             }
         }
 
+        // The session layer's own messages, made up: records of no session, handshakes from a stranger, steps of none.
+        foreach (var target in targets)
+        {
+            Octets RandomOctets(int length) => Octets.Own(random.GetItems<byte>(Enumerable.Range(0, 256).Select(b => (byte)b).ToArray(), length));
+            target.Tell(new SessionRecord(RandomOctets(16), random.NextInt64(1, 1000), nameof(GroupKeyRequest), RandomOctets(48)), attacker.Ref);
+            target.Tell(new SessionInitiator(new SessionEnd(outsider), "cpns-server").Hello, attacker.Ref);
+            target.Tell(new SessionConfirm(RandomOctets(16), RandomOctets(64)), attacker.Ref);
+            target.Tell(new SessionAccept(insider.DeviceId, null, RandomOctets(32), RandomOctets(16), SessionSuite.X25519Ed25519Aes256GcmSha256,
+                RandomOctets(64), RandomOctets(16)), attacker.Ref);
+            target.Tell(new SessionRefused(RandomOctets(16), random.NextInt64(1, 1000), SessionRefusal.UnknownSession), attacker.Ref);
+            sent += 5;
+        }
+
         // Each function has handled everything sent to it once it answers an Identify sent after it.
         foreach (var target in targets)
             await target.Ask<ActorIdentity>(new Identify(target.Path.ToString()), Timeout);
         var refusals = new Dictionary<EnvelopeRejection, int>();
+        var sessionRefusals = new Dictionary<SessionRefusal, int>();
         while (attacker.HasMessages)
         {
-            if (attacker.ReceiveOne(TimeSpan.Zero) is EnvelopeRejected rejected)
-                refusals[rejected.Reason] = refusals.GetValueOrDefault(rejected.Reason) + 1;
+            switch (attacker.ReceiveOne(TimeSpan.Zero))
+            {
+                case EnvelopeRejected rejected:
+                    refusals[rejected.Reason] = refusals.GetValueOrDefault(rejected.Reason) + 1;
+                    break;
+                case SessionRefused refused:
+                    sessionRefusals[refused.Reason] = sessionRefusals.GetValueOrDefault(refused.Reason) + 1;
+                    break;
+            }
         }
 
         Output.WriteLine($"{sent} bad messages to {targets.Count} functions; typed refusals: " +
                          string.Join(", ", refusals.Select(r => $"{r.Key} {r.Value}")));
         Assert.True(refusals.GetValueOrDefault(EnvelopeRejection.Malformed) > 0);
         Assert.True(refusals.GetValueOrDefault(EnvelopeRejection.BadSignature) > 0);
+        Output.WriteLine("session refusals: " + string.Join(", ", sessionRefusals.Select(r => $"{r.Key} {r.Value}")));
+        Assert.True(sessionRefusals.GetValueOrDefault(SessionRefusal.UnknownSession) > 0);
+        Assert.True(sessionRefusals.GetValueOrDefault(SessionRefusal.UnknownPeer) + sessionRefusals.GetValueOrDefault(SessionRefusal.WrongPeer) > 0);
 
         Assert.False(errors.HasMessages, "a function failed on bad input: " +
                                          (errors.HasMessages ? errors.ReceiveOne(TimeSpan.Zero) : ""));

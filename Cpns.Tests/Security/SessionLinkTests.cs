@@ -188,7 +188,7 @@ public sealed class SessionLinkTests(ITestOutputHelper output) : CpnsTestKit(out
         Assert.Equal(SessionRefusal.UnknownPeer, (await attacker.ExpectMsgAsync<SessionRefused>(Timeout)).Reason);
         a.Peer.Tell(new SessionConfirm(Octets.Own(new byte[16]), Octets.Own(new byte[64])), attacker.Ref);
         a.Peer.Tell(new SessionAccept("cpns-server", null, Octets.Own(new byte[32]), Octets.Own(new byte[16]),
-            SessionSuite.X25519Ed25519Aes256GcmSha256, Octets.Own(new byte[64])), attacker.Ref);
+            SessionSuite.X25519Ed25519Aes256GcmSha256, Octets.Own(new byte[64]), Octets.Own(new byte[16])), attacker.Ref);
 
         // Still the same actor (its counters kept), and the real record still opens once.
         await AwaitAssertAsync(async () =>
@@ -255,6 +255,9 @@ public sealed class SessionFlowTests(ITestOutputHelper output) : CpnsTestKit(out
         var gatewayCskmf = await Sys.ActorSelection("/user/gateway-g1/cskmf").ResolveOne(Timeout);
         var server = await Server.Cskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
         var gateway = await gatewayCskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
+        string Dump(SecurityCounters c) => $"{c.Receiver}: {string.Join(", ", c.Sessions.Concat(c.Rejections).Select(kv => $"{kv.Key}={kv.Value}"))}";
+        Output.WriteLine(Dump(server));
+        Output.WriteLine(Dump(gateway));
         Assert.True(server.Sessions.GetValueOrDefault("Established") >= 1, "the server's CSKMF has a session with the PN GW's");
         Assert.True(gateway.Sessions.GetValueOrDefault("RecordsOpened") >= 1, "the PN GW opened key deliveries from session records");
         Assert.True(gateway.Sessions.GetValueOrDefault("RecordsSent") >= 1, "the PN GW sent key deliveries to its PNEs as session records");
