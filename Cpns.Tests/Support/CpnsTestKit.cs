@@ -98,7 +98,21 @@ public abstract class CpnsTestKit : TestKit
     protected async Task StartServerAsync(IActorRef? keyManagers = null)
     {
         Secrets ??= ServerSecrets.Generate(Settings.ServerId);
-        ServerActor = Deployment.StartServer(Sys, Secrets, Settings, keyManagers);
+        // After a stop, the watcher may hear Terminated a moment before the guardian has let go of the name "server".
+        var deadline = DateTime.UtcNow + Timeout;
+        while (true)
+        {
+            try
+            {
+                ServerActor = Deployment.StartServer(Sys, Secrets, Settings, keyManagers);
+                break;
+            }
+            catch (InvalidActorNameException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+        }
+
         Server = await Deployment.EndpointsOf(ServerActor, Timeout);
     }
 
