@@ -13,7 +13,7 @@ public static class Deployment
     public const string ServerActorName = "server";
 
     /// <param name="keyManagers">The distributed topology: the Group Key Managers' shard region (see <see cref="Distributed.ClusterNodes"/>).</param>
-    public static IActorRef StartServer(ActorSystem system, ServerSecrets secrets, CpnsSettings settings, IActorRef? keyManagers = null) =>
+    public static IActorRef StartServer(ActorSystem system, ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
         system.ActorOf(CpnsServer.Props(secrets, settings, keyManagers), ServerActorName);
 
     public static Task<ServerEndpoints> EndpointsOf(IActorRef server, TimeSpan timeout) =>

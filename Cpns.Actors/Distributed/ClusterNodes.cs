@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
+using Cpns.Actors.Protocol;
 using Cpns.Actors.Server;
 
 namespace Cpns.Actors.Distributed;
@@ -31,11 +32,15 @@ public static class ClusterNodes
         return up.Task;
     }
 
-    /// <summary>A server node: the server entity with its key registry, and a proxy to the Group Key Managers.</summary>
-    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
+    /// <summary>
+    /// A server node: the server entity with its key registry, and a proxy to the Group Key Managers, whose public identity
+    /// it knows (<paramref name="keyManagers"/>: the server node made their key file).
+    /// </summary>
+    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, KeyManagerKeys keyManagers,
+        CpnsSettings settings)
     {
         await WhenUpAsync(system);
-        var server = Deployment.StartServer(system, secrets, settings, StartKeyManagerProxy(system, settings));
+        var server = Deployment.StartServer(system, secrets, settings, new KeyManagerRegion(StartKeyManagerProxy(system, settings), keyManagers));
         StartStatus(system, null);
         return server;
     }
@@ -47,8 +52,8 @@ public static class ClusterNodes
     public static IActorRef StartStatus(ActorSystem system, IActorRef? localKeyManagers) =>
         system.ActorOf(ClusterStatusActor.Props(localKeyManagers), StatusActorName);
 
-    /// <summary>A gateway node: it hosts Group Key Managers (the server's secrets are shared with it) and PN GWs.</summary>
-    public static async Task<IActorRef> StartGatewayNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
+    /// <summary>A gateway node: it hosts Group Key Managers, with their own secrets (none of the server's), and PN GWs.</summary>
+    public static async Task<IActorRef> StartGatewayNodeAsync(ActorSystem system, KeyManagerSecrets secrets, CpnsSettings settings)
     {
         await WhenUpAsync(system);
         var region = ClusterSharding.Get(system).Start(GroupKeyManager.TypeName,

@@ -29,22 +29,26 @@ public sealed class GroupKeyManager : CpnsPersistentActor
     private readonly PairwiseKeys _pairwise;
     private readonly SecureLink _link;
     private readonly string _node;
+    private readonly string _serverId;
+    private readonly PublicKeys _serverKeys;
     private readonly SortedDictionary<long, GkmEpochCreatedEvent> _epochs = new();
     private long _lastEpoch;
     private long? _revokedAt;
 
-    public GroupKeyManager(string groupId, ServerSecrets secrets, CpnsSettings settings) : base(settings)
+    public GroupKeyManager(string groupId, KeyManagerSecrets secrets, CpnsSettings settings) : base(settings)
     {
         _groupId = groupId;
         _identity = secrets.Identity;
         _kek = secrets.Kek;
+        _serverId = secrets.Server.ServerId!;
+        _serverKeys = secrets.ServerKeys;
         _pairwise = new PairwiseKeys(secrets.Identity);
         _link = new SecureLink(Context, secrets.Identity, settings, Log);
-        _link.Guard.Trust(secrets.Identity.DeviceId, secrets.Identity.PublicKeys.Signing);
+        _link.Guard.Trust(_serverId, _serverKeys.Signing); // it takes commands from the central key registry alone
         _node = Cluster.Get(Context.System).SelfAddress.ToString();
     }
 
-    public static Props Props(string groupId, ServerSecrets secrets, CpnsSettings settings) =>
+    public static Props Props(string groupId, KeyManagerSecrets secrets, CpnsSettings settings) =>
         Akka.Actor.Props.Create<GroupKeyManager>(groupId, secrets, settings);
 
     public override string PersistenceId => $"gkm-{_groupId}";
@@ -90,7 +94,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
             case ISecureWire wire:
                 if (!_link.TryOpen(wire, out var inner, out var senderId))
                     break;
-                if (senderId != _identity.DeviceId || inner is not IWithGroupId { } addressed || addressed.GroupId != _groupId)
+                if (senderId != _serverId || inner is not IWithGroupId { } addressed || addressed.GroupId != _groupId)
                 {
                     Log.Warning("group key manager of {0}: {1} from {2} refused", _groupId, inner.GetType().Name, senderId);
                     break;
@@ -162,9 +166,19 @@ public sealed class GroupKeyManager : CpnsPersistentActor
     private void Register(GkmEpochCreatedEvent epoch, IActorRef registry, bool created)
     {
         Context.System.EventStream.Publish(new GkmEpochAnnounced(_groupId, epoch.Epoch, epoch.KeyCheck, _node, created));
-        FlowTrace.Send(Context, registry,
-            _link.Seal(new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, epoch.KeyUnderKek, epoch.KeyCheck, _node)),
-            _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
+        var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
+        try
+        {
+            // Wrapped for the server alone: the managers' KEK is theirs, the server's KEK the server's.
+            var forServer = key.WrapUnder(_pairwise.KeyFor(_serverId, _serverKeys.Agreement), _serverId);
+            FlowTrace.Send(Context, registry,
+                _link.SealFor(registry, new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, forServer, epoch.KeyCheck, _node)),
+                _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
+        }
+        finally
+        {
+            key.Destroy();
+        }
     }
 
     private void Push(GkmPush push)

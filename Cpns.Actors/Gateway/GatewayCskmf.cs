@@ -43,7 +43,11 @@ public sealed class GatewayCskmf : KeyHolder
         {
             case ServerAttached attached:
                 _server = attached.Server;
-                Trust(attached.Server.ServerId, attached.Server.Keys, attached.Server.ServerId, attached.Server.Keys.Signing);
+                // The server wraps what members pull; in the distributed topology the Group Key Managers wrap what they push.
+                Trust(attached.Server.KeyManager is { } managers
+                        ? [(attached.Server.ServerId, attached.Server.Keys), (managers.ManagerId, managers.Keys)]
+                        : [(attached.Server.ServerId, attached.Server.Keys)],
+                    attached.Server.ServerId, attached.Server.Keys.Signing);
                 break;
             case PneAttached attached:
                 _pnes[attached.DeviceId] = attached;
@@ -164,7 +168,8 @@ public sealed class GatewayCskmf : KeyHolder
     private void OnBroadcast(GroupRekeyBroadcast broadcast, string senderId)
     {
         var (groupId, epoch) = (broadcast.GroupId, broadcast.Epoch);
-        var pairwise = broadcast.WrapperId == senderId ? WrapperKey(senderId) : null;
+        // The LKH tree is the server's (its leaves are the server's pairwise keys); a Group Key Manager may send its broadcasts.
+        var pairwise = IsWrapper(senderId) && broadcast.WrapperId == _server?.ServerId ? WrapperKey(broadcast.WrapperId) : null;
         var problem = pairwise is null
             ? $"sent by {senderId}, who may not give keys here"
             : AnnouncementProblem(groupId, epoch, broadcast.KeyCheck, broadcast.Announcement);
@@ -214,7 +219,8 @@ public sealed class GatewayCskmf : KeyHolder
     protected override void OnPath(GroupKeyDelivery delivery, byte[] pairwiseKey)
     {
         var path = delivery.Path!;
-        var keys = path.Open(pairwiseKey, delivery.GroupId, Identity.DeviceId);
+        // Paths are of the server's tree, sealed under the server's pairwise key whoever wrapped the delivery.
+        var keys = path.Open(WrapperKey(_server?.ServerId ?? delivery.WrapperId) ?? pairwiseKey, delivery.GroupId, Identity.DeviceId);
         if (keys is null)
         {
             CountKeyRefusal("PathNotOpened");

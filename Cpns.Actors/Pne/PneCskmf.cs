@@ -22,7 +22,7 @@ public sealed class PneCskmf : KeyHolder
         {
             case GatewayAttached attached:
                 _gateway = attached.Gateway;
-                Trust(attached.GatewayId, attached.Keys, attached.ServerId, attached.ServerKeys.Signing);
+                Trust([(attached.GatewayId, attached.Keys)], attached.ServerId, attached.ServerKeys.Signing);
                 break;
             default:
                 Unhandled(message);

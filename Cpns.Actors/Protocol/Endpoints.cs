@@ -15,7 +15,11 @@ public sealed record ServerEndpoints(
     IActorRef Dm,
     IActorRef Directory,
     IActorRef Delivery,
-    IActorRef Usage) : ICpnsMessage;
+    IActorRef Usage) : ICpnsMessage
+{
+    /// <summary>In the distributed topology: the Group Key Managers' own id and public keys (they push keys, wrapped by them).</summary>
+    public KeyManagerKeys? KeyManager { get; init; }
+}
 
 /// <summary>Where the functions of a PN GW can be reached, by the server and by its PNEs.</summary>
 public sealed record GatewayEndpoints(

@@ -9,11 +9,15 @@ namespace Cpns.Actors.Protocol;
 /// <summary>Step 2 (distributed): the central key registry asks the group's Group Key Manager for the key of an epoch.</summary>
 public sealed record GkmCreateKey(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
 
+/// <summary>The Group Key Managers' identity as others know it: its id and public keys (never the server's).</summary>
+public sealed record KeyManagerKeys(string ManagerId, PublicKeys Keys);
+
 /// <summary>
-/// Step 5 (distributed): the Group Key Manager registers the epoch's key, wrapped under the KEK, at the central key
-/// registry, from which members pull it (indirect delivery). <paramref name="ManagerNode"/> is the node it runs on.
+/// Step 5 (distributed): the Group Key Manager registers the epoch's key, wrapped for the server alone (the managers and
+/// the server share no KEK), at the central key registry, from which members pull it (indirect delivery).
+/// <paramref name="ManagerNode"/> is the node it runs on.
 /// </summary>
-public sealed record GkmKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyUnderKek, Octets KeyCheck,
+public sealed record GkmKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyForServer, Octets KeyCheck,
     string ManagerNode) : ICpnsMessage, IWithGroupId;
 
 public enum GkmRefusal

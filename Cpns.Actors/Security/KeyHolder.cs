@@ -54,18 +54,24 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     protected long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
     /// <summary>
-    /// Who may wrap keys for this holder (the server for a PN GW, the PN GW for a PNE), and whose signature every
-    /// epoch must carry (the server's key manager).
+    /// Who may wrap keys for this holder (the server for a PN GW, and in the distributed topology the Group Key Managers
+    /// too; the PN GW for a PNE), and whose signature every epoch must carry (the server's key manager).
     /// </summary>
-    protected void Trust(string wrapperId, PublicKeys wrapperKeys, string managerId, Octets managerSigningKey)
+    protected void Trust(IReadOnlyList<(string Id, PublicKeys Keys)> wrappers, string managerId, Octets managerSigningKey)
     {
         _wrappers.Clear();
-        _wrappers[wrapperId] = wrapperKeys;
+        foreach (var (wrapperId, wrapperKeys) in wrappers)
+        {
+            _wrappers[wrapperId] = wrapperKeys;
+            Link.Guard.Trust(wrapperId, wrapperKeys.Signing);
+            Seca.Tell(new TrustSigner(wrapperId, wrapperKeys.Signing));
+        }
+
         _managerId = managerId;
         _managerSigningKey = managerSigningKey;
-        Link.Guard.Trust(wrapperId, wrapperKeys.Signing);
-        Seca.Tell(new TrustSigner(wrapperId, wrapperKeys.Signing));
     }
+
+    protected bool IsWrapper(string id) => _wrappers.ContainsKey(id);
 
     protected sealed override void OnReceive(object message)
     {

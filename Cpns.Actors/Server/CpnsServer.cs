@@ -13,7 +13,7 @@ public sealed class CpnsServer : UntypedActor
     private readonly ServerEndpoints _endpoints;
 
     /// <param name="keyManagers">The Group Key Managers' shard region in the distributed topology; null when centralized.</param>
-    public CpnsServer(ServerSecrets secrets, CpnsSettings settings, IActorRef? keyManagers)
+    public CpnsServer(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers)
     {
         var identity = secrets.Identity;
         var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
@@ -31,15 +31,15 @@ public sealed class CpnsServer : UntypedActor
         var registry = Context.ActorOf(
             Registry.Props(
                 r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
-                    delivery, usage),
+                    delivery, usage) { KeyManager = keyManagers?.Keys },
                 [smf, cskmf, capabilities, status, dm, directory, delivery, usage], kmc, identity, serverCredential,
                 secrets.TrustAnchor, settings),
             "registry");
         _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf, capabilities, status, dm,
-            directory, delivery, usage);
+            directory, delivery, usage) { KeyManager = keyManagers?.Keys };
     }
 
-    public static Props Props(ServerSecrets secrets, CpnsSettings settings, IActorRef? keyManagers = null) =>
+    public static Props Props(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
         Akka.Actor.Props.Create(() => new CpnsServer(secrets, settings, keyManagers));
 
     protected override void OnReceive(object message)

@@ -8,6 +8,9 @@ using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Server;
 
+/// <summary>The distributed topology, as the server's CSKMF sees it: the Group Key Managers' shard region and their public identity.</summary>
+public sealed record KeyManagerRegion(IActorRef Region, KeyManagerKeys Keys);
+
 /// <summary>
 /// The CPNS Server's Content/Service Key Management Function. It implements the SEC_CF OSG role through its
 /// child <c>osg</c>: creates, updates, delivers (push, or on request: pull) and revokes group keys. Every epoch
@@ -46,13 +49,13 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private readonly HashSet<string> _rekeyRequested = new(StringComparer.Ordinal);
     private readonly SiblingRef _smf;
-    private readonly IActorRef? _keyManagers;
+    private readonly KeyManagerRegion? _keyManagers;
 
     /// <param name="keyManagers">
     /// The distributed topology: the shard region (proxy) of the Group Key Managers, which make the keys on gateway
     /// nodes; this CSKMF is then the central key registry. Null: the centralized topology, keys from the OSG/KMC here.
     /// </param>
-    public ServerCskmf(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings, IActorRef? keyManagers = null)
+    public ServerCskmf(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings, KeyManagerRegion? keyManagers = null)
         : base(settings)
     {
         _identity = identity;
@@ -64,13 +67,13 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
         _smf = SiblingRef.Of(Context, "smf");
         if (keyManagers is not null)
-            _link.Guard.Trust(identity.DeviceId, identity.PublicKeys.Signing); // the Group Key Managers sign as the server
+            _link.Guard.Trust(keyManagers.Keys.ManagerId, keyManagers.Keys.Keys.Signing); // the Group Key Managers' own identity
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings,
-        IActorRef? keyManagers = null) =>
+        KeyManagerRegion? keyManagers = null) =>
         Akka.Actor.Props.Create<ServerCskmf>(identity, kek, kmc, settings, keyManagers);
 
     public override string PersistenceId => $"cskmf-{Settings.ServerId}";
@@ -203,18 +206,16 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case GroupKeyRequest request:
                 OnPullRequest(request, senderId);
                 break;
-            case GkmKeyIssued issued when senderId == _identity.DeviceId && !_pending.ContainsKey((issued.GroupId, issued.Epoch)):
+            case GkmKeyIssued issued when senderId == _keyManagers?.Keys.ManagerId && !_pending.ContainsKey((issued.GroupId, issued.Epoch)):
                 Log.Debug("group key manager of {0} answered epoch {1} again (a retry); already registered", issued.GroupId, issued.Epoch);
                 break;
-            case GkmKeyIssued issued when senderId == _identity.DeviceId:
-                Timers.Cancel(("gkm", issued.GroupId, issued.Epoch));
-                Log.Debug("group key manager of {0} on {1} issued epoch {2}", issued.GroupId, issued.ManagerNode, issued.Epoch);
-                OnKeyIssued(new OsgKeyIssued(issued.GroupId, issued.Epoch, issued.Parameters, issued.KeyUnderKek, issued.KeyCheck));
+            case GkmKeyIssued issued when senderId == _keyManagers?.Keys.ManagerId:
+                OnManagerIssued(issued, _keyManagers);
                 break;
-            case GkmKeyRefused refused when senderId == _identity.DeviceId:
+            case GkmKeyRefused refused when senderId == _keyManagers?.Keys.ManagerId:
                 OnManagerRefused(refused);
                 break;
-            case GkmRevoked revoked when senderId == _identity.DeviceId:
+            case GkmRevoked revoked when senderId == _keyManagers?.Keys.ManagerId:
                 Timers.Cancel(("gkm-revoke", revoked.GroupId));
                 OnRevoked(new OsgKeyRevoked(revoked.GroupId, revoked.FinalEpoch));
                 break;
@@ -253,7 +254,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     // ---- The distributed topology: keys from the group's Group Key Manager on a gateway node ----
 
     private void ToManager(string groupId, ICpnsMessage message) =>
-        _keyManagers!.Tell(new Akka.Cluster.Sharding.ShardingEnvelope(groupId, _link.Seal(message)), Self);
+        _keyManagers!.Region.Tell(new Akka.Cluster.Sharding.ShardingEnvelope(groupId, _link.Seal(message)), Self);
 
     private void AskManager(string groupId, long epoch, DeliveryMode mode)
     {
@@ -302,6 +303,31 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _reservedEpoch[refused.GroupId] = next;
         _pending[(refused.GroupId, next)] = pending;
         AskManager(refused.GroupId, next, pending.Request.Mode);
+    }
+
+    /// <summary>A Group Key Manager's key, wrapped for this server alone: kept here under this server's KEK, as the OSG's are.</summary>
+    private void OnManagerIssued(GkmKeyIssued issued, KeyManagerRegion managers)
+    {
+        var pairwise = _pairwise.KeyFor(managers.Keys.ManagerId, managers.Keys.Keys.Agreement);
+        var key = GroupKey.Unwrap(pairwise, issued.KeyForServer, issued.GroupId, issued.Epoch, _identity.DeviceId);
+        if (key is null || key.KeyCheck != issued.KeyCheck)
+        {
+            key?.Destroy();
+            Log.Warning("group key manager of {0}: epoch {1} does not open for {2}; waiting for it again", issued.GroupId, issued.Epoch,
+                _identity.DeviceId);
+            return;
+        }
+
+        Timers.Cancel(("gkm", issued.GroupId, issued.Epoch));
+        Log.Debug("group key manager of {0} on {1} issued epoch {2}", issued.GroupId, issued.ManagerNode, issued.Epoch);
+        try
+        {
+            OnKeyIssued(new OsgKeyIssued(issued.GroupId, issued.Epoch, issued.Parameters, _kek.Wrap(key), issued.KeyCheck));
+        }
+        finally
+        {
+            key.Destroy();
+        }
     }
 
     private void OnKeyIssued(OsgKeyIssued issued)

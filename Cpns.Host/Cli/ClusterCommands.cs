@@ -146,6 +146,8 @@ public static class ClusterCommands
             Directory.CreateDirectory(node.DataDirectory);
             var secretsPath = Path.Combine(node.DataDirectory, ServerSecrets.FileName);
             var secrets = ServerSecrets.LoadOrCreate(secretsPath, settings.ServerId);
+            // The Group Key Managers' own secrets, made here once: the file gateway nodes get, instead of the server's.
+            var managers = KeyManagerSecrets.LoadOrCreate(Path.Combine(node.DataDirectory, KeyManagerSecrets.FileName), secrets);
             var transport = options.Transport(parse, node, "server", createAuthority: true);
 
             using var host = AkkaHostBuilder.Build(config, transport);
@@ -153,7 +155,7 @@ public static class ClusterCommands
             var system = AkkaHostBuilder.ActorSystemOf(host);
             try
             {
-                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
+                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, managers.Public, settings).WaitAsync(cancellationToken);
                 var endpoints = await Deployment.EndpointsOf(server, TimeSpan.FromSeconds(60));
                 Say($"server node {Akka.Cluster.Cluster.Get(system).SelfAddress} is up (server id {settings.ServerId}, key file {secretsPath})");
                 if (parse.GetValue(demoGroups) > 0)
@@ -207,7 +209,8 @@ public static class ClusterCommands
         var pnes = new Option<int>("--pnes") { Description = "PNEs, spread over this node's PN GWs", DefaultValueFactory = _ => 4 };
         var secretsFile = new Option<FileInfo?>("--secrets")
         {
-            Description = $"The distributed server's key file (default: {ServerSecrets.FileName} in --data); Group Key Managers need it",
+            Description = $"The Group Key Managers' key file the server node made (default: {KeyManagerSecrets.FileName} in --data); " +
+                          "never the server's own key file",
         };
         var lifetime = new Option<int>("--lifetime")
         {
@@ -241,15 +244,16 @@ public static class ClusterCommands
             var node = options.Common.Read(parse);
             var config = options.Build(parse, node, ClusterNodes.GatewayRole, parse.GetValue(options.Seeds)!);
             var settings = CpnsSettings.From(config);
-            var secretsPath = parse.GetValue(secretsFile)?.FullName ?? Path.Combine(node.DataDirectory, ServerSecrets.FileName);
-            ServerSecrets secrets;
+            var secretsPath = parse.GetValue(secretsFile)?.FullName ?? Path.Combine(node.DataDirectory, KeyManagerSecrets.FileName);
+            KeyManagerSecrets secrets;
             try
             {
-                secrets = ServerSecrets.Load(secretsPath, settings.ServerId);
+                secrets = KeyManagerSecrets.Load(secretsPath, settings.ServerId);
             }
             catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
             {
-                Console.Error.WriteLine($"cpns gateway: {e.Message} (a gateway node shares the server node's key file; pass --secrets)");
+                Console.Error.WriteLine($"cpns gateway: {e.Message} (copy the {KeyManagerSecrets.FileName} the server node made " +
+                                        "to this node, owner-only, or pass --secrets)");
                 return 2;
             }
 
@@ -281,14 +285,14 @@ public static class ClusterCommands
                 for (var i = 1; i <= parse.GetValue(gateways); i++)
                 {
                     var identity = identities.LoadOrCreate($"{prefix}-g{i}", EntityKind.PnGateway);
-                    gatewayRefs.Add(Deployment.StartGateway(system, identity, secrets.TrustAnchor, registry, settings,
+                    gatewayRefs.Add(Deployment.StartGateway(system, identity, secrets.Server, registry, settings,
                         lifetimeSeconds: parse.GetValue(lifetime), enrolmentToken: identities.EnrolmentToken(identity.DeviceId)));
                 }
 
                 for (var j = 1; j <= parse.GetValue(pnes); j++)
                 {
                     var identity = identities.LoadOrCreate($"{prefix}-p{j}", EntityKind.Pne);
-                    Deployment.StartPne(system, identity, secrets.TrustAnchor, gatewayRefs[(j - 1) % gatewayRefs.Count], settings,
+                    Deployment.StartPne(system, identity, secrets.Server, gatewayRefs[(j - 1) % gatewayRefs.Count], settings,
                         lifetimeSeconds: parse.GetValue(lifetime), enrolmentToken: identities.EnrolmentToken(identity.DeviceId));
                 }
 

@@ -8,6 +8,7 @@ using Cpns.Actors.Distributed;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
+using Cpns.Actors.Server;
 using Cpns.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -41,6 +42,7 @@ public sealed class ClusterTests : CpnsTestKit
     private readonly ConcurrentQueue<GkmEpochAnnounced> _announcements = new();
     private readonly ConcurrentQueue<FlowStep> _steps = new();
     private IActorRef _keyManagers = ActorRefs.Nobody;
+    private KeyManagerSecrets _managerSecrets = null!;
 
     public ClusterTests(ITestOutputHelper output) : base(output, NodeConfig("server", Folder.Value!.File("cluster.db")))
     {
@@ -69,8 +71,9 @@ public sealed class ClusterTests : CpnsTestKit
         var cluster = Akka.Cluster.Cluster.Get(Sys);
         await cluster.JoinAsync(cluster.SelfAddress);
         _keyManagers = ClusterNodes.StartKeyManagerProxy(Sys, Settings);
+        _managerSecrets = KeyManagerSecrets.Generate(Secrets); // what the gateway nodes hold: none of the server's secrets
         ClusterNodes.StartStatus(Sys, null);
-        await StartServerAsync(_keyManagers);
+        await StartServerAsync(new KeyManagerRegion(_keyManagers, _managerSecrets.Public));
         Watch(Sys);
     }
 
@@ -89,7 +92,7 @@ public sealed class ClusterTests : CpnsTestKit
         _nodes[name] = node;
         Watch(node);
         await Akka.Cluster.Cluster.Get(node).JoinAsync(Akka.Cluster.Cluster.Get(Sys).SelfAddress);
-        await ClusterNodes.StartGatewayNodeAsync(node, Secrets, Settings);
+        await ClusterNodes.StartGatewayNodeAsync(node, _managerSecrets, Settings);
         var registry = await ClusterNodes.FindServerRegistryAsync(node, Timeout);
 
         var identity = EntityIdentity.Generate(gatewayId, EntityKind.PnGateway);

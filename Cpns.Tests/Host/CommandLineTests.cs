@@ -55,6 +55,67 @@ public sealed class CommandLineTests : IDisposable
         Assert.DoesNotContain("   at ", stdout + stderr);
     }
 
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_gateway_node_runs_the_Group_Key_Managers_from_a_folder_that_holds_no_server_secret()
+    {
+        var pki = Path.Combine(_data, "operator-pki");
+        var (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "certs", "--certs", pki,
+            "--node", "server", "--node", "gateway-a");
+        Assert.True(exit == 0, stdout + stderr);
+        var serverFolder = Path.Combine(_data, "server-node");
+        var gatewayFolder = Path.Combine(_data, "gateway-node");
+        foreach (var (folder, pfx) in new[] { (serverFolder, "server.pfx"), (gatewayFolder, "gateway-a.pfx") })
+        {
+            Directory.CreateDirectory(Path.Combine(folder, "tls"));
+            foreach (var file in new[] { "ca.crt", pfx })
+                File.Copy(Path.Combine(pki, file), Path.Combine(folder, "tls", file));
+        }
+
+        var port = FreePorts.Next();
+        using var server = CpnsProcess.Start("server", "--port", port.ToString(), "--data", serverFolder, "--demo-groups", "1");
+        await server.WaitForOutputAsync("is up", TimeSpan.FromSeconds(60));
+
+        // What the operator gives the gateway node: its certificate, its devices' tokens, and the key managers' file.
+        (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "provision", "--data", serverFolder, "--name", "a",
+            "--gateways", "1", "--pnes", "1", "--gateway-data", gatewayFolder);
+        Assert.True(exit == 0, stdout + stderr);
+        File.Copy(Path.Combine(serverFolder, "key-manager-secrets.json"), Path.Combine(gatewayFolder, "key-manager-secrets.json"));
+        File.SetUnixFileMode(Path.Combine(gatewayFolder, "key-manager-secrets.json"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        // The server's own key file is refused where the key managers' belongs, in one line.
+        (exit, _, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "gateway", "--seed", $"akka.ssl.tcp://cpns@127.0.0.1:{port}",
+            "--name", "a", "--data", gatewayFolder, "--secrets", Path.Combine(serverFolder, "server-secrets.json"));
+        Assert.Equal(2, exit);
+        Assert.Contains("is not a key manager file", stderr);
+
+        using var gateway = CpnsProcess.Start("gateway", "--seed", $"akka.ssl.tcp://cpns@127.0.0.1:{port}", "--port", FreePorts.Next().ToString(),
+            "--name", "a", "--pnes", "1", "--data", gatewayFolder);
+        // The demo group's key, made by a Group Key Manager on this node, reaches the node's PN GW and PNE.
+        await gateway.WaitForOutputAsync("installed at a-p1", TimeSpan.FromSeconds(90));
+        gateway.Terminate();
+        server.Terminate();
+        Assert.Equal(0, await gateway.WaitAsync(TimeSpan.FromSeconds(40)));
+        Assert.Equal(0, await server.WaitAsync(TimeSpan.FromSeconds(40)));
+
+        // Not one byte of the server's signing key, its KEK or the KMC root key is anywhere in the gateway node's folder.
+        using var serverKeys = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(serverFolder, "server-secrets.json")));
+        var secrets = new[] { "SigningKey", "AgreementKey", "Kek", "KmcRootKey" }
+            .Select(field => Convert.FromBase64String(serverKeys.RootElement.GetProperty(field).GetString()!)).ToList();
+        var files = Directory.GetFiles(gatewayFolder, "*", SearchOption.AllDirectories);
+        Assert.Contains(files, f => f.EndsWith(".db", StringComparison.Ordinal));
+        foreach (var file in files)
+        {
+            var bytes = File.ReadAllBytes(file);
+            var text = System.Text.Encoding.UTF8.GetString(bytes);
+            foreach (var secret in secrets)
+            {
+                Assert.True(bytes.AsSpan().IndexOf(secret) < 0, $"{file} holds a server secret");
+                Assert.DoesNotContain(Convert.ToBase64String(secret), text);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("simulate", "--json")]
     [InlineData("simulate", "--ack-log")]

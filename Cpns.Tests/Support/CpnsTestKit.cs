@@ -62,7 +62,9 @@ public abstract class CpnsTestKit : TestKit
 
     protected ServerEndpoints Server { get; private set; } = null!;
 
-    protected ServerSecrets Secrets { get; private set; } = null!;
+    private ServerSecrets? _secrets;
+
+    protected ServerSecrets Secrets => _secrets ??= ServerSecrets.Generate(Settings.ServerId);
 
     protected Dictionary<string, IActorRef> Gateways { get; } = new();
 
@@ -95,9 +97,8 @@ public abstract class CpnsTestKit : TestKit
     protected IActorRef ServerActor { get; private set; } = ActorRefs.Nobody;
 
     /// <param name="keyManagers">The distributed topology: the Group Key Managers' shard region (proxy).</param>
-    protected async Task StartServerAsync(IActorRef? keyManagers = null)
+    protected async Task StartServerAsync(KeyManagerRegion? keyManagers = null)
     {
-        Secrets ??= ServerSecrets.Generate(Settings.ServerId);
         // After a stop, the watcher may hear Terminated a moment before the guardian has let go of the name "server".
         var deadline = DateTime.UtcNow + Timeout;
         while (true)
