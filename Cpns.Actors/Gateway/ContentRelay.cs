@@ -210,6 +210,6 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
         if (_pn.Server is not { } server)
             return;
         foreach (var report in _unacknowledged.Values)
-            _link.Send(server.Usage, report);
+            _link.SendSigned(server.Usage, report); // signed, and kept by the server as proof of what this PN GW reported
     }
 }

@@ -160,7 +160,11 @@ public sealed record DirectorySnapshot(IReadOnlyList<ServiceStoredEvent> Service
 // ---- Usage statistics and charging ----
 
 /// <summary>A usage report recorded: <paramref name="Index"/> numbers the recorded reports (charging follows it).</summary>
-public sealed record UsageRecordedEvent(long Index, string Source, long Sequence, IReadOnlyList<UsageRecord> Records) : ICpnsEvent;
+public sealed record UsageRecordedEvent(long Index, string Source, long Sequence, IReadOnlyList<UsageRecord> Records) : ICpnsEvent
+{
+    /// <summary>The reporting PN GW's signed envelope the records came in (null for the server's own records).</summary>
+    public Security.SignedEnvelope? Proof { get; init; }
+}
 
 public sealed record UsageSnapshot(IReadOnlyList<UsageRecordedEvent> Reports) : ICpnsEvent;
 

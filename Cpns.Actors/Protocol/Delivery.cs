@@ -152,6 +152,21 @@ public sealed record QueryUsage(string? EntityId = null, string? ServiceId = nul
 public sealed record UsageSummary(long Sessions, long BytesUp, long BytesDown, long DurationMs, IReadOnlyList<UsageRecord> Records)
     : ICpnsMessage;
 
+/// <summary>The proof behind recorded usage report <paramref name="Index"/>: the reporting PN GW's own signed envelope.</summary>
+public sealed record GetUsageProof(long Index) : INodeLocal;
+
+/// <summary>
+/// A recorded report and the envelope its PN GW signed (null for the server's own records): anyone holding the PN GW's
+/// public key can check, later and without the server, that this PN GW reported exactly this (non-repudiation, §5.4).
+/// </summary>
+public sealed record UsageProof(long Index, string Source, long Sequence, SignedEnvelope? Envelope) : INodeLocal
+{
+    public bool VerifiedBy(Octets signingKey) =>
+        Envelope is { } e && e.SenderId == Source &&
+        EntityIdentity.Verify(signingKey, SignedEnvelope.SignedPart(e.SenderId, e.Channel, e.Sequence, e.TimestampMs,
+            e.Manifest, e.Payload, e.OffersSessions).Bytes, e.Signature);
+}
+
 // ---- Charging (seed §5.3.1.11) ----
 
 /// <summary>

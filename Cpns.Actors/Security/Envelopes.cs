@@ -20,7 +20,7 @@ public sealed record SignedEnvelope(
 {
     public bool OffersSessions { get; init; }
 
-    internal static Transcript SignedPart(string senderId, string channel, long sequence, long timestampMs, string manifest,
+    public static Transcript SignedPart(string senderId, string channel, long sequence, long timestampMs, string manifest,
         Octets payload, bool offersSessions = false)
     {
         var transcript = new Transcript("cpns/envelope/v1").Add(senderId).Add(channel).Add(sequence).Add(timestampMs).Add(manifest)

@@ -23,6 +23,7 @@ public sealed class ServerUsage : CpnsPersistentActor
     private readonly Placements _placements = new();
     private readonly List<UsageRecordedEvent> _reports = new();
     private readonly HashSet<(string Source, long Sequence)> _recorded = new();
+    private readonly HashSet<(string DeviceId, string GatewayId)> _servedBy = new();
     private long _lastIndex;
     private long _invalidRecords;
 
@@ -63,7 +64,13 @@ public sealed class ServerUsage : CpnsPersistentActor
     protected override void OnCommand(object message)
     {
         if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: false))
+        {
+            // A PN GW reports the usage of the PNEs it serves or served (a report may come after a PNE moved on).
+            if (message is PnesPlaced placed)
+                foreach (var pne in placed.Pnes)
+                    _servedBy.Add((pne.DeviceId, placed.GatewayId));
             return;
+        }
 
         switch (message)
         {
@@ -71,12 +78,27 @@ public sealed class ServerUsage : CpnsPersistentActor
                 if (!_link.TryOpen(wire, out var inner, out var senderId))
                     break;
                 if (inner is UsageReport remote && remote.GatewayId == senderId && remote.Sequence != 0)
-                    Record(remote, Sender, sealedAck: true);
+                {
+                    if (wire is SignedEnvelope proof)
+                    {
+                        Record(remote, Sender, sealedAck: true, proof);
+                    }
+                    else
+                    {
+                        Log.Warning("usage: report {0} of {1} came unsigned; a usage report is signed by its PN GW", remote.Sequence, senderId);
+                        Sender.Tell(new EnvelopeRejected(EnvelopeRejection.Malformed, "a usage report must come in its PN GW's signed envelope"));
+                    }
+                }
                 else
                     Log.Warning("usage: unexpected {0} from {1}", inner.GetType().Name, senderId);
                 break;
             case LocalRequest { Request: UsageReport report }:
-                Record(report, Sender, sealedAck: false);
+                Record(report, Sender, sealedAck: false, proof: null);
+                break;
+            case GetUsageProof query:
+                Sender.Tell(_reports.FirstOrDefault(r => r.Index == query.Index) is { } found
+                    ? new UsageProof(found.Index, found.Source, found.Sequence, found.Proof)
+                    : new UsageProof(query.Index, "", 0, null));
                 break;
             case QueryUsage query:
                 Sender.Tell(Summarize(query));
@@ -94,7 +116,7 @@ public sealed class ServerUsage : CpnsPersistentActor
         }
     }
 
-    private void Record(UsageReport report, IActorRef replyTo, bool sealedAck)
+    private void Record(UsageReport report, IActorRef replyTo, bool sealedAck, SignedEnvelope? proof)
     {
         void Ack()
         {
@@ -108,7 +130,9 @@ public sealed class ServerUsage : CpnsPersistentActor
             return;
         }
 
-        var valid = report.Records.Take(MaxRecordsPerReport).Where(r => IsValid(r, report.GatewayId)).ToList();
+        var valid = report.Records.Take(MaxRecordsPerReport)
+            .Where(r => IsValid(r, report.GatewayId) && (!sealedAck || r.DeviceId == report.GatewayId || _servedBy.Contains((r.DeviceId, report.GatewayId))))
+            .ToList();
         var invalid = report.Records.Count - valid.Count;
         if (invalid > 0)
         {
@@ -117,7 +141,7 @@ public sealed class ServerUsage : CpnsPersistentActor
                 report.GatewayId, _invalidRecords);
         }
 
-        Persist(new UsageRecordedEvent(_lastIndex + 1, report.GatewayId, report.Sequence, valid), e =>
+        Persist(new UsageRecordedEvent(_lastIndex + 1, report.GatewayId, report.Sequence, valid) { Proof = proof }, e =>
         {
             Apply(e);
             Ack();
