@@ -15,7 +15,8 @@ public sealed partial class Connections
     private readonly HashSet<string> _bridged = new(StringComparer.Ordinal);
     private readonly HashSet<string> _handedOver = new(StringComparer.Ordinal);
     private bool _acceptBridges = true;
-    private bool _agreeToHandover = true;
+    // The PN's owner decides whether its PN may be handed to another PN GW; until they say so, it is not.
+    private bool _agreeToHandover;
     private (IActorRef Asker, string OldGatewayId)? _takeover;
 
     /// <summary>A PNE from another PN asks to be taken in.</summary>

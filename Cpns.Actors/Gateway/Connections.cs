@@ -208,9 +208,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         RegisterPne register => register.Keys.Signing,
         BridgeRequest bridge => _verifier.Verify(bridge.Credential, Context.System.Scheduler.Now, _revokedSerials, bridge.DeviceId,
             EntityKind.Pne).Credential?.Keys.Signing,
-        HandoverRequest handover => _verifier.Verify(handover.NewGatewayCredential, Context.System.Scheduler.Now, null,
+        HandoverRequest handover => _verifier.Verify(handover.NewGatewayCredential, Context.System.Scheduler.Now, _revokedSerials,
             handover.NewGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
-        HandoverAnswer answer => _verifier.Verify(answer.OldGatewayCredential, Context.System.Scheduler.Now, null,
+        HandoverAnswer answer => _verifier.Verify(answer.OldGatewayCredential, Context.System.Scheduler.Now, _revokedSerials,
             answer.OldGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
         _ => null,
     };

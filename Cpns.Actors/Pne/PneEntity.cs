@@ -180,11 +180,11 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case MoveToGateway move:
                 Sender.Tell(new BridgeAnswer(move.DeviceId, "", new Credential(Octets.Empty), false, $"{_identity.DeviceId} is not registered"));
                 break;
-            case Deregister when _registration is not null:
+            case DeregisterDevice when _registration is not null:
                 _deregistrationAsker = Sender;
                 _link.Send(_registration.Gateway.Connections, new Deregister(_identity.DeviceId));
                 break;
-            case Deregister:
+            case DeregisterDevice:
                 Sender.Tell(new RegistrationEnded(_identity.DeviceId, DeregistrationReason.Deregistered));
                 break;
             case SendContent or GetReceivedContent or ContentStep:

@@ -74,7 +74,7 @@ public sealed record IssueCredentials(long RequestId, IReadOnlyList<CredentialRe
 
 public sealed record IssuedCredential(string DeviceId, Credential Credential, string Serial) : ICpnsMessage, IWithDeviceId;
 
-public sealed record CredentialsIssued(long RequestId, IReadOnlyList<IssuedCredential> Credentials) : ICpnsMessage;
+public sealed record CredentialsIssued(long RequestId, IReadOnlyList<IssuedCredential> Credentials) : INodeLocal;
 
 // ---- Revocation ----
 

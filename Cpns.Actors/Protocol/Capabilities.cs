@@ -42,7 +42,7 @@ public sealed record DeviceCapabilities(
 }
 
 /// <summary>An operator (or a server function) asks the server for a device's capability document.</summary>
-public sealed record QueryCapabilities(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record QueryCapabilities(string DeviceId) : INodeLocal, IWithDeviceId;
 
 /// <summary>The server asks a PN GW for a device's capabilities (it answers from its cache when it can).</summary>
 public sealed record CapabilityQuery(long RequestId, string DeviceId) : ICpnsMessage, IWithDeviceId;
@@ -58,10 +58,10 @@ public sealed record DeviceCapabilitiesReport(string DeviceId, Octets Hash, Devi
     : ICpnsMessage, IWithDeviceId;
 
 /// <summary>A PNE's capabilities changed (the device itself is told; its next heartbeat carries the new hash).</summary>
-public sealed record UpdateCapabilities(string DeviceId, DeviceCapabilities Capabilities) : ICpnsMessage, IWithDeviceId;
+public sealed record UpdateCapabilities(string DeviceId, DeviceCapabilities Capabilities) : INodeLocal, IWithDeviceId;
 
 /// <summary>Inside a PN GW: connections saw this capability hash in a PNE's heartbeat.</summary>
-public sealed record CapabilityHashSeen(string DeviceId, Octets Hash) : ICpnsMessage, IWithDeviceId;
+public sealed record CapabilityHashSeen(string DeviceId, Octets Hash) : INodeLocal, IWithDeviceId;
 
 public sealed record GetRelayStats : INodeLocal
 {

@@ -75,7 +75,7 @@ public sealed record ContentReceipt(string DeliveryId, string DeviceId, string G
 /// Inside a PN GW: connections hands a PNE's post (its envelope already checked) to the content function, which relays
 /// the envelope unchanged so the server checks the PNE's own signature.
 /// </summary>
-public sealed record PostFromPne(string DeviceId, PostContent Post, SignedEnvelope Envelope) : ICpnsMessage, IWithDeviceId;
+public sealed record PostFromPne(string DeviceId, PostContent Post, SignedEnvelope Envelope) : INodeLocal, IWithDeviceId;
 
 /// <summary>What a PNE received and opened (or could not), oldest first.</summary>
 public sealed record GetReceivedContent(string DeviceId) : INodeLocal, IWithDeviceId;
@@ -87,7 +87,7 @@ public sealed record ReceivedContent(string DeviceId, IReadOnlyList<ReceivedItem
 
 /// <summary>A PNE: encrypt this under the group's current epoch and post it to the group (or one member).</summary>
 public sealed record SendContent(string DeliveryId, string ServiceId, string GroupId, Octets Payload, string? TargetDeviceId = null)
-    : ICpnsMessage, IWithGroupId;
+    : INodeLocal, IWithGroupId;
 
 /// <summary>Inside the server: the delivery function asks the CSKMF to encrypt for a local sender.</summary>
 public sealed record SealForGroup(string GroupId, string SenderId, Octets Plaintext) : INodeLocal, IWithGroupId;

@@ -128,4 +128,4 @@ public sealed record GetPrivileges(string SubjectId) : INodeLocal;
 public sealed record Privileges(string SubjectId, IReadOnlyDictionary<string, Privilege> ByGroup) : INodeLocal;
 
 /// <summary>Inside the server: an offerer's reachability changed (status tells the directory, for ranking).</summary>
-public sealed record OffererReachability(string DeviceId, bool Reachable) : ICpnsMessage, IWithDeviceId;
+public sealed record OffererReachability(string DeviceId, bool Reachable) : INodeLocal, IWithDeviceId;

@@ -45,27 +45,27 @@ public sealed record RequestGroupKey(
     KeyOperation Operation,
     DeliveryMode Mode,
     SecurityLevel RequiredSecurityLevel,
-    IReadOnlyList<KeyDeliveryTarget> Targets) : ICpnsMessage, IWithGroupId;
+    IReadOnlyList<KeyDeliveryTarget> Targets) : INodeLocal, IWithGroupId;
 
 /// <summary>Step 2: CSKMF(server) → OSG, parameterized.</summary>
-public sealed record OsgKeyRequest(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
+public sealed record OsgKeyRequest(string GroupId, long Epoch, KeyParameters Parameters) : INodeLocal, IWithGroupId;
 
 /// <summary>Step 3: OSG → KMC.</summary>
-public sealed record KmcKeyRequest(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
+public sealed record KmcKeyRequest(string GroupId, long Epoch, KeyParameters Parameters) : INodeLocal, IWithGroupId;
 
 /// <summary>Step 4: KMC → OSG: the new key, wrapped under the KMC's key-encryption key.</summary>
 public sealed record KmcKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyUnderKek, Octets KeyCheck)
-    : ICpnsMessage, IWithGroupId;
+    : INodeLocal, IWithGroupId;
 
 /// <summary>Step 5: OSG → CSKMF(server).</summary>
 public sealed record OsgKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyUnderKek, Octets KeyCheck)
-    : ICpnsMessage, IWithGroupId;
+    : INodeLocal, IWithGroupId;
 
 /// <summary>Step 6: CSKMF(server) → SMF(server): the group key of this epoch is ready.</summary>
-public sealed record GroupKeyReady(string GroupId, long Epoch, DeliveryMode Mode, Octets KeyCheck) : ICpnsMessage, IWithGroupId;
+public sealed record GroupKeyReady(string GroupId, long Epoch, DeliveryMode Mode, Octets KeyCheck) : INodeLocal, IWithGroupId;
 
 /// <summary>CSKMF could not make the key.</summary>
-public sealed record GroupKeyFailed(string GroupId, KeyError Error, string Detail) : ICpnsMessage, IWithGroupId;
+public sealed record GroupKeyFailed(string GroupId, KeyError Error, string Detail) : INodeLocal, IWithGroupId;
 
 /// <summary>
 /// SMF(server) → CSKMF(server): deliver (push) the epoch now that its step 7 notices are out — to every target,
@@ -74,7 +74,7 @@ public sealed record GroupKeyFailed(string GroupId, KeyError Error, string Detai
 public sealed record DeliverGroupKey(string GroupId, long Epoch, string? OnlyGatewayId = null) : INodeLocal, IWithGroupId;
 
 /// <summary>SMF → CSKMF of a PN GW: push the group's current epoch to this one PNE (it registered again).</summary>
-public sealed record DeliverToPne(string GroupId, string DeviceId) : ICpnsMessage, IWithGroupId, IWithDeviceId;
+public sealed record DeliverToPne(string GroupId, string DeviceId) : INodeLocal, IWithGroupId, IWithDeviceId;
 
 /// <summary>
 /// SMF → CSKMF of a PN GW or PNE, push mode: the step-7 notices are out and this epoch should be pushed here;
@@ -85,10 +85,10 @@ public sealed record DeliverToPne(string GroupId, string DeviceId) : ICpnsMessag
 public sealed record ExpectGroupKey(string GroupId, long Epoch, IReadOnlyList<string>? LocalMembers = null) : INodeLocal, IWithGroupId;
 
 /// <summary>CSKMF → SMF of the same entity: a pushed epoch did not arrive; the SMF has the SECA pull it.</summary>
-public sealed record GroupKeyMissing(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+public sealed record GroupKeyMissing(string GroupId, long Epoch) : INodeLocal, IWithGroupId;
 
 /// <summary>Pull step 8: SMF → SECA: acquire the group key from the location given in the notice.</summary>
-public sealed record AcquireGroupKey(string GroupId, long Epoch, IActorRef KeyLocation) : ICpnsMessage, IWithGroupId;
+public sealed record AcquireGroupKey(string GroupId, long Epoch, IActorRef KeyLocation) : INodeLocal, IWithGroupId;
 
 /// <summary>Pull step 9: CSKMF/SECA of a GW or PNE asks the key holder upstream.</summary>
 public sealed record GroupKeyRequest(string GroupId, long Epoch, string RequesterId) : ICpnsMessage, IWithGroupId;
@@ -147,7 +147,7 @@ public sealed record EpochAnnouncement(string GroupId, long Epoch, Octets KeyChe
 /// <summary>A holder acknowledges an installed epoch to whoever delivered it.</summary>
 public sealed record GroupKeyAck(string GroupId, long Epoch, string HolderId) : ICpnsMessage, IWithGroupId;
 
-public sealed record GetKeyAcks(string GroupId) : ICpnsMessage, IWithGroupId;
+public sealed record GetKeyAcks(string GroupId) : INodeLocal, IWithGroupId;
 
 public sealed record KeyAcks(string GroupId, long Epoch, IReadOnlyList<string> Acknowledged, IReadOnlyList<string> Pending)
     : ICpnsMessage, IWithGroupId;
@@ -157,7 +157,7 @@ public sealed record RekeyDue(string GroupId) : INodeLocal, IWithGroupId;
 
 // ---- Content under a group key (asked of a holder) ----
 
-public sealed record EncryptContent(string GroupId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
+public sealed record EncryptContent(string GroupId, Octets Plaintext) : INodeLocal, IWithGroupId;
 
 public sealed record DecryptContent(GroupCiphertext Ciphertext) : INodeLocal;
 
@@ -169,28 +169,28 @@ public sealed record GroupKeyRefused(string GroupId, long Epoch, KeyError Error,
     : ICpnsMessage, IWithGroupId;
 
 /// <summary>Pull step 11: CSKMF → SMF (same entity): the key is available.</summary>
-public sealed record GroupKeyAvailable(string GroupId, long Epoch) : ICpnsMessage, IWithGroupId;
+public sealed record GroupKeyAvailable(string GroupId, long Epoch) : INodeLocal, IWithGroupId;
 
 // ---- Revocation (group deletion) ----
 
 /// <summary>Revoke step 1: SMF(server) → CSKMF(server).</summary>
-public sealed record RevokeGroupKey(string GroupId) : ICpnsMessage, IWithGroupId;
+public sealed record RevokeGroupKey(string GroupId) : INodeLocal, IWithGroupId;
 
 /// <summary>Revoke step 2: CSKMF(server) → OSG.</summary>
-public sealed record OsgRevokeKey(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+public sealed record OsgRevokeKey(string GroupId, long FinalEpoch) : INodeLocal, IWithGroupId;
 
 /// <summary>Revoke step 3: OSG → CSKMF(server).</summary>
-public sealed record OsgKeyRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+public sealed record OsgKeyRevoked(string GroupId, long FinalEpoch) : INodeLocal, IWithGroupId;
 
 /// <summary>Revoke step 4: CSKMF(server) → SMF(server).</summary>
-public sealed record GroupKeyRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+public sealed record GroupKeyRevoked(string GroupId, long FinalEpoch) : INodeLocal, IWithGroupId;
 
 /// <summary>Revoke step 6 (and the drop on removal): SMF → CSKMF of the same entity.</summary>
 /// <remarks>
 /// <paramref name="LeftGroup"/>: the holder was removed from the group at <paramref name="UpToEpoch"/>, so a delivery of
 /// that epoch or an older one still on its way is not installed afterwards.
 /// </remarks>
-public sealed record DropGroupKeys(string GroupId, long UpToEpoch, bool Revoked, bool LeftGroup = false) : ICpnsMessage, IWithGroupId;
+public sealed record DropGroupKeys(string GroupId, long UpToEpoch, bool Revoked, bool LeftGroup = false) : INodeLocal, IWithGroupId;
 
 // ---- Holder queries ----
 

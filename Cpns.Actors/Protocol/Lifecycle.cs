@@ -41,6 +41,9 @@ public enum DeregistrationReason
 /// <summary>An entity leaves on purpose (a PNE through its PN GW, a PN GW for itself and its PN).</summary>
 public sealed record Deregister(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
+/// <summary>Tells a PNE (the device itself) to deregister: it sends its PN GW a <see cref="Deregister"/>.</summary>
+public sealed record DeregisterDevice(string DeviceId) : INodeLocal, IWithDeviceId;
+
 public sealed record DeregisterEntities(string GatewayId, IReadOnlyList<string> DeviceIds) : ICpnsMessage, IWithGatewayId;
 
 /// <summary>The server removed these registrations (answer to a deregistration, or a lease that ran out).</summary>
@@ -76,10 +79,10 @@ public sealed record HeartbeatAck(string ServerId, string BootId) : ICpnsMessage
 public sealed record GoingToSleep(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>Inside a PN GW: connections tells the functions whether a PNE can be reached now.</summary>
-public sealed record PneReachability(string DeviceId, bool Reachable, bool Sleeping) : ICpnsMessage, IWithDeviceId;
+public sealed record PneReachability(string DeviceId, bool Reachable, bool Sleeping) : INodeLocal, IWithDeviceId;
 
 /// <summary>Inside a PN GW: a function heard from a PNE it had as unreachable.</summary>
-public sealed record UplinkSeen(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record UplinkSeen(string DeviceId) : INodeLocal, IWithDeviceId;
 
 public sealed record GetReachability(string DeviceId) : INodeLocal, IWithDeviceId;
 
@@ -97,15 +100,15 @@ public sealed record DownlinkStats(string Function, int Queued, long Dropped, lo
 /// Tells a PNE (the device itself) to go to sleep: it stops its heartbeats, and says so to its PN GW unless
 /// <paramref name="Announce"/> is off (a device that just goes silent).
 /// </summary>
-public sealed record Sleep(string DeviceId, bool Announce = true) : ICpnsMessage, IWithDeviceId;
+public sealed record Sleep(string DeviceId, bool Announce = true) : INodeLocal, IWithDeviceId;
 
 /// <summary>Tells a sleeping PNE to wake: its next heartbeat makes it reachable again.</summary>
-public sealed record Wake(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record Wake(string DeviceId) : INodeLocal, IWithDeviceId;
 
 // ---- PNE moves between PNs (bridge) ----
 
 /// <summary>Tells a PNE (the device) to move into the PN of another PN GW.</summary>
-public sealed record MoveToGateway(string DeviceId, IActorRef TargetGateway) : ICpnsMessage, IWithDeviceId;
+public sealed record MoveToGateway(string DeviceId, IActorRef TargetGateway) : INodeLocal, IWithDeviceId;
 
 /// <summary>A PNE asks a PN GW to take it into its PN; its credential tells the PN GW who it is.</summary>
 public sealed record BridgeRequest(string DeviceId, Credential Credential, string FromGatewayId) : ICpnsMessage, IWithDeviceId;
@@ -115,7 +118,7 @@ public sealed record BridgeAnswer(string DeviceId, string GatewayId, Credential 
     : ICpnsMessage, IWithDeviceId, IWithGatewayId;
 
 /// <summary>Sets a PN GW's policies: whether it takes in PNEs from other PNs, and whether it hands its PN over.</summary>
-public sealed record SetGatewayPolicy(bool AcceptBridges, bool AgreeToHandover) : ICpnsMessage;
+public sealed record SetGatewayPolicy(bool AcceptBridges, bool AgreeToHandover) : INodeLocal;
 
 /// <summary>Published by the registry when a PNE registered through another PN GW than before.</summary>
 public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGatewayId) : INodeLocal, IWithDeviceId;
@@ -123,7 +126,7 @@ public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGa
 // ---- PN GW change (handover) ----
 
 /// <summary>Tells a PN GW to take over the PN of another one.</summary>
-public sealed record TakeOverPn(string OldGatewayId, IActorRef OldGateway) : ICpnsMessage;
+public sealed record TakeOverPn(string OldGatewayId, IActorRef OldGateway) : INodeLocal;
 
 public sealed record HandoverRequest(string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway) : ICpnsMessage;
 
@@ -136,4 +139,4 @@ public sealed record HomeChanged(string DeviceId, string NewGatewayId, Credentia
     : ICpnsMessage, IWithDeviceId;
 
 /// <summary>The answer to <see cref="TakeOverPn"/>.</summary>
-public sealed record HandoverResult(string OldGatewayId, string NewGatewayId, bool Completed, int Pnes, string Reason) : ICpnsMessage;
+public sealed record HandoverResult(string OldGatewayId, string NewGatewayId, bool Completed, int Pnes, string Reason) : INodeLocal;

@@ -33,7 +33,7 @@ public sealed record WatchRejected(string WatcherId, string Target, GroupError E
 /// <summary>Sent to a subscriber when a watched status really changed (bursts coalesced to the latest).</summary>
 public sealed record StatusChanged(string WatcherId, EntityStatus Status) : ICpnsMessage;
 
-public sealed record GetStatus(string DeviceId) : ICpnsMessage, IWithDeviceId;
+public sealed record GetStatus(string DeviceId) : INodeLocal, IWithDeviceId;
 
 /// <summary>The status of an entity as a PIDF document (RFC 3863), for the presence dependency.</summary>
 public sealed record GetPidf(string DeviceId) : INodeLocal, IWithDeviceId;

@@ -171,7 +171,7 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
         Assert.False((await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status.Reachable);
         Pnes["p2"].Tell(new Wake("p2"));
         Assert.True((await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status.Reachable);
-        Pnes["p2"].Tell(new Deregister("p2"));
+        Pnes["p2"].Tell(new DeregisterDevice("p2"));
         var gone = (await watcher.ExpectMsgAsync<StatusChanged>(Timeout)).Status;
         Assert.Equal((Presence.Offline, false), (gone.Presence, gone.Reachable));
     }

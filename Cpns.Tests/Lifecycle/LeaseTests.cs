@@ -152,7 +152,7 @@ public sealed class LeaseTests(ITestOutputHelper output) : CpnsTestKit(output, "
         Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
 
-        Pnes["p2"].Tell(new Deregister("p2"), TestActor);
+        Pnes["p2"].Tell(new DeregisterDevice("p2"), TestActor);
         Assert.Equal(DeregistrationReason.Deregistered, (await ExpectMsgAsync<RegistrationEnded>(Timeout)).Reason);
         Assert.Equal(["g1", "p1"], await RegisteredAsync());
         Assert.False((await Pnes["p2"].Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout)).Registered);

@@ -88,6 +88,7 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
     public async Task A_gateway_change_carries_the_PN_its_groups_and_key_role_over_and_the_PNEs_re_home()
     {
         await StartAsync();
+        Gateways["g1"].Tell(new SetGatewayPolicy(AcceptBridges: true, AgreeToHandover: true)); // its PN's owner consents
         var flow = new FlowRecorder(this);
         var result = await Gateways["g2"].Ask<HandoverResult>(new TakeOverPn("g1", Gateways["g1"]), Timeout);
         Assert.True(result.Completed, result.Reason);
@@ -116,9 +117,13 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
     }
 
     [Fact]
-    public async Task A_gateway_that_does_not_agree_keeps_its_PN()
+    public async Task A_gateway_that_does_not_agree_keeps_its_PN_and_refusing_is_the_default()
     {
         await StartAsync();
+        var byDefault = await Gateways["g2"].Ask<HandoverResult>(new TakeOverPn("g1", Gateways["g1"]), Timeout);
+        Assert.Equal((false, "this PN GW does not hand its PN over"), (byDefault.Completed, byDefault.Reason));
+
+        Gateways["g1"].Tell(new SetGatewayPolicy(AcceptBridges: true, AgreeToHandover: true));
         Gateways["g1"].Tell(new SetGatewayPolicy(AcceptBridges: true, AgreeToHandover: false));
         var result = await Gateways["g2"].Ask<HandoverResult>(new TakeOverPn("g1", Gateways["g1"]), Timeout);
         Assert.False(result.Completed);

@@ -57,6 +57,10 @@ public sealed class NodeLocalApiTests : IDisposable
                      typeof(ServerAttached), typeof(TrustSigner), typeof(DeliverGroupKey), typeof(ExpectGroupKey),
                      typeof(DecryptContent), typeof(SealForGroup), typeof(DmCommand), typeof(ChargeUsage), typeof(GetInventory),
                      typeof(QueryUsage), typeof(GetStatement), typeof(ListGroups), typeof(ExportGroupKey), typeof(DeliverContent),
+                     // What one function of an entity tells another, and what the host tells a device or a PN GW.
+                     typeof(KmcKeyRequest), typeof(OsgKeyRequest), typeof(RequestGroupKey), typeof(RevokeGroupKey), typeof(CredentialsIssued),
+                     typeof(DeliverToPne), typeof(PneReachability), typeof(DropGroupKeys), typeof(SetGatewayPolicy), typeof(TakeOverPn),
+                     typeof(DeregisterDevice), typeof(Sleep), typeof(MoveToGateway), typeof(UpdateCapabilities), typeof(SendContent),
                  })
             Assert.Contains(named, localTypes);
 
@@ -110,6 +114,10 @@ public sealed class NodeLocalApiTests : IDisposable
             (server.Smf, new LocalRequest(new AddMember("grp", "operator", "intruder"))),
             (server.Delivery, new DeliverContent("d1", "ace:x", "svc", "grp", Octets.Own([1, 2, 3]))),
             (server.Usage, new QueryUsage()),
+            (gateway, new SetGatewayPolicy(AcceptBridges: true, AgreeToHandover: true)),
+            (gateway, new TakeOverPn("g1", gateway)),
+            (pne, new DeregisterDevice("p1")),
+            (pne, new Sleep("p1")),
         };
         var answers = attacker.ActorOf(Props.Create(() => new Collector()));
         foreach (var (to, message) in forged)

@@ -55,8 +55,8 @@ public sealed class ProtocolSerializerTests(ITestOutputHelper output) : CpnsTest
         Assert.Equal(TestActor, back.KeyLocation);
         Assert.Equal(["p1"], back.LocalMembers);
 
-        var ready = new GroupKeyReady("grp", 3, DeliveryMode.Push, Cpns.Actors.Octets.Own([1, 2, 3, 255]));
-        Assert.Equal(ready, Serializer.FromBinary(Serializer.ToBinary(ready), Serializer.Manifest(ready)));
+        var record = new Cpns.Actors.Security.SessionRecord(Cpns.Actors.Octets.Own([1, 2, 3, 255]), 3, "GroupNotice", Cpns.Actors.Octets.Own([0, 9]));
+        Assert.Equal(record, Serializer.FromBinary(Serializer.ToBinary(record), Serializer.Manifest(record)));
     }
 
     [Fact]
