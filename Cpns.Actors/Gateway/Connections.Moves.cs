@@ -17,7 +17,15 @@ public sealed partial class Connections
     private bool _acceptBridges = true;
     // The PN's owner decides whether its PN may be handed to another PN GW; until they say so, it is not.
     private bool _agreeToHandover;
-    private (IActorRef Asker, string OldGatewayId)? _takeover;
+    private (IActorRef Asker, string OldGatewayId, Octets MoveNonce)? _takeover;
+    // A takeover's PNEs, from the old PN GW's table, until each consents; consents that came before that table.
+    private readonly Dictionary<string, PneRegistration> _awaitingConsent = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, MoveConsent> _earlyConsents = new(StringComparer.Ordinal);
+
+    private sealed record ConsentTimeout : INodeLocal
+    {
+        public static readonly ConsentTimeout Instance = new();
+    }
 
     /// <summary>A PNE from another PN asks to be taken in.</summary>
     private void OnBridgeRequest(BridgeRequest request)
@@ -40,8 +48,9 @@ public sealed partial class Connections
             return;
         }
 
-        _takeover = (Sender, takeOver.OldGatewayId);
-        takeOver.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _credential, Endpoints)), Self);
+        var nonce = Octets.Own(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        _takeover = (Sender, takeOver.OldGatewayId, nonce);
+        takeOver.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _credential, Endpoints, nonce)), Self);
     }
 
     /// <summary>
@@ -60,7 +69,7 @@ public sealed partial class Connections
         var pnes = _pnTable.Values.ToList();
         foreach (var pne in pnes)
             _link.Send(pne.Endpoints.Pne, new HomeChanged(pne.DeviceId, request.NewGatewayId, request.NewGatewayCredential,
-                request.NewGateway));
+                request.NewGateway, request.MoveNonce));
         _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _credential!, true, "", pnes));
         Log.Warning("{0}: handed its PN of {1} PNEs to {2}", _identity.DeviceId, pnes.Count, request.NewGatewayId);
         foreach (var pne in pnes)
@@ -78,14 +87,71 @@ public sealed partial class Connections
             return;
         }
 
+        // Each PNE comes over only with its own signed consent (the old PN GW told it of the move); the server checks it.
         foreach (var pne in answer.Pnes)
         {
-            _waiting[pne.DeviceId] = (pne with { Proof = null, Moving = true }, pne.Endpoints.Pne);
+            _awaitingConsent[pne.DeviceId] = pne;
             _handedOver.Add(pne.DeviceId);
+        }
+
+        foreach (var early in _earlyConsents.Values.ToList())
+            OnMoveConsent(early);
+        _earlyConsents.Clear();
+        if (_handedOver.Count == 0)
+            FinishTakeover();
+        else if (_awaitingConsent.Count > 0)
+            Timers.StartSingleTimer(ConsentTimeout.Instance, ConsentTimeout.Instance, Settings.AuthenticationTimeout);
+    }
+
+    /// <summary>A handed-over PNE's consent, checked here (its credential and signature) and again by the server.</summary>
+    private void OnMoveConsent(MoveConsent consent)
+    {
+        if (_takeover is not { } takeover || consent.ToGatewayId != _identity.DeviceId || consent.FromGatewayId != takeover.OldGatewayId ||
+            consent.Nonce != takeover.MoveNonce)
+        {
+            Log.Warning("{0}: a move consent of {1} for no takeover under way here; ignored", _identity.DeviceId, consent.DeviceId);
+            return;
+        }
+
+        if (!_awaitingConsent.Remove(consent.DeviceId, out var pne))
+        {
+            if (_earlyConsents.Count < Math.Max(1, Settings.RegistrationBatchMax) * 16)
+                _earlyConsents[consent.DeviceId] = consent; // it came before the old PN GW's answer
+            return;
+        }
+
+        if (!consent.VerifiedBy(pne.Keys.Signing))
+        {
+            Log.Warning("{0}: the move consent of {1} is not signed with its keys; it stays out", _identity.DeviceId, consent.DeviceId);
+            _handedOver.Remove(consent.DeviceId);
+        }
+        else
+        {
+            _waiting[pne.DeviceId] = (pne with { Proof = null, Moving = true, MoveConsent = consent }, pne.Endpoints.Pne);
             _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
             TellFunctions(new PneAttached(pne.DeviceId, pne.Keys, pne.Endpoints));
         }
 
+        // The PN comes over in one batch, as it was handed over: its groups rekey once, without the old PN GW.
+        if (_awaitingConsent.Count > 0)
+            return;
+        Timers.Cancel(ConsentTimeout.Instance);
+        if (_handedOver.Count == 0)
+            FinishTakeover();
+        else
+            Flush();
+    }
+
+    /// <summary>PNEs that never consented stay out; the takeover ends with those that did.</summary>
+    private void OnConsentTimeout()
+    {
+        foreach (var missing in _awaitingConsent.Keys.ToList())
+        {
+            Log.Warning("{0}: {1} did not consent to the move in time; it stays out", _identity.DeviceId, missing);
+            _handedOver.Remove(missing);
+        }
+
+        _awaitingConsent.Clear();
         if (_handedOver.Count == 0)
             FinishTakeover();
         else

@@ -122,6 +122,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case ISecureWire wire:
                 OnWire(wire);
                 break;
+            case ConsentTimeout:
+                OnConsentTimeout();
+                break;
             case RetryRegistration:
                 if (_registrationId is null)
                     Register();
@@ -193,6 +196,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case HandoverAnswer answer when answer.OldGatewayId == senderId:
                 OnHandoverAnswer(answer);
                 return;
+            case MoveConsent consent when consent.DeviceId == senderId:
+                OnMoveConsent(consent);
+                return;
         }
 
         Heard(senderId);
@@ -210,6 +216,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             EntityKind.Pne).Credential?.Keys.Signing,
         HandoverRequest handover => _verifier.Verify(handover.NewGatewayCredential, Context.System.Scheduler.Now, _revokedSerials,
             handover.NewGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
+        MoveConsent consent => _verifier.Verify(consent.Credential, Context.System.Scheduler.Now, _revokedSerials, consent.DeviceId,
+            EntityKind.Pne).Credential?.Keys.Signing,
         HandoverAnswer answer => _verifier.Verify(answer.OldGatewayCredential, Context.System.Scheduler.Now, _revokedSerials,
             answer.OldGatewayId, EntityKind.PnGateway, EntityKind.Both).Credential?.Keys.Signing,
         _ => null,

@@ -384,6 +384,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _log.Info("{0}: its PN is now served by {1}", _identity.DeviceId, home.NewGatewayId);
         _link.Guard.Trust(home.NewGatewayId, key);
         _gateway = home.NewGateway.Gateway;
+        // The device's own word that it goes along: the server moves it only with this.
+        if (_credential is not null && _registration is not null)
+            _link.SendSigned(home.NewGateway.Connections, MoveConsent.Sign(_identity, _credential, _registration.GatewayId, home.NewGatewayId,
+                home.MoveNonce, Context.System.Scheduler.Now.ToUnixTimeMilliseconds()));
     }
 
     /// <summary>The device's management tree: what the server's DM may read, change and run through the PN GW.</summary>

@@ -128,15 +128,43 @@ public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGa
 /// <summary>Tells a PN GW to take over the PN of another one.</summary>
 public sealed record TakeOverPn(string OldGatewayId, IActorRef OldGateway) : INodeLocal;
 
-public sealed record HandoverRequest(string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway) : ICpnsMessage;
+/// <summary>A PN GW asks another for its PN; <paramref name="MoveNonce"/> is what each PNE's consent to the move must sign.</summary>
+public sealed record HandoverRequest(string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway, Octets MoveNonce)
+    : ICpnsMessage;
 
 /// <summary>The old PN GW's answer: its PN table when it agrees.</summary>
 public sealed record HandoverAnswer(string OldGatewayId, Credential OldGatewayCredential, bool Accepted, string Reason,
     IReadOnlyList<PneRegistration> Pnes) : ICpnsMessage;
 
 /// <summary>The old PN GW tells each of its PNEs where its new home is.</summary>
-public sealed record HomeChanged(string DeviceId, string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway)
-    : ICpnsMessage, IWithDeviceId;
+public sealed record HomeChanged(string DeviceId, string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway,
+    Octets MoveNonce) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>
+/// A PNE's own consent to being moved from one PN GW to another, told of by the old one: its signature over both PN GW
+/// ids, the new PN GW's nonce and the time, with its credential so the new PN GW can check it before it knows the PNE.
+/// The server takes a handed-over PNE only with this (a credential alone is public, so it proves nothing).
+/// </summary>
+public sealed record MoveConsent(
+    string DeviceId,
+    string FromGatewayId,
+    string ToGatewayId,
+    Octets Nonce,
+    long TimestampMs,
+    Credential Credential,
+    Octets Signature) : ICpnsMessage, IWithDeviceId
+{
+    public static Transcript SignedPart(string deviceId, string fromGatewayId, string toGatewayId, Octets nonce, long timestampMs) =>
+        new Transcript("cpns/move/v1").Add(deviceId).Add(fromGatewayId).Add(toGatewayId).Add(nonce).Add(timestampMs);
+
+    public static MoveConsent Sign(EntityIdentity pne, Credential credential, string fromGatewayId, string toGatewayId, Octets nonce,
+        long timestampMs) =>
+        new(pne.DeviceId, fromGatewayId, toGatewayId, nonce, timestampMs, credential,
+            pne.Sign(SignedPart(pne.DeviceId, fromGatewayId, toGatewayId, nonce, timestampMs).Bytes));
+
+    public bool VerifiedBy(Octets signingKey) =>
+        EntityIdentity.Verify(signingKey, SignedPart(DeviceId, FromGatewayId, ToGatewayId, Nonce, TimestampMs).Bytes, Signature);
+}
 
 /// <summary>The answer to <see cref="TakeOverPn"/>.</summary>
 public sealed record HandoverResult(string OldGatewayId, string NewGatewayId, bool Completed, int Pnes, string Reason) : INodeLocal;

@@ -62,7 +62,8 @@ public sealed record PneRegistration(
     int LifetimeSeconds,
     PneEndpoints Endpoints,
     bool Moving = false,
-    Octets? Enrolment = null) : ICpnsMessage, IWithDeviceId;
+    Octets? Enrolment = null,
+    MoveConsent? MoveConsent = null) : ICpnsMessage, IWithDeviceId;
 
 public sealed record PnesRegistered(string GatewayId, IReadOnlyList<PneRegistrationResult> Results)
     : ICpnsMessage, IWithGatewayId;

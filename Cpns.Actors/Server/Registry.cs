@@ -42,6 +42,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private readonly SecureLink _link;
     private readonly Dictionary<string, GatewayRecord> _gateways = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PneRecord> _pnes = new(StringComparer.Ordinal);
+    private readonly Dictionary<Octets, long> _usedConsents = new();
     private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
     // Every id ever registered, with its keys (registered now or not): the binding outlives the lease.
@@ -430,6 +431,11 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 (problem, error) = ($"{pne.DeviceId} is registered through {current.GatewayId}; moving it needs the new PN GW's consent",
                     RegistrationError.WrongGateway);
             }
+            else if (_pnes.TryGetValue(pne.DeviceId, out var moving) && moving.GatewayId != batch.GatewayId && pne.Proof is null &&
+                     MoveProblem(pne, moving, batch.GatewayId) is { } moveProblem)
+            {
+                (problem, auth, error) = (moveProblem, AuthFailure.BadSignature, RegistrationError.AuthenticationFailed);
+            }
             else if (pne.Proof is null && pne.Credential is null)
             {
                 (problem, auth, error) = ("a PNE registered again by its PN GW must present its credential", AuthFailure.NoChallenge,
@@ -463,6 +469,28 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         }
 
         RequestCredentials(new AwaitingCredentials(Sender, null, batch.GatewayId, accepted, results, presented), requests);
+    }
+
+    /// <summary>
+    /// Why a PNE registered through another PN GW than its own, without its fresh challenge proof, may not move: it must
+    /// have signed its consent to exactly this move (from its PN GW to this one) with the keys its id is bound to, lately,
+    /// and once (a credential alone is public, so it proves nothing).
+    /// </summary>
+    private string? MoveProblem(PneRegistration pne, PneRecord current, string toGatewayId)
+    {
+        if (pne.MoveConsent is not { } consent)
+            return $"{pne.DeviceId} is registered through {current.GatewayId}; a move needs the PNE's own proof or consent";
+        if (consent.DeviceId != pne.DeviceId || consent.FromGatewayId != current.GatewayId || consent.ToGatewayId != toGatewayId)
+            return $"the consent of {pne.DeviceId} is for another move";
+        if (Math.Abs(NowMs - consent.TimestampMs) > Settings.EnvelopeMaxSkew.TotalMilliseconds)
+            return $"the consent of {pne.DeviceId} is stale";
+        if (!consent.VerifiedBy(current.Keys.Signing))
+            return $"the consent of {pne.DeviceId} is not signed with its keys";
+        foreach (var (signature, expires) in _usedConsents.Where(kv => kv.Value < NowMs).ToList())
+            _usedConsents.Remove(signature);
+        return _usedConsents.TryAdd(consent.Signature, NowMs + (long)Settings.EnvelopeMaxSkew.TotalMilliseconds * 2)
+            ? null
+            : $"the consent of {pne.DeviceId} was used before";
     }
 
     private void RequestCredentials(AwaitingCredentials awaiting, IReadOnlyList<CredentialRequest> requests)

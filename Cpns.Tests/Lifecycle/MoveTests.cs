@@ -71,6 +71,49 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
     }
 
     [Fact]
+    public async Task A_PN_GW_holding_only_a_PNEs_credential_cannot_take_the_PNE_and_a_PNEs_consent_moves_it_once()
+    {
+        await StartAsync();
+        var p1 = Identities["p1"];
+        // A credential is as public as any certificate: g2 has one, and nothing of p1's private keys.
+        var credential = Secrets.Authority.Issue("p1", EntityKind.Pne, p1.PublicKeys, Sys.Scheduler.Now.AddMinutes(-1), TimeSpan.FromDays(1));
+        var endpoints = new PneEndpoints(TestActor, TestActor, TestActor);
+        PneRegistration Claim(MoveConsent? consent) =>
+            new("p1", p1.PublicKeys, credential, null, DeviceCapabilities.Pne(), 0, endpoints, Moving: true, MoveConsent: consent);
+        async Task<PneRegistrationResult> RegisterThroughG2Async(MoveConsent? consent)
+        {
+            Server.Registry.Tell(SealAs(Identities["g2"], new RegisterPnes("g2", [Claim(consent)])), TestActor);
+            return Assert.Single((await ExpectSealedAsync<PnesRegistered>()).Results);
+        }
+
+        var stolen = await RegisterThroughG2Async(null);
+        Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.BadSignature), (stolen.Error, stolen.Auth));
+        Assert.Contains("a move needs the PNE's own proof or consent", stolen.Detail);
+
+        var now = Sys.Scheduler.Now.ToUnixTimeMilliseconds();
+        var forgedBy = Cpns.Actors.Security.EntityIdentity.Generate("p1", EntityKind.Pne);
+        var nonce = Cpns.Actors.Octets.Own(new byte[32]);
+        foreach (var (consent, why) in new (MoveConsent, string)[]
+                 {
+                     (MoveConsent.Sign(forgedBy, credential, "g1", "g2", nonce, now), "not signed with its keys"),
+                     (MoveConsent.Sign(p1, credential, "g1", "g3", nonce, now), "for another move"),
+                     (MoveConsent.Sign(p1, credential, "g1", "g2", nonce, now - 3_600_000), "stale"),
+                 })
+            Assert.Contains(why, (await RegisterThroughG2Async(consent)).Detail);
+        Assert.Equal("g1", await GatewayOfAsync("p1"));
+
+        // p1's own consent to exactly this move is taken, once.
+        var real = MoveConsent.Sign(p1, credential, "g1", "g2", nonce, now);
+        Assert.Null((await RegisterThroughG2Async(real)).Error);
+        Assert.Equal("g2", await GatewayOfAsync("p1"));
+        // p1 goes home by a bridge of its own (with its fresh proof), so the same consent would be a move again.
+        Assert.True((await Pnes["p1"].Ask<BridgeAnswer>(new MoveToGateway("p1", Gateways["g1"]), Timeout)).Accepted);
+        await AwaitAssertAsync(async () => Assert.Equal("g1", await GatewayOfAsync("p1")), Timeout);
+        Assert.Contains("used before", (await RegisterThroughG2Async(real)).Detail);
+        Assert.Equal("g1", await GatewayOfAsync("p1"));
+    }
+
+    [Fact]
     public async Task A_PNE_cannot_move_without_the_new_gateways_consent()
     {
         await StartAsync();
