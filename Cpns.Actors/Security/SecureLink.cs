@@ -314,8 +314,8 @@ internal sealed class LinkSessions(SessionPolicy policy)
     private readonly Dictionary<IActorRef, (string PeerId, int Sent)> _offered = new();
     private readonly HashSet<IActorRef> _declined = [];
     // Under way, by the hello's nonce (initiator) and the session id (responder), with the peer each is with.
-    private readonly Dictionary<Octets, (IActorRef Peer, SessionInitiator Initiator, DateTimeOffset Started)> _initiating = new();
-    private readonly Dictionary<Octets, (IActorRef Peer, SessionResponder Responder, DateTimeOffset Started)> _responding = new();
+    private readonly Dictionary<Octets, Pending<SessionInitiator>> _initiating = new();
+    private readonly Dictionary<Octets, Pending<SessionResponder>> _responding = new();
     private readonly Dictionary<IActorRef, DateTimeOffset> _handshaking = new();
     private readonly Dictionary<(Octets, long), (IActorRef Peer, object Message)> _retained = new();
     private readonly Queue<(Octets, long)> _retainedOrder = new();
@@ -356,57 +356,48 @@ internal sealed class LinkSessions(SessionPolicy policy)
 
     public void Initiating(IActorRef peer, SessionInitiator initiator, DateTimeOffset now)
     {
-        Prune(now);
-        _initiating[initiator.Hello.Nonce] = (peer, initiator, now);
+        Prune(_initiating, now);
+        _initiating[initiator.Hello.Nonce] = new(peer, initiator, now);
         _handshaking[peer] = now;
     }
 
     /// <summary>The handshake this function began with that peer under that hello nonce, if it is still under way (once).</summary>
-    public SessionInitiator? TakeInitiator(Octets helloNonce, IActorRef peer, DateTimeOffset now)
-    {
-        if (!_initiating.TryGetValue(helloNonce, out var pending) || !pending.Peer.Equals(peer))
-            return null;
-        _initiating.Remove(helloNonce);
-        _handshaking.Remove(peer);
-        return now - pending.Started < policy.HandshakeTimeout ? pending.Initiator : null;
-    }
+    public SessionInitiator? TakeInitiator(Octets helloNonce, IActorRef peer, DateTimeOffset now) => Take(_initiating, helloNonce, peer, now);
 
     public bool HasRoomToRespond(DateTimeOffset now)
     {
         if (_responding.Count < policy.MaxPending)
             return true;
-        Prune(now);
+        Prune(_responding, now);
         return _responding.Count < policy.MaxPending;
     }
 
     public void Responding(IActorRef peer, SessionResponder responder, DateTimeOffset now)
     {
-        _responding[responder.SessionId] = (peer, responder, now);
+        _responding[responder.SessionId] = new(peer, responder, now);
         _handshaking[peer] = now;
     }
 
-    public SessionResponder? TakeResponder(Octets sessionId, IActorRef peer, DateTimeOffset now)
+    public SessionResponder? TakeResponder(Octets sessionId, IActorRef peer, DateTimeOffset now) => Take(_responding, sessionId, peer, now);
+
+    private readonly record struct Pending<T>(IActorRef Peer, T Step, DateTimeOffset Started);
+
+    private T? Take<T>(Dictionary<Octets, Pending<T>> pending, Octets key, IActorRef peer, DateTimeOffset now) where T : class
     {
-        if (!_responding.TryGetValue(sessionId, out var pending) || !pending.Peer.Equals(peer))
+        if (!pending.TryGetValue(key, out var step) || !step.Peer.Equals(peer))
             return null;
-        _responding.Remove(sessionId);
+        pending.Remove(key);
         _handshaking.Remove(peer);
-        return now - pending.Started < policy.HandshakeTimeout ? pending.Responder : null;
+        return now - step.Started < policy.HandshakeTimeout ? step.Step : null;
     }
 
     /// <summary>Forgets handshakes that did not finish in time, so a peer that never finishes costs bounded memory.</summary>
-    private void Prune(DateTimeOffset now)
+    private void Prune<T>(Dictionary<Octets, Pending<T>> pending, DateTimeOffset now)
     {
-        foreach (var (nonce, pending) in _initiating.Where(kv => now - kv.Value.Started >= policy.HandshakeTimeout).ToList())
+        foreach (var (key, step) in pending.Where(kv => now - kv.Value.Started >= policy.HandshakeTimeout).ToList())
         {
-            _initiating.Remove(nonce);
-            _handshaking.Remove(pending.Peer);
-        }
-
-        foreach (var (id, pending) in _responding.Where(kv => now - kv.Value.Started >= policy.HandshakeTimeout).ToList())
-        {
-            _responding.Remove(id);
-            _handshaking.Remove(pending.Peer);
+            pending.Remove(key);
+            _handshaking.Remove(step.Peer);
         }
     }
 
