@@ -17,7 +17,7 @@ public sealed partial class Connections
     private bool _acceptBridges = true;
     // The PN's owner decides whether its PN may be handed to another PN GW; until they say so, it is not.
     private bool _agreeToHandover;
-    private (IActorRef Asker, string OldGatewayId, Octets MoveNonce)? _takeover;
+    private (IActorRef Asker, string OldGatewayId, IActorRef OldGateway, Octets MoveNonce)? _takeover;
     // A takeover's PNEs, from the old PN GW's table, until each consents; consents that came before that table.
     private readonly Dictionary<string, PneRegistration> _awaitingConsent = new(StringComparer.Ordinal);
     private readonly Dictionary<string, MoveConsent> _earlyConsents = new(StringComparer.Ordinal);
@@ -41,16 +41,24 @@ public sealed partial class Connections
 
     private void TakeOver(TakeOverPn takeOver)
     {
-        if (_credential is null || _registrationId is null || _takeover is not null)
+        if (_credential is null || _registrationId is null || _server is null || _takeover is not null)
         {
             Sender.Tell(new HandoverResult(takeOver.OldGatewayId, _identity.DeviceId, false, 0,
                 _takeover is not null ? "a takeover is already under way" : "this PN GW is not registered yet"));
             return;
         }
 
-        var nonce = Octets.Own(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-        _takeover = (Sender, takeOver.OldGatewayId, nonce);
-        takeOver.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _credential, Endpoints, nonce)), Self);
+        // First the server's nonce for this takeover: the PNEs' consents sign it, and the server takes no other.
+        _takeover = (Sender, takeOver.OldGatewayId, takeOver.OldGateway, Octets.Empty);
+        _link.Send(_server.Registry, new MoveNonceRequest(_identity.DeviceId));
+    }
+
+    private void OnMoveNonce(MoveNonceIssued issued)
+    {
+        if (_takeover is not { MoveNonce.Length: 0 } takeover || issued.GatewayId != _identity.DeviceId)
+            return;
+        _takeover = takeover with { MoveNonce = issued.Nonce };
+        takeover.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _credential!, Endpoints, issued.Nonce)), Self);
     }
 
     /// <summary>
@@ -107,7 +115,7 @@ public sealed partial class Connections
     private void OnMoveConsent(MoveConsent consent)
     {
         if (_takeover is not { } takeover || consent.ToGatewayId != _identity.DeviceId || consent.FromGatewayId != takeover.OldGatewayId ||
-            consent.Nonce != takeover.MoveNonce)
+            consent.Nonce != takeover.MoveNonce || consent.Nonce.Length == 0)
         {
             Log.Warning("{0}: a move consent of {1} for no takeover under way here; ignored", _identity.DeviceId, consent.DeviceId);
             return;

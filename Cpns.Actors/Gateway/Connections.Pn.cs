@@ -151,9 +151,10 @@ public sealed partial class Connections
 
     private void OnRegisterPne(RegisterPne register)
     {
-        if (!_pneChallenges.Remove(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+        // As at the server: only the registration that answers the open challenge takes it.
+        if (!_pneChallenges.TryGetValue(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
             challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
-            challenge.Hello.Keys != register.Keys)
+            challenge.Hello.Keys != register.Keys || !_pneChallenges.Remove(register.DeviceId))
         {
             RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
                 AuthFailure.NoChallenge);

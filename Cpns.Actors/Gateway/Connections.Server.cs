@@ -69,6 +69,9 @@ public sealed partial class Connections
             case PnesRegistered registered:
                 OnPnesRegistered(registered);
                 break;
+            case MoveNonceIssued issued when senderId == _serverId:
+                OnMoveNonce(issued);
+                break;
             case CredentialRevoked revoked:
                 OnRevoked(revoked);
                 break;

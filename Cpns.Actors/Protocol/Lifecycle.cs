@@ -128,7 +128,16 @@ public sealed record PneMoved(string DeviceId, string FromGatewayId, string ToGa
 /// <summary>Tells a PN GW to take over the PN of another one.</summary>
 public sealed record TakeOverPn(string OldGatewayId, IActorRef OldGateway) : INodeLocal;
 
-/// <summary>A PN GW asks another for its PN; <paramref name="MoveNonce"/> is what each PNE's consent to the move must sign.</summary>
+/// <summary>A PN GW about to take over another's PN asks the server for the nonce its PNEs' consents must sign.</summary>
+public sealed record MoveNonceRequest(string GatewayId) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>The server's nonce for one takeover by <paramref name="GatewayId"/>, valid for a bounded time.</summary>
+public sealed record MoveNonceIssued(string GatewayId, Octets Nonce) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>
+/// A PN GW asks another for its PN; <paramref name="MoveNonce"/>, issued by the server, is what each PNE's consent to the
+/// move must sign.
+/// </summary>
 public sealed record HandoverRequest(string NewGatewayId, Credential NewGatewayCredential, GatewayEndpoints NewGateway, Octets MoveNonce)
     : ICpnsMessage;
 

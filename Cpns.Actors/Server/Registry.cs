@@ -43,6 +43,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<string, GatewayRecord> _gateways = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PneRecord> _pnes = new(StringComparer.Ordinal);
     private readonly Dictionary<Octets, long> _usedConsents = new();
+    private readonly Dictionary<Octets, (string GatewayId, long ExpiresMs)> _moveNonces = new();
     private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
     // Every id ever registered, with its keys (registered now or not): the binding outlives the lease.
@@ -324,6 +325,13 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             case DeregisterEntities deregister when deregister.GatewayId == senderId && _gateways.ContainsKey(senderId):
                 OnDeregister(deregister);
                 break;
+            case MoveNonceRequest request when request.GatewayId == senderId && _gateways.ContainsKey(senderId):
+                foreach (var (old, _) in _moveNonces.Where(kv => kv.Value.ExpiresMs < NowMs).ToList())
+                    _moveNonces.Remove(old);
+                var nonce = Octets.Own(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+                _moveNonces[nonce] = (senderId, NowMs + 2 * (long)Settings.AuthenticationTimeout.TotalMilliseconds);
+                _link.Send(Sender, new MoveNonceIssued(senderId, nonce));
+                break;
             case RegisterPnes batch:
                 _link.Send(Sender, new PnesRegistered(batch.GatewayId, batch.Pnes
                     .Select(p => new PneRegistrationResult(p.DeviceId, null, 0, null, RegistrationError.UnknownGateway, null,
@@ -361,9 +369,11 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     private void OnRegisterGateway(RegisterGateway register)
     {
-        if (!_challenges.Remove(register.GatewayId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
+        // The open challenge goes only with the registration that answers it: an answer to an older one (the PN GW said
+        // hello twice) is refused and leaves the newer one open.
+        if (!_challenges.TryGetValue(register.GatewayId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
             challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
-            challenge.Hello.Keys != register.Keys)
+            challenge.Hello.Keys != register.Keys || !_challenges.Remove(register.GatewayId))
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
                 AuthFailure.NoChallenge);
@@ -473,8 +483,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     /// <summary>
     /// Why a PNE registered through another PN GW than its own, without its fresh challenge proof, may not move: it must
-    /// have signed its consent to exactly this move (from its PN GW to this one) with the keys its id is bound to, lately,
-    /// and once (a credential alone is public, so it proves nothing).
+    /// have signed its consent to exactly this move (from its PN GW to this one) with the keys its id is bound to, over a
+    /// nonce this server issued to the new PN GW, lately, and once (a credential alone is public, so it proves nothing).
     /// </summary>
     private string? MoveProblem(PneRegistration pne, PneRecord current, string toGatewayId)
     {
@@ -486,6 +496,8 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return $"the consent of {pne.DeviceId} is stale";
         if (!consent.VerifiedBy(current.Keys.Signing))
             return $"the consent of {pne.DeviceId} is not signed with its keys";
+        if (!_moveNonces.TryGetValue(consent.Nonce, out var issued) || issued.GatewayId != toGatewayId || issued.ExpiresMs < NowMs)
+            return $"the consent of {pne.DeviceId} does not sign a nonce this server issued to {toGatewayId}";
         foreach (var (signature, expires) in _usedConsents.Where(kv => kv.Value < NowMs).ToList())
             _usedConsents.Remove(signature);
         return _usedConsents.TryAdd(consent.Signature, NowMs + (long)Settings.EnvelopeMaxSkew.TotalMilliseconds * 2)
