@@ -18,7 +18,6 @@ public sealed partial class Connections
 
     private sealed record ResendBatch(long BatchId) : INoSerializationVerificationNeeded;
 
-    private sealed record PneChallenge(AuthHello Hello, Octets VerifierNonce, long ExpiresAtMs);
 
     private sealed class PnLink
     {
@@ -29,7 +28,9 @@ public sealed partial class Connections
 
     private static readonly TimeSpan BatchReplyTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly Dictionary<string, PneChallenge> _pneChallenges = new(StringComparer.Ordinal);
+    private ChallengeBook? _pneChallengeBook;
+
+    private ChallengeBook PneChallenges => _pneChallengeBook ??= new ChallengeBook(_identity, Registry.PneContext, Settings.AuthenticationTimeout);
     private readonly List<(AuthHello Hello, IActorRef ReplyTo)> _helloBacklog = new();
     private readonly Dictionary<string, (PneRegistration Registration, IActorRef ReplyTo)> _waiting = new(StringComparer.Ordinal);
     private readonly Dictionary<long, List<string>> _inFlightBatches = new();
@@ -142,29 +143,19 @@ public sealed partial class Connections
 
     private void Challenge(AuthHello hello, IActorRef replyTo)
     {
-        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
-        _pneChallenges[hello.DeviceId] = new PneChallenge(hello, nonce, NowMs + (long)Settings.AuthenticationTimeout.TotalMilliseconds);
-        var signature = _identity.Sign(
-            AuthTranscripts.Verifier(Registry.PneContext, hello.DeviceId, _identity.DeviceId, hello.ClientNonce, nonce).Bytes);
-        _link.Send(replyTo, new AuthChallenge(hello.DeviceId, _identity.DeviceId, _credential!, hello.ClientNonce, nonce, signature));
+        _link.Send(replyTo, PneChallenges.Issue(hello, _credential!, NowMs));
     }
 
     private void OnRegisterPne(RegisterPne register)
     {
-        // As at the server: only the registration that answers the open challenge takes it.
-        if (!_pneChallenges.TryGetValue(register.DeviceId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
-            challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
-            challenge.Hello.Keys != register.Keys || !_pneChallenges.Remove(register.DeviceId))
+        if (PneChallenges.Take(register.DeviceId, register.Proof, register.Keys, NowMs) is null)
         {
             RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
                 AuthFailure.NoChallenge);
             return;
         }
 
-        var transcript = AuthTranscripts.Client(Registry.PneContext, register.DeviceId, _identity.DeviceId,
-            register.Proof.ClientNonce, register.Proof.VerifierNonce);
-        if (register.Proof.Context != Registry.PneContext ||
-            !EntityIdentity.Verify(register.Keys.Signing, transcript.Bytes, register.Proof.Signature))
+        if (ChallengeBook.ProofProblem(Registry.PneContext, register.DeviceId, _identity.DeviceId, register.Keys, register.Proof) is not null)
         {
             RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "the PNE's proof does not verify",
                 AuthFailure.BadSignature);

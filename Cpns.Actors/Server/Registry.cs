@@ -23,7 +23,6 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     /// <summary>Makes the endpoints the registry hands out, once it knows its own reference.</summary>
     public delegate ServerEndpoints ServerEndpointsFactory(IActorRef registry);
 
-    private sealed record Challenge(AuthHello Hello, Octets VerifierNonce, long ExpiresAtMs);
 
     /// <summary>Registrations waiting for the KMC's credentials.</summary>
     private sealed record AwaitingCredentials(
@@ -49,7 +48,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     // Every id ever registered, with its keys (registered now or not): the binding outlives the lease.
     private readonly Dictionary<string, PublicKeys> _boundKeys = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DeviceProvision> _provisioned = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Challenge> _challenges = new(StringComparer.Ordinal);
+    private readonly ChallengeBook _challenges;
     private readonly Dictionary<long, AwaitingCredentials> _awaiting = new();
     private readonly SortedSet<(long ExpiresAtMs, string DeviceId)> _leases = new(LeaseOrder.Instance);
     private long _lastRegistrationNumber;
@@ -68,6 +67,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _serverCredential = serverCredential;
         _verifier = trustAnchor.Verifier();
         _link = new SecureLink(Context, identity, settings, Log);
+        _challenges = new ChallengeBook(identity, GatewayContext, settings.AuthenticationTimeout);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -359,21 +359,13 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        PruneChallenges();
-        var nonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
-        _challenges[hello.DeviceId] = new Challenge(hello, nonce, NowMs + (long)Settings.AuthenticationTimeout.TotalMilliseconds);
-        var signature = _link.Identity.Sign(
-            AuthTranscripts.Verifier(GatewayContext, hello.DeviceId, ServerId, hello.ClientNonce, nonce).Bytes);
-        _link.Send(Sender, new AuthChallenge(hello.DeviceId, ServerId, _serverCredential, hello.ClientNonce, nonce, signature));
+        _link.Send(Sender, _challenges.Issue(hello, _serverCredential, NowMs));
     }
 
     private void OnRegisterGateway(RegisterGateway register)
     {
-        // The open challenge goes only with the registration that answers it: an answer to an older one (the PN GW said
-        // hello twice) is refused and leaves the newer one open.
-        if (!_challenges.TryGetValue(register.GatewayId, out var challenge) || challenge.ExpiresAtMs < NowMs ||
-            challenge.VerifierNonce != register.Proof.VerifierNonce || challenge.Hello.ClientNonce != register.Proof.ClientNonce ||
-            challenge.Hello.Keys != register.Keys || !_challenges.Remove(register.GatewayId))
+        // An answer to an older challenge (the PN GW said hello twice) is refused and leaves the open one open.
+        if (_challenges.Take(register.GatewayId, register.Proof, register.Keys, NowMs) is not { } hello)
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, "no open challenge matches this registration",
                 AuthFailure.NoChallenge);
@@ -382,14 +374,14 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
         // The kind enrolled is the kind that said hello (a PN GW or a BOTH device): never what the registration asks for
         // afterwards, so no registration gets a credential of another kind (a Server one least of all).
-        if (register.Kind != challenge.Hello.Kind)
+        if (register.Kind != hello.Kind)
         {
             Reject(Sender, register.GatewayId, RegistrationError.InvalidRequest,
-                $"{register.GatewayId} said hello as {challenge.Hello.Kind} and registers as {register.Kind}");
+                $"{register.GatewayId} said hello as {hello.Kind} and registers as {register.Kind}");
             return;
         }
 
-        if (CheckProof(register.GatewayId, ServerId, GatewayContext, register.Keys, register.Proof) is { } badProof)
+        if (ChallengeBook.ProofProblem(GatewayContext, register.GatewayId, ServerId, register.Keys, register.Proof) is { } badProof)
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, badProof, AuthFailure.BadSignature);
             return;
@@ -451,7 +443,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 (problem, auth, error) = ("a PNE registered again by its PN GW must present its credential", AuthFailure.NoChallenge,
                     RegistrationError.AuthenticationFailed);
             }
-            else if (pne.Proof is not null && CheckProof(pne.DeviceId, batch.GatewayId, PneContext, pne.Keys, pne.Proof) is { } badProof)
+            else if (pne.Proof is not null && ChallengeBook.ProofProblem(PneContext, pne.DeviceId, batch.GatewayId, pne.Keys, pne.Proof) is { } badProof)
             {
                 (problem, auth, error) = (badProof, AuthFailure.BadSignature, RegistrationError.AuthenticationFailed);
             }
@@ -785,25 +777,6 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             replyTo.Tell(new DevicesProvisioned(e.Devices.Select(d => d.DeviceId).ToList(), refused));
             SnapshotIfDue();
         });
-    }
-
-    private static string? CheckProof(string deviceId, string verifierId, string context, PublicKeys keys, AuthProof proof)
-    {
-        if (proof.Context != context)
-            return $"proof is for context '{proof.Context}', not '{context}'";
-        var transcript = AuthTranscripts.Client(context, deviceId, verifierId, proof.ClientNonce, proof.VerifierNonce);
-        return EntityIdentity.Verify(keys.Signing, transcript.Bytes, proof.Signature)
-            ? null
-            : $"the proof of {deviceId} does not verify";
-    }
-
-    private void PruneChallenges()
-    {
-        if (_challenges.Count < 1024)
-            return;
-        var now = NowMs;
-        foreach (var expired in _challenges.Where(kv => kv.Value.ExpiresAtMs < now).Select(kv => kv.Key).ToList())
-            _challenges.Remove(expired);
     }
 
     private static string RegistrationId(long number) => $"r-{number}";
