@@ -245,10 +245,13 @@ public sealed class SecureLink
             return;
         }
 
-        if (_sessions.TakeRetained(refused.SessionId, refused.Sequence, _context.Sender) is not { } unsent)
+        // Only a peer that no longer holds the session makes it end here (if it is one held with that peer), even when
+        // the refused record is no longer kept; each kept record it refused goes again, signed.
+        if (refused.Reason is not (SessionRefusal.UnknownSession or SessionRefusal.Expired))
             return;
-        _sessions.DropId(refused.SessionId);
-        if (refused.Reason is SessionRefusal.UnknownSession or SessionRefusal.Expired)
+        if (_sessions.IsWith(refused.SessionId, _context.Sender))
+            _sessions.DropId(refused.SessionId);
+        if (_sessions.TakeRetained(refused.SessionId, refused.Sequence, _context.Sender) is { } unsent)
         {
             _context.Sender.Tell(_sealer.Seal(unsent), _context.Self);
             Count("Resent");
@@ -420,12 +423,12 @@ internal sealed class LinkSessions(SessionPolicy policy)
         _byId[session.Id] = session;
     }
 
-    public void Drop(Session session)
-    {
-        DropId(session.Id);
-        foreach (var peer in _byPeer.Where(kv => kv.Value == session).Select(kv => kv.Key).ToList())
-            _byPeer.Remove(peer);
-    }
+    public void Drop(Session session) => DropId(session.Id);
+
+    /// <summary>Whether the session is (or was, until the last handshake) the one with that peer.</summary>
+    public bool IsWith(Octets sessionId, IActorRef peer) =>
+        _byPeer.TryGetValue(peer, out var current) && current.Id == sessionId ||
+        _previous.TryGetValue(peer, out var previous) && previous.Id == sessionId;
 
     public void DropId(Octets sessionId)
     {

@@ -215,7 +215,13 @@ public sealed class SessionLinkTests(ITestOutputHelper output) : CpnsTestKit(out
         b.Peer.Tell(new Talk(a.Peer, Request(9)));
         Assert.Equal(new Opened("cpns-server", Request(9)), await a.Heard.ExpectMsgAsync<Opened>(Timeout));
         Assert.Equal(1, (await SessionsOf(b.Peer))["Resent"]);
+        Assert.Equal(0, (await SessionsOf(b.Peer))["Open"]); // the session a lost is gone at b too
         Assert.Equal(1, (await RefusalsOf(a.Peer))["SessionUnknownSession"]);
+
+        // A record of that session refused again (an answer that was on its way) changes nothing more; the next messages arrive.
+        b.Peer.Tell(new SessionRefused(Octets.Own(new byte[16]), 1, SessionRefusal.UnknownSession), a.Peer);
+        b.Peer.Tell(new Talk(a.Peer, Request(11)));
+        Assert.Equal(new Opened("cpns-server", Request(11)), await a.Heard.ExpectMsgAsync<Opened>(Timeout));
     }
 
     [Fact]
