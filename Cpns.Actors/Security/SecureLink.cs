@@ -238,9 +238,10 @@ public sealed class SecureLink
             return;
         if (refused.Sequence == 0)
         {
-            // A peer too busy for a handshake now may take one later; any other refusal means envelopes only.
+            // A peer too busy for a handshake now, or that does not trust this entity yet (it is still registering), may
+            // take one later; any other refusal means envelopes only.
             if (_sessions.TakeInitiator(refused.SessionId, _context.Sender, _context.System.Scheduler.Now) is not null &&
-                refused.Reason != SessionRefusal.Overloaded)
+                refused.Reason is not (SessionRefusal.Overloaded or SessionRefusal.UnknownPeer))
                 _sessions.Decline(_context.Sender);
             return;
         }

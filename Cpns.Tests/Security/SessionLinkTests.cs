@@ -258,9 +258,21 @@ public sealed class SessionFlowTests(ITestOutputHelper output) : CpnsTestKit(out
                 Assert.Equal(4, (await KeyStateAsync(Pnes[pne], "alerts")).CurrentEpoch);
         }, Timeout);
 
+        // Sessions start as the traffic repeats: a few more epochs, until both legs have carried a record (at most 10).
         var gatewayCskmf = await Sys.ActorSelection("/user/gateway-g1/cskmf").ResolveOne(Timeout);
         var server = await Server.Cskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
         var gateway = await gatewayCskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
+        for (var epoch = 5; epoch <= 14 && (gateway.Sessions.GetValueOrDefault("RecordsOpened") == 0 ||
+                                             gateway.Sessions.GetValueOrDefault("RecordsSent") == 0); epoch++)
+        {
+            Server.Smf.Tell(new LocalRequest(epoch % 2 == 0 ? new AddMember("alerts", "p1", "p3") : new RemoveMember("alerts", "p1", "p3")),
+                TestActor);
+            Assert.Equal(epoch, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+            await AwaitAssertAsync(async () => Assert.Equal(epoch, (await KeyStateAsync(Pnes["p1"], "alerts")).CurrentEpoch), Timeout);
+            server = await Server.Cskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
+            gateway = await gatewayCskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout);
+        }
+
         string Dump(SecurityCounters c) => $"{c.Receiver}: {string.Join(", ", c.Sessions.Concat(c.Rejections).Select(kv => $"{kv.Key}={kv.Value}"))}";
         Output.WriteLine(Dump(server));
         Output.WriteLine(Dump(gateway));
