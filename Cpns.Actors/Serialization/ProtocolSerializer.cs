@@ -10,8 +10,8 @@ namespace Cpns.Actors.Serialization;
 
 /// <summary>
 /// The protocol's own serializer: every <see cref="ICpnsMessage"/> (commands, replies, notices, persisted
-/// events) as UTF-8 JSON, with a short stable manifest per record type. Actor references travel as their
-/// serialized paths, byte strings as base64. An unknown manifest is a <see cref="SerializationException"/>.
+/// events) as UTF-8 JSON, with a stable manifest per record type (<see cref="ProtocolManifests"/>: the string, not the
+/// type's name, is what journals hold). Actor references travel as their serialized paths, byte strings as base64. An unknown manifest is a <see cref="SerializationException"/>.
 /// </summary>
 public sealed class ProtocolSerializer : SerializerWithStringManifest
 {
@@ -86,19 +86,26 @@ public sealed class ProtocolSerializer : SerializerWithStringManifest
 
     private static FrozenDictionary<Type, string> BuildManifests()
     {
-        var types = typeof(ICpnsMessage).Assembly.GetTypes()
-            .Where(t => typeof(ICpnsMessage).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
-            .ToList();
         var byManifest = new Dictionary<string, Type>();
-        foreach (var type in types)
+        var byType = new Dictionary<Type, string>();
+        foreach (var (manifest, type) in ProtocolManifests.All)
         {
-            var manifest = type.Name;
             if (!byManifest.TryAdd(manifest, type))
                 throw new InvalidOperationException(
                     $"two protocol types share the manifest '{manifest}': {byManifest[manifest]} and {type}");
+            if (!byType.TryAdd(type, manifest))
+                throw new InvalidOperationException($"{type} has two manifests: '{byType[type]}' and '{manifest}'");
         }
 
-        return byManifest.ToFrozenDictionary(kv => kv.Value, kv => kv.Key);
+        var unlisted = typeof(ICpnsMessage).Assembly.GetTypes()
+            .Where(t => typeof(ICpnsMessage).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .Where(t => !byType.ContainsKey(t))
+            .Select(t => t.FullName)
+            .ToList();
+        if (unlisted.Count > 0)
+            throw new InvalidOperationException(
+                $"protocol types without a manifest in {nameof(ProtocolManifests)}: {string.Join(", ", unlisted)}");
+        return byType.ToFrozenDictionary();
     }
 }
 
