@@ -38,6 +38,18 @@ public sealed record GetStatus(string DeviceId) : INodeLocal, IWithDeviceId;
 /// <summary>The status of an entity as a PIDF document (RFC 3863), for the presence dependency.</summary>
 public sealed record GetPidf(string DeviceId) : INodeLocal, IWithDeviceId;
 
+/// <summary>Asks the server's status function what it did with the statuses it was given.</summary>
+public sealed record GetStatusStats : INodeLocal
+{
+    public static readonly GetStatusStats Instance = new();
+}
+
+/// <param name="Unchanged">Statuses published that were what the server already held: no watcher hears of them.</param>
+/// <param name="Suppressed">Notifications not sent at the end of a coalescing window because the watcher already
+/// had that state (a burst that ended where it began).</param>
+/// <param name="Sent">Notifications sent to watchers.</param>
+public sealed record StatusStats(long Unchanged, long Suppressed, long Sent) : INodeLocal;
+
 public sealed record PidfDocument(string DeviceId, string Xml) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>Inside the server: may this watcher see that target (it shares a group where it holds at least View)?</summary>

@@ -181,10 +181,11 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     private void Install(GroupKeyDelivery delivery, bool pulled)
     {
-        if (Refusal(delivery) is { } refusal)
+        if (Refusal(delivery) is var (counter, detail))
         {
+            CountKeyRefusal(counter);
             Log.Warning("{0}: key for {1}#{2} from {3} dropped: {4}", Identity.DeviceId, delivery.GroupId, delivery.Epoch,
-                delivery.WrapperId, refusal);
+                delivery.WrapperId, detail);
             return;
         }
 
@@ -192,6 +193,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         var key = GroupKey.Unwrap(pairwise, delivery.WrappedKey, delivery.GroupId, delivery.Epoch, Identity.DeviceId);
         if (key is null || key.KeyCheck != delivery.KeyCheck)
         {
+            CountKeyRefusal("KeyNotOpened");
             Log.Warning("{0}: key for {1}#{2} from {3} failed to unwrap or to match its check value; dropped", Identity.DeviceId,
                 delivery.GroupId, delivery.Epoch, delivery.WrapperId);
             key?.Destroy();
@@ -220,13 +222,16 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         return true;
     }
 
-    private string? Refusal(GroupKeyDelivery delivery)
+    /// <summary>Why a delivered key is not installed, as the counter it goes under and a line for the log.</summary>
+    private (string Counter, string Detail)? Refusal(GroupKeyDelivery delivery)
     {
         if (delivery.RecipientId != Identity.DeviceId)
-            return $"addressed to {delivery.RecipientId}";
+            return ("KeyForSomeoneElse", $"addressed to {delivery.RecipientId}");
         if (!_wrappers.ContainsKey(delivery.WrapperId))
-            return $"wrapped by {delivery.WrapperId}, who may not give keys here";
-        return AnnouncementProblem(delivery.GroupId, delivery.Epoch, delivery.KeyCheck, delivery.Announcement);
+            return ("KeyFromUntrustedWrapper", $"wrapped by {delivery.WrapperId}, who may not give keys here");
+        return AnnouncementProblem(delivery.GroupId, delivery.Epoch, delivery.KeyCheck, delivery.Announcement) is { } problem
+            ? ("KeyNotVouched", problem)
+            : null;
     }
 
     /// <summary>Why an epoch's announcement does not vouch for this key, if it does not.</summary>

@@ -458,6 +458,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             if (problem is not null)
             {
                 Log.Info("registration of PNE {0} via {1} refused: {2}", pne.DeviceId, batch.GatewayId, problem);
+                CountRefusal(error, auth);
                 results.Add(new PneRegistrationResult(pne.DeviceId, null, 0, null, error, auth, problem));
                 continue;
             }
@@ -784,7 +785,10 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Reject(IActorRef replyTo, string deviceId, RegistrationError error, string detail, AuthFailure? auth = null)
     {
         Log.Info("registration of {0} refused: {1}{2} ({3})", deviceId, error, auth is null ? "" : $"/{auth}", detail);
-        CpnsMetrics.RegistrationsRefused.Add(1, CpnsMetrics.Tag("reason", auth?.ToString() ?? error.ToString()));
+        CountRefusal(error, auth);
         _link.Send(replyTo, new RegistrationRejected(deviceId, error, detail, auth));
     }
+
+    private static void CountRefusal(RegistrationError error, AuthFailure? auth) =>
+        CpnsMetrics.RegistrationsRefused.Add(1, CpnsMetrics.Tag("reason", auth?.ToString() ?? error.ToString()));
 }

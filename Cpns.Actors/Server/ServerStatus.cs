@@ -45,6 +45,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    private StatusStats _stats = new(0, 0, 0);
+
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
         Akka.Actor.Props.Create<ServerStatus>(identity, settings);
 
@@ -92,6 +94,9 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
             case GetStatus query:
                 Sender.Tell(Current(query.DeviceId));
                 break;
+            case GetStatusStats:
+                Sender.Tell(_stats);
+                break;
             case GetPidf query:
                 Sender.Tell(new PidfDocument(query.DeviceId, Pidf.Render(Current(query.DeviceId), Context.System.Scheduler.Now)));
                 break;
@@ -132,7 +137,11 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         var before = Current(deviceId);
         var after = change(before);
         if (after == before)
+        {
+            _stats = _stats with { Unchanged = _stats.Unchanged + 1 };
             return;
+        }
+
         _statuses[deviceId] = after;
         if (after.Reachable != before.Reachable)
             _directory.Tell(new OffererReachability(deviceId, after.Reachable), Self); // ranking prefers reachable offerers
@@ -161,8 +170,13 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
             foreach (var (deviceId, status) in pending)
             {
                 if (_lastSent.TryGetValue((watcher, deviceId), out var sent) && sent == status)
+                {
+                    _stats = _stats with { Suppressed = _stats.Suppressed + 1 };
                     continue;
+                }
+
                 _lastSent[(watcher, deviceId)] = status;
+                _stats = _stats with { Sent = _stats.Sent + 1 };
                 watcher.Subscriber.Tell(new StatusChanged(watcher.WatcherId, status));
             }
         }

@@ -151,7 +151,8 @@ public sealed class GroupKeySecurityTests(ITestOutputHelper output)
         cskmf.Tell(SealAs("g1", new GroupKeyDelivery("grp", 2, DeliveryMode.Push, "g1", "p1", fake.WrapUnder(pairwise, "p1"),
             fake.KeyCheck, ["p1"], forged)), TestActor);
 
-        await ExpectNoMsgAsync(Dilated(TimeSpan.FromMilliseconds(300)));
+        await AwaitAssertAsync(async () => Assert.Equal(1,
+            (await cskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault("KeyNotVouched")), Timeout);
         Assert.Equal([1L], (await KeyStateAsync(Pnes["p1"], "grp")).Epochs);
     }
 
