@@ -1,21 +1,7 @@
 using System.CommandLine;
 using Cpns.Host.Cli;
 
-var root = new RootCommand(
-    "cpns — the OMA Converged Personal Network Service (CPNS) enabler on Akka.NET: a CPNS Server, PN Gateways and " +
-    "Personal Network Elements as actor hierarchies.")
-{
-    SimulateCommand.Create(),
-    BenchCommand.Create(),
-    StateCommand.Create(),
-    ChargingCommand.Create(),
-    ClusterCommands.Server(),
-    ClusterCommands.Gateway(),
-    ClusterCommands.Status(),
-    CertsCommand.Create(),
-    ApiClientCommand.Create(),
-    ProvisionCommand.Create(),
-};
+var root = CpnsCommandLine.Create();
 
 ParseResult? parse = null;
 try

@@ -39,10 +39,14 @@ public sealed class CpnsProcess : IDisposable
         }
     }
 
-    public static CpnsProcess Start(params string[] arguments)
+    public static CpnsProcess Start(params string[] arguments) => StartIn(null, arguments);
+
+    /// <summary>Starts cpns with <paramref name="workingDirectory"/> as its current folder (relative paths resolve there).</summary>
+    public static CpnsProcess StartIn(string? workingDirectory, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
+            WorkingDirectory = workingDirectory ?? "",
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
