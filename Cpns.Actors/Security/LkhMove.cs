@@ -1,0 +1,6 @@
+using Cpns.Actors.Protocol;
+
+namespace Cpns.Actors.Security;
+
+/// <summary>A member whose leaf moved to another position of the tree.</summary>
+public sealed record LkhMove(string MemberId, int Position) : ICpnsMessage;
