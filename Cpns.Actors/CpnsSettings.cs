@@ -17,6 +17,7 @@ public sealed record CpnsSettings
     public required int CleanerBatch { get; init; }
     public required TimeSpan RegistrationRetryInitial { get; init; }
     public required TimeSpan RegistrationRetryMax { get; init; }
+    public Common.Backoff RegistrationBackoff => new(RegistrationRetryInitial, RegistrationRetryMax);
     public required TimeSpan HeartbeatInterval { get; init; }
     public required int MissedHeartbeats { get; init; }
     public required int DownlinkQueue { get; init; }
@@ -33,6 +34,7 @@ public sealed record CpnsSettings
     public required TimeSpan PnFanoutCoalesce { get; init; }
     public required TimeSpan PullRetryInitial { get; init; }
     public required TimeSpan PullRetryMax { get; init; }
+    public Common.Backoff PullBackoff => new(PullRetryInitial, PullRetryMax);
     public required int PullMaxAttempts { get; init; }
     public required int BusyMailboxDepth { get; init; }
     public required int PullMaxBusy { get; init; }

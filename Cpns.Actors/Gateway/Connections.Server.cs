@@ -97,14 +97,8 @@ public sealed partial class Connections
             _clientNonces.RemoveAt(0);
         _registry.Tell(_link.Seal(new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, nonce,
             Registry.GatewayContext)), Self);
-        Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, Backoff(_registrationAttempts));
-    }
-
-    /// <summary>Jittered exponential backoff: uniform in [50%, 100%] of min(max, initial·2^attempt).</summary>
-    private TimeSpan Backoff(int attempt)
-    {
-        var ceiling = Math.Min(Settings.RegistrationRetryMax.Ticks, Settings.RegistrationRetryInitial.Ticks << Math.Min(attempt, 20));
-        return TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble())));
+        Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
+            Settings.RegistrationBackoff.Delay(_registrationAttempts + 1));
     }
 
     private void OnServerChallenge(AuthChallenge challenge)
@@ -202,7 +196,7 @@ public sealed partial class Connections
         _registeredPnes.Clear();
         _registrationAttempts = 0;
         Timers.Cancel(RenewOwnLease.Instance);
-        var wait = TimeSpan.FromTicks((long)(Settings.RestartSpread.Ticks * _jitter.NextDouble()));
+        var wait = Settings.RestartSpread * Random.Shared.NextDouble();
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, wait);
     }
 

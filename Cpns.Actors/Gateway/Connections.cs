@@ -24,7 +24,6 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private readonly DeviceCapabilities _capabilities;
     private readonly int _lifetimeSeconds;
     private readonly SecureLink _link;
-    private readonly Random _jitter = new();
 
     private readonly string? _enrolmentToken;
 

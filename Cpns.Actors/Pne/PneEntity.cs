@@ -42,7 +42,6 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Random _jitter = new();
     private readonly SecureLink _link;
     private readonly Dictionary<string, Queue<IActorRef>> _groupRequests = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Queue<IActorRef>> _serviceRequests = new(StringComparer.Ordinal);
@@ -302,10 +301,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     {
         _attempts++;
         _gateway.Tell(new DiscoverGateways(_identity.DeviceId));
-        var ceiling = Math.Min(_settings.RegistrationRetryMax.Ticks,
-            _settings.RegistrationRetryInitial.Ticks << Math.Min(_attempts - 1, 20)) * 5;
+        // A PNE's registration waits on its PN GW's with the server, so it is given five times as long.
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
-            TimeSpan.FromTicks((long)(ceiling * (0.5 + 0.5 * _jitter.NextDouble()))));
+            _settings.RegistrationBackoff.Times(5).Delay(_attempts));
     }
 
     private void SendHello(IActorRef? gateway = null)

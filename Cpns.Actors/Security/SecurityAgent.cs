@@ -133,9 +133,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
     {
         FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId)), groupId, epoch, 9,
             FlowKind.Pull, _leg);
-        var backoff = TimeSpan.FromTicks(Math.Min(_settings.PullRetryMax.Ticks,
-            _settings.PullRetryInitial.Ticks << Math.Min(attempt - 1, 20)));
-        Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), backoff);
+        Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), _settings.PullBackoff.Delay(attempt));
     }
 
     private void Forget((string GroupId, long Epoch) key)
