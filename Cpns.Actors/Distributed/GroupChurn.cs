@@ -62,7 +62,7 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
                 continue;
             var members = pnes.OrderBy(_ => _random.Next()).Take(Math.Max(1, membersPerGroup)).ToList();
             var mode = i % 2 == 1 ? DeliveryMode.Push : DeliveryMode.Pull;
-            return Describe(await server.Smf.Ask<object>(new LocalRequest(new CreateGroup(GroupName(i), ServerSmf.OperatorId, mode, members)), AskTimeout),
+            return Describe(await server.Smf.Ask<object>(new LocalRequest(new CreateGroup(GroupName(i), Operator.Id, mode, members)), AskTimeout),
                 $"created ({mode.ToString().ToLowerInvariant()}, {members.Count} members)");
         }
 
@@ -71,14 +71,14 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
         if (group.Members.Count < membersPerGroup + 1 && outsiders.Count > 0)
         {
             var joining = outsiders[_random.Next(outsiders.Count)];
-            return Describe(await server.Smf.Ask<object>(new LocalRequest(new AddMember(group.GroupId, ServerSmf.OperatorId, joining)), AskTimeout),
+            return Describe(await server.Smf.Ask<object>(new LocalRequest(new AddMember(group.GroupId, Operator.Id, joining)), AskTimeout),
                 $"{joining} joined");
         }
 
         if (group.Members.Count <= 1)
             return null;
         var leaving = group.Members[_random.Next(group.Members.Count)];
-        return Describe(await server.Smf.Ask<object>(new LocalRequest(new RemoveMember(group.GroupId, ServerSmf.OperatorId, leaving)), AskTimeout),
+        return Describe(await server.Smf.Ask<object>(new LocalRequest(new RemoveMember(group.GroupId, Operator.Id, leaving)), AskTimeout),
             $"{leaving} left");
     }
 

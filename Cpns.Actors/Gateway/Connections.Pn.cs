@@ -4,7 +4,6 @@ using Akka.Event;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
-using Cpns.Actors.Server;
 
 namespace Cpns.Actors.Gateway;
 
@@ -30,7 +29,7 @@ public sealed partial class Connections
 
     private ChallengeBook? _pneChallengeBook;
 
-    private ChallengeBook PneChallenges => _pneChallengeBook ??= new ChallengeBook(_identity, Registry.PneContext, Settings.AuthenticationTimeout);
+    private ChallengeBook PneChallenges => _pneChallengeBook ??= new ChallengeBook(_identity, AuthTranscripts.PneContext, Settings.AuthenticationTimeout);
     private readonly List<(AuthHello Hello, IActorRef ReplyTo)> _helloBacklog = new();
     private readonly Dictionary<string, (PneRegistration Registration, IActorRef ReplyTo)> _waiting = new(StringComparer.Ordinal);
     private readonly Dictionary<long, List<string>> _inFlightBatches = new();
@@ -155,7 +154,7 @@ public sealed partial class Connections
             return;
         }
 
-        if (ChallengeBook.ProofProblem(Registry.PneContext, register.DeviceId, _identity.DeviceId, register.Keys, register.Proof) is not null)
+        if (ChallengeBook.ProofProblem(AuthTranscripts.PneContext, register.DeviceId, _identity.DeviceId, register.Keys, register.Proof) is not null)
         {
             RejectPne(Sender, register.DeviceId, RegistrationError.AuthenticationFailed, "the PNE's proof does not verify",
                 AuthFailure.BadSignature);

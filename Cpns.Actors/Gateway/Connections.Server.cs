@@ -4,7 +4,6 @@ using Akka.Event;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
-using Cpns.Actors.Server;
 
 namespace Cpns.Actors.Gateway;
 
@@ -96,7 +95,7 @@ public sealed partial class Connections
         if (_clientNonces.Count > 4)
             _clientNonces.RemoveAt(0);
         _registry.Tell(_link.Seal(new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, nonce,
-            Registry.GatewayContext)), Self);
+            AuthTranscripts.GatewayContext)), Self);
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
             Settings.RegistrationBackoff.Delay(_registrationAttempts + 1));
     }
@@ -110,7 +109,7 @@ public sealed partial class Connections
         }
 
         var serverKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
-        var transcript = AuthTranscripts.Verifier(Registry.GatewayContext, _identity.DeviceId, challenge.VerifierId,
+        var transcript = AuthTranscripts.Verifier(AuthTranscripts.GatewayContext, _identity.DeviceId, challenge.VerifierId,
             challenge.ClientNonce, challenge.VerifierNonce);
         if (!EntityIdentity.Verify(serverKey, transcript.Bytes, challenge.VerifierSignature))
         {
@@ -127,9 +126,9 @@ public sealed partial class Connections
         _link.Guard.Trust(challenge.VerifierId, serverKey);
         _serverId = challenge.VerifierId;
         _serverCredential = challenge.VerifierCredential;
-        var proof = Sign(Registry.GatewayContext, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
+        var proof = Sign(AuthTranscripts.GatewayContext, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
         var enrolment = _credential is null && _enrolmentToken is not null
-            ? Enrolment.Proof(_enrolmentToken, Registry.GatewayContext, _identity.DeviceId, _identity.Kind, _identity.PublicKeys,
+            ? Enrolment.Proof(_enrolmentToken, AuthTranscripts.GatewayContext, _identity.DeviceId, _identity.Kind, _identity.PublicKeys,
                 challenge.VerifierId, challenge.VerifierNonce)
             : null;
         _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, proof,
@@ -295,11 +294,4 @@ public sealed partial class Connections
 
             SnapshotIfDue();
         });
-}
-
-/// <summary>A short, stable fingerprint of a capability document.</summary>
-public static class CapabilityHash
-{
-    public static Octets Of(DeviceCapabilities capabilities) =>
-        Octets.Own(SHA256.HashData(Serialization.ProtocolSerializer.Encode(capabilities))[..16]);
 }

@@ -93,7 +93,7 @@ public sealed class Relay : UntypedActor, IWithTimers
         switch (message)
         {
             case CapabilityQuery query when query.DeviceId == _identity.DeviceId:
-                _link.Send(Sender, new CapabilityReport(query.RequestId, query.DeviceId, Gateway.CapabilityHash.Of(_capabilities),
+                _link.Send(Sender, new CapabilityReport(query.RequestId, query.DeviceId, CapabilityHash.Of(_capabilities),
                     _capabilities, FromCache: false));
                 break;
             case CapabilityQuery query:

@@ -4,7 +4,6 @@ using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
-using Cpns.Actors.Server;
 
 namespace Cpns.Actors.Pne;
 
@@ -157,7 +156,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case Beat:
                 if (_registration is not null && !_asleep)
                     _link.Send(_registration.Gateway.Connections, new Heartbeat(_identity.DeviceId,
-                        Gateway.CapabilityHash.Of(_capabilities)));
+                        CapabilityHash.Of(_capabilities)));
                 break;
             case UpdateCapabilities update:
                 _capabilities = update.Capabilities;
@@ -262,7 +261,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 OnHomeChanged(home);
                 break;
             case CapabilityQuery query when senderId == _registration?.GatewayId && query.DeviceId == _identity.DeviceId:
-                _link.Send(Sender, new CapabilityReport(query.RequestId, _identity.DeviceId, Gateway.CapabilityHash.Of(_capabilities),
+                _link.Send(Sender, new CapabilityReport(query.RequestId, _identity.DeviceId, CapabilityHash.Of(_capabilities),
                     _capabilities, FromCache: false));
                 break;
             case DmRequest request when senderId == _registration?.GatewayId && request.DeviceId == _identity.DeviceId:
@@ -310,7 +309,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     {
         _clientNonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
         _link.Send(gateway ?? _gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
-            Registry.PneContext));
+            AuthTranscripts.PneContext));
     }
 
     private void OnChallenge(AuthChallenge challenge)
@@ -318,7 +317,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         if (challenge.ClientNonce != _clientNonce || challenge.DeviceId != _identity.DeviceId)
             return;
         var gatewayKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
-        var transcript = AuthTranscripts.Verifier(Registry.PneContext, _identity.DeviceId, challenge.VerifierId,
+        var transcript = AuthTranscripts.Verifier(AuthTranscripts.PneContext, _identity.DeviceId, challenge.VerifierId,
             challenge.ClientNonce, challenge.VerifierNonce);
         if (!EntityIdentity.Verify(gatewayKey, transcript.Bytes, challenge.VerifierSignature))
         {
@@ -327,12 +326,12 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         }
 
         _link.Guard.Trust(challenge.VerifierId, gatewayKey);
-        var proof = new AuthProof(Registry.PneContext, challenge.ClientNonce, challenge.VerifierNonce,
-            _identity.Sign(AuthTranscripts.Client(Registry.PneContext, _identity.DeviceId, challenge.VerifierId,
+        var proof = new AuthProof(AuthTranscripts.PneContext, challenge.ClientNonce, challenge.VerifierNonce,
+            _identity.Sign(AuthTranscripts.Client(AuthTranscripts.PneContext, _identity.DeviceId, challenge.VerifierId,
                 challenge.ClientNonce, challenge.VerifierNonce).Bytes));
         // The server checks it: bound to the PN GW's nonce and our keys, so the PN GW cannot use it for anything else.
         var enrolment = _credential is null && _enrolmentToken is not null
-            ? Enrolment.Proof(_enrolmentToken, Registry.PneContext, _identity.DeviceId, EntityKind.Pne, _identity.PublicKeys,
+            ? Enrolment.Proof(_enrolmentToken, AuthTranscripts.PneContext, _identity.DeviceId, EntityKind.Pne, _identity.PublicKeys,
                 challenge.VerifierId, challenge.VerifierNonce)
             : null;
         // To whoever challenged: the PN GW we are moving to, or ours.

@@ -47,6 +47,12 @@ public sealed record AuthProof(string Context, Octets ClientNonce, Octets Verifi
 
 public static class AuthTranscripts
 {
+    /// <summary>The reference point a PN GW authenticates over (with the server): CPNS-2/3/4.</summary>
+    public const string GatewayContext = "cpns-2/3/4";
+
+    /// <summary>The reference point a PNE authenticates over (with its PN GW): CPNS-1.</summary>
+    public const string PneContext = "cpns-1";
+
     public static Transcript Verifier(string context, string deviceId, string verifierId, Octets clientNonce, Octets verifierNonce) =>
         new Transcript("cpns/auth/v1/verifier").Add(context).Add(deviceId).Add(verifierId).Add(clientNonce).Add(verifierNonce);
 

@@ -142,3 +142,12 @@ public sealed record LocalGroups(string DeviceId, IReadOnlyList<LocalGroup> Grou
 /// epoch of every group it takes part in; the answer is the usual step-7 notices, and a push where the group pushes.
 /// </summary>
 public sealed record SyncGroups(string DeviceId) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>
+/// The operator's authority in group requests: a reserved requester id no device can hold (device ids are refused
+/// it), accepted only in node-local requests, never in a signed one.
+/// </summary>
+public static class Operator
+{
+    public const string Id = "operator";
+}

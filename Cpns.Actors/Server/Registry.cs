@@ -17,9 +17,6 @@ namespace Cpns.Actors.Server;
 /// </summary>
 public sealed class Registry : CpnsPersistentActor, IWithTimers
 {
-    public const string GatewayContext = "cpns-2/3/4";
-    public const string PneContext = "cpns-1";
-
     /// <summary>Makes the endpoints the registry hands out, once it knows its own reference.</summary>
     public delegate ServerEndpoints ServerEndpointsFactory(IActorRef registry);
 
@@ -67,7 +64,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _serverCredential = serverCredential;
         _verifier = trustAnchor.Verifier();
         _link = new SecureLink(Context, identity, settings, Log);
-        _challenges = new ChallengeBook(identity, GatewayContext, settings.AuthenticationTimeout);
+        _challenges = new ChallengeBook(identity, AuthTranscripts.GatewayContext, settings.AuthenticationTimeout);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -381,7 +378,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (ChallengeBook.ProofProblem(GatewayContext, register.GatewayId, ServerId, register.Keys, register.Proof) is { } badProof)
+        if (ChallengeBook.ProofProblem(AuthTranscripts.GatewayContext, register.GatewayId, ServerId, register.Keys, register.Proof) is { } badProof)
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, badProof, AuthFailure.BadSignature);
             return;
@@ -389,7 +386,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
         if ((Screen(register.GatewayId, register.Keys, register.Credential, EntityKind.PnGateway, EntityKind.Both) ??
              ScreenEnrolment(register.GatewayId, register.Kind, register.Keys, register.Credential,
-                 new EnrolmentCheck(register.Enrolment, GatewayContext, ServerId, register.Proof.VerifierNonce))) is { } failure)
+                 new EnrolmentCheck(register.Enrolment, AuthTranscripts.GatewayContext, ServerId, register.Proof.VerifierNonce))) is { } failure)
         {
             Reject(Sender, register.GatewayId, RegistrationError.AuthenticationFailed, failure.Detail, failure.Failure);
             return;
@@ -443,13 +440,13 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 (problem, auth, error) = ("a PNE registered again by its PN GW must present its credential", AuthFailure.NoChallenge,
                     RegistrationError.AuthenticationFailed);
             }
-            else if (pne.Proof is not null && ChallengeBook.ProofProblem(PneContext, pne.DeviceId, batch.GatewayId, pne.Keys, pne.Proof) is { } badProof)
+            else if (pne.Proof is not null && ChallengeBook.ProofProblem(AuthTranscripts.PneContext, pne.DeviceId, batch.GatewayId, pne.Keys, pne.Proof) is { } badProof)
             {
                 (problem, auth, error) = (badProof, AuthFailure.BadSignature, RegistrationError.AuthenticationFailed);
             }
             else if ((Screen(pne.DeviceId, pne.Keys, pne.Credential, EntityKind.Pne) ??
                       ScreenEnrolment(pne.DeviceId, EntityKind.Pne, pne.Keys, pne.Credential,
-                          pne.Proof is null ? null : new EnrolmentCheck(pne.Enrolment, PneContext, batch.GatewayId, pne.Proof.VerifierNonce)))
+                          pne.Proof is null ? null : new EnrolmentCheck(pne.Enrolment, AuthTranscripts.PneContext, batch.GatewayId, pne.Proof.VerifierNonce)))
                      is { } failure)
             {
                 (problem, auth, error) = (failure.Detail, failure.Failure, RegistrationError.AuthenticationFailed);

@@ -355,7 +355,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         }
 
         // The operator searches through the node-local API only (no requester): from an entity, the name is just a name.
-        var byOperator = requester is null && query.ConsumerId == ServerSmf.OperatorId;
+        var byOperator = requester is null && query.ConsumerId == Operator.Id;
         if (!byOperator && _placements.GatewayOf(query.ConsumerId) is null &&
             !query.ConsumerId.StartsWith(ExternalPrefix, StringComparison.Ordinal))
         {
@@ -425,7 +425,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
                 return;
             }
 
-            if (!(requester is null && negotiate.ConsumerId == ServerSmf.OperatorId) &&
+            if (!(requester is null && negotiate.ConsumerId == Operator.Id) &&
                 !DirectoryIndex.Visible(service, negotiate.ConsumerId, privileges))
             {
                 Refuse(RefusalReason.NotAuthorized, $"{negotiate.ConsumerId} may not use {negotiate.ServiceId}");

@@ -17,8 +17,6 @@ namespace Cpns.Actors.Server;
 /// </summary>
 public sealed class ServerSmf : CpnsPersistentActor
 {
-    public const string OperatorId = "operator";
-
     private sealed class Group(string id, string owner, DeliveryMode mode, SecurityLevel requiredLevel, JoinPolicy joinPolicy)
     {
         public string Id { get; } = id;
@@ -64,7 +62,7 @@ public sealed class ServerSmf : CpnsPersistentActor
     private sealed record Request(object Command, IActorRef ReplyTo, bool Sealed)
     {
         /// <summary>Unsealed requests come only from the node-local API or from this function itself.</summary>
-        public bool ByOperator(string requesterId) => !Sealed && requesterId == OperatorId;
+        public bool ByOperator(string requesterId) => !Sealed && requesterId == Operator.Id;
     }
 
     /// <summary>A change waiting for its key epoch: what the group will look like.</summary>
@@ -651,11 +649,11 @@ public sealed class ServerSmf : CpnsPersistentActor
             else
                 _link.Guard.Forget(id);
             foreach (var group in _groups.Values.Where(g => g.Members.Contains(id)))
-                Enqueue(new Request(new RemoveMember(group.Id, OperatorId, id), ActorRefs.Nobody, Sealed: false));
+                Enqueue(new Request(new RemoveMember(group.Id, Operator.Id, id), ActorRefs.Nobody, Sealed: false));
             // Its privileges go too (a manager's or administrator's above all): nothing of them waits for whoever comes next.
             foreach (var group in _groups.Values.Where(g =>
                          g.Acl.TryGetValue(id, out var held) && (held > Privilege.Operate || !g.Members.Contains(id))))
-                Enqueue(new Request(new GrantPrivilege(group.Id, OperatorId, id, Privilege.None), ActorRefs.Nobody, Sealed: false));
+                Enqueue(new Request(new GrantPrivilege(group.Id, Operator.Id, id, Privilege.None), ActorRefs.Nobody, Sealed: false));
         }
     }
 }

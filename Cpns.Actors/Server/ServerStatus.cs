@@ -198,7 +198,7 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         var members = Members(watch.Target);
         var ownPn = watch.Target.StartsWith(PnPrefix, StringComparison.Ordinal) &&
                     _placements.GatewayOf(watch.WatcherId) == watch.Target[PnPrefix.Length..];
-        if (watch.WatcherId == ServerSmf.OperatorId || watch.Target == watch.WatcherId || ownPn)
+        if (watch.WatcherId == Operator.Id || watch.Target == watch.WatcherId || ownPn)
         {
             Accept(watch, asker);
             return;

@@ -124,27 +124,27 @@ public static class OperatorApi
         server.AskAsync(server.Server.Smf, new LocalRequest(change), cancellationToken);
 
     private static async Task<IResult> CreateGroup(NewGroupBody body, ServerFunctions server, CancellationToken cancellationToken) =>
-        Answer<GroupAccepted>(await ChangeAsync(server, new Actors.Protocol.CreateGroup(body.GroupId, ServerSmf.OperatorId, body.Mode,
+        Answer<GroupAccepted>(await ChangeAsync(server, new Actors.Protocol.CreateGroup(body.GroupId, Operator.Id, body.Mode,
                 body.Members, body.RequiredSecurityLevel, body.JoinPolicy), cancellationToken),
             accepted => Results.Created($"/operator/v1/groups/{accepted.GroupId}", accepted), "SMF");
 
     private static async Task<IResult> AddMember(string groupId, MemberBody body, ServerFunctions server,
         CancellationToken cancellationToken) =>
         Answer<GroupAccepted>(await ChangeAsync(server,
-            new Actors.Protocol.AddMember(groupId, ServerSmf.OperatorId, body.MemberId, body.Privilege), cancellationToken), Results.Ok, "SMF");
+            new Actors.Protocol.AddMember(groupId, Operator.Id, body.MemberId, body.Privilege), cancellationToken), Results.Ok, "SMF");
 
     private static async Task<IResult> RemoveMember(string groupId, string memberId, ServerFunctions server,
         CancellationToken cancellationToken) =>
-        Answer<GroupAccepted>(await ChangeAsync(server, new Actors.Protocol.RemoveMember(groupId, ServerSmf.OperatorId, memberId),
+        Answer<GroupAccepted>(await ChangeAsync(server, new Actors.Protocol.RemoveMember(groupId, Operator.Id, memberId),
             cancellationToken), Results.Ok, "SMF");
 
     private static async Task<IResult> Grant(string groupId, string subjectId, GrantBody body, ServerFunctions server,
         CancellationToken cancellationToken) =>
-        Answer<GroupAccepted>(await ChangeAsync(server, new GrantPrivilege(groupId, ServerSmf.OperatorId, subjectId, body.Privilege),
+        Answer<GroupAccepted>(await ChangeAsync(server, new GrantPrivilege(groupId, Operator.Id, subjectId, body.Privilege),
             cancellationToken), Results.Ok, "SMF");
 
     private static async Task<IResult> DeleteGroup(string groupId, ServerFunctions server, CancellationToken cancellationToken) =>
-        Answer<GroupAccepted>(await ChangeAsync(server, new Actors.Protocol.DeleteGroup(groupId, ServerSmf.OperatorId), cancellationToken),
+        Answer<GroupAccepted>(await ChangeAsync(server, new Actors.Protocol.DeleteGroup(groupId, Operator.Id), cancellationToken),
             Results.Ok, "SMF");
 
     private static async Task<IResult> GroupKeys(string groupId, ServerFunctions server, CancellationToken cancellationToken)

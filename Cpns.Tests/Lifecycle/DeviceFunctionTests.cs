@@ -3,6 +3,7 @@ using System.Xml.Linq;
 using Akka.Actor;
 using Cpns.Actors;
 using Cpns.Actors.Gateway;
+using Cpns.Actors.Security;
 using Cpns.Actors.Protocol;
 using Cpns.Tests.Support;
 using Xunit;

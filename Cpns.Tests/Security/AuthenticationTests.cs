@@ -33,7 +33,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         else
         {
             Server.Registry.Tell(SealAs(gateway, new AuthHello(gateway.DeviceId, gateway.Kind, gateway.PublicKeys, credential,
-                clientNonce, Registry.GatewayContext)), TestActor);
+                clientNonce, AuthTranscripts.GatewayContext)), TestActor);
             var answer = Opened(await ExpectMsgAsync<object>(Timeout));
             if (answer is not AuthChallenge challenge)
                 return answer;
@@ -41,16 +41,16 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
             var server = Secrets.TrustAnchor.Verifier().Verify(challenge.VerifierCredential, Sys.Scheduler.Now, null,
                 Settings.ServerId, EntityKind.Server);
             Assert.True(server.Valid, server.Detail);
-            Assert.True(EntityIdentity.Verify(server.Credential!.Keys.Signing, AuthTranscripts.Verifier(Registry.GatewayContext,
+            Assert.True(EntityIdentity.Verify(server.Credential!.Keys.Signing, AuthTranscripts.Verifier(AuthTranscripts.GatewayContext,
                 gateway.DeviceId, challenge.VerifierId, clientNonce, challenge.VerifierNonce).Bytes, challenge.VerifierSignature));
             verifierNonce = challenge.VerifierNonce;
         }
 
         var signer = proofSigner ?? gateway;
-        var proof = new AuthProof(Registry.GatewayContext, clientNonce, verifierNonce, signer.Sign(AuthTranscripts.Client(
-            Registry.GatewayContext, gateway.DeviceId, Settings.ServerId, clientNonce, verifierNonce).Bytes));
+        var proof = new AuthProof(AuthTranscripts.GatewayContext, clientNonce, verifierNonce, signer.Sign(AuthTranscripts.Client(
+            AuthTranscripts.GatewayContext, gateway.DeviceId, Settings.ServerId, clientNonce, verifierNonce).Bytes));
         var enrolment = enrolmentToken.Length == 0 ? null
-            : Enrolment.Proof(enrolmentToken, Registry.GatewayContext, gateway.DeviceId, registeredKind ?? gateway.Kind, gateway.PublicKeys,
+            : Enrolment.Proof(enrolmentToken, AuthTranscripts.GatewayContext, gateway.DeviceId, registeredKind ?? gateway.Kind, gateway.PublicKeys,
                 Settings.ServerId, verifierNonce);
         Server.Registry.Tell(SealAs(gateway, new RegisterGateway(gateway.DeviceId, registeredKind ?? gateway.Kind, gateway.PublicKeys, credential,
             proof, DeviceCapabilities.Gateway(), 3600, new GatewayEndpoints(TestActor, TestActor, TestActor, TestActor, TestActor, TestActor, TestActor),
@@ -150,13 +150,13 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
     private async Task<object> RegisterAsPneAsync(EntityIdentity pne, string gatewayId, string? enrolmentToken)
     {
         var clientNonce = Nonce();
-        Gateways[gatewayId].Tell(SealAs(pne, new AuthHello(pne.DeviceId, EntityKind.Pne, pne.PublicKeys, null, clientNonce, Registry.PneContext)),
+        Gateways[gatewayId].Tell(SealAs(pne, new AuthHello(pne.DeviceId, EntityKind.Pne, pne.PublicKeys, null, clientNonce, AuthTranscripts.PneContext)),
             TestActor);
         var challenge = Unseal<AuthChallenge>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
-        var proof = new AuthProof(Registry.PneContext, clientNonce, challenge.VerifierNonce, pne.Sign(AuthTranscripts.Client(
-            Registry.PneContext, pne.DeviceId, challenge.VerifierId, clientNonce, challenge.VerifierNonce).Bytes));
+        var proof = new AuthProof(AuthTranscripts.PneContext, clientNonce, challenge.VerifierNonce, pne.Sign(AuthTranscripts.Client(
+            AuthTranscripts.PneContext, pne.DeviceId, challenge.VerifierId, clientNonce, challenge.VerifierNonce).Bytes));
         var enrolment = enrolmentToken is null ? null
-            : Enrolment.Proof(enrolmentToken, Registry.PneContext, pne.DeviceId, EntityKind.Pne, pne.PublicKeys, challenge.VerifierId,
+            : Enrolment.Proof(enrolmentToken, AuthTranscripts.PneContext, pne.DeviceId, EntityKind.Pne, pne.PublicKeys, challenge.VerifierId,
                 challenge.VerifierNonce);
         Gateways[gatewayId].Tell(SealAs(pne, new RegisterPne(pne.DeviceId, pne.PublicKeys, null, proof, DeviceCapabilities.Pne(), 3600,
             new PneEndpoints(TestActor, TestActor, TestActor), enrolment)), TestActor);
@@ -177,9 +177,9 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var victim = EntityIdentity.Generate("p-new", EntityKind.Pne);
         var attacker = EntityIdentity.Generate("p-new", EntityKind.Pne);
         var nonce = Nonce();
-        var stolen = Enrolment.Proof(token, Registry.PneContext, "p-new", EntityKind.Pne, victim.PublicKeys, "g1", nonce);
+        var stolen = Enrolment.Proof(token, AuthTranscripts.PneContext, "p-new", EntityKind.Pne, victim.PublicKeys, "g1", nonce);
         var clientNonce = Nonce();
-        var forgedProof = new AuthProof(Registry.PneContext, clientNonce, nonce, attacker.Sign(AuthTranscripts.Client(Registry.PneContext, "p-new",
+        var forgedProof = new AuthProof(AuthTranscripts.PneContext, clientNonce, nonce, attacker.Sign(AuthTranscripts.Client(AuthTranscripts.PneContext, "p-new",
             "g1", clientNonce, nonce).Bytes));
         Server.Registry.Tell(SealAs("g1", new RegisterPnes("g1", [new PneRegistration("p-new", attacker.PublicKeys, null, forgedProof,
             DeviceCapabilities.Pne(), 3600, new PneEndpoints(TestActor, TestActor, TestActor), Enrolment: stolen)])), TestActor);
@@ -327,7 +327,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
 
         var impostor = EntityIdentity.Generate("p1", EntityKind.Pne);
-        Gateways["g1"].Tell(SealAs(impostor, new AuthHello("p1", EntityKind.Pne, impostor.PublicKeys, null, Nonce(), Registry.PneContext)),
+        Gateways["g1"].Tell(SealAs(impostor, new AuthHello("p1", EntityKind.Pne, impostor.PublicKeys, null, Nonce(), AuthTranscripts.PneContext)),
             TestActor);
         var rejected = Unseal<RegistrationRejected>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
         Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.KeyMismatch), (rejected.Error, rejected.Auth));
@@ -365,7 +365,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         await StartServerAsync();
         var gateway = EntityIdentity.Generate("gw-plain", EntityKind.PnGateway);
         Server.Registry.Tell(new AuthHello("gw-plain", EntityKind.PnGateway, gateway.PublicKeys, null, Nonce(),
-            Registry.GatewayContext), TestActor);
+            AuthTranscripts.GatewayContext), TestActor);
         var rejected = Unseal<RegistrationRejected>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
         Assert.Equal(RegistrationError.AuthenticationFailed, rejected.Error);
         await AssertNotRegisteredAsync("gw-plain");
@@ -401,7 +401,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var credential = issuer.Authority.Issue(signer.DeviceId, EntityKind.Server, signer.PublicKeys, Sys.Scheduler.Now.AddHours(-1),
             TimeSpan.FromDays(1));
         var nonce = Nonce();
-        var signature = signer.Sign(AuthTranscripts.Verifier(Registry.GatewayContext, hello.DeviceId, signer.DeviceId, hello.ClientNonce, nonce).Bytes);
+        var signature = signer.Sign(AuthTranscripts.Verifier(AuthTranscripts.GatewayContext, hello.DeviceId, signer.DeviceId, hello.ClientNonce, nonce).Bytes);
         return (SealAs(signer, new AuthChallenge(hello.DeviceId, signer.DeviceId, credential, hello.ClientNonce, nonce, signature)), nonce);
     }
 
@@ -431,7 +431,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var credential = server.Authority.Issue(Settings.ServerId, EntityKind.Server, server.Identity.PublicKeys,
             Sys.Scheduler.Now.AddHours(-1), TimeSpan.FromDays(1));
         var nonce = Nonce();
-        var signature = server.Identity.Sign(AuthTranscripts.Verifier(Registry.GatewayContext, hello.DeviceId, Settings.ServerId,
+        var signature = server.Identity.Sign(AuthTranscripts.Verifier(AuthTranscripts.GatewayContext, hello.DeviceId, Settings.ServerId,
             hello.ClientNonce, nonce).Bytes);
         return SealAs(server.Identity, new AuthChallenge(hello.DeviceId, Settings.ServerId, credential, hello.ClientNonce, nonce,
             signature), channel);
@@ -446,7 +446,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
             TimeSpan.FromDays(1)).Der.ToArray();
         der[^2] ^= 0x10;
         Gateways["g1"].Tell(SealAs(pne, new AuthHello("p-forged", EntityKind.Pne, pne.PublicKeys, new Credential(Octets.Own(der)),
-            Nonce(), Registry.PneContext)), TestActor);
+            Nonce(), AuthTranscripts.PneContext)), TestActor);
         var rejected = Unseal<RegistrationRejected>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
         Assert.Equal((RegistrationError.AuthenticationFailed, AuthFailure.BadSignature), (rejected.Error, rejected.Auth));
         await AssertNotRegisteredAsync("p-forged");
@@ -463,7 +463,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
             Timeout);
 
         var p1 = Identities["p1"];
-        Gateways["g1"].Tell(SealAs(p1, new AuthHello("p1", EntityKind.Pne, p1.PublicKeys, null, Nonce(), Registry.PneContext),
+        Gateways["g1"].Tell(SealAs(p1, new AuthHello("p1", EntityKind.Pne, p1.PublicKeys, null, Nonce(), AuthTranscripts.PneContext),
             "again"), TestActor);
         var refused = await ExpectMsgAsync<EnvelopeRejected>(Timeout);
         Assert.Equal(EnvelopeRejection.Revoked, refused.Reason);
@@ -472,7 +472,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         await StopEntityAsync(Gateways["g1"]);
         StartGateway("g1");
         await AwaitRegisteredAsync([Gateways["g1"]]);
-        Gateways["g1"].Tell(SealAs(p1, new AuthHello("p1", EntityKind.Pne, p1.PublicKeys, null, Nonce(), Registry.PneContext),
+        Gateways["g1"].Tell(SealAs(p1, new AuthHello("p1", EntityKind.Pne, p1.PublicKeys, null, Nonce(), AuthTranscripts.PneContext),
             "after-restart"), TestActor);
         Assert.Equal(EnvelopeRejection.Revoked, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
     }
