@@ -55,7 +55,7 @@ public static class RekeyBenchmark
                 members.RemoveAt(op % members.Count);
             var key = GroupKey.Generate("bench", ++epoch);
             var wraps = members.Select(m => new MemberWrap(m.Id, key.WrapUnder(m.Key, m.Id))).ToList();
-            key.Destroy();
+            key.Dispose();
             return ProtocolSerializer.Encode(new FlatRekeyMessage("bench", epoch, wraps)).Length;
         });
         return new RekeyMeasurement(size, "flat", Median(times), (int)Median(bytes));
@@ -84,7 +84,7 @@ public static class RekeyBenchmark
         trees.Advance("bench", epoch, first,
             members.Take(size).Select(m => new KeyDeliveryTarget(m.Id, ActorRefs.Nobody, m.Agreement, SecurityLevel.High, [])).ToList(),
             pairwise);
-        first.Destroy();
+        first.Dispose();
         var inTree = members.Take(size).Select(m => m.Id).ToList();
         var next = size;
         var random = new Random(7);
@@ -109,7 +109,7 @@ public static class RekeyBenchmark
 
             var broadcast = new GroupRekeyBroadcast("bench", epoch, manager.DeviceId, record.BaseTreeEpoch, record.TreeEpoch,
                 record.Steps, record.KeyUnderRoot, key.KeyCheck, announcement with { Epoch = epoch });
-            key.Destroy();
+            key.Dispose();
             return ProtocolSerializer.Encode(broadcast).Length;
         });
         return new RekeyMeasurement(size, "lkh", Median(times), (int)Median(bytes));

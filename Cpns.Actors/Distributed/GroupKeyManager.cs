@@ -155,7 +155,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
 
         var key = GroupKey.Generate(_groupId, create.Epoch);
         var @event = new GkmEpochCreatedEvent(_groupId, create.Epoch, create.Parameters, _kek.Wrap(key), key.KeyCheck);
-        key.Destroy();
+        key.Dispose();
         Persist(@event, e =>
         {
             Apply(e);
@@ -166,19 +166,12 @@ public sealed class GroupKeyManager : CpnsPersistentActor
     private void Register(GkmEpochCreatedEvent epoch, IActorRef registry, bool created)
     {
         Context.System.EventStream.Publish(new GkmEpochAnnounced(_groupId, epoch.Epoch, epoch.KeyCheck, _node, created));
-        var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
-        try
-        {
-            // Wrapped for the server alone: the managers' KEK is theirs, the server's KEK the server's.
-            var forServer = key.WrapUnder(_pairwise.KeyFor(_serverId, _serverKeys.Agreement), _serverId);
-            FlowTrace.Send(Context, registry,
-                _link.SealFor(registry, new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, forServer, epoch.KeyCheck, _node)),
-                _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        using var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
+        // Wrapped for the server alone: the managers' KEK is theirs, the server's KEK the server's.
+        var forServer = key.WrapUnder(_pairwise.KeyFor(_serverId, _serverKeys.Agreement), _serverId);
+        FlowTrace.Send(Context, registry,
+            _link.SealFor(registry, new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, forServer, epoch.KeyCheck, _node)),
+            _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
     }
 
     private void Push(GkmPush push)
@@ -199,22 +192,15 @@ public sealed class GroupKeyManager : CpnsPersistentActor
 
         if (push.Targets.Count == 0)
             return;
-        var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
-        try
+        using var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
+        foreach (var target in push.Targets)
         {
-            foreach (var target in push.Targets)
-            {
-                var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
-                var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
-                    key.WrapUnder(pairwise, target.GatewayId), key.KeyCheck, target.LocalMembers, push.Announcement,
-                    push.Paths?.GetValueOrDefault(target.GatewayId));
-                FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
-                    FlowLeg.ServerToGateway);
-            }
-        }
-        finally
-        {
-            key.Destroy();
+            var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
+            var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
+                key.WrapUnder(pairwise, target.GatewayId), key.KeyCheck, target.LocalMembers, push.Announcement,
+                push.Paths?.GetValueOrDefault(target.GatewayId));
+            FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
+                FlowLeg.ServerToGateway);
         }
     }
 

@@ -190,7 +190,7 @@ public sealed class GatewayCskmf : KeyHolder
                 key = GroupKey.Unwrap(root, broadcast.KeyUnderRoot, groupId, epoch, LkhCrypto.RootRecipient);
                 if (key is not null && key.KeyCheck == broadcast.KeyCheck)
                     return true;
-                key?.Destroy();
+                key?.Dispose();
                 key = null;
                 return false;
             });
@@ -211,7 +211,7 @@ public sealed class GatewayCskmf : KeyHolder
         }
 
         if (_unplaced.Remove(groupId, out var superseded))
-            superseded.Key.Destroy();
+            superseded.Key.Dispose();
         _unplaced[groupId] = (key, broadcast.Announcement);
     }
 
@@ -242,7 +242,7 @@ public sealed class GatewayCskmf : KeyHolder
         if (_trees.Remove(drop.GroupId, out var member))
             member.Forget();
         if (_unplaced.Remove(drop.GroupId, out var parked))
-            parked.Key.Destroy();
+            parked.Key.Dispose();
     }
 
     private void ExportPath(ExportLkhPath export)

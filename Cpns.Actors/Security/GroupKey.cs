@@ -7,7 +7,7 @@ namespace Cpns.Actors.Security;
 /// A 256-bit service-group key, identified by (group id, epoch). The material stays inside the
 /// holder actor; what travels is the material wrapped for one recipient, and its key check value.
 /// </summary>
-public sealed class GroupKey
+public sealed class GroupKey : IDisposable
 {
     private readonly byte[] _material;
 
@@ -59,7 +59,8 @@ public sealed class GroupKey
     private static byte[] WrapContext(string groupId, long epoch, string recipientId) =>
         Encoding.UTF8.GetBytes($"cpns/group-key/v1|{groupId}|{epoch}|{recipientId}");
 
-    public void Destroy() => CryptographicOperations.ZeroMemory(_material);
+    /// <summary>Zeroes the key material; the key is unusable afterwards.</summary>
+    public void Dispose() => CryptographicOperations.ZeroMemory(_material);
 
     public override string ToString() => $"GroupKey({GroupId}#{Epoch}, kcv {KeyCheck.ToHex()})";
 }

@@ -48,7 +48,7 @@ public sealed class GroupKeyRing
         while (held.Epochs.Count > 2)
         {
             var oldest = held.Epochs.Keys.First();
-            held.Epochs[oldest].Key.Destroy();
+            held.Epochs[oldest].Key.Dispose();
             held.Epochs.Remove(oldest);
         }
 
@@ -92,7 +92,7 @@ public sealed class GroupKeyRing
 
         foreach (var epoch in held.Epochs.Keys.Where(e => e <= upToEpoch).ToList())
         {
-            held.Epochs[epoch].Key.Destroy();
+            held.Epochs[epoch].Key.Dispose();
             held.Epochs.Remove(epoch);
         }
 

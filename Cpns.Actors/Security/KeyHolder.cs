@@ -196,7 +196,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             CountKeyRefusal("KeyNotOpened");
             Log.Warning("{0}: key for {1}#{2} from {3} failed to unwrap or to match its check value; dropped", Identity.DeviceId,
                 delivery.GroupId, delivery.Epoch, delivery.WrapperId);
-            key?.Destroy();
+            key?.Dispose();
             return;
         }
 
@@ -211,7 +211,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         var key = installed.Key;
         if (!Ring.Install(key, installed.LocalMembers, installed.Announcement, NowMs))
         {
-            key.Destroy();
+            key.Dispose();
             return false;
         }
 

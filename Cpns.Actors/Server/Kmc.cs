@@ -21,7 +21,7 @@ public sealed class Kmc(KeyEncryptionKey kek, CredentialAuthority authority, Cpn
             case KmcKeyRequest request:
                 var key = GroupKey.Generate(request.GroupId, request.Epoch);
                 var issued = new KmcKeyIssued(request.GroupId, request.Epoch, request.Parameters, kek.Wrap(key), key.KeyCheck);
-                key.Destroy();
+                key.Dispose();
                 FlowTrace.Send(Context, Sender, issued, request.GroupId, request.Epoch, 4,
                     request.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
                 break;

@@ -309,10 +309,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private void OnManagerIssued(GkmKeyIssued issued, KeyManagerRegion managers)
     {
         var pairwise = _pairwise.KeyFor(managers.Keys.ManagerId, managers.Keys.Keys.Agreement);
-        var key = GroupKey.Unwrap(pairwise, issued.KeyForServer, issued.GroupId, issued.Epoch, _identity.DeviceId);
+        using var key = GroupKey.Unwrap(pairwise, issued.KeyForServer, issued.GroupId, issued.Epoch, _identity.DeviceId);
         if (key is null || key.KeyCheck != issued.KeyCheck)
         {
-            key?.Destroy();
             Log.Warning("group key manager of {0}: epoch {1} does not open for {2}; waiting for it again", issued.GroupId, issued.Epoch,
                 _identity.DeviceId);
             return;
@@ -320,14 +319,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
         Timers.Cancel(("gkm", issued.GroupId, issued.Epoch));
         Log.Debug("group key manager of {0} on {1} issued epoch {2}", issued.GroupId, issued.ManagerNode, issued.Epoch);
-        try
-        {
-            OnKeyIssued(new OsgKeyIssued(issued.GroupId, issued.Epoch, issued.Parameters, _kek.Wrap(key), issued.KeyCheck));
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        OnKeyIssued(new OsgKeyIssued(issued.GroupId, issued.Epoch, issued.Parameters, _kek.Wrap(key), issued.KeyCheck));
     }
 
     private void OnKeyIssued(OsgKeyIssued issued)
@@ -365,19 +357,12 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         if (request.Mode != DeliveryMode.Push)
             return null;
         var recipients = request.Targets.Where(t => LevelProblem(t.GatewayId, request.RequiredSecurityLevel) is null).ToList();
-        var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
-        try
-        {
-            var record = _trees.Advance(issued.GroupId, issued.Epoch, key, recipients, _pairwise);
-            if (record is not null && Log.IsDebugEnabled)
-                Log.Debug("LKH {0}#{1}: {2} PN GWs, {3}", issued.GroupId, issued.Epoch, recipients.Count,
-                    record.Rebuilt ? "tree built" : $"{record.Left.Count} left, {record.Joined.Count} joined, {record.Steps.Sum(st => st.WrapCount)} wraps");
-            return record;
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
+        var record = _trees.Advance(issued.GroupId, issued.Epoch, key, recipients, _pairwise);
+        if (record is not null && Log.IsDebugEnabled)
+            Log.Debug("LKH {0}#{1}: {2} PN GWs, {3}", issued.GroupId, issued.Epoch, recipients.Count,
+                record.Rebuilt ? "tree built" : $"{record.Left.Count} left, {record.Joined.Count} joined, {record.Steps.Sum(st => st.WrapCount)} wraps");
+        return record;
     }
 
     /// <summary>Content from a local sender (an ACE, the operator), encrypted once under the group's current epoch.</summary>
@@ -385,15 +370,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     {
         if (_book.Current(seal.GroupId) is not { } current)
             return new ContentRefused(seal.GroupId, 0, KeyError.UnknownGroup, $"{seal.GroupId} has no live epoch");
-        var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
-        try
-        {
-            return GroupCipher.Encrypt(key, seal.SenderId, seal.Plaintext.Span);
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        using var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
+        return GroupCipher.Encrypt(key, seal.SenderId, seal.Plaintext.Span);
     }
 
     /// <summary>Push step 8: after the SMF has sent its step-7 notices, the key goes to every target PN GW.</summary>
@@ -449,17 +427,10 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
         if (individually.Count == 0)
             return;
-        var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
-        try
-        {
-            foreach (var target in individually)
-                FlowTrace.Send(Context, target.GatewayCskmf, _link.SealFor(target.GatewayCskmf, WrapFor(key, current, target)), current.GroupId,
-                    current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        using var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
+        foreach (var target in individually)
+            FlowTrace.Send(Context, target.GatewayCskmf, _link.SealFor(target.GatewayCskmf, WrapFor(key, current, target)), current.GroupId,
+                current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
     }
 
     /// <summary>The rekey broadcast of an epoch that changed its group's tree by joins and leaves.</summary>
@@ -555,16 +526,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         }
 
         CpnsMetrics.KeyPulls.Add(1, CpnsMetrics.Tag("outcome", "delivered"));
-        var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
-        try
-        {
-            FlowTrace.Send(Context, Sender, _link.SealFor(Sender, WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,
-                FlowKind.Pull, FlowLeg.ServerToGateway);
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
+        FlowTrace.Send(Context, Sender, _link.SealFor(Sender, WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,
+            FlowKind.Pull, FlowLeg.ServerToGateway);
     }
 
     /// <summary>A key enters a PN only if the PN GW reports that PN at least as secure as the group requires.</summary>
@@ -695,16 +659,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
-        try
-        {
-            var pairwise = _pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey);
-            Sender.Tell(new ExportedGroupKey(issued.GroupId, issued.Epoch, _identity.DeviceId,
-                _identity.PublicKeys.Agreement, key.WrapUnder(pairwise, export.RecipientId)));
-        }
-        finally
-        {
-            key.Destroy();
-        }
+        using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
+        var pairwise = _pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey);
+        Sender.Tell(new ExportedGroupKey(issued.GroupId, issued.Epoch, _identity.DeviceId,
+            _identity.PublicKeys.Agreement, key.WrapUnder(pairwise, export.RecipientId)));
     }
 }

@@ -118,7 +118,7 @@ public sealed class LkhKeyTreesTests
                     Assert.False(followed, $"{gateway.DeviceId}, not a leaf, followed epoch {epoch}");
             }
 
-            key.Destroy();
+            key.Dispose();
         }
     }
 
