@@ -44,6 +44,28 @@ public sealed partial class Connections
     private int _registrationAttempts;
     private int _grantedLifetime;
 
+    private IActorRef? _capabilitiesAsker;
+
+    /// <summary>
+    /// This PN GW's own capabilities changed (a PN technology came or went): the relay answers with them from now on, and
+    /// the server is told, since the PN's security level decides which keys may enter it. Unregistered, the registration
+    /// carries them.
+    /// </summary>
+    private void UpdateOwnCapabilities(UpdateCapabilities update, IActorRef asker)
+    {
+        _capabilities = update.Capabilities;
+        _functions.Relay.Tell(update);
+        if (_server is null || _registrationId is null)
+        {
+            asker.Tell(new Status.Failure(new InvalidOperationException(
+                $"{_identity.DeviceId} is not registered yet; its registration will carry the new capabilities")));
+            return;
+        }
+
+        _capabilitiesAsker = asker;
+        _link.Send(_server.Registry, new GatewayCapabilitiesChanged(_identity.DeviceId, update.Capabilities));
+    }
+
     private void OnFromServer(object message, string senderId)
     {
         if (_serverId is not null && senderId == _serverId)
@@ -59,6 +81,11 @@ public sealed partial class Connections
             case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
                 Log.Warning("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
+                break;
+            case GatewayCapabilitiesAccepted accepted when accepted.GatewayId == _identity.DeviceId:
+                Log.Info("{0}: the server holds this PN to {1} security", _identity.DeviceId, accepted.PnSecurityLevel);
+                _capabilitiesAsker?.Tell(accepted);
+                _capabilitiesAsker = null;
                 break;
             case HeartbeatAck ack:
                 _lastServerAckMs = NowMs;

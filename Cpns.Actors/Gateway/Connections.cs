@@ -21,7 +21,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private readonly TrustAnchor _trustAnchor;
     private readonly ActorSelection _registry;
     private readonly GatewayFunctions _functions;
-    private readonly DeviceCapabilities _capabilities;
+    private DeviceCapabilities _capabilities;
     private readonly int _lifetimeSeconds;
     private readonly SecureLink _link;
 
@@ -153,6 +153,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 break;
             case TakeOverPn takeOver:
                 TakeOver(takeOver);
+                break;
+            case UpdateCapabilities update when update.DeviceId == _identity.DeviceId:
+                UpdateOwnCapabilities(update, Sender);
                 break;
             case DiscoverGateways:
                 Sender.Tell(new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, _registrationId is not null));

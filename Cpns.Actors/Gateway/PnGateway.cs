@@ -44,7 +44,7 @@ public sealed class PnGateway : UntypedActor
         switch (message)
         {
             case ISecureWire or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
-                or TakeOverPn:
+                or TakeOverPn or UpdateCapabilities:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:

@@ -20,7 +20,7 @@ public sealed class Relay : UntypedActor, IWithTimers
     private static readonly TimeSpan RelayTimeout = TimeSpan.FromSeconds(10);
 
     private readonly EntityIdentity _identity;
-    private readonly DeviceCapabilities _capabilities;
+    private DeviceCapabilities _capabilities;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly ManagementTree _tree;
@@ -41,9 +41,9 @@ public sealed class Relay : UntypedActor, IWithTimers
         _tree = new ManagementTree()
             .Leaf("./DevInfo/Id", () => identity.DeviceId)
             .Leaf("./DevInfo/Man", () => "CPNS on Akka.NET")
-            .Leaf("./DevInfo/Mod", () => capabilities.DeviceKind)
+            .Leaf("./DevInfo/Mod", () => _capabilities.DeviceKind)
             .Leaf("./DevInfo/Kind", () => identity.Kind.ToString())
-            .Leaf("./CPNS/PnSecurity", () => capabilities.PnSecurityLevel.ToString());
+            .Leaf("./CPNS/PnSecurity", () => _capabilities.PnSecurityLevel.ToString());
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -64,6 +64,9 @@ public sealed class Relay : UntypedActor, IWithTimers
                 break;
             case CapabilityHashSeen seen:
                 _announcedHash[seen.DeviceId] = seen.Hash;
+                break;
+            case UpdateCapabilities update when update.DeviceId == _identity.DeviceId:
+                _capabilities = update.Capabilities;
                 break;
             case ISecureWire wire:
                 if (_link.TryOpen(wire, out var inner, out var senderId))

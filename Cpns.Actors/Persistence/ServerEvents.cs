@@ -35,6 +35,9 @@ public sealed record PneRecord(
 
 public sealed record GatewayRegisteredEvent(GatewayRecord Gateway, long RegistrationNumber) : ICpnsEvent;
 
+/// <summary>A registered PN GW reported a new capability document of its own (and so perhaps a new PN security level).</summary>
+public sealed record GatewayCapabilitiesChangedEvent(string GatewayId, DeviceCapabilities Capabilities) : ICpnsEvent;
+
 /// <summary>One event for a whole batch of PNE registrations from one PN GW: one journal round trip.</summary>
 public sealed record PnesRegisteredEvent(string GatewayId, IReadOnlyList<PneRecord> Pnes, long LastRegistrationNumber)
     : ICpnsEvent;

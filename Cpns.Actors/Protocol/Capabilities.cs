@@ -41,6 +41,15 @@ public sealed record DeviceCapabilities(
         ["registration", "capabilities", "service-management", "security"]);
 }
 
+/// <summary>
+/// A PN GW's own capability document changed — its PN technologies, so perhaps its PN's security level — signed by the
+/// PN GW to the registry, which keeps it and holds the PN to the level it gives from then on.
+/// </summary>
+public sealed record GatewayCapabilitiesChanged(string GatewayId, DeviceCapabilities Capabilities) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>The registry's answer: the PN security level the server now holds the PN GW's PN to.</summary>
+public sealed record GatewayCapabilitiesAccepted(string GatewayId, SecurityLevel PnSecurityLevel) : ICpnsMessage, IWithGatewayId;
+
 /// <summary>An operator (or a server function) asks the server for a device's capability document.</summary>
 public sealed record QueryCapabilities(string DeviceId) : INodeLocal, IWithDeviceId;
 

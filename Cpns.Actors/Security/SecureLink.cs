@@ -71,9 +71,15 @@ public sealed class SecureLink
     public bool TryOpenSelfSigned(ISecureWire wire, Func<object, Octets?> signingKeyOf, out object message, out string senderId) =>
         Open(wire, signingKeyOf, out message, out senderId);
 
+    private readonly Dictionary<string, long> _refusals = new(StringComparer.Ordinal);
+
+    /// <summary>Counts a message that opened but that the function refused (e.g. signed by one entity about another).</summary>
+    public void CountRefusal(string reason) => _refusals[reason] = _refusals.GetValueOrDefault(reason) + 1;
+
     public SecurityCounters Counters() => new(FlowTrace.Label(_context.Self),
         Guard.Counts.ToDictionary(kv => kv.Key.ToString(), kv => kv.Value)
             .Concat(_sessionCounts.Where(kv => kv.Key.StartsWith("Session", StringComparison.Ordinal)))
+            .Concat(_refusals)
             .ToDictionary(kv => kv.Key, kv => kv.Value))
     {
         Sessions = new Dictionary<string, long>(_sessionCounts) { ["Open"] = _sessions?.OpenCount ?? 0 },

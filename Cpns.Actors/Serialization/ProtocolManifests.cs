@@ -30,6 +30,7 @@ internal static class ProtocolManifests
         ("GatewayCredentialStored", typeof(GatewayCredentialStored)),
         ("GatewayRecord", typeof(GatewayRecord)),
         ("GatewayRegisteredEvent", typeof(GatewayRegisteredEvent)),
+        ("GatewayCapabilitiesChangedEvent", typeof(GatewayCapabilitiesChangedEvent)),
         ("GkmEpochCreatedEvent", typeof(GkmEpochCreatedEvent)),
         ("GkmRevokedEvent", typeof(GkmRevokedEvent)),
         ("GroupCreatedEvent", typeof(GroupCreatedEvent)),
@@ -60,6 +61,8 @@ internal static class ProtocolManifests
         ("UsageRecordedEvent", typeof(UsageRecordedEvent)),
         ("UsageSnapshot", typeof(UsageSnapshot)),
         // Protocol
+        ("GatewayCapabilitiesAccepted", typeof(GatewayCapabilitiesAccepted)),
+        ("GatewayCapabilitiesChanged", typeof(GatewayCapabilitiesChanged)),
         ("AclEntry", typeof(AclEntry)),
         ("AddMember", typeof(AddMember)),
         ("AuthChallenge", typeof(AuthChallenge)),

@@ -32,7 +32,8 @@ public sealed class CpnsServer : UntypedActor
             Registry.Props(
                 r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
                     delivery, usage) { KeyManager = keyManagers?.Keys },
-                [smf, cskmf, capabilities, status, dm, directory, delivery, usage], kmc, identity, serverCredential,
+                // The CSKMF first: it knows a PN's security level before the SMF can ask it for a key that depends on it.
+                [cskmf, smf, capabilities, status, dm, directory, delivery, usage], kmc, identity, serverCredential,
                 secrets.TrustAnchor, settings),
             "registry");
         _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf, capabilities, status, dm,

@@ -165,6 +165,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 foreach (var id in deregistered.DeviceIds)
                     Remove(id);
                 break;
+            case GatewayCapabilitiesChangedEvent changed when _gateways.TryGetValue(changed.GatewayId, out var changedGateway):
+                Put(changedGateway with { Capabilities = changed.Capabilities });
+                break;
             case DevicesProvisionedEvent provisioned:
                 foreach (var device in provisioned.Devices)
                     _provisioned[device.DeviceId] = device;
@@ -235,6 +238,25 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _link.Guard.Trust(gateway.GatewayId, gateway.Keys.Signing);
         TellPlacement(new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.Capabilities.PnSecurityLevel,
             gateway.Endpoints));
+    }
+
+    /// <summary>
+    /// A PN GW's new capabilities are kept, and every function holds its PN to the security level they give from now on:
+    /// the SMF rekeys the groups whose requirement the PN now meets or no longer meets.
+    /// </summary>
+    private void OnGatewayCapabilities(GatewayCapabilitiesChanged changed, IActorRef replyTo)
+    {
+        var before = _gateways[changed.GatewayId].Capabilities.PnSecurityLevel;
+        Persist(new GatewayCapabilitiesChangedEvent(changed.GatewayId, changed.Capabilities), e =>
+        {
+            Apply(e);
+            var gateway = _gateways[e.GatewayId];
+            if (gateway.Capabilities.PnSecurityLevel != before)
+                Log.Info("the PN of {0} now offers {1} security (was {2})", e.GatewayId, gateway.Capabilities.PnSecurityLevel, before);
+            Place(gateway);
+            _link.Send(replyTo, new GatewayCapabilitiesAccepted(e.GatewayId, gateway.Capabilities.PnSecurityLevel));
+            SnapshotIfDue();
+        });
     }
 
     private void Place(string gatewayId, IReadOnlyList<PneRecord> pnes)
@@ -313,6 +335,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             case RegisterPnes batch when batch.GatewayId == senderId && _gateways.ContainsKey(senderId):
                 OnRegisterPnes(batch);
                 break;
+            case GatewayCapabilitiesChanged changed when changed.GatewayId == senderId && _gateways.ContainsKey(senderId):
+                OnGatewayCapabilities(changed, Sender);
+                break;
             case Heartbeat heartbeat when heartbeat.DeviceId == senderId && _gateways.ContainsKey(senderId):
                 _link.Send(Sender, new HeartbeatAck(ServerId, _bootId));
                 break;
@@ -336,6 +361,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                     .ToList()));
                 break;
             default:
+                _link.CountRefusal("SenderMismatch");
                 Log.Warning("registry: {0} from {1} does not match its sender; ignored", message.GetType().Name, senderId);
                 break;
         }

@@ -174,7 +174,10 @@ public sealed class ServerSmf : CpnsPersistentActor
                     OnSigned(inner, senderId);
                 break;
             case GatewayPlaced placed:
+                var levelBefore = _gateways.GetValueOrDefault(placed.GatewayId)?.PnSecurityLevel;
                 _gateways[placed.GatewayId] = new GatewayPlacement(placed.GatewayId, placed.Keys, placed.PnSecurityLevel, placed.Endpoints);
+                if (levelBefore is { } before && before != placed.PnSecurityLevel)
+                    RekeyForLevel(placed.GatewayId, before, placed.PnSecurityLevel);
                 _departed.Remove(placed.GatewayId);
                 _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
                 break;
@@ -240,6 +243,22 @@ public sealed class ServerSmf : CpnsPersistentActor
                 if (!HandleSnapshotReplies(message))
                     Unhandled(message);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// A PN's security level changed: each group with members there whose requirement the PN now meets, or no longer
+    /// meets, gets a new epoch — which the CSKMF delivers into that PN only if it meets the requirement.
+    /// </summary>
+    private void RekeyForLevel(string gatewayId, SecurityLevel before, SecurityLevel after)
+    {
+        var (low, high) = before < after ? (before, after) : (after, before);
+        foreach (var group in _groups.Values.Where(g => g.RequiredLevel > low && g.RequiredLevel <= high &&
+                                                        g.Members.Any(m => GatewayOf(m) == gatewayId)))
+        {
+            Log.Info("smf: the PN of {0} went from {1} to {2} security; {3} (needs {4}) rekeys", gatewayId, before, after, group.Id,
+                group.RequiredLevel);
+            Enqueue(new Request(new Rekey(group.Id), ActorRefs.Nobody, Sealed: false));
         }
     }
 

@@ -196,6 +196,53 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
         Assert.Empty((await KeyStateAsync(Pnes["pw"], "secret")).Epochs);
     }
     [Fact]
+    public async Task A_PN_whose_security_drops_gets_no_new_key_of_a_group_that_needs_more_until_it_recovers()
+    {
+        await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g2" });
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("secret", "p1", DeliveryMode.Push, ["p1", "p2"], SecurityLevel.High)), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+        await AwaitCurrentEpochAsync("p2", 1);
+
+        // g2's PN loses its WPA3 link: what it has left is Low. The server holds the PN to that, and the group rekeys.
+        var lowered = await Gateways["g2"].Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g2", DeviceCapabilities.Gateway(SecurityLevel.Low)), Timeout);
+        Assert.Equal(SecurityLevel.Low, lowered.PnSecurityLevel);
+        await AwaitCurrentEpochAsync("p1", 2);
+        Assert.Equal(2, (await GroupAsync("secret")).Epoch);
+        Assert.DoesNotContain(2L, (await KeyStateAsync(Gateways["g2"], "secret")).Epochs);
+        Assert.DoesNotContain(2L, (await KeyStateAsync(Pnes["p2"], "secret")).Epochs);
+        Server.Cskmf.Tell(SealAs("g2", new GroupKeyRequest("secret", 2, "g2")), TestActor);
+        Assert.Equal(KeyError.InsufficientSecurityLevel, (await ExpectSealedAsync<GroupKeyRefused>()).Error);
+        // A group that needs no more than Low is not rekeyed for it.
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("open", "p1", DeliveryMode.Push, ["p1", "p2"], SecurityLevel.Low)), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+
+        // Back to High: the next epoch of "secret" enters g2's PN again; "open" keeps its epoch.
+        var raised = await Gateways["g2"].Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g2", DeviceCapabilities.Gateway(SecurityLevel.High)), Timeout);
+        Assert.Equal(SecurityLevel.High, raised.PnSecurityLevel);
+        await AwaitCurrentEpochAsync("p2", 3);
+        Assert.Equal(3, (await GroupAsync("secret")).Epoch);
+        Assert.Equal(1, (await GroupAsync("open")).Epoch);
+    }
+
+    [Fact]
+    public async Task A_gateway_reports_capabilities_only_for_itself()
+    {
+        await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1" });
+        // g2 signs a change of g1's capabilities: the registry counts it and takes none of it.
+        Server.Registry.Tell(SealAs("g2", new GatewayCapabilitiesChanged("g1", DeviceCapabilities.Gateway(SecurityLevel.None))), TestActor);
+        await AwaitAssertAsync(async () => Assert.Equal(1,
+            (await Server.Registry.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault("SenderMismatch")), Timeout);
+        var own = await Gateways["g1"].Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g1", DeviceCapabilities.Gateway(SecurityLevel.Medium)), Timeout);
+        Assert.Equal(SecurityLevel.Medium, own.PnSecurityLevel);
+    }
+
+    private async Task AwaitCurrentEpochAsync(string pne, long epoch) =>
+        await AwaitAssertAsync(async () => Assert.Equal(epoch, (await KeyStateAsync(Pnes[pne], "secret")).CurrentEpoch), Timeout);
+
+    [Fact]
     public async Task An_entity_registered_as_operator_gets_no_operator_authority()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["operator"] = "g1" });
