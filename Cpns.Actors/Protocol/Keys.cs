@@ -90,8 +90,11 @@ public sealed record GroupKeyMissing(string GroupId, long Epoch) : INodeLocal, I
 /// <summary>Pull step 8: SMF → SECA: acquire the group key from the location given in the notice.</summary>
 public sealed record AcquireGroupKey(string GroupId, long Epoch, IActorRef KeyLocation) : INodeLocal, IWithGroupId;
 
-/// <summary>Pull step 9: CSKMF/SECA of a GW or PNE asks the key holder upstream.</summary>
-public sealed record GroupKeyRequest(string GroupId, long Epoch, string RequesterId) : ICpnsMessage, IWithGroupId;
+/// <summary>
+/// Pull step 9: CSKMF/SECA of a GW or PNE asks the key holder upstream. <paramref name="SentAtMs"/> (the sender's clock;
+/// 0: not given) lets a holder that fell behind answer once a pull and the retries queued behind it.
+/// </summary>
+public sealed record GroupKeyRequest(string GroupId, long Epoch, string RequesterId, long SentAtMs = 0) : ICpnsMessage, IWithGroupId;
 
 /// <summary>
 /// Pull step 10, or push step 8: the group key of an epoch, wrapped for exactly one recipient under the
@@ -245,7 +248,8 @@ public sealed record KeyDeliveryStats(
     long PathsSent,
     long Broadcasts,
     long BroadcastCopies,
-    long BroadcastBytes) : INodeLocal;
+    long BroadcastBytes,
+    long RepeatedPullsSkipped = 0) : INodeLocal;
 
 public sealed record ExportedGroupKey(
     string GroupId,

@@ -131,7 +131,8 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
 
     private void Request(string groupId, long epoch, IActorRef location, int attempt)
     {
-        FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId)), groupId, epoch, 9,
+        FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId,
+            Context.System.Scheduler.Now.ToUnixTimeMilliseconds())), groupId, epoch, 9,
             FlowKind.Pull, _leg);
         Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), _settings.PullBackoff.Delay(attempt));
     }

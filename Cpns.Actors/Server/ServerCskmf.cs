@@ -36,9 +36,11 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly SecureLink _link;
     private readonly IActorRef _osg;
     private readonly GroupKeyBook _book = new();
+    private readonly PullLedger _pulls;
     private readonly LkhKeyTrees _trees;
     private long _flatDeliveries;
     private long _pathsSent;
+    private long _repeatedPullsSkipped;
     private long _broadcasts;
     private long _broadcastCopies;
     private long _broadcastBytes;
@@ -62,6 +64,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _keyManagers = keyManagers;
         _kek = kek;
         _trees = new LkhKeyTrees(kek, settings.LkhThreshold);
+        _pulls = new PullLedger(settings.PullRetryMax * 4);
         _pairwise = new PairwiseKeys(identity);
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
@@ -178,7 +181,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 break;
             case GetKeyDeliveryStats:
                 Sender.Tell(new KeyDeliveryStats(_trees.Count, _flatDeliveries, _pathsSent, _broadcasts, _broadcastCopies,
-                    _broadcastBytes));
+                    _broadcastBytes, _repeatedPullsSkipped));
                 break;
             case ExportLkhPath export:
                 ExportPath(export);
@@ -525,6 +528,16 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        if (_pulls.IsCoveredRepeat(request.GroupId, request.Epoch, senderId, request.SentAtMs))
+        {
+            _repeatedPullsSkipped++;
+            CpnsMetrics.KeyPulls.Add(1, CpnsMetrics.Tag("outcome", "repeat"));
+            Log.Debug("pull of {0}#{1} by {2} was sent before the answer to it; not answered again", request.GroupId, request.Epoch,
+                senderId);
+            return;
+        }
+
+        _pulls.Answered(request.GroupId, request.Epoch, senderId, NowMs);
         CpnsMetrics.KeyPulls.Add(1, CpnsMetrics.Tag("outcome", "delivered"));
         using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
         FlowTrace.Send(Context, Sender, _link.SealFor(Sender, WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,

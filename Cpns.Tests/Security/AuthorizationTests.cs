@@ -177,6 +177,31 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
     }
 
     [Fact]
+    public async Task Pulls_a_gateway_sent_before_the_answer_to_them_are_answered_once()
+    {
+        await StartAsync();
+        await AsPneAsync("p1", new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"]));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
+        var before = await Server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, Timeout);
+
+        // A pull and two retries that queued behind it, then a pull sent after the answer (as if the answer were lost).
+        var gateway = CreateTestProbe();
+        var now = Sys.Scheduler.Now.ToUnixTimeMilliseconds();
+        Server.Cskmf.Tell(SealAs("g1", new GroupKeyRequest("grp", 1, "g1", now)), gateway.Ref);
+        Server.Cskmf.Tell(SealAs("g1", new GroupKeyRequest("grp", 1, "g1", now - 1)), gateway.Ref);
+        Server.Cskmf.Tell(SealAs("g1", new GroupKeyRequest("grp", 1, "g1", now - 1)), gateway.Ref);
+        Server.Cskmf.Tell(SealAs("g1", new GroupKeyRequest("grp", 1, "g1", now + 60_000)), gateway.Ref);
+
+        for (var answer = 0; answer < 2; answer++)
+            Assert.Equal(("grp", 1L), Unseal<GroupKeyDelivery>(await gateway.ExpectMsgAsync<SignedEnvelope>(Timeout)) is var d
+                ? (d.GroupId, d.Epoch) : default);
+        var after = await Server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, Timeout);
+        Assert.Equal(2, after.RepeatedPullsSkipped - before.RepeatedPullsSkipped);
+        Assert.Equal(2, after.FlatDeliveries - before.FlatDeliveries);
+        await gateway.ExpectNoMsgAsync(TimeSpan.Zero); // the stats were asked after all four were handled
+    }
+
+    [Fact]
     public async Task A_key_never_enters_a_PN_below_the_groups_security_level()
     {
         await StartNetworkAsync(["g1", "weak"], new Dictionary<string, string> { ["p1"] = "g1", ["pw"] = "weak" },
