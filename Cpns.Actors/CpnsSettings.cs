@@ -23,6 +23,7 @@ public sealed record CpnsSettings
     public required int DownlinkQueue { get; init; }
     public required TimeSpan RestartSpread { get; init; }
     public required TimeSpan StatusCoalesce { get; init; }
+    public required int StatusMaxSubscriptions { get; init; }
     public required bool DistributedDirectory { get; init; }
     public required TimeSpan DirectoryCacheTtl { get; init; }
     public required TimeSpan DirectoryDefaultLifetime { get; init; }
@@ -92,6 +93,7 @@ public sealed record CpnsSettings
             DownlinkQueue = c.GetInt("connections.downlink-queue"),
             RestartSpread = c.GetTimeSpan("connections.restart-spread"),
             StatusCoalesce = c.GetTimeSpan("status.coalesce"),
+            StatusMaxSubscriptions = c.GetInt("status.max-subscriptions"),
             DistributedDirectory = c.GetString("directory.mode", "central") switch
             {
                 "central" => false,

@@ -77,7 +77,7 @@ public sealed partial class Connections
                 // A PNE's own signed request: relayed unchanged, so the server checks the PNE's signature itself.
                 RelayToServer(envelope, message, senderId, _server?.Smf);
                 break;
-            case PublishStatus when _registeredPnes.Contains(senderId):
+            case PublishStatus or SubscribeStatus or UnsubscribeStatus when _registeredPnes.Contains(senderId):
                 RelayToServer(envelope, message, senderId, _server?.Status);
                 break;
             case PublishService or WithdrawService or NegotiateService when _registeredPnes.Contains(senderId):

@@ -45,6 +45,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private readonly Dictionary<string, Queue<IActorRef>> _groupRequests = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Queue<IActorRef>> _serviceRequests = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (IActorRef Asker, long TheirRequestId)> _searches = new();
+
+    /// <summary>Who among the device's applications asked to watch each target, and the latest status heard of each entity.</summary>
+    private readonly Dictionary<string, IActorRef> _statusWatchers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, EntityStatus> _watchedStatuses = new(StringComparer.Ordinal);
     private long _nextSearchId;
     private PneRegistered? _registration;
     private Credential? _credential;
@@ -103,6 +107,19 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 SubmitGroupRequest((IWithGroupId)request);
                 break;
+            case SubscribeStatus subscribe when _registration is null:
+                Sender.Tell(new WatchRejected(_identity.DeviceId, subscribe.Target, GroupError.NotAuthorized,
+                    $"{_identity.DeviceId} is not registered yet"));
+                break;
+            case SubscribeStatus subscribe:
+                _statusWatchers[subscribe.Target] = Sender;
+                _link.SendSigned(_registration.Gateway.Connections, subscribe with { WatcherId = _identity.DeviceId });
+                break;
+            case UnsubscribeStatus unsubscribe:
+                _statusWatchers.Remove(unsubscribe.Target);
+                if (_registration is not null)
+                    _link.SendSigned(_registration.Gateway.Connections, unsubscribe with { WatcherId = _identity.DeviceId });
+                break;
             case PublishService or WithdrawService or NegotiateService:
                 SubmitServiceRequest((IWithServiceId)request);
                 break;
@@ -125,7 +142,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 OnApplicationRequest(local.Request);
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege or PublishService or WithdrawService
-                or NegotiateService or SearchServices or PublishStatus:
+                or NegotiateService or SearchServices or PublishStatus or SubscribeStatus or UnsubscribeStatus:
+                _link.CountRefusal("BareRequest");
                 _log.Warning("pne {0}: refused a bare {1}: requests of the device's applications come through its node-local API",
                     _identity.DeviceId, message.GetType().Name);
                 break;
@@ -187,6 +205,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 break;
             case SendContent or GetReceivedContent or ContentStep:
                 OnContent(message);
+                break;
+            case GetWatchedStatuses:
+                Sender.Tell(new WatchedStatuses(_watchedStatuses.Values.OrderBy(s => s.DeviceId, StringComparer.Ordinal).ToList()));
                 break;
             case GetRegistrationStatus:
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registration is not null, _registration?.RegistrationId, 0));
@@ -271,6 +292,20 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case ServicePublished or ServiceWithdrawn or DirectoryRejected or ServicePlan or ServiceRefused when senderId == _serverId:
                 if (_serviceRequests.TryGetValue(((IWithServiceId)message).ServiceId, out var serviceAskers) && serviceAskers.Count > 0)
                     serviceAskers.Dequeue().Tell(message);
+                break;
+            case WatchAccepted accepted when senderId == _serverId && accepted.WatcherId == _identity.DeviceId:
+                foreach (var heard in accepted.Current)
+                    _watchedStatuses[heard.DeviceId] = heard;
+                _statusWatchers.GetValueOrDefault(accepted.Target)?.Tell(accepted);
+                break;
+            case WatchRejected rejected when senderId == _serverId && rejected.WatcherId == _identity.DeviceId:
+                if (_statusWatchers.Remove(rejected.Target, out var refusedWatcher))
+                    refusedWatcher.Tell(rejected);
+                break;
+            case StatusChanged changed when senderId == _serverId && changed.WatcherId == _identity.DeviceId:
+                _watchedStatuses[changed.Status.DeviceId] = changed.Status;
+                foreach (var application in _statusWatchers.Values.Distinct())
+                    application.Tell(changed);
                 break;
             case SearchResult result when senderId == _registration?.GatewayId && _searches.Remove(result.RequestId, out var search):
                 search.Asker.Tell(result with { RequestId = search.TheirRequestId });

@@ -26,6 +26,23 @@ public sealed record WatchStatus(string WatcherId, string Target, Akka.Actor.IAc
 
 public sealed record UnwatchStatus(string WatcherId, string Target) : INodeLocal;
 
+/// <summary>
+/// A device subscribes to the status of an entity or a whole PN (<c>pn:{gatewayId}</c>) over CPNS: signed by the
+/// watcher (a PNE's goes through its PN GW), answered with <see cref="WatchAccepted"/> or <see cref="WatchRejected"/>,
+/// then a <see cref="StatusChanged"/> per real change. Its applications ask the PNE with this in a <c>LocalRequest</c>.
+/// </summary>
+public sealed record SubscribeStatus(string WatcherId, string Target) : ICpnsMessage;
+
+public sealed record UnsubscribeStatus(string WatcherId, string Target) : ICpnsMessage;
+
+/// <summary>Asks a PNE for the latest status it heard of each entity it watches.</summary>
+public sealed record GetWatchedStatuses : INodeLocal
+{
+    public static readonly GetWatchedStatuses Instance = new();
+}
+
+public sealed record WatchedStatuses(IReadOnlyList<EntityStatus> Statuses) : INodeLocal;
+
 public sealed record WatchAccepted(string WatcherId, string Target, IReadOnlyList<EntityStatus> Current) : ICpnsMessage;
 
 public sealed record WatchRejected(string WatcherId, string Target, GroupError Error, string Detail) : ICpnsMessage;
@@ -48,7 +65,8 @@ public sealed record GetStatusStats : INodeLocal
 /// <param name="Suppressed">Notifications not sent at the end of a coalescing window because the watcher already
 /// had that state (a burst that ended where it began).</param>
 /// <param name="Sent">Notifications sent to watchers.</param>
-public sealed record StatusStats(long Unchanged, long Suppressed, long Sent) : INodeLocal;
+/// <param name="Subscriptions">Watches held now (watcher and target), local and over CPNS.</param>
+public sealed record StatusStats(long Unchanged, long Suppressed, long Sent, int Subscriptions = 0) : INodeLocal;
 
 public sealed record PidfDocument(string DeviceId, string Xml) : ICpnsMessage, IWithDeviceId;
 

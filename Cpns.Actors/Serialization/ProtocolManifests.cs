@@ -61,6 +61,8 @@ internal static class ProtocolManifests
         ("UsageRecordedEvent", typeof(UsageRecordedEvent)),
         ("UsageSnapshot", typeof(UsageSnapshot)),
         // Protocol
+        ("SubscribeStatus", typeof(SubscribeStatus)),
+        ("UnsubscribeStatus", typeof(UnsubscribeStatus)),
         ("GatewayCapabilitiesAccepted", typeof(GatewayCapabilitiesAccepted)),
         ("GatewayCapabilitiesChanged", typeof(GatewayCapabilitiesChanged)),
         ("AclEntry", typeof(AclEntry)),

@@ -20,7 +20,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         public static readonly Flush Instance = new();
     }
 
-    private sealed record Watcher(string WatcherId, IActorRef Subscriber);
+    /// <param name="OverCpns">A device that subscribed over CPNS: what it hears goes to it sealed, as protocol.</param>
+    private sealed record Watcher(string WatcherId, IActorRef Subscriber, bool OverCpns);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
@@ -30,7 +31,7 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
     private readonly Placements _placements = new();
     private readonly Dictionary<string, EntityStatus> _statuses = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<Watcher>> _watchers = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, (WatchStatus Watch, IActorRef Asker)> _authorizing = new();
+    private readonly Dictionary<long, (WatchStatus Watch, IActorRef Asker, bool OverCpns)> _authorizing = new();
     private readonly Dictionary<Watcher, Dictionary<string, EntityStatus>> _unsent = new();
     private readonly Dictionary<(Watcher, string DeviceId), EntityStatus> _lastSent = new();
     private long _nextRequestId;
@@ -73,6 +74,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
                 {
                     Set(id, s => s with { Presence = Presence.Offline, Reachable = false });
                     _link.Guard.Forget(id);
+                    // What a departed device subscribed to over CPNS ends with it.
+                    DropWatchers(w => w.WatcherId == id && w.OverCpns);
                 }
 
                 _placements.Apply(removed);
@@ -82,11 +85,10 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
                     OnSigned(inner, senderId);
                 break;
             case WatchStatus watch:
-                Authorize(watch, Sender);
+                Authorize(watch, Sender, overCpns: false);
                 break;
             case UnwatchStatus unwatch:
-                if (_watchers.TryGetValue(unwatch.Target, out var set))
-                    set.RemoveWhere(w => w.WatcherId == unwatch.WatcherId);
+                Unwatch(unwatch.WatcherId, unwatch.Target);
                 break;
             case ViewAuthorization authorization:
                 OnAuthorization(authorization);
@@ -94,8 +96,11 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
             case GetStatus query:
                 Sender.Tell(Current(query.DeviceId));
                 break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
             case GetStatusStats:
-                Sender.Tell(_stats);
+                Sender.Tell(_stats with { Subscriptions = _watchers.Values.Sum(w => w.Count) });
                 break;
             case GetPidf query:
                 Sender.Tell(new PidfDocument(query.DeviceId, Pidf.Render(Current(query.DeviceId), Context.System.Scheduler.Now)));
@@ -119,10 +124,25 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
                 var note = publish.Note.Length > 256 ? publish.Note[..256] : publish.Note;
                 Set(publish.DeviceId, s => s with { Presence = publish.Presence, Note = note, Reachable = true });
                 break;
+            case SubscribeStatus subscribe when subscribe.WatcherId == senderId:
+                if (_watchers.Values.Sum(set => set.Count(w => w.WatcherId == senderId && w.OverCpns)) >= _settings.StatusMaxSubscriptions)
+                {
+                    _link.CountRefusal("TooManySubscriptions");
+                    _link.Send(Sender, new WatchRejected(senderId, subscribe.Target, GroupError.InvalidRequest,
+                        $"{senderId} watches {_settings.StatusMaxSubscriptions} targets already"));
+                    break;
+                }
+
+                Authorize(new WatchStatus(senderId, subscribe.Target, Sender), Sender, overCpns: true);
+                break;
+            case UnsubscribeStatus unsubscribe when unsubscribe.WatcherId == senderId:
+                Unwatch(senderId, unsubscribe.Target);
+                break;
             case ReachabilityReport report when report.GatewayId == senderId && _placements.GatewayOf(report.DeviceId) == senderId:
                 Set(report.DeviceId, s => s with { Reachable = report.Reachable });
                 break;
             default:
+                _link.CountRefusal("SenderMismatch");
                 _log.Warning("status: unexpected {0} from {1}", message.GetType().Name, senderId);
                 break;
         }
@@ -177,7 +197,7 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
 
                 _lastSent[(watcher, deviceId)] = status;
                 _stats = _stats with { Sent = _stats.Sent + 1 };
-                watcher.Subscriber.Tell(new StatusChanged(watcher.WatcherId, status));
+                Answer(watcher.Subscriber, new StatusChanged(watcher.WatcherId, status), watcher.OverCpns);
             }
         }
 
@@ -193,19 +213,44 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
     /// An entity may watch itself and its own PN; anything else needs the group ACLs to give it at least View on a
     /// group the watched entities are in (the SMF decides).
     /// </summary>
-    private void Authorize(WatchStatus watch, IActorRef asker)
+    private void Answer(IActorRef to, object message, bool overCpns)
+    {
+        if (overCpns)
+            _link.Send(to, message);
+        else
+            to.Tell(message);
+    }
+
+    private void Unwatch(string watcherId, string target) => DropWatchers(w => w.WatcherId == watcherId, target);
+
+    private void DropWatchers(Func<Watcher, bool> which, string? target = null)
+    {
+        foreach (var (watched, set) in _watchers)
+        {
+            if (target is null || watched == target)
+                set.RemoveWhere(w => which(w));
+        }
+
+        var remaining = _watchers.Values.SelectMany(set => set).ToHashSet();
+        foreach (var key in _lastSent.Keys.Where(k => !remaining.Contains(k.Item1)).ToList())
+            _lastSent.Remove(key);
+        foreach (var gone in _unsent.Keys.Where(w => !remaining.Contains(w)).ToList())
+            _unsent.Remove(gone);
+    }
+
+    private void Authorize(WatchStatus watch, IActorRef asker, bool overCpns)
     {
         var members = Members(watch.Target);
         var ownPn = watch.Target.StartsWith(PnPrefix, StringComparison.Ordinal) &&
                     _placements.GatewayOf(watch.WatcherId) == watch.Target[PnPrefix.Length..];
         if (watch.WatcherId == Operator.Id || watch.Target == watch.WatcherId || ownPn)
         {
-            Accept(watch, asker);
+            Accept(watch, asker, overCpns);
             return;
         }
 
         var requestId = ++_nextRequestId;
-        _authorizing[requestId] = (watch, asker);
+        _authorizing[requestId] = (watch, asker, overCpns);
         _smf.Tell(new AuthorizeView(requestId, watch.WatcherId, members), Self);
     }
 
@@ -215,24 +260,24 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
             return;
         if (authorization.Allowed)
         {
-            Accept(pending.Watch, pending.Asker);
+            Accept(pending.Watch, pending.Asker, pending.OverCpns);
             return;
         }
 
         _log.Info("status: {0} may not watch {1}: {2}", pending.Watch.WatcherId, pending.Watch.Target, authorization.Detail);
-        pending.Asker.Tell(new WatchRejected(pending.Watch.WatcherId, pending.Watch.Target, GroupError.NotAuthorized,
-            authorization.Detail));
+        Answer(pending.Asker, new WatchRejected(pending.Watch.WatcherId, pending.Watch.Target, GroupError.NotAuthorized,
+            authorization.Detail), pending.OverCpns);
     }
 
-    private void Accept(WatchStatus watch, IActorRef asker)
+    private void Accept(WatchStatus watch, IActorRef asker, bool overCpns)
     {
         if (!_watchers.TryGetValue(watch.Target, out var set))
             _watchers[watch.Target] = set = new HashSet<Watcher>();
-        var watcher = new Watcher(watch.WatcherId, watch.Subscriber);
+        var watcher = new Watcher(watch.WatcherId, watch.Subscriber, overCpns);
         set.Add(watcher);
         var current = Members(watch.Target).Select(Current).ToList();
         foreach (var status in current)
             _lastSent[(watcher, status.DeviceId)] = status;
-        asker.Tell(new WatchAccepted(watch.WatcherId, watch.Target, current));
+        Answer(asker, new WatchAccepted(watch.WatcherId, watch.Target, current), overCpns);
     }
 }

@@ -153,6 +153,49 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
         AwaitConditionAsync(async () => reached(await Server.Status.Ask<StatusStats>(GetStatusStats.Instance, Timeout)), Timeout);
 
     [Fact]
+    public async Task A_device_subscribes_to_anothers_status_over_CPNS_and_hears_its_changes_until_it_unsubscribes()
+    {
+        await StartAsync();
+        var application = CreateTestProbe();
+        Pnes["p1"].Tell(new LocalRequest(new SubscribeStatus("whoever", "p2")), application.Ref);
+        var accepted = await application.ExpectMsgAsync<WatchAccepted>(Timeout);
+        Assert.Equal(("p1", "p2"), (accepted.WatcherId, accepted.Target)); // the PNE subscribes in its own name
+        Assert.Equal(new EntityStatus("p2", Presence.Online, true, ""), Assert.Single(accepted.Current));
+
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "in a call")));
+        var changed = await application.ExpectMsgAsync<StatusChanged>(Timeout);
+        Assert.Equal(new EntityStatus("p2", Presence.Busy, true, "in a call"), changed.Status);
+        Assert.Equal([changed.Status], (await Pnes["p1"].Ask<WatchedStatuses>(GetWatchedStatuses.Instance, Timeout)).Statuses);
+
+        // p3 shares no group with p2: refused, typed, over CPNS as well.
+        var stranger = CreateTestProbe();
+        Pnes["p3"].Tell(new LocalRequest(new SubscribeStatus("p3", "p2")), stranger.Ref);
+        Assert.Equal(GroupError.NotAuthorized, (await stranger.ExpectMsgAsync<WatchRejected>(Timeout)).Error);
+
+        var before = await Server.Status.Ask<StatusStats>(GetStatusStats.Instance, Timeout);
+        Pnes["p1"].Tell(new LocalRequest(new UnsubscribeStatus("p1", "p2")), application.Ref);
+        await AwaitStatsAsync(stats => stats.Subscriptions == before.Subscriptions - 1);
+    }
+
+    [Fact]
+    public async Task A_bare_subscription_is_not_the_devices_and_one_in_another_name_is_refused()
+    {
+        await StartAsync();
+        var before = await Server.Status.Ask<StatusStats>(GetStatusStats.Instance, Timeout);
+        // From another process, unsigned: the PNE takes no request of its applications that way.
+        Pnes["p1"].Tell(new SubscribeStatus("p1", "p2"), TestActor);
+        // Signed by p3 but naming p1: the server's status function takes none of it.
+        Server.Status.Tell(SealAs("p3", new SubscribeStatus("p1", "p2")), TestActor);
+        await AwaitAssertAsync(async () => Assert.Equal(1,
+            (await Pnes["p1"].Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault("BareRequest")), Timeout);
+        await AwaitAssertAsync(async () => Assert.Equal(1,
+            (await Server.Status.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault("SenderMismatch")), Timeout);
+        Pnes["p1"].Tell(new LocalRequest(new SubscribeStatus("p1", "p1")), TestActor); // watching itself: always allowed
+        Assert.Equal("p1", (await ExpectMsgAsync<WatchAccepted>(Timeout)).Target);
+        Assert.Equal(before.Subscriptions + 1, (await Server.Status.Ask<StatusStats>(GetStatusStats.Instance, Timeout)).Subscriptions);
+    }
+
+    [Fact]
     public async Task Watching_is_allowed_by_the_group_ACLs_and_works_for_a_whole_PN()
     {
         await StartAsync();
