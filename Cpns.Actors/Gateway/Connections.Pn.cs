@@ -80,6 +80,9 @@ public sealed partial class Connections
             case PublishStatus or SubscribeStatus or UnsubscribeStatus when _registeredPnes.Contains(senderId):
                 RelayToServer(envelope, message, senderId, _server?.Status);
                 break;
+            case DmAlert when _registeredPnes.Contains(senderId):
+                RelayToServer(envelope, message, senderId, _server?.Dm);
+                break;
             case PublishService or WithdrawService or NegotiateService when _registeredPnes.Contains(senderId):
                 RelayToServer(envelope, message, senderId, _server?.Directory);
                 break;

@@ -49,6 +49,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     /// <summary>Who among the device's applications asked to watch each target, and the latest status heard of each entity.</summary>
     private readonly Dictionary<string, IActorRef> _statusWatchers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, EntityStatus> _watchedStatuses = new(StringComparer.Ordinal);
+    private readonly Queue<IActorRef> _dmAlertAskers = new();
     private long _nextSearchId;
     private PneRegistered? _registration;
     private Credential? _credential;
@@ -115,6 +116,13 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _statusWatchers[subscribe.Target] = Sender;
                 _link.SendSigned(_registration.Gateway.Connections, subscribe with { WatcherId = _identity.DeviceId });
                 break;
+            case DmAlert when _registration is null:
+                Sender.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, $"{_identity.DeviceId} is not registered yet"));
+                break;
+            case DmAlert alert:
+                _dmAlertAskers.Enqueue(Sender);
+                _link.SendSigned(_registration.Gateway.Connections, alert with { DeviceId = _identity.DeviceId });
+                break;
             case UnsubscribeStatus unsubscribe:
                 _statusWatchers.Remove(unsubscribe.Target);
                 if (_registration is not null)
@@ -142,7 +150,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 OnApplicationRequest(local.Request);
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege or PublishService or WithdrawService
-                or NegotiateService or SearchServices or PublishStatus or SubscribeStatus or UnsubscribeStatus:
+                or NegotiateService or SearchServices or PublishStatus or SubscribeStatus or UnsubscribeStatus or DmAlert:
                 _link.CountRefusal("BareRequest");
                 _log.Warning("pne {0}: refused a bare {1}: requests of the device's applications come through its node-local API",
                     _identity.DeviceId, message.GetType().Name);
@@ -292,6 +300,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case ServicePublished or ServiceWithdrawn or DirectoryRejected or ServicePlan or ServiceRefused when senderId == _serverId:
                 if (_serviceRequests.TryGetValue(((IWithServiceId)message).ServiceId, out var serviceAskers) && serviceAskers.Count > 0)
                     serviceAskers.Dequeue().Tell(message);
+                break;
+            case DmAlertAnswer answer when senderId == _serverId && answer.DeviceId == _identity.DeviceId:
+                if (_dmAlertAskers.TryDequeue(out var alertAsker))
+                    alertAsker.Tell(answer);
                 break;
             case WatchAccepted accepted when senderId == _serverId && accepted.WatcherId == _identity.DeviceId:
                 foreach (var heard in accepted.Current)

@@ -61,6 +61,8 @@ internal static class ProtocolManifests
         ("UsageRecordedEvent", typeof(UsageRecordedEvent)),
         ("UsageSnapshot", typeof(UsageSnapshot)),
         // Protocol
+        ("DmAlert", typeof(DmAlert)),
+        ("DmAlertAnswer", typeof(DmAlertAnswer)),
         ("SubscribeStatus", typeof(SubscribeStatus)),
         ("UnsubscribeStatus", typeof(UnsubscribeStatus)),
         ("GatewayCapabilitiesAccepted", typeof(GatewayCapabilitiesAccepted)),

@@ -19,6 +19,7 @@ public sealed class ServerDm : UntypedActor, IWithTimers
     private readonly SecureLink _link;
     private readonly Placements _placements = new();
     private readonly Dictionary<long, (DmCommand Command, IActorRef Asker)> _pending = new();
+    private readonly DmAlertLog _alerts = new();
     private long _nextRequestId;
 
     public ServerDm(EntityIdentity identity, CpnsSettings settings)
@@ -32,7 +33,14 @@ public sealed class ServerDm : UntypedActor, IWithTimers
 
     protected override void OnReceive(object message)
     {
-        if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: false))
+        if (message is EntitiesRemoved removed)
+        {
+            foreach (var id in removed.DeviceIds)
+                _alerts.Forget(id);
+        }
+
+        // PNEs are trusted too: their alerts come signed end to end.
+        if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: true))
             return;
 
         switch (message)
@@ -40,9 +48,22 @@ public sealed class ServerDm : UntypedActor, IWithTimers
             case DmCommand command:
                 Send(command);
                 break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
+            case GetDmAlerts query:
+                Sender.Tell(new DmAlerts(query.DeviceId, _alerts.Of(query.DeviceId)));
+                break;
             case ISecureWire wire:
-                if (_link.TryOpen(wire, out var inner, out var senderId) && inner is DmResponse response &&
-                    _pending.Remove(response.RequestId, out var pending))
+                if (!_link.TryOpen(wire, out var inner, out var senderId))
+                    break;
+                if (inner is DmAlert alert)
+                {
+                    OnAlert(alert, senderId);
+                    break;
+                }
+
+                if (inner is DmResponse response && _pending.Remove(response.RequestId, out var pending))
                 {
                     Timers.Cancel(response.RequestId);
                     if (_placements.GatewayOf(pending.Command.DeviceId) != senderId)
@@ -62,6 +83,24 @@ public sealed class ServerDm : UntypedActor, IWithTimers
                 Unhandled(message);
                 break;
         }
+    }
+
+    private void OnAlert(DmAlert alert, string senderId)
+    {
+        var problem = alert.DeviceId != senderId ? $"an alert names {alert.DeviceId} but is signed by {senderId}"
+            : _placements.GatewayOf(senderId) is null ? $"{senderId} is not registered"
+            : DmAlertLog.Problem(alert);
+        if (problem is not null)
+        {
+            _link.CountRefusal("AlertRefused");
+            _log.Info("dm: alert from {0} refused: {1}", senderId, problem);
+            _link.Send(Sender, new DmAlertAnswer(senderId, 0, false, problem));
+            return;
+        }
+
+        var record = _alerts.Add(alert, Context.System.Scheduler.Now.ToUnixTimeMilliseconds());
+        _log.Info("dm: {0} raised {1} on '{2}' (alert {3})", senderId, alert.AlertType, alert.Path, record.AlertId);
+        _link.Send(Sender, new DmAlertAnswer(senderId, record.AlertId, true, ""));
     }
 
     private void Send(DmCommand command)

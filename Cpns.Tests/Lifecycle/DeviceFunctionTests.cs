@@ -4,6 +4,7 @@ using Akka.Actor;
 using Cpns.Actors;
 using Cpns.Actors.Gateway;
 using Cpns.Actors.Security;
+using Cpns.Actors.Server;
 using Cpns.Actors.Protocol;
 using Cpns.Tests.Support;
 using Xunit;
@@ -103,6 +104,35 @@ public sealed class DeviceFunctionTests(ITestOutputHelper output) : CpnsTestKit(
     }
 
     private static (DmStatus, string?) Result(DmResult result) => (result.Status, result.Value);
+
+    [Fact]
+    public async Task A_device_raises_a_management_alert_of_its_own_and_the_operator_reads_it()
+    {
+        await StartAsync();
+        const string firmware = "org.openmobilealliance.dm.firmwareupdate.devicerequest";
+        var answer = await Pnes["p1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("anyone", firmware, "./FwUpdate", "v2.1")), Timeout);
+        Assert.True(answer.Accepted, answer.Detail);
+        Assert.Equal("p1", answer.DeviceId); // the PNE raises it in its own name
+
+        var alerts = await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("p1"), Timeout);
+        var alert = Assert.Single(alerts.Alerts);
+        Assert.Equal((answer.AlertId, firmware, "./FwUpdate", "v2.1"), (alert.AlertId, alert.AlertType, alert.Path, alert.Data));
+
+        // Too big, or not a tree path: refused, typed and counted, and nothing kept.
+        var tooBig = await Pnes["p1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("p1", firmware, "./FwUpdate",
+            new string('x', DmAlertLog.MaxData + 1))), Timeout);
+        Assert.False(tooBig.Accepted);
+        Assert.Contains("at most 1024", tooBig.Detail);
+        var notAPath = await Pnes["p1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("p1", "fault", "/etc/passwd", "")), Timeout);
+        Assert.False(notAPath.Accepted);
+        // Signed by p2 in p1's name, straight to the server.
+        Server.Dm.Tell(SealAs("p2", new DmAlert("p1", "fault", "", "")), TestActor);
+        var misnamed = Unseal<DmAlertAnswer>(await ExpectMsgAsync<SignedEnvelope>(Timeout));
+        Assert.Equal((false, "p2"), (misnamed.Accepted, misnamed.DeviceId));
+        Assert.Equal(3, (await Server.Dm.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault("AlertRefused"));
+        Assert.Single((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("p1"), Timeout)).Alerts);
+        Assert.Empty((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("p2"), Timeout)).Alerts);
+    }
 }
 
 /// <summary>Status (presence): publish, watch (allowed by the group ACLs), real changes only, coalesced; PIDF.</summary>
