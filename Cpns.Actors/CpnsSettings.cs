@@ -24,6 +24,7 @@ public sealed record CpnsSettings
     public required TimeSpan RestartSpread { get; init; }
     public required TimeSpan StatusCoalesce { get; init; }
     public required int StatusMaxSubscriptions { get; init; }
+    public required TimeoutSettings Timeouts { get; init; }
     public required bool DistributedDirectory { get; init; }
     public required TimeSpan DirectoryCacheTtl { get; init; }
     public required TimeSpan DirectoryDefaultLifetime { get; init; }
@@ -94,6 +95,8 @@ public sealed record CpnsSettings
             RestartSpread = c.GetTimeSpan("connections.restart-spread"),
             StatusCoalesce = c.GetTimeSpan("status.coalesce"),
             StatusMaxSubscriptions = c.GetInt("status.max-subscriptions"),
+            Timeouts = new TimeoutSettings(c.GetTimeSpan("timeouts.ask"), c.GetTimeSpan("timeouts.device-relay"),
+                c.GetTimeSpan("timeouts.batch-reply")),
             DistributedDirectory = c.GetString("directory.mode", "central") switch
             {
                 "central" => false,
@@ -152,3 +155,6 @@ public sealed record CpnsSettings
         return (int)Math.Clamp(requestedSeconds, MinLifetime.TotalSeconds, MaxLifetime.TotalSeconds);
     }
 }
+
+/// <summary><c>cpns.timeouts</c>: how long a function waits for an answer before it answers "timed out" itself.</summary>
+public sealed record TimeoutSettings(TimeSpan Ask, TimeSpan DeviceRelay, TimeSpan BatchReply);

@@ -25,7 +25,7 @@ public sealed partial class Connections
         public bool Sleeping;
     }
 
-    private static readonly TimeSpan BatchReplyTimeout = TimeSpan.FromSeconds(30);
+    private TimeSpan BatchReplyTimeout => Settings.Timeouts.BatchReply;
 
     private ChallengeBook? _pneChallengeBook;
 

@@ -17,7 +17,7 @@ public sealed class Relay : UntypedActor, IWithTimers
 
     private sealed record Relayed(object Request, IActorRef Server);
 
-    private static readonly TimeSpan RelayTimeout = TimeSpan.FromSeconds(10);
+    private readonly TimeSpan _relayTimeout;
 
     private readonly EntityIdentity _identity;
     private DeviceCapabilities _capabilities;
@@ -37,6 +37,7 @@ public sealed class Relay : UntypedActor, IWithTimers
     {
         _identity = identity;
         _capabilities = capabilities;
+        _relayTimeout = settings.Timeouts.DeviceRelay;
         _link = new SecureLink(Context, identity, settings, _log);
         _tree = new ManagementTree()
             .Leaf("./DevInfo/Id", () => identity.DeviceId)
@@ -160,7 +161,7 @@ public sealed class Relay : UntypedActor, IWithTimers
         var relayId = ++_nextRelayId;
         _relayed[relayId] = new Relayed(original, Sender);
         _link.Send(pne.Endpoints.Pne, relayed);
-        Timers.StartSingleTimer(relayId, new Expire(relayId), RelayTimeout);
+        Timers.StartSingleTimer(relayId, new Expire(relayId), _relayTimeout);
     }
 
     private void OnFromPne(object message, string senderId)

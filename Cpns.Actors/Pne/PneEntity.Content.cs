@@ -17,7 +17,7 @@ public sealed partial class PneEntity
     /// <summary>A CSKMF answer arriving back, to continue a send or an open.</summary>
     private sealed record ContentStep(Action Then) : INoSerializationVerificationNeeded;
 
-    private static readonly TimeSpan ContentAskTimeout = TimeSpan.FromSeconds(15);
+    private TimeSpan ContentAskTimeout => _settings.Timeouts.Ask;
 
     private readonly Dictionary<string, IActorRef> _contentSenders = new(StringComparer.Ordinal);
     private readonly Queue<ReceivedItem> _received = new();

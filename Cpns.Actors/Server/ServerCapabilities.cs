@@ -14,7 +14,7 @@ public sealed class ServerCapabilities : UntypedActor, IWithTimers
 {
     private sealed record Expire(long RequestId) : INoSerializationVerificationNeeded;
 
-    private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(15);
+    private readonly TimeSpan _queryTimeout;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
@@ -26,6 +26,7 @@ public sealed class ServerCapabilities : UntypedActor, IWithTimers
     public ServerCapabilities(EntityIdentity identity, CpnsSettings settings)
     {
         _link = new SecureLink(Context, identity, settings, _log);
+        _queryTimeout = settings.Timeouts.Ask;
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -70,7 +71,7 @@ public sealed class ServerCapabilities : UntypedActor, IWithTimers
         var requestId = ++_nextRequestId;
         _pending[requestId] = (deviceId, asker);
         _link.Send(_placements.Gateway(gatewayId)!.Endpoints.Relay, new CapabilityQuery(requestId, deviceId));
-        Timers.StartSingleTimer(requestId, new Expire(requestId), QueryTimeout);
+        Timers.StartSingleTimer(requestId, new Expire(requestId), _queryTimeout);
     }
 
     private void OnAnswer(object message, string senderId)

@@ -17,7 +17,7 @@ namespace Cpns.Actors.Server;
 public sealed class ServerDelivery : UntypedActor
 {
     private const int RememberedDeliveries = 100_000;
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(15);
+    private TimeSpan AskTimeout => _settings.Timeouts.Ask;
 
     private sealed record Continue(Action Then) : INoSerializationVerificationNeeded;
 

@@ -39,7 +39,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         public List<ServiceHit> Hits { get; } = hits;
     }
 
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(15);
+    private TimeSpan AskTimeout => Settings.Timeouts.Ask;
 
     private readonly SecureLink _link;
     private readonly ActorSelection _smf;

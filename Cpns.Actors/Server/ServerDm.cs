@@ -13,7 +13,7 @@ public sealed class ServerDm : UntypedActor, IWithTimers
 {
     private sealed record Expire(long RequestId) : INoSerializationVerificationNeeded;
 
-    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(15);
+    private readonly TimeSpan _commandTimeout;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
@@ -25,6 +25,7 @@ public sealed class ServerDm : UntypedActor, IWithTimers
     public ServerDm(EntityIdentity identity, CpnsSettings settings)
     {
         _link = new SecureLink(Context, identity, settings, _log);
+        _commandTimeout = settings.Timeouts.Ask;
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -115,7 +116,7 @@ public sealed class ServerDm : UntypedActor, IWithTimers
         _pending[requestId] = (command, Sender);
         _link.Send(_placements.Gateway(gatewayId)!.Endpoints.Relay,
             new DmRequest(requestId, command.DeviceId, command.Operation, command.Path, command.Value));
-        Timers.StartSingleTimer(requestId, new Expire(requestId), CommandTimeout);
+        Timers.StartSingleTimer(requestId, new Expire(requestId), _commandTimeout);
     }
 
     private static void Reply(IActorRef asker, DmCommand command, DmStatus status, string? value, string detail) =>
