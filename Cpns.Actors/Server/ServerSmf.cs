@@ -496,7 +496,12 @@ public sealed class ServerSmf : CpnsPersistentActor
                 break;
 
             case Rekey rekey:
-                var group = _groups[rekey.GroupId];
+                if (!_groups.TryGetValue(rekey.GroupId, out var group))
+                {
+                    Log.Debug("smf: {0} was deleted before its rekey came up", rekey.GroupId);
+                    return;
+                }
+
                 RequestEpoch(group.Id, group.Mode, group.RequiredLevel, KeyOperation.Update,
                     new InFlight(request, group.Members.ToList(), null));
                 break;
