@@ -4,6 +4,8 @@ namespace Cpns.Actors.Server;
 /// When the server last answered each PN GW's pull of a group epoch. A pull its PN GW sent before that answer is a
 /// repeat the answer already covers — a retry that queued behind the original while the server was behind — and is not
 /// answered again. A pull sent after it (the answer was lost) is answered. Entries outlive any retry schedule, then go.
+/// Send times are the PN GW's clock: one running behind the server's by d has a retry sent within d after the answer
+/// skipped too, and the retry after it answered — a delay of one backoff step, never a pull left unanswered for good.
 /// </summary>
 public sealed class PullLedger(TimeSpan keep, int pruneAbove = 4096)
 {

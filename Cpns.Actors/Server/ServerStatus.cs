@@ -74,9 +74,11 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
                 {
                     Set(id, s => s with { Presence = Presence.Offline, Reachable = false });
                     _link.Guard.Forget(id);
-                    // What a departed device subscribed to over CPNS ends with it.
-                    DropWatchers(w => w.WatcherId == id && w.OverCpns);
                 }
+
+                // What a departed device subscribed to over CPNS ends with it.
+                var departed = removed.DeviceIds.ToHashSet(StringComparer.Ordinal);
+                DropWatchers(w => w.OverCpns && departed.Contains(w.WatcherId));
 
                 _placements.Apply(removed);
                 break;
