@@ -175,7 +175,7 @@ public sealed class GatewayCskmf : KeyHolder
             : AnnouncementProblem(groupId, epoch, broadcast.KeyCheck, broadcast.Announcement);
         if (problem is not null)
         {
-            CountKeyRefusal("RekeyNotVouched");
+            Link.CountRefusal("RekeyNotVouched");
             Log.Warning("{0}: LKH rekey {1}#{2} dropped: {3}", Identity.DeviceId, groupId, epoch, problem);
             return;
         }
@@ -196,7 +196,7 @@ public sealed class GatewayCskmf : KeyHolder
             });
         if (!followed || key is null)
         {
-            CountKeyRefusal("RekeyNotFollowed");
+            Link.CountRefusal("RekeyNotFollowed");
             Log.Info("{0}: cannot follow the LKH rekey of {1}#{2} (it holds the tree of epoch {3}, the rekey starts from {4}, " +
                      "or its wraps do not open); pulling", Identity.DeviceId, groupId, epoch, member.TreeEpoch, broadcast.BaseTreeEpoch);
             Smf.Tell(new GroupKeyMissing(groupId, epoch), Self);
@@ -223,7 +223,7 @@ public sealed class GatewayCskmf : KeyHolder
         var keys = path.Open(WrapperKey(_server?.ServerId ?? delivery.WrapperId) ?? pairwiseKey, delivery.GroupId, Identity.DeviceId);
         if (keys is null)
         {
-            CountKeyRefusal("PathNotOpened");
+            Link.CountRefusal("PathNotOpened");
             Log.Warning("{0}: the LKH path for {1}#{2} does not open; it will pull the next rekey", Identity.DeviceId,
                 delivery.GroupId, delivery.Epoch);
             return;

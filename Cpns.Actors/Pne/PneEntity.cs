@@ -49,8 +49,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     /// <summary>Who among the device's applications asked to watch each target, and the latest status heard of each entity.</summary>
     private readonly Dictionary<string, IActorRef> _statusWatchers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, EntityStatus> _watchedStatuses = new(StringComparer.Ordinal);
-    private readonly Queue<IActorRef> _dmAlertAskers = new();
-    private long _nextSearchId;
+    private readonly Dictionary<long, (IActorRef Asker, long TheirRequestId)> _dmAlerts = new();
+    private long _nextRequestId;
     private PneRegistered? _registration;
     private Credential? _credential;
     private Octets? _clientNonce;
@@ -117,11 +117,13 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _link.SendSigned(_registration.Gateway.Connections, subscribe with { WatcherId = _identity.DeviceId });
                 break;
             case DmAlert when _registration is null:
-                Sender.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, $"{_identity.DeviceId} is not registered yet"));
+                Sender.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, $"{_identity.DeviceId} is not registered yet",
+                    ((DmAlert)request).RequestId));
                 break;
             case DmAlert alert:
-                _dmAlertAskers.Enqueue(Sender);
-                _link.SendSigned(_registration.Gateway.Connections, alert with { DeviceId = _identity.DeviceId });
+                var alertId = ++_nextRequestId;
+                _dmAlerts[alertId] = (Sender, alert.RequestId);
+                _link.SendSigned(_registration.Gateway.Connections, alert with { DeviceId = _identity.DeviceId, RequestId = alertId });
                 break;
             case UnsubscribeStatus unsubscribe:
                 _statusWatchers.Remove(unsubscribe.Target);
@@ -301,9 +303,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 if (_serviceRequests.TryGetValue(((IWithServiceId)message).ServiceId, out var serviceAskers) && serviceAskers.Count > 0)
                     serviceAskers.Dequeue().Tell(message);
                 break;
-            case DmAlertAnswer answer when senderId == _serverId && answer.DeviceId == _identity.DeviceId:
-                if (_dmAlertAskers.TryDequeue(out var alertAsker))
-                    alertAsker.Tell(answer);
+            case DmAlertAnswer answer when senderId == _serverId && answer.DeviceId == _identity.DeviceId &&
+                                           _dmAlerts.Remove(answer.RequestId, out var alerted):
+                alerted.Asker.Tell(answer with { RequestId = alerted.TheirRequestId });
                 break;
             case WatchAccepted accepted when senderId == _serverId && accepted.WatcherId == _identity.DeviceId:
                 foreach (var heard in accepted.Current)
@@ -514,7 +516,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             return;
         }
 
-        var requestId = ++_nextSearchId;
+        var requestId = ++_nextRequestId;
         _searches[requestId] = (Sender, search.RequestId);
         _link.SendSigned(_registration.Gateway.Connections, search with { ConsumerId = _identity.DeviceId, RequestId = requestId });
     }

@@ -33,10 +33,12 @@ public sealed record DmResponse(long RequestId, string DeviceId, DmStatus Status
 /// OMA DM terms, e.g. a firmware update it asks for or a fault it reports — signed by the device (a PNE's through its
 /// PN GW) to the server's <c>dm</c>. Its applications ask the PNE with this in a <c>LocalRequest</c>.
 /// </summary>
-public sealed record DmAlert(string DeviceId, string AlertType, string Path, string Data) : ICpnsMessage, IWithDeviceId;
+/// <paramref name="RequestId"/> is the device's own, echoed in the answer.
+public sealed record DmAlert(string DeviceId, string AlertType, string Path, string Data, long RequestId = 0) : ICpnsMessage, IWithDeviceId;
 
 /// <summary>The server's answer to a <see cref="DmAlert"/>: kept under <paramref name="AlertId"/>, or refused and why.</summary>
-public sealed record DmAlertAnswer(string DeviceId, long AlertId, bool Accepted, string Detail) : ICpnsMessage, IWithDeviceId;
+public sealed record DmAlertAnswer(string DeviceId, long AlertId, bool Accepted, string Detail, long RequestId = 0)
+    : ICpnsMessage, IWithDeviceId;
 
 /// <summary>An operator asks the server's <c>dm</c> for the alerts a device raised (the latest first).</summary>
 public sealed record GetDmAlerts(string DeviceId) : INodeLocal, IWithDeviceId;

@@ -19,7 +19,6 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         EpochAnnouncement Announcement, bool Pulled);
 
     private readonly Dictionary<string, PublicKeys> _wrappers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> _keyRefusals = new(StringComparer.Ordinal);
     private string? _managerId;
     private Octets? _managerSigningKey;
 
@@ -120,11 +119,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
                 break;
             case GetSecurityCounters:
-                var counters = Link.Counters();
-                Sender.Tell(counters with
-                {
-                    Rejections = counters.Rejections.Concat(_keyRefusals).ToDictionary(kv => kv.Key, kv => kv.Value),
-                });
+                Sender.Tell(Link.Counters());
                 break;
             default:
                 OnOther(message);
@@ -157,7 +152,6 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     }
 
     /// <summary>Counts a key this holder refused for a reason its envelope guard cannot see (reported with its counters).</summary>
-    protected void CountKeyRefusal(string reason) => _keyRefusals[reason] = _keyRefusals.GetValueOrDefault(reason) + 1;
 
     /// <summary>The pairwise key with whoever may wrap keys for this holder.</summary>
     protected byte[]? WrapperKey(string wrapperId) =>
@@ -183,7 +177,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     {
         if (Refusal(delivery) is var (counter, detail))
         {
-            CountKeyRefusal(counter);
+            Link.CountRefusal(counter);
             Log.Warning("{0}: key for {1}#{2} from {3} dropped: {4}", Identity.DeviceId, delivery.GroupId, delivery.Epoch,
                 delivery.WrapperId, detail);
             return;
@@ -193,7 +187,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         var key = GroupKey.Unwrap(pairwise, delivery.WrappedKey, delivery.GroupId, delivery.Epoch, Identity.DeviceId);
         if (key is null || key.KeyCheck != delivery.KeyCheck)
         {
-            CountKeyRefusal("KeyNotOpened");
+            Link.CountRefusal("KeyNotOpened");
             Log.Warning("{0}: key for {1}#{2} from {3} failed to unwrap or to match its check value; dropped", Identity.DeviceId,
                 delivery.GroupId, delivery.Epoch, delivery.WrapperId);
             key?.Dispose();

@@ -95,13 +95,13 @@ public sealed class ServerDm : UntypedActor, IWithTimers
         {
             _link.CountRefusal("AlertRefused");
             _log.Info("dm: alert from {0} refused: {1}", senderId, problem);
-            _link.Send(Sender, new DmAlertAnswer(senderId, 0, false, problem));
+            _link.Send(Sender, new DmAlertAnswer(senderId, 0, false, problem, alert.RequestId));
             return;
         }
 
         var record = _alerts.Add(alert, Context.System.Scheduler.Now.ToUnixTimeMilliseconds());
         _log.Info("dm: {0} raised {1} on '{2}' (alert {3})", senderId, alert.AlertType, alert.Path, record.AlertId);
-        _link.Send(Sender, new DmAlertAnswer(senderId, record.AlertId, true, ""));
+        _link.Send(Sender, new DmAlertAnswer(senderId, record.AlertId, true, "", alert.RequestId));
     }
 
     private void Send(DmCommand command)

@@ -110,9 +110,9 @@ public sealed class DeviceFunctionTests(ITestOutputHelper output) : CpnsTestKit(
     {
         await StartAsync();
         const string firmware = "org.openmobilealliance.dm.firmwareupdate.devicerequest";
-        var answer = await Pnes["p1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("anyone", firmware, "./FwUpdate", "v2.1")), Timeout);
+        var answer = await Pnes["p1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("anyone", firmware, "./FwUpdate", "v2.1", 7)), Timeout);
         Assert.True(answer.Accepted, answer.Detail);
-        Assert.Equal("p1", answer.DeviceId); // the PNE raises it in its own name
+        Assert.Equal(("p1", 7L), (answer.DeviceId, answer.RequestId)); // raised in the PNE's own name; the application's id comes back
 
         var alerts = await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("p1"), Timeout);
         var alert = Assert.Single(alerts.Alerts);
