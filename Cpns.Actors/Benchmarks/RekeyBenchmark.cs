@@ -41,20 +41,23 @@ public static class RekeyBenchmark
 
     private static RekeyMeasurement Flat(int size, int warmup, int repetitions)
     {
-        // The key manager keeps each member's pairwise key; a rekey wraps the new key once per member.
-        var members = new List<(string Id, byte[] Key)>(size + 1);
-        for (var i = 0; i < size; i++)
-            members.Add(($"m{i}", RandomNumberGenerator.GetBytes(Aead.KeySize)));
+        // A rekey wraps the new key once per member, ephemeral-static as the live code does (the static-static part is
+        // cached from registration, as it is there).
+        var pairwise = new PairwiseKeys(EntityIdentity.Generate("bench-server", EntityKind.Server));
+        var members = Members(size + warmup + repetitions).ToList();
+        var current = members.Take(size).ToList();
+        foreach (var (id, agreement) in members)
+            pairwise.SealFor(id, agreement, [], []);
         var next = size;
         long epoch = 0;
         var (times, bytes) = Measure(warmup, repetitions, op =>
         {
             if (op % 2 == 0)
-                members.Add(($"m{next++}", RandomNumberGenerator.GetBytes(Aead.KeySize)));
+                current.Add(members[next++]);
             else
-                members.RemoveAt(op % members.Count);
+                current.RemoveAt(op % current.Count);
             var key = GroupKey.Generate("bench", ++epoch);
-            var wraps = members.Select(m => new MemberWrap(m.Id, key.WrapUnder(m.Key, m.Id))).ToList();
+            var wraps = current.Select(m => new MemberWrap(m.Id, key.WrapFor(pairwise, m.Id, m.Agreement))).ToList();
             key.Dispose();
             return ProtocolSerializer.Encode(new FlatRekeyMessage("bench", epoch, wraps)).Length;
         });
@@ -62,9 +65,9 @@ public static class RekeyBenchmark
     }
 
     /// <summary>
-    /// The live code: the server CSKMF's <see cref="LkhKeyTrees"/> with PN GWs as leaves (leaf keys from real X25519
-    /// pairwise keys, established before the timing as they are at registration), node keys sealed under a KEK for the
-    /// journal, the group key wrapped under the new root, and the <see cref="GroupRekeyBroadcast"/> on the wire.
+    /// The live code: the server CSKMF's <see cref="LkhKeyTrees"/> with PN GWs as leaves (random leaf keys), node keys
+    /// sealed under a KEK for the journal, the group key wrapped under the new root, the <see cref="GroupRekeyBroadcast"/>
+    /// on the wire, and for a join the joiner's path sealed for it alone (its bytes are not counted: it goes to one PN GW).
     /// </summary>
     private static RekeyMeasurement Lkh(int size, int warmup, int repetitions)
     {
@@ -72,18 +75,15 @@ public static class RekeyBenchmark
         var pairwise = new PairwiseKeys(manager);
         var trees = new LkhKeyTrees(KeyEncryptionKey.Generate(), threshold: 0);
         var joiners = warmup + repetitions;
-        var members = Enumerable.Range(0, size + joiners)
-            .Select(i => (Id: $"m{i}", Agreement: EntityIdentity.Generate($"m{i}", EntityKind.PnGateway).PublicKeys.Agreement))
-            .ToList();
+        var members = Members(size + joiners).ToList();
         foreach (var (id, agreement) in members)
-            pairwise.KeyFor(id, agreement);
+            pairwise.SealFor(id, agreement, [], []);
         var announcement = EpochAnnouncement.Sign(manager, "bench", 1, GroupKey.Generate("bench", 1).KeyCheck);
 
         long epoch = 1;
         var first = GroupKey.Generate("bench", epoch);
         trees.Advance("bench", epoch, first,
-            members.Take(size).Select(m => new KeyDeliveryTarget(m.Id, ActorRefs.Nobody, m.Agreement, SecurityLevel.High, [])).ToList(),
-            pairwise);
+            members.Take(size).Select(m => new KeyDeliveryTarget(m.Id, ActorRefs.Nobody, m.Agreement, SecurityLevel.High, [])).ToList());
         first.Dispose();
         var inTree = members.Take(size).Select(m => m.Id).ToList();
         var next = size;
@@ -95,7 +95,8 @@ public static class RekeyBenchmark
             if (op % 2 == 0)
             {
                 var (id, agreement) = members[next++];
-                record = trees.Change("bench", epoch, key, [], [(id, agreement)], pairwise);
+                record = trees.Change("bench", epoch, key, [], [(id, agreement)]);
+                trees.PathFor("bench", id, pairwise, id, agreement);
                 inTree.Add(id);
             }
             else
@@ -104,7 +105,7 @@ public static class RekeyBenchmark
                 var leaving = inTree[pick];
                 inTree[pick] = inTree[^1];
                 inTree.RemoveAt(inTree.Count - 1);
-                record = trees.Change("bench", epoch, key, [leaving], [], pairwise);
+                record = trees.Change("bench", epoch, key, [leaving], []);
             }
 
             var broadcast = new GroupRekeyBroadcast("bench", epoch, manager.DeviceId, record.BaseTreeEpoch, record.TreeEpoch,
@@ -114,6 +115,9 @@ public static class RekeyBenchmark
         });
         return new RekeyMeasurement(size, "lkh", Median(times), (int)Median(bytes));
     }
+
+    private static IEnumerable<(string Id, Octets Agreement)> Members(int count) => Enumerable.Range(0, count)
+        .Select(i => ($"m{i}", EntityIdentity.Generate($"m{i}", EntityKind.PnGateway).PublicKeys.Agreement));
 
     private static (double[] Micros, double[] Bytes) Measure(int warmup, int repetitions, Func<int, int> rekey)
     {

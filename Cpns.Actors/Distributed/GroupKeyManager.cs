@@ -168,7 +168,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         Context.System.EventStream.Publish(new GkmEpochAnnounced(_groupId, epoch.Epoch, epoch.KeyCheck, _node, created));
         using var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
         // Wrapped for the server alone: the managers' KEK is theirs, the server's KEK the server's.
-        var forServer = key.WrapUnder(_pairwise.KeyFor(_serverId, _serverKeys.Agreement), _serverId);
+        var forServer = key.WrapFor(_pairwise, _serverId, _serverKeys.Agreement);
         FlowTrace.Send(Context, registry,
             _link.SealFor(registry, new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, forServer, epoch.KeyCheck, _node)),
             _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
@@ -195,9 +195,8 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         using var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
         foreach (var target in push.Targets)
         {
-            var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
             var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
-                key.WrapUnder(pairwise, target.GatewayId), key.KeyCheck, target.LocalMembers, push.Announcement,
+                key.WrapFor(_pairwise, target.GatewayId, target.GatewayAgreementKey), key.KeyCheck, target.LocalMembers, push.Announcement,
                 push.Paths?.GetValueOrDefault(target.GatewayId));
             FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
                 FlowLeg.ServerToGateway);

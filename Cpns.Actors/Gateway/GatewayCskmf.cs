@@ -168,9 +168,8 @@ public sealed class GatewayCskmf : KeyHolder
     private void OnBroadcast(GroupRekeyBroadcast broadcast, string senderId)
     {
         var (groupId, epoch) = (broadcast.GroupId, broadcast.Epoch);
-        // The LKH tree is the server's (its leaves are the server's pairwise keys); a Group Key Manager may send its broadcasts.
-        var pairwise = IsWrapper(senderId) && broadcast.WrapperId == _server?.ServerId ? WrapperKey(broadcast.WrapperId) : null;
-        var problem = pairwise is null
+        // The LKH tree is the server's; a Group Key Manager may send its broadcasts.
+        var problem = !IsWrapper(senderId) || broadcast.WrapperId != _server?.ServerId
             ? $"sent by {senderId}, who may not give keys here"
             : AnnouncementProblem(groupId, epoch, broadcast.KeyCheck, broadcast.Announcement);
         if (problem is not null)
@@ -184,8 +183,7 @@ public sealed class GatewayCskmf : KeyHolder
             return;
         var member = _trees.GetValueOrDefault(groupId) ?? new LkhMember(groupId, Identity.DeviceId);
         GroupKey? key = null;
-        var followed = member.Follow(broadcast.BaseTreeEpoch, broadcast.TreeEpoch, broadcast.Steps,
-            () => LkhCrypto.LeafKey(pairwise!, groupId, Identity.DeviceId, epoch), root =>
+        var followed = member.Follow(broadcast.BaseTreeEpoch, broadcast.TreeEpoch, broadcast.Steps, root =>
             {
                 key = GroupKey.Unwrap(root, broadcast.KeyUnderRoot, groupId, epoch, LkhCrypto.RootRecipient);
                 if (key is not null && key.KeyCheck == broadcast.KeyCheck)
@@ -216,11 +214,12 @@ public sealed class GatewayCskmf : KeyHolder
     }
 
     /// <summary>A key wrapped for this PN GW alone came with its LKH path: from now on it follows the broadcasts.</summary>
-    protected override void OnPath(GroupKeyDelivery delivery, byte[] pairwiseKey)
+    protected override void OnPath(GroupKeyDelivery delivery)
     {
         var path = delivery.Path!;
-        // Paths are of the server's tree, sealed under the server's pairwise key whoever wrapped the delivery.
-        var keys = path.Open(WrapperKey(_server?.ServerId ?? delivery.WrapperId) ?? pairwiseKey, delivery.GroupId, Identity.DeviceId);
+        // Paths are of the server's tree, sealed by the server whoever wrapped the delivery.
+        var sealerId = _server?.ServerId ?? delivery.WrapperId;
+        var keys = WrapperKeys(sealerId) is { } sealer ? path.Open(Pairwise, sealerId, sealer.Agreement, delivery.GroupId) : null;
         if (keys is null)
         {
             Link.CountRefusal("PathNotOpened");
@@ -259,9 +258,9 @@ public sealed class GatewayCskmf : KeyHolder
             return;
         }
 
-        var pairwise = Pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey);
         Sender.Tell(new ExportedLkhPath(export.GroupId, Identity.DeviceId, Identity.DeviceId, Identity.PublicKeys.Agreement,
-            LkhPath.Seal(pairwise, export.GroupId, export.RecipientId, member.TreeEpoch, member.Position, member.Size, member.HeldKeys)));
+            LkhPath.Seal(Pairwise, export.RecipientId, export.RecipientAgreementKey, export.GroupId, member.TreeEpoch, member.Position,
+                member.Size, member.HeldKeys)));
     }
 
     /// <summary>Push continues into the PN: step 8 to every PNE member reached through this PN GW.</summary>
@@ -320,8 +319,7 @@ public sealed class GatewayCskmf : KeyHolder
 
     private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode, EpochAnnouncement announcement)
     {
-        var pairwise = Pairwise.KeyFor(pne.DeviceId, pne.Keys.Agreement);
         return new GroupKeyDelivery(key.GroupId, key.Epoch, mode, Identity.DeviceId, pne.DeviceId,
-            key.WrapUnder(pairwise, pne.DeviceId), key.KeyCheck, [pne.DeviceId], announcement);
+            key.WrapFor(Pairwise, pne.DeviceId, pne.Keys.Agreement), key.KeyCheck, [pne.DeviceId], announcement);
     }
 }

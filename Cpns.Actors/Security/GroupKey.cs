@@ -47,13 +47,27 @@ public sealed class GroupKey : IDisposable
 
     /// <summary>Unwraps a key made by <see cref="WrapUnder"/>; null if it was not wrapped for this context.</summary>
     public static GroupKey? Unwrap(ReadOnlySpan<byte> wrappingKey, Octets wrapped, string groupId, long epoch,
-        string recipientId)
+        string recipientId) =>
+        FromOpened(Aead.Open(wrappingKey, wrapped, WrapContext(groupId, epoch, recipientId)), groupId, epoch);
+
+    /// <summary>Wraps the key for one recipient alone, ephemeral-static (see <see cref="PairwiseKeys"/>).</summary>
+    public Octets WrapFor(PairwiseKeys wrapper, string recipientId, Octets recipientAgreementKey) =>
+        wrapper.SealFor(recipientId, recipientAgreementKey, _material, WrapContext(GroupId, Epoch, recipientId));
+
+    /// <summary>Unwraps a key made by <see cref="WrapFor"/> for this recipient; null if it was not, or was changed.</summary>
+    public static GroupKey? UnwrapFrom(PairwiseKeys recipient, string wrapperId, Octets wrapperAgreementKey, Octets wrapped,
+        string groupId, long epoch) =>
+        FromOpened(recipient.OpenFrom(wrapperId, wrapperAgreementKey, wrapped, WrapContext(groupId, epoch, recipient.Self.DeviceId)),
+            groupId, epoch);
+
+    private static GroupKey? FromOpened(byte[]? material, string groupId, long epoch)
     {
-        var material = Aead.Open(wrappingKey, wrapped, WrapContext(groupId, epoch, recipientId));
-        if (material is null || material.Length != Aead.KeySize)
+        if (material is null)
             return null;
-        var key = new GroupKey(groupId, epoch, material);
-        return key;
+        if (material.Length == Aead.KeySize)
+            return new GroupKey(groupId, epoch, material);
+        CryptographicOperations.ZeroMemory(material);
+        return null;
     }
 
     private static byte[] WrapContext(string groupId, long epoch, string recipientId) =>

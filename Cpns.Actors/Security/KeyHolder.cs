@@ -6,8 +6,8 @@ namespace Cpns.Actors.Security;
 
 /// <summary>
 /// What the CSKMF of a PN GW and of a PNE share: it holds the group keys this entity received (through its
-/// <c>seca</c> child when pulled, directly when pushed), accepts a key only if it unwraps with the pairwise key
-/// of its expected wrapper and carries the key manager's signed epoch announcement, acknowledges it, and
+/// <c>seca</c> child when pulled, directly when pushed), accepts a key only if it unwraps as sealed for it by
+/// its expected wrapper and carries the key manager's signed epoch announcement, acknowledges it, and
 /// encrypts and decrypts group content with it (the previous epoch only within the grace window).
 /// </summary>
 public abstract class KeyHolder : UntypedActor, IWithTimers
@@ -143,7 +143,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     protected abstract void OnInstalled(InstalledKey installed);
 
     /// <summary>A delivery wrapped for this holder alone carried its LKH path (a PN GW of a large push group).</summary>
-    protected virtual void OnPath(GroupKeyDelivery delivery, byte[] pairwiseKey)
+    protected virtual void OnPath(GroupKeyDelivery delivery)
     {
     }
 
@@ -151,11 +151,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     {
     }
 
-    /// <summary>Counts a key this holder refused for a reason its envelope guard cannot see (reported with its counters).</summary>
-
-    /// <summary>The pairwise key with whoever may wrap keys for this holder.</summary>
-    protected byte[]? WrapperKey(string wrapperId) =>
-        _wrappers.TryGetValue(wrapperId, out var keys) ? Pairwise.KeyFor(wrapperId, keys.Agreement) : null;
+    /// <summary>The public keys of one who may wrap keys for this holder; null for anyone else.</summary>
+    protected PublicKeys? WrapperKeys(string wrapperId) => _wrappers.GetValueOrDefault(wrapperId);
 
     protected virtual void OnRefused(GroupKeyRefused refused)
     {
@@ -183,8 +180,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             return;
         }
 
-        var pairwise = WrapperKey(delivery.WrapperId)!;
-        var key = GroupKey.Unwrap(pairwise, delivery.WrappedKey, delivery.GroupId, delivery.Epoch, Identity.DeviceId);
+        var key = GroupKey.UnwrapFrom(Pairwise, delivery.WrapperId, _wrappers[delivery.WrapperId].Agreement, delivery.WrappedKey,
+            delivery.GroupId, delivery.Epoch);
         if (key is null || key.KeyCheck != delivery.KeyCheck)
         {
             Link.CountRefusal("KeyNotOpened");
@@ -195,7 +192,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         }
 
         if (delivery.Path is not null)
-            OnPath(delivery, pairwise);
+            OnPath(delivery);
         InstallKey(new InstalledKey(key, delivery.Mode, delivery.LocalMembers, delivery.Announcement, pulled));
     }
 
@@ -290,9 +287,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             return;
         }
 
-        var pairwise = Pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey);
         Sender.Tell(new ExportedGroupKey(export.GroupId, export.Epoch, Identity.DeviceId, Identity.PublicKeys.Agreement,
-            held.Key.WrapUnder(pairwise, export.RecipientId)));
+            held.Key.WrapFor(Pairwise, export.RecipientId, export.RecipientAgreementKey)));
     }
 }
 

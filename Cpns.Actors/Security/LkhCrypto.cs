@@ -15,9 +15,4 @@ public static class LkhCrypto
     public static GroupKey GroupKeyFrom(ReadOnlySpan<byte> rootKey, string groupId, long epoch) =>
         GroupKey.FromMaterial(groupId, epoch, HKDF.DeriveKey(HashAlgorithmName.SHA256, rootKey.ToArray(), Aead.KeySize,
             "cpns/lkh/group-key"u8.ToArray(), Encoding.UTF8.GetBytes($"{groupId}|{epoch}")));
-
-    /// <summary>A member's leaf key: from its pairwise key with the key manager, bound to the group and the join epoch.</summary>
-    public static byte[] LeafKey(ReadOnlySpan<byte> pairwiseKey, string groupId, string memberId, long joinEpoch) =>
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, pairwiseKey.ToArray(), Aead.KeySize, "cpns/lkh/leaf"u8.ToArray(),
-            Encoding.UTF8.GetBytes($"{groupId}|{memberId}|{joinEpoch}"));
 }

@@ -36,10 +36,10 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
     /// The tree of <paramref name="groupId"/> for epoch <paramref name="epoch"/> with exactly <paramref name="recipients"/>
     /// as leaves, and the group key wrapped under its root; null when the group is keyed per PN GW (its tree, if it
     /// had one, is gone). The tree changes here, before the record is persisted: its keys are fresh randomness, and
-    /// recovery rebuilds them from the record. Leaf keys come from each PN GW's pairwise key with the key manager.
+    /// recovery rebuilds them from the record. Leaf keys are fresh randomness too: a PN GW learns its leaf only in its
+    /// path, sealed for it alone, so a leaf cannot be worked out later from anyone's long-term key.
     /// </summary>
-    public LkhEpochRecord? Advance(string groupId, long epoch, GroupKey key, IReadOnlyList<KeyDeliveryTarget> recipients,
-        PairwiseKeys pairwise)
+    public LkhEpochRecord? Advance(string groupId, long epoch, GroupKey key, IReadOnlyList<KeyDeliveryTarget> recipients)
     {
         var existing = _groups.GetValueOrDefault(groupId);
         var wanted = recipients.Count > 0 && recipients.Count > (existing is null ? threshold : threshold / 2);
@@ -50,9 +50,8 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
         }
 
         var desired = recipients.ToDictionary(t => t.GatewayId, t => t.GatewayAgreementKey, StringComparer.Ordinal);
-        var leaf = LeafDerivation(groupId, epoch, pairwise);
         if (existing is null)
-            return Rebuild(_groups[groupId] = new GroupTree(groupId), groupId, epoch, key, desired, leaf);
+            return Rebuild(_groups[groupId] = new GroupTree(groupId), groupId, epoch, key, desired);
 
         var left = existing.AgreementOf
             .Where(kv => !desired.TryGetValue(kv.Key, out var agreement) || agreement != kv.Value)
@@ -61,28 +60,27 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
         var joining = desired.Where(kv => !existing.AgreementOf.ContainsKey(kv.Key) || changedKey.Contains(kv.Key))
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value)).ToList();
         if (left.Count + joining.Count > MaxIncrementalChanges || left.Count >= existing.Tree.Count)
-            return Rebuild(existing, groupId, epoch, key, desired, leaf);
-        return Change(existing, groupId, epoch, key, left, joining, leaf);
+            return Rebuild(existing, groupId, epoch, key, desired);
+        return Change(existing, groupId, epoch, key, left, joining);
     }
 
     /// <summary>
     /// One membership change of a group that has a tree: <paramref name="leaving"/> go, <paramref name="joining"/> (with
     /// their agreement keys) come, one step each, O(log n) wraps per step. This is the key manager's whole work per
     /// rekey (what <c>cpns bench rekey</c> measures); <see cref="Advance"/> works out the change from the target list.
+    /// A joining member cannot follow the broadcast (it holds no leaf yet): it gets its path with a key sealed for it.
     /// </summary>
     public LkhEpochRecord Change(string groupId, long epoch, GroupKey key, IReadOnlyList<string> leaving,
-        IReadOnlyList<(string MemberId, Octets AgreementKey)> joining, PairwiseKeys pairwise)
+        IReadOnlyList<(string MemberId, Octets AgreementKey)> joining)
     {
         var existing = _groups.GetValueOrDefault(groupId) ?? throw new InvalidOperationException($"{groupId} has no LKH tree");
-        return Change(existing, groupId, epoch, key, leaving, joining, LeafDerivation(groupId, epoch, pairwise));
+        return Change(existing, groupId, epoch, key, leaving, joining);
     }
 
-    /// <summary>A PN GW's leaf key: from its pairwise key with the key manager, bound to the group and the epoch it joins.</summary>
-    private static LeafFor LeafDerivation(string groupId, long epoch, PairwiseKeys pairwise) =>
-        (memberId, agreementKey) => LkhCrypto.LeafKey(pairwise.KeyFor(memberId, agreementKey), groupId, memberId, epoch);
+    private static byte[] NewLeafKey() => RandomNumberGenerator.GetBytes(Aead.KeySize);
 
     private LkhEpochRecord Change(GroupTree existing, string groupId, long epoch, GroupKey key, IReadOnlyList<string> left,
-        IReadOnlyList<(string MemberId, Octets AgreementKey)> joining, LeafFor leaf)
+        IReadOnlyList<(string MemberId, Octets AgreementKey)> joining)
     {
         var baseTreeEpoch = existing.TreeEpoch;
         var steps = new List<LkhRekey>();
@@ -95,7 +93,7 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
         var joined = new List<LkhLeafRecord>();
         foreach (var (memberId, agreementKey) in joining)
         {
-            var leafKey = leaf(memberId, agreementKey);
+            var leafKey = NewLeafKey();
             steps.Add(existing.Tree.Join(memberId, leafKey, epoch));
             existing.AgreementOf[memberId] = agreementKey;
             joined.Add(new LkhLeafRecord(memberId, agreementKey, kek.Seal(leafKey, LeafLabel(groupId, memberId, epoch))));
@@ -110,12 +108,9 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
             SealNodes(existing, groupId, renewed), steps, key.WrapUnder(existing.Tree.RootKey, LkhCrypto.RootRecipient));
     }
 
-    private delegate byte[] LeafFor(string memberId, Octets agreementKey);
-
-    private LkhEpochRecord Rebuild(GroupTree group, string groupId, long epoch, GroupKey key, Dictionary<string, Octets> desired,
-        LeafFor leaf)
+    private LkhEpochRecord Rebuild(GroupTree group, string groupId, long epoch, GroupKey key, Dictionary<string, Octets> desired)
     {
-        var members = desired.Keys.Order(StringComparer.Ordinal).Select(id => (id, leaf(id, desired[id]))).ToList();
+        var members = desired.Keys.Order(StringComparer.Ordinal).Select(id => (id, NewLeafKey())).ToList();
         group.Tree.Build(members);
         group.AgreementOf.Clear();
         foreach (var (id, _) in members)
@@ -206,13 +201,13 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
             group.Tree.Clear();
     }
 
-    /// <summary>A member's path as the tree stands, sealed for it under <paramref name="pairwiseKey"/>; null if it is no leaf.</summary>
-    public LkhPath? PathFor(string groupId, string memberId, string recipientId, ReadOnlySpan<byte> pairwiseKey)
+    /// <summary>A member's path as the tree stands, sealed by <paramref name="sealer"/> for the recipient alone; null if it is no leaf.</summary>
+    public LkhPath? PathFor(string groupId, string memberId, PairwiseKeys sealer, string recipientId, Octets recipientAgreementKey)
     {
         if (!_groups.TryGetValue(groupId, out var group) || !group.Tree.Contains(memberId))
             return null;
-        return LkhPath.Seal(pairwiseKey, groupId, recipientId, group.TreeEpoch, group.Tree.PositionOf(memberId), group.Tree.Count,
-            group.Tree.PathOf(memberId));
+        return LkhPath.Seal(sealer, recipientId, recipientAgreementKey, groupId, group.TreeEpoch, group.Tree.PositionOf(memberId),
+            group.Tree.Count, group.Tree.PathOf(memberId));
     }
 
     public LkhState State(string groupId) =>

@@ -19,7 +19,7 @@ public sealed class LkhMember
         LeafKey = leafKey.ToArray();
     }
 
-    /// <summary>A member that holds nothing yet: it enters the tree by a join it follows, or by a path refresh.</summary>
+    /// <summary>A member that holds nothing yet: it enters the tree by a path refresh.</summary>
     public LkhMember(string groupId, string memberId)
     {
         _groupId = groupId;
@@ -90,29 +90,20 @@ public sealed class LkhMember
 
     /// <summary>
     /// Follows the steps one epoch made to the tree, from the tree of <paramref name="baseTreeEpoch"/> to that of
-    /// <paramref name="treeEpoch"/>. A member that does not hold the base tree can only enter by a join among the
-    /// steps, with the leaf key <paramref name="joinLeafKey"/> gives. The new tree is taken only if
-    /// <paramref name="acceptRoot"/> accepts its root key (the epoch's group key opens under it). All or nothing: on
-    /// false this member is as it was.
+    /// <paramref name="treeEpoch"/>. Only a member that holds the base tree can: one that joins gets its path instead.
+    /// The new tree is taken only if <paramref name="acceptRoot"/> accepts its root key (the epoch's group key opens
+    /// under it). All or nothing: on false this member is as it was.
     /// </summary>
-    public bool Follow(long baseTreeEpoch, long treeEpoch, IReadOnlyList<LkhRekey> steps, Func<byte[]> joinLeafKey,
-        Func<byte[], bool>? acceptRoot = null)
+    public bool Follow(long baseTreeEpoch, long treeEpoch, IReadOnlyList<LkhRekey> steps, Func<byte[], bool>? acceptRoot = null)
     {
         if (steps.Count == 0)
             return InTree && TreeEpoch == treeEpoch && RootKey is { } held && (acceptRoot?.Invoke(held) ?? true);
+        if (!InTree || TreeEpoch != baseTreeEpoch)
+            return false;
         var trial = Copy();
-        if (!trial.InTree || trial.TreeEpoch != baseTreeEpoch)
-            trial.Leave();
         foreach (var step in steps)
         {
-            if (!trial.InTree)
-            {
-                if (!step.Moves.Any(m => m.MemberId == _memberId))
-                    continue;
-                trial.LeafKey = joinLeafKey();
-            }
-
-            if (!trial.Apply(step))
+            if (!trial.InTree || !trial.Apply(step))
                 return false;
         }
 

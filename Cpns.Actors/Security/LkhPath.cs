@@ -7,7 +7,7 @@ namespace Cpns.Actors.Security;
 
 /// <summary>
 /// One member's whole path in an LKH tree — its leaf key and every ancestor's key, as of the tree of
-/// <paramref name="TreeEpoch"/> — sealed for that member alone under its pairwise key with the key manager. A member
+/// <paramref name="TreeEpoch"/> — sealed for that member alone (ephemeral-static, by the key manager). A member
 /// gets it with a key delivered to it alone (when the tree is built, or after it missed a rekey) and can then
 /// follow the rekey broadcasts.
 /// </summary>
@@ -15,8 +15,8 @@ public sealed record LkhPath(long TreeEpoch, int Position, int Size, Octets Seal
 {
     private const int EntryBytes = 4 + Aead.KeySize;
 
-    public static LkhPath Seal(ReadOnlySpan<byte> pairwiseKey, string groupId, string recipientId, long treeEpoch, int position,
-        int size, IReadOnlyList<(int Node, byte[] Key)> path)
+    public static LkhPath Seal(PairwiseKeys sealer, string recipientId, Octets recipientAgreementKey, string groupId, long treeEpoch,
+        int position, int size, IReadOnlyList<(int Node, byte[] Key)> path)
     {
         var plain = new byte[path.Count * EntryBytes];
         try
@@ -29,7 +29,7 @@ public sealed record LkhPath(long TreeEpoch, int Position, int Size, Octets Seal
             }
 
             return new LkhPath(treeEpoch, position, size,
-                Aead.Seal(pairwiseKey, plain, Context(groupId, recipientId, treeEpoch, position, size)));
+                sealer.SealFor(recipientId, recipientAgreementKey, plain, Context(groupId, recipientId, treeEpoch, position, size)));
         }
         finally
         {
@@ -38,9 +38,10 @@ public sealed record LkhPath(long TreeEpoch, int Position, int Size, Octets Seal
     }
 
     /// <summary>The path's keys, or null if it was not sealed for this recipient and group (or was changed).</summary>
-    public IReadOnlyList<(int Node, byte[] Key)>? Open(ReadOnlySpan<byte> pairwiseKey, string groupId, string recipientId)
+    public IReadOnlyList<(int Node, byte[] Key)>? Open(PairwiseKeys recipient, string sealerId, Octets sealerAgreementKey, string groupId)
     {
-        var plain = Aead.Open(pairwiseKey, SealedKeys, Context(groupId, recipientId, TreeEpoch, Position, Size));
+        var recipientId = recipient.Self.DeviceId;
+        var plain = recipient.OpenFrom(sealerId, sealerAgreementKey, SealedKeys, Context(groupId, recipientId, TreeEpoch, Position, Size));
         if (plain is null || plain.Length % EntryBytes != 0)
             return null;
         try

@@ -1,21 +1,83 @@
 using System.Security.Cryptography;
 using System.Text;
+using Org.BouncyCastle.Crypto.Parameters;
 
 namespace Cpns.Actors.Security;
 
 /// <summary>
-/// Pairwise session keys between this entity and its peers: X25519 agreement, then HKDF-SHA256 bound to
-/// both ids. One instance per actor (not shared), caching one derived key per peer.
+/// What this entity seals for one peer alone, and opens from one. Each seal is ephemeral-static: a fresh X25519 key
+/// agreed with the peer's static key, mixed with the pair's static-static key (as HPKE's auth mode does). Only the
+/// peer opens it, only this entity could have made it, and once the ephemeral key is gone this entity's long-term key
+/// no longer opens it, so a recorded wrap stays closed to whoever later takes the wrapper's node. One instance per
+/// actor (not shared), caching the static-static key per peer.
 /// </summary>
 public sealed class PairwiseKeys(EntityIdentity self)
 {
-    private static readonly byte[] Salt = "cpns/pairwise/v1"u8.ToArray();
+    private const int EphemeralSize = 32; // an X25519 public key
+    private static readonly byte[] StaticSalt = "cpns/pairwise/v1"u8.ToArray();
+    private static readonly byte[] SealSalt = "cpns/pairwise-seal/v1"u8.ToArray();
 
     private readonly Dictionary<(string PeerId, Octets PeerKey), byte[]> _cache = new();
 
     public EntityIdentity Self { get; } = self;
 
-    public byte[] KeyFor(string peerId, Octets peerAgreementKey)
+    /// <summary>What <see cref="SealFor"/> adds to the plaintext.</summary>
+    public const int Overhead = EphemeralSize + Aead.Overhead;
+
+    /// <summary>Seals <paramref name="plaintext"/> for <paramref name="peerId"/> alone: ephemeral public key ‖ AEAD box.</summary>
+    public Octets SealFor(string peerId, Octets peerAgreementKey, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    {
+        var secret = RandomNumberGenerator.GetBytes(X25519PrivateKeyParameters.KeySize);
+        var ephemeral = new X25519PrivateKeyParameters(secret);
+        CryptographicOperations.ZeroMemory(secret);
+        var ephemeralPublic = ephemeral.GeneratePublicKey().GetEncoded();
+        var agreed = new byte[X25519PrivateKeyParameters.SecretSize];
+        CryptoOperations.Agreed();
+        ephemeral.GenerateSecret(new X25519PublicKeyParameters(peerAgreementKey.Span), agreed, 0);
+        var key = SealKey(agreed, KeyFor(peerId, peerAgreementKey), ephemeralPublic, Self.DeviceId, peerId);
+        try
+        {
+            var box = Aead.Seal(key, plaintext, associatedData);
+            var output = new byte[EphemeralSize + box.Length];
+            ephemeralPublic.CopyTo(output, 0);
+            box.Span.CopyTo(output.AsSpan(EphemeralSize));
+            return Octets.Own(output);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>Opens what <paramref name="peerId"/> sealed for this entity; null if it was not, or was changed.</summary>
+    public byte[]? OpenFrom(string peerId, Octets peerAgreementKey, Octets sealedBox, ReadOnlySpan<byte> associatedData)
+    {
+        if (sealedBox.Length < Overhead)
+            return null;
+        var ephemeralPublic = sealedBox.Span[..EphemeralSize].ToArray();
+        byte[] agreed;
+        try
+        {
+            agreed = Self.Agree(Octets.Own(ephemeralPublic));
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // a low-order point: the agreement has no secret in it
+        }
+
+        var key = SealKey(agreed, KeyFor(peerId, peerAgreementKey), ephemeralPublic, peerId, Self.DeviceId);
+        try
+        {
+            return Aead.Open(key, Octets.CopyFrom(sealedBox.Span[EphemeralSize..]), associatedData);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>The static-static key with a peer (both sides derive the same one).</summary>
+    internal byte[] KeyFor(string peerId, Octets peerAgreementKey)
     {
         if (_cache.TryGetValue((peerId, peerAgreementKey), out var key))
             return key;
@@ -26,7 +88,7 @@ public sealed class PairwiseKeys(EntityIdentity self)
             var ids = string.CompareOrdinal(Self.DeviceId, peerId) <= 0
                 ? $"{Self.DeviceId}|{peerId}"
                 : $"{peerId}|{Self.DeviceId}";
-            key = HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, Aead.KeySize, Salt, Encoding.UTF8.GetBytes(ids));
+            key = HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, Aead.KeySize, StaticSalt, Encoding.UTF8.GetBytes(ids));
         }
         finally
         {
@@ -35,6 +97,23 @@ public sealed class PairwiseKeys(EntityIdentity self)
 
         _cache[(peerId, peerAgreementKey)] = key;
         return key;
+    }
+
+    private static byte[] SealKey(byte[] ephemeralStatic, byte[] staticStatic, byte[] ephemeralPublic, string senderId, string recipientId)
+    {
+        var input = new byte[ephemeralStatic.Length + staticStatic.Length];
+        ephemeralStatic.CopyTo(input, 0);
+        staticStatic.CopyTo(input, ephemeralStatic.Length);
+        var info = Encoding.UTF8.GetBytes($"{senderId}>{recipientId}|{Convert.ToBase64String(ephemeralPublic)}");
+        try
+        {
+            return HKDF.DeriveKey(HashAlgorithmName.SHA256, input, Aead.KeySize, SealSalt, info);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(input);
+            CryptographicOperations.ZeroMemory(ephemeralStatic);
+        }
     }
 
     public void Forget(string peerId)

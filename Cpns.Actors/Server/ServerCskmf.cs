@@ -311,8 +311,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     /// <summary>A Group Key Manager's key, wrapped for this server alone: kept here under this server's KEK, as the OSG's are.</summary>
     private void OnManagerIssued(GkmKeyIssued issued, KeyManagerRegion managers)
     {
-        var pairwise = _pairwise.KeyFor(managers.Keys.ManagerId, managers.Keys.Keys.Agreement);
-        using var key = GroupKey.Unwrap(pairwise, issued.KeyForServer, issued.GroupId, issued.Epoch, _identity.DeviceId);
+        using var key = GroupKey.UnwrapFrom(_pairwise, managers.Keys.ManagerId, managers.Keys.Keys.Agreement, issued.KeyForServer,
+            issued.GroupId, issued.Epoch);
         if (key is null || key.KeyCheck != issued.KeyCheck)
         {
             Log.Warning("group key manager of {0}: epoch {1} does not open for {2}; waiting for it again", issued.GroupId, issued.Epoch,
@@ -361,7 +361,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return null;
         var recipients = request.Targets.Where(t => LevelProblem(t.GatewayId, request.RequiredSecurityLevel) is null).ToList();
         using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
-        var record = _trees.Advance(issued.GroupId, issued.Epoch, key, recipients, _pairwise);
+        var record = _trees.Advance(issued.GroupId, issued.Epoch, key, recipients);
         if (record is not null && Log.IsDebugEnabled)
             Log.Debug("LKH {0}#{1}: {2} PN GWs, {3}", issued.GroupId, issued.Epoch, recipients.Count,
                 record.Rebuilt ? "tree built" : $"{record.Left.Count} left, {record.Joined.Count} joined, {record.Steps.Sum(st => st.WrapCount)} wraps");
@@ -397,13 +397,17 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 targets.Add(target);
         }
 
-        // A tree that changed by joins and leaves reaches its leaves in one broadcast; a tree just built, a PN GW
-        // catching up, or one outside the tree gets the key wrapped for it alone (with its path, if it is a leaf).
+        // A tree that changed by joins and leaves reaches the leaves it kept in one broadcast; a tree just built, a PN GW
+        // that joined it, one catching up, or one outside the tree gets the key wrapped for it alone (with its path, if
+        // it is a leaf).
         var broadcast = deliver.OnlyGatewayId is null ? BroadcastOf(current) : null;
+        var joined = current.Lkh?.Joined.Select(j => j.MemberId).ToHashSet(StringComparer.Ordinal) ?? [];
         var broadcastTo = new List<KeyDeliveryTarget>();
         var individually = new List<KeyDeliveryTarget>();
         foreach (var target in targets)
-            (broadcast is not null && _trees.Contains(current.GroupId, target.GatewayId) ? broadcastTo : individually).Add(target);
+            (broadcast is not null && _trees.Contains(current.GroupId, target.GatewayId) && !joined.Contains(target.GatewayId)
+                ? broadcastTo
+                : individually).Add(target);
 
         if (_keyManagers is not null)
         {
@@ -554,20 +558,19 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     /// <summary>The key wrapped for one PN GW, with its path when the epoch is current and the PN GW a leaf of its tree.</summary>
     private GroupKeyDelivery WrapFor(GroupKey key, GroupEpochIssuedEvent issued, KeyDeliveryTarget target)
     {
-        var pairwise = _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey);
         var path = PathFor(issued, target);
         _flatDeliveries++;
         if (path is not null)
             _pathsSent++;
         return new GroupKeyDelivery(issued.GroupId, issued.Epoch, issued.Mode, _identity.DeviceId, target.GatewayId,
-            key.WrapUnder(pairwise, target.GatewayId), issued.KeyCheck, target.LocalMembers, issued.Announcement, path);
+            key.WrapFor(_pairwise, target.GatewayId, target.GatewayAgreementKey), issued.KeyCheck, target.LocalMembers,
+            issued.Announcement, path);
     }
 
     /// <summary>The tree stands as of the current epoch: a path goes only with the current epoch's key.</summary>
     private LkhPath? PathFor(GroupEpochIssuedEvent issued, KeyDeliveryTarget target) =>
         issued.Lkh is not null && _book.Current(issued.GroupId)?.Epoch == issued.Epoch
-            ? _trees.PathFor(issued.GroupId, target.GatewayId, target.GatewayId,
-                _pairwise.KeyFor(target.GatewayId, target.GatewayAgreementKey))
+            ? _trees.PathFor(issued.GroupId, target.GatewayId, _pairwise, target.GatewayId, target.GatewayAgreementKey)
             : null;
 
     private void Refuse(GroupKeyRequest request, KeyError error, string detail)
@@ -650,8 +653,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        var path = _trees.PathFor(export.GroupId, export.MemberId, export.RecipientId,
-            _pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey));
+        var path = _trees.PathFor(export.GroupId, export.MemberId, _pairwise, export.RecipientId, export.RecipientAgreementKey);
         Sender.Tell(path is null
             ? new GroupKeyRefused(export.GroupId, 0, KeyError.NotMember, $"{export.MemberId} is no leaf of an LKH tree of {export.GroupId}")
             : new ExportedLkhPath(export.GroupId, export.MemberId, _identity.DeviceId, _identity.PublicKeys.Agreement, path));
@@ -673,8 +675,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         }
 
         using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
-        var pairwise = _pairwise.KeyFor(export.RecipientId, export.RecipientAgreementKey);
         Sender.Tell(new ExportedGroupKey(issued.GroupId, issued.Epoch, _identity.DeviceId,
-            _identity.PublicKeys.Agreement, key.WrapUnder(pairwise, export.RecipientId)));
+            _identity.PublicKeys.Agreement, key.WrapFor(_pairwise, export.RecipientId, export.RecipientAgreementKey)));
     }
 }

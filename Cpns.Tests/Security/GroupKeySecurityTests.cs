@@ -145,10 +145,9 @@ public sealed class GroupKeySecurityTests(ITestOutputHelper output)
         // announcing it with its own signature instead of the server's.
         var g1 = Identities["g1"];
         var fake = GroupKey.Generate("grp", 2);
-        var pairwise = new PairwiseKeys(g1).KeyFor("p1", Identities["p1"].PublicKeys.Agreement);
         var forged = EpochAnnouncement.Sign(g1, "grp", 2, fake.KeyCheck) with { ManagerId = Settings.ServerId };
         var cskmf = await Sys.ActorSelection("/user/pne-p1/cskmf").ResolveOne(Timeout);
-        cskmf.Tell(SealAs("g1", new GroupKeyDelivery("grp", 2, DeliveryMode.Push, "g1", "p1", fake.WrapUnder(pairwise, "p1"),
+        cskmf.Tell(SealAs("g1", new GroupKeyDelivery("grp", 2, DeliveryMode.Push, "g1", "p1", fake.WrapFor(new PairwiseKeys(g1), "p1", Identities["p1"].PublicKeys.Agreement),
             fake.KeyCheck, ["p1"], forged)), TestActor);
 
         await AwaitAssertAsync(async () => Assert.Equal(1,

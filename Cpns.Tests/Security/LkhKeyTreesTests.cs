@@ -24,20 +24,25 @@ public sealed class LkhKeyTreesTests
     private static KeyDeliveryTarget Target(EntityIdentity gateway) =>
         new(gateway.DeviceId, ActorRefs.Nobody, gateway.PublicKeys.Agreement, SecurityLevel.High, []);
 
-    /// <summary>Each PN GW's pairwise key with the key manager, from its own side.</summary>
-    private static readonly Dictionary<string, byte[]> GatewayPairwise = Gateways.ToDictionary(g => g.DeviceId,
-        g => new PairwiseKeys(g).KeyFor(Manager.DeviceId, Manager.PublicKeys.Agreement));
+    /// <summary>What each PN GW opens what the key manager sealed for it with.</summary>
+    private static readonly Dictionary<string, PairwiseKeys> GatewayPairwise = Gateways.ToDictionary(g => g.DeviceId,
+        g => new PairwiseKeys(g));
 
-    private static byte[] PairwiseOf(EntityIdentity gateway) => GatewayPairwise[gateway.DeviceId];
+    /// <summary>A member's path as the key manager would send it, opened by that member.</summary>
+    private static (LkhPath Path, IReadOnlyList<(int Node, byte[] Key)> Keys)? OpenedPath(LkhKeyTrees trees, EntityIdentity gateway,
+        PairwiseKeys managerPairwise)
+    {
+        var path = trees.PathFor(Group, gateway.DeviceId, managerPairwise, gateway.DeviceId, gateway.PublicKeys.Agreement);
+        return path is null
+            ? null
+            : (path, path.Open(GatewayPairwise[gateway.DeviceId], Manager.DeviceId, Manager.PublicKeys.Agreement, Group)!);
+    }
 
-    /// <summary>The keys of a member's path as the key manager would send it, opened by that member.</summary>
     private static string PathText(LkhKeyTrees trees, EntityIdentity gateway, PairwiseKeys managerPairwise)
     {
-        var path = trees.PathFor(Group, gateway.DeviceId, gateway.DeviceId,
-            managerPairwise.KeyFor(gateway.DeviceId, gateway.PublicKeys.Agreement));
-        if (path is null)
+        if (OpenedPath(trees, gateway, managerPairwise) is not { } opened)
             return "none";
-        var keys = path.Open(PairwiseOf(gateway), Group, gateway.DeviceId)!;
+        var (path, keys) = opened;
         return $"{path.TreeEpoch}@{path.Position}/{path.Size}:" + string.Join(",", keys.Select(k => $"{k.Node}={Convert.ToHexString(k.Key)}"));
     }
 
@@ -70,7 +75,7 @@ public sealed class LkhKeyTreesTests
             var sizeBefore = trees.State(Group).Members;
             var key = GroupKey.Generate(Group, epoch);
             var targets = Gateways.Where(g => current.Contains(g.DeviceId)).Select(Target).ToList();
-            var record = trees.Advance(Group, epoch, key, targets, managerPairwise);
+            var record = trees.Advance(Group, epoch, key, targets);
             Assert.True(replica.Apply(Group, record));
             if (step % 5 == 0)
             {
@@ -96,22 +101,23 @@ public sealed class LkhKeyTreesTests
             foreach (var gateway in Gateways)
             {
                 var member = members[gateway.DeviceId];
-                var pairwise = PairwiseOf(gateway);
                 bool OpensKey(byte[] root) =>
                     GroupKey.Unwrap(root, record.KeyUnderRoot, Group, epoch, LkhCrypto.RootRecipient)?.KeyCheck == key.KeyCheck;
 
-                if (record.Rebuilt && current.Contains(gateway.DeviceId))
+                var joined = record.Joined.Any(j => j.MemberId == gateway.DeviceId);
+                if (joined)
                 {
-                    // A tree just built: each PN GW gets its path with a key wrapped for it alone.
-                    var path = trees.PathFor(Group, gateway.DeviceId, gateway.DeviceId,
-                        managerPairwise.KeyFor(gateway.DeviceId, gateway.PublicKeys.Agreement))!;
-                    member.Refresh(path.TreeEpoch, path.Position, path.Size, path.Open(pairwise, Group, gateway.DeviceId)!);
+                    // A tree just built, or one this PN GW joined: it holds no leaf yet, so the broadcast does not
+                    // open for it, and it gets its path with a key wrapped for it alone.
+                    var trial = new LkhMember(Group, gateway.DeviceId);
+                    Assert.False(!record.Rebuilt && trial.Follow(record.BaseTreeEpoch, record.TreeEpoch, record.Steps, OpensKey));
+                    var (path, keys) = OpenedPath(trees, gateway, managerPairwise)!.Value;
+                    member.Refresh(path.TreeEpoch, path.Position, path.Size, keys);
                     Assert.True(OpensKey(member.RootKey!));
                     continue;
                 }
 
-                var followed = !record.Rebuilt && member.Follow(record.BaseTreeEpoch, record.TreeEpoch, record.Steps,
-                    () => LkhCrypto.LeafKey(pairwise, Group, gateway.DeviceId, epoch), OpensKey);
+                var followed = !record.Rebuilt && member.Follow(record.BaseTreeEpoch, record.TreeEpoch, record.Steps, OpensKey);
                 if (current.Contains(gateway.DeviceId))
                     Assert.True(followed, $"{gateway.DeviceId} could not follow epoch {epoch}");
                 else
@@ -126,9 +132,8 @@ public sealed class LkhKeyTreesTests
     public void A_group_enters_LKH_above_the_threshold_and_leaves_it_only_below_half_of_it()
     {
         var trees = new LkhKeyTrees(KeyEncryptionKey.Generate(), threshold: 8);
-        var pairwise = new PairwiseKeys(Manager);
         LkhEpochRecord? At(long epoch, int gateways) =>
-            trees.Advance(Group, epoch, GroupKey.Generate(Group, epoch), Gateways.Take(gateways).Select(Target).ToList(), pairwise);
+            trees.Advance(Group, epoch, GroupKey.Generate(Group, epoch), Gateways.Take(gateways).Select(Target).ToList());
 
         Assert.Null(At(1, 8));
         Assert.True(At(2, 9)!.Rebuilt);
@@ -144,9 +149,8 @@ public sealed class LkhKeyTreesTests
     public void More_changes_than_a_broadcast_should_carry_rebuild_the_tree()
     {
         var trees = new LkhKeyTrees(KeyEncryptionKey.Generate(), threshold: 2);
-        var pairwise = new PairwiseKeys(Manager);
         LkhEpochRecord At(long epoch, IEnumerable<EntityIdentity> gateways) =>
-            trees.Advance(Group, epoch, GroupKey.Generate(Group, epoch), gateways.Select(Target).ToList(), pairwise)!;
+            trees.Advance(Group, epoch, GroupKey.Generate(Group, epoch), gateways.Select(Target).ToList())!;
 
         Assert.True(At(1, Gateways.Take(10)).Rebuilt);
         var small = At(2, Gateways.Take(12));
@@ -161,9 +165,8 @@ public sealed class LkhKeyTreesTests
     {
         var kek = KeyEncryptionKey.Generate();
         var trees = new LkhKeyTrees(kek, threshold: 2);
-        var pairwise = new PairwiseKeys(Manager);
-        var built = trees.Advance(Group, 1, GroupKey.Generate(Group, 1), Gateways.Take(5).Select(Target).ToList(), pairwise)!;
-        var joined = trees.Advance(Group, 2, GroupKey.Generate(Group, 2), Gateways.Take(6).Select(Target).ToList(), pairwise)!;
+        var built = trees.Advance(Group, 1, GroupKey.Generate(Group, 1), Gateways.Take(5).Select(Target).ToList())!;
+        var joined = trees.Advance(Group, 2, GroupKey.Generate(Group, 2), Gateways.Take(6).Select(Target).ToList())!;
 
         var gap = new LkhKeyTrees(kek, threshold: 2);
         Assert.False(gap.Apply(Group, joined)); // epoch 1 is missing: its base is not held

@@ -217,8 +217,8 @@ public abstract class CpnsTestKit : TestKit
         var reply = await holder.Ask<object>(new ExportGroupKey(groupId, epoch, auditor.DeviceId, auditor.PublicKeys.Agreement),
             Timeout);
         var exported = Assert.IsType<ExportedGroupKey>(reply);
-        var pairwise = new PairwiseKeys(auditor).KeyFor(exported.ExporterId, exported.ExporterAgreementKey);
-        var key = GroupKey.Unwrap(pairwise, exported.WrappedKey, groupId, epoch, auditor.DeviceId);
+        var key = GroupKey.UnwrapFrom(new PairwiseKeys(auditor), exported.ExporterId, exported.ExporterAgreementKey, exported.WrappedKey,
+            groupId, epoch);
         Assert.NotNull(key);
         return key.Material.ToArray();
     }
@@ -233,8 +233,7 @@ public abstract class CpnsTestKit : TestKit
         var auditor = EntityIdentity.Generate("auditor", EntityKind.Server);
         var reply = await holder.Ask<object>(new ExportLkhPath(groupId, memberId, auditor.DeviceId, auditor.PublicKeys.Agreement), Timeout);
         var exported = Assert.IsType<ExportedLkhPath>(reply);
-        var keys = exported.Path.Open(new PairwiseKeys(auditor).KeyFor(exported.ExporterId, exported.ExporterAgreementKey), groupId,
-            auditor.DeviceId);
+        var keys = exported.Path.Open(new PairwiseKeys(auditor), exported.ExporterId, exported.ExporterAgreementKey, groupId);
         Assert.NotNull(keys);
         return (exported.Path, keys);
     }
