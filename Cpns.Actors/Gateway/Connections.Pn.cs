@@ -37,6 +37,9 @@ public sealed partial class Connections
     private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
 
+    /// <summary>The server's signed revocation notices, by revoked device: what this PN GW passes on to its PNEs.</summary>
+    private readonly Dictionary<string, RevocationNotice> _revocationNotices = new(StringComparer.Ordinal);
+
     // The PN table: every PNE registered through here, with its credential, so the PN can be registered again as one batch.
     private readonly Dictionary<string, PneRegistration> _pnTable = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PnLink> _pnLinks = new(StringComparer.Ordinal);
@@ -306,7 +309,10 @@ public sealed partial class Connections
                 HandedOverRegistered(result.DeviceId);
                 Heard(result.DeviceId);
                 _link.Send(replyTo, new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
-                    result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, Endpoints, _serverCredential!));
+                    result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, Endpoints, _serverCredential!)
+                {
+                    Revocations = _revocationNotices.Values.ToList(),
+                });
             }
 
             SnapshotIfDue();

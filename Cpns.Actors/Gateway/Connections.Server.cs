@@ -309,9 +309,11 @@ public sealed partial class Connections
     }
 
     private void OnRevoked(CredentialRevoked revoked) =>
-        Persist(new RevocationLearned(revoked.DeviceId, revoked.Serials), learned =>
+        Persist(new RevocationLearned(revoked.DeviceId, revoked.Serials, revoked.Notice), learned =>
         {
             Apply(learned);
+            foreach (var pne in _pnTable.Values.Where(p => p.DeviceId != learned.DeviceId))
+                _link.Send(pne.Endpoints.Pne, revoked.Notice);
             _waiting.Remove(learned.DeviceId);
             if (_pnTable.ContainsKey(learned.DeviceId) || _registeredPnes.Contains(learned.DeviceId))
             {

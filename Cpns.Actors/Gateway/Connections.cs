@@ -64,7 +64,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         new(Context.Parent, Self, _functions.Smf, _functions.Cskmf, _functions.Relay, _functions.DirectoryCache, _functions.Content);
 
     protected override object CreateSnapshot() =>
-        new PnTableSnapshot(_credential, _pnTable.Values.ToList(), _revokedDevices.ToList(), _revokedSerials.ToList());
+        new PnTableSnapshot(_credential, _pnTable.Values.ToList(), _revokedDevices.ToList(), _revokedSerials.ToList(),
+            _revocationNotices.Values.ToList());
 
     protected override void OnRecover(object message)
     {
@@ -78,6 +79,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 foreach (var revoked in snapshot.RevokedDevices ?? [])
                     Apply(new RevocationLearned(revoked, []));
                 _revokedSerials.UnionWith(snapshot.RevokedSerials ?? []);
+                foreach (var notice in snapshot.RevocationNotices ?? [])
+                    _revocationNotices[notice.DeviceId] = notice;
                 break;
             case ICpnsEvent @event:
                 Apply(@event);
@@ -109,6 +112,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case RevocationLearned revoked:
                 _revokedDevices.Add(revoked.DeviceId);
                 _revokedSerials.UnionWith(revoked.Serials);
+                if (revoked.Notice is not null)
+                    _revocationNotices[revoked.DeviceId] = revoked.Notice;
                 _link.Guard.Revoke(revoked.DeviceId);
                 break;
         }
@@ -159,6 +164,10 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 break;
             case DiscoverGateways:
                 Sender.Tell(new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, _registrationId is not null));
+                break;
+            case GetKnownRevocations:
+                Sender.Tell(new KnownRevocations(_revokedDevices.Order(StringComparer.Ordinal).ToList(),
+                    _revokedSerials.Order(StringComparer.Ordinal).ToList()));
                 break;
             case GetRegistrationStatus:
                 Sender.Tell(new RegistrationStatus(_identity.DeviceId, _registrationId is not null, _registrationId,

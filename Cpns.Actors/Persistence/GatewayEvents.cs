@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 
@@ -12,11 +13,19 @@ public sealed record PnTableJoined(IReadOnlyList<PneRegistration> Pnes) : ICpnsE
 
 public sealed record PnTableLeft(IReadOnlyList<string> DeviceIds) : ICpnsEvent;
 
-/// <summary>The server revoked an entity's credentials: kept, so a restarted PN GW still refuses them.</summary>
-public sealed record RevocationLearned(string DeviceId, IReadOnlyList<string> Serials) : ICpnsEvent;
+/// <summary>
+/// The server revoked an entity's credentials: kept, so a restarted PN GW still refuses them, with the server's signed
+/// notice it passes on to its PNEs (journals written before notices existed hold none).
+/// </summary>
+public sealed record RevocationLearned(
+    string DeviceId,
+    IReadOnlyList<string> Serials,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RevocationNotice? Notice = null) : ICpnsEvent;
 
 public sealed record PnTableSnapshot(
     Credential? Credential,
     IReadOnlyList<PneRegistration> Pnes,
     IReadOnlyList<string>? RevokedDevices = null,
-    IReadOnlyList<string>? RevokedSerials = null) : ICpnsEvent;
+    IReadOnlyList<string>? RevokedSerials = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<RevocationNotice>? RevocationNotices = null)
+    : ICpnsEvent;

@@ -63,6 +63,11 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private readonly string? _enrolmentToken;
     private readonly TrustAnchor _trustAnchor;
 
+    /// <summary>What the server's notices (checked against the server this PNE registered with) say is revoked.</summary>
+    private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _revokedDevices = new(StringComparer.Ordinal);
+    private Octets? _serverSigningKey;
+
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken)
     {
@@ -216,6 +221,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case SendContent or GetReceivedContent or ContentStep:
                 OnContent(message);
                 break;
+            case GetKnownRevocations:
+                Sender.Tell(new KnownRevocations(_revokedDevices.Order(StringComparer.Ordinal).ToList(),
+                    _revokedSerials.Order(StringComparer.Ordinal).ToList()));
+                break;
             case GetWatchedStatuses:
                 Sender.Tell(new WatchedStatuses(_watchedStatuses.Values.OrderBy(s => s.DeviceId, StringComparer.Ordinal).ToList()));
                 break;
@@ -245,9 +254,37 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _ => null,
     };
 
-    private Octets? GatewayKey(Credential credential, string gatewayId) =>
-        _verifier.Verify(credential, Context.System.Scheduler.Now, null, gatewayId, EntityKind.PnGateway, EntityKind.Both)
-            .Credential?.Keys.Signing;
+    private Octets? GatewayKey(Credential credential, string gatewayId)
+    {
+        var check = _verifier.Verify(credential, Context.System.Scheduler.Now, _revokedSerials, gatewayId, EntityKind.PnGateway,
+            EntityKind.Both);
+        if (check.Error != CredentialError.Revoked)
+            return check.Credential?.Keys.Signing;
+        _link.CountRefusal("GatewayRevoked");
+        _log.Warning("{0}: {1} is revoked ({2}); nothing it says is taken", _identity.DeviceId, gatewayId, check.Detail);
+        if (_move is { } move)
+        {
+            _move = null;
+            move.Asker.Tell(new BridgeAnswer(_identity.DeviceId, gatewayId, credential, false, $"{gatewayId} is revoked"));
+        }
+
+        return null;
+    }
+
+    /// <summary>A revocation the server signed, passed on by the PN GW (or carried in the registration answer).</summary>
+    private void Learn(RevocationNotice notice)
+    {
+        if (_serverId is null || _serverSigningKey is null || !notice.VerifiedBy(_serverId, _serverSigningKey))
+        {
+            _link.CountRefusal("RevocationNotVouched");
+            _log.Warning("{0}: a revocation of {1} not signed by the server {2}; ignored", _identity.DeviceId, notice.DeviceId,
+                _serverId ?? "(none yet)");
+            return;
+        }
+
+        _revokedDevices.Add(notice.DeviceId);
+        _revokedSerials.UnionWith(notice.Serials);
+    }
 
     private void OnSigned(object message, string senderId)
     {
@@ -287,6 +324,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                     SendHello(move.Target);
                 }
 
+                break;
+            case RevocationNotice notice when senderId == _registration?.GatewayId:
+                Learn(notice);
                 break;
             case HomeChanged home when senderId == _registration?.GatewayId && home.DeviceId == _identity.DeviceId:
                 OnHomeChanged(home);
@@ -406,7 +446,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _heartbeatInterval);
         _credential = registered.Credential;
         _serverId = server.Credential!.DeviceId;
+        _serverSigningKey = server.Credential.Keys.Signing;
         _link.Guard.Trust(_serverId, server.Credential.Keys.Signing);
+        foreach (var notice in registered.Revocations)
+            Learn(notice);
         var attached = new GatewayAttached(registered.GatewayId, registered.GatewayKeys, registered.Gateway, _serverId,
             server.Credential.Keys);
         _cskmf.Tell(attached);

@@ -89,8 +89,41 @@ public sealed record RevokeCredential(string DeviceId, string Reason) : INodeLoc
 
 public sealed record CredentialRevocationAccepted(string DeviceId, IReadOnlyList<string> Serials) : ICpnsMessage, IWithDeviceId;
 
-/// <summary>The server tells every PN GW, so a revoked PNE is refused on CPNS-1 too.</summary>
-public sealed record CredentialRevoked(string DeviceId, IReadOnlyList<string> Serials) : ICpnsMessage, IWithDeviceId;
+/// <summary>
+/// The server tells every PN GW, so a revoked PNE is refused on CPNS-1 too; the PN GW passes the server's signed
+/// <paramref name="Notice"/> on to its PNEs, so they refuse a revoked PN GW.
+/// </summary>
+public sealed record CredentialRevoked(string DeviceId, IReadOnlyList<string> Serials, RevocationNotice Notice) : ICpnsMessage, IWithDeviceId;
+
+/// <summary>
+/// The server's signed word that these credentials of a device are revoked. It is checked against the server the
+/// receiver registered with, not against whoever passed it on: a PN GW can carry it to its PNEs but not make one up.
+/// </summary>
+public sealed record RevocationNotice(string DeviceId, IReadOnlyList<string> Serials, long RevokedAtMs, string ServerId, Octets Signature)
+    : ICpnsMessage, IWithDeviceId
+{
+    private static Transcript SignedPart(string deviceId, IReadOnlyList<string> serials, long revokedAtMs, string serverId)
+    {
+        var transcript = new Transcript("cpns/revocation/v1").Add(deviceId).Add(revokedAtMs).Add(serverId).Add(serials.Count);
+        foreach (var serial in serials)
+            transcript = transcript.Add(serial);
+        return transcript;
+    }
+
+    public static RevocationNotice Sign(EntityIdentity server, string deviceId, IReadOnlyList<string> serials, long revokedAtMs) =>
+        new(deviceId, serials, revokedAtMs, server.DeviceId, server.Sign(SignedPart(deviceId, serials, revokedAtMs, server.DeviceId).Bytes));
+
+    public bool VerifiedBy(string serverId, Octets serverSigningKey) =>
+        ServerId == serverId && EntityIdentity.Verify(serverSigningKey, SignedPart(DeviceId, Serials, RevokedAtMs, ServerId).Bytes, Signature);
+}
+
+/// <summary>Asks a PN GW or a PNE which credentials it refuses as revoked.</summary>
+public sealed record GetKnownRevocations : INodeLocal
+{
+    public static readonly GetKnownRevocations Instance = new();
+}
+
+public sealed record KnownRevocations(IReadOnlyList<string> DeviceIds, IReadOnlyList<string> Serials) : INodeLocal;
 
 // ---- Envelope refusals and counters ----
 

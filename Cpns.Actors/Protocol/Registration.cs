@@ -108,7 +108,11 @@ public sealed record PneRegistered(
     Credential Credential,
     PublicKeys GatewayKeys,
     GatewayEndpoints Gateway,
-    Credential ServerCredential) : ICpnsMessage, IWithDeviceId;
+    Credential ServerCredential) : ICpnsMessage, IWithDeviceId
+{
+    /// <summary>The server's revocation notices the PN GW holds, so a PNE refuses revoked PN GWs from its first registration on.</summary>
+    public IReadOnlyList<RevocationNotice> Revocations { get; init; } = [];
+}
 
 // ---- Inside the server: the registry tells the SMF where entities are ----
 

@@ -92,6 +92,7 @@ internal static class ProtocolManifests
         ("CredentialRequest", typeof(CredentialRequest)),
         ("CredentialRevocationAccepted", typeof(CredentialRevocationAccepted)),
         ("CredentialRevoked", typeof(CredentialRevoked)),
+        ("RevocationNotice", typeof(RevocationNotice)),
         ("DeleteGroup", typeof(DeleteGroup)),
         ("DeliveryStats", typeof(DeliveryStats)),
         ("Deregister", typeof(Deregister)),

@@ -713,8 +713,9 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             Apply(e);
             _link.Guard.Revoke(e.DeviceId);
             TellPlacement(new EntitiesRemoved([e.DeviceId, .. orphans], Revoked: true));
+            var notice = RevocationNotice.Sign(_link.Identity, e.DeviceId, e.Serials, NowMs);
             foreach (var other in _gateways.Values)
-                _link.Send(other.Endpoints.Connections, new CredentialRevoked(e.DeviceId, e.Serials));
+                _link.Send(other.Endpoints.Connections, new CredentialRevoked(e.DeviceId, e.Serials, notice));
             Log.Warning("credentials of {0} revoked ({1}); {2} PNEs behind it deregistered", e.DeviceId, e.Reason, orphans.Count);
             replyTo.Tell(new CredentialRevocationAccepted(e.DeviceId, e.Serials));
             SnapshotIfDue();

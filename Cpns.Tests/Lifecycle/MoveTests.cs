@@ -186,4 +186,59 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
         Assert.Equal("g1", await GatewayOfAsync("p1"));
         Assert.Equal(2, await AttachedAsync("g1"));
     }
+
+    private async Task<KnownRevocations> RevocationsAsync(string entity) =>
+        await Entity(entity).Ask<KnownRevocations>(GetKnownRevocations.Instance, Timeout);
+
+    private async Task<long> RefusalsAsync(string entity, string reason) =>
+        (await Entity(entity).Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault(reason);
+
+    [Fact]
+    public async Task A_PNE_refuses_a_PN_GW_the_server_revoked_and_a_revocation_its_own_PN_GW_made_up()
+    {
+        await StartAsync();
+        var revoked = await Server.Registry.Ask<CredentialRevocationAccepted>(new RevokeCredential("g2", "stolen"), Timeout);
+        Assert.NotEmpty(revoked.Serials);
+
+        // g1 passes the server's signed notice on to its PNEs.
+        await AwaitAssertAsync(async () => Assert.Equal(new KnownRevocations(["g2"], revoked.Serials),
+            await RevocationsAsync("p1"), KnownRevocationsComparer.Instance), Timeout);
+
+        // g2 still runs and answers p1's bridge with its credential; p1 takes nothing from it and stays in g1's PN.
+        var registration = (await Pnes["p1"].Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout)).RegistrationId;
+        var answer = await Pnes["p1"].Ask<BridgeAnswer>(new MoveToGateway("p1", Gateways["g2"]), Timeout);
+        Assert.False(answer.Accepted);
+        Assert.Equal(("g2", "g2 is revoked"), (answer.GatewayId, answer.Reason));
+        Assert.Equal(1, await RefusalsAsync("p1", "GatewayRevoked"));
+        Assert.Equal("g1", await GatewayOfAsync("p1"));
+        Assert.Equal(registration, (await Pnes["p1"].Ask<RegistrationStatus>(GetRegistrationStatus.Instance, Timeout)).RegistrationId);
+        Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch);
+
+        // g1 cannot revoke g3 for its PNEs: a notice signed by g1, under its own name or the server's, is refused.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var own = RevocationNotice.Sign(Identities["g1"], "g3", ["0badc0de"], now);
+        Pnes["p1"].Tell(SealAs("g1", own), ActorRefs.NoSender);
+        Pnes["p1"].Tell(SealAs("g1", own with { ServerId = Settings.ServerId }), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(2, await RefusalsAsync("p1", "RevocationNotVouched")), Timeout);
+        Assert.Equal(["g2"], (await RevocationsAsync("p1")).DeviceIds);
+
+        // The notice is durable at the PN GW: g1 started again hands it to a PNE that registers afterwards.
+        await StopEntityAsync(Gateways["g1"]);
+        StartGateway("g1");
+        await AwaitRegisteredAsync([Gateways["g1"]]);
+        StartPne("p4", "g1");
+        await AwaitRegisteredAsync([Pnes["p4"]]);
+        Assert.Equal(new KnownRevocations(["g2"], revoked.Serials), await RevocationsAsync("p4"), KnownRevocationsComparer.Instance);
+        Assert.Equal(0, await RefusalsAsync("p4", "RevocationNotVouched"));
+    }
+
+    private sealed class KnownRevocationsComparer : IEqualityComparer<KnownRevocations>
+    {
+        public static readonly KnownRevocationsComparer Instance = new();
+
+        public bool Equals(KnownRevocations? x, KnownRevocations? y) =>
+            x is not null && y is not null && x.DeviceIds.SequenceEqual(y.DeviceIds) && x.Serials.Order().SequenceEqual(y.Serials.Order());
+
+        public int GetHashCode(KnownRevocations obj) => obj.DeviceIds.Count;
+    }
 }
