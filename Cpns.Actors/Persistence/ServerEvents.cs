@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 
@@ -14,9 +15,15 @@ public sealed record GatewayRecord(
     GatewayEndpoints Endpoints,
     string RegistrationId,
     int LifetimeSeconds,
-    long LeaseStartMs) : ICpnsMessage, IWithGatewayId
+    long LeaseStartMs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] SecurityLevel? PnSecurityCeiling = null)
+    : ICpnsMessage, IWithGatewayId
 {
     public long ExpiresAtMs => LeaseStartMs + LifetimeSeconds * 1000L;
+
+    /// <summary>The level the server holds this PN to: what the PN GW declares, never above what its credential allows.</summary>
+    public SecurityLevel HeldPnSecurityLevel() =>
+        PnSecurityCeiling is { } ceiling && ceiling < Capabilities.PnSecurityLevel ? ceiling : Capabilities.PnSecurityLevel;
 }
 
 public sealed record PneRecord(

@@ -74,7 +74,8 @@ public static class AuthTranscripts
 
 // ---- Device ID/Key assignment: the registry asks the KMC for credentials ----
 
-public sealed record CredentialRequest(string DeviceId, EntityKind Kind, PublicKeys Keys) : ICpnsMessage, IWithDeviceId;
+public sealed record CredentialRequest(string DeviceId, EntityKind Kind, PublicKeys Keys, SecurityLevel? PnSecurityCeiling = null)
+    : ICpnsMessage, IWithDeviceId;
 
 public sealed record IssueCredentials(long RequestId, IReadOnlyList<CredentialRequest> Requests) : INodeLocal;
 

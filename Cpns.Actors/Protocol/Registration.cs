@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Akka.Actor;
 using Cpns.Actors.Security;
 
@@ -145,7 +146,14 @@ public sealed record GatewayAttached(string GatewayId, PublicKeys Keys, GatewayE
 // ---- Provisioning: the operator's one-time enrolment tokens (node-local) ----
 
 /// <summary>One device the operator allows to enrol: its id, its kind, the key of its token, until when.</summary>
-public sealed record DeviceProvision(string DeviceId, EntityKind Kind, Octets EnrolmentKey, long ExpiresAtMs) : ICpnsMessage, IWithDeviceId;
+/// <param name="PnSecurityCeiling">A PN GW's: the highest PN security level its credential will let it claim (none: any).</param>
+public sealed record DeviceProvision(
+    string DeviceId,
+    EntityKind Kind,
+    Octets EnrolmentKey,
+    long ExpiresAtMs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] SecurityLevel? PnSecurityCeiling = null)
+    : ICpnsMessage, IWithDeviceId;
 
 public sealed record ProvisionDevices(IReadOnlyList<DeviceProvision> Devices) : INodeLocal;
 

@@ -32,7 +32,8 @@ public sealed record VerifiedCredential(
     PublicKeys Keys,
     string Serial,
     DateTimeOffset NotBefore,
-    DateTimeOffset NotAfter);
+    DateTimeOffset NotAfter,
+    SecurityLevel? PnSecurityCeiling = null);
 
 public readonly record struct CredentialCheck(VerifiedCredential? Credential, CredentialError? Error, string? Detail)
 {
@@ -50,6 +51,9 @@ public static class CredentialOids
     public const string Arc = "2.25.151673672115328229282145302372004827933";
     public static readonly DerObjectIdentifier EntityKind = new(Arc + ".7.1");
     public static readonly DerObjectIdentifier AgreementKey = new(Arc + ".7.2");
+
+    /// <summary>A PN GW's: the highest PN security level it may claim, as the operator provisioned it.</summary>
+    public static readonly DerObjectIdentifier PnSecurityCeiling = new(Arc + ".7.3");
 
     /// <summary>The borrowed arc of credentials issued before this one: still read, so journaled credentials verify; never written.</summary>
     internal static readonly DerObjectIdentifier LegacyEntityKind = new("1.3.6.1.4.1.59999.7.1");
@@ -90,7 +94,7 @@ public sealed class CredentialAuthority
 
     /// <summary>Issues a credential and tells its serial number (hex), the handle revocation uses.</summary>
     public (Credential Credential, string Serial) IssueWithSerial(string deviceId, EntityKind kind, PublicKeys keys,
-        DateTimeOffset notBefore, TimeSpan validity)
+        DateTimeOffset notBefore, TimeSpan validity, SecurityLevel? pnSecurityCeiling = null)
     {
         if (!DeviceIds.IsValid(deviceId))
             throw new ArgumentException($"'{deviceId}' is not a valid device id", nameof(deviceId));
@@ -109,6 +113,8 @@ public sealed class CredentialAuthority
             X509ExtensionUtilities.CreateAuthorityKeyIdentifier(_rootKey.GeneratePublicKey()));
         generator.AddExtension(CredentialOids.EntityKind, false, new DerUtf8String(kind.ToString()));
         generator.AddExtension(CredentialOids.AgreementKey, false, new DerOctetString(keys.Agreement.ToArray()));
+        if (pnSecurityCeiling is { } ceiling)
+            generator.AddExtension(CredentialOids.PnSecurityCeiling, false, new DerUtf8String(ceiling.ToString()));
         var certificate = generator.Generate(new Asn1SignatureFactory("Ed25519", _rootKey));
         return (new Credential(Octets.Own(certificate.GetEncoded())), certificate.SerialNumber.ToString(16));
     }
@@ -157,6 +163,14 @@ public sealed class CredentialVerifier(Octets rootPublicKey)
             if (!Enum.TryParse<EntityKind>(kindText, out var kind) || agreement is not { Length: 32 } ||
                 certificate.GetPublicKey() is not Ed25519PublicKeyParameters signing)
                 return CredentialCheck.Fail(CredentialError.Malformed, "credential lacks the CPNS kind or key extensions");
+            SecurityLevel? ceiling = null;
+            if (X509ExtensionUtilities.FromExtensionValue(certificate, CredentialOids.PnSecurityCeiling) is { } ceilingValue)
+            {
+                if (ceilingValue is not DerUtf8String text || !Enum.TryParse<SecurityLevel>(text.GetString(), out var level) ||
+                    !Enum.IsDefined(level))
+                    return CredentialCheck.Fail(CredentialError.Malformed, "credential's PN security ceiling is not a level");
+                ceiling = level;
+            }
 
             var serial = certificate.SerialNumber.ToString(16);
             if (revokedSerials is not null && revokedSerials.Contains(serial))
@@ -173,7 +187,7 @@ public sealed class CredentialVerifier(Octets rootPublicKey)
                 return CredentialCheck.Fail(CredentialError.WrongKind, $"{deviceId} is a {kind}, not {string.Join(" or ", allowedKinds)}");
 
             return new CredentialCheck(new VerifiedCredential(deviceId, kind,
-                new PublicKeys(Octets.Own(signing.GetEncoded()), Octets.Own(agreement)), serial, notBefore, notAfter), null, null);
+                new PublicKeys(Octets.Own(signing.GetEncoded()), Octets.Own(agreement)), serial, notBefore, notAfter, ceiling), null, null);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

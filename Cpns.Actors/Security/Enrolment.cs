@@ -19,11 +19,17 @@ public static class Enrolment
 
     public static bool IsToken(string? token) => token is { Length: > 40 and < 80 } && token.StartsWith(Prefix, StringComparison.Ordinal);
 
-    /// <summary>A fresh token for one device, and the provisioning entry the server keeps for it (the token's key only).</summary>
-    public static (string Token, DeviceProvision Provision) Provision(string deviceId, EntityKind kind, long expiresAtMs)
+    /// <summary>
+    /// A fresh token for one device, and the provisioning entry the server keeps for it (the token's key only). A PN GW's
+    /// <paramref name="pnSecurityCeiling"/> goes into the credential it enrols for: the most its PN is ever held to.
+    /// </summary>
+    public static (string Token, DeviceProvision Provision) Provision(string deviceId, EntityKind kind, long expiresAtMs,
+        SecurityLevel? pnSecurityCeiling = null)
     {
+        if (pnSecurityCeiling is not null && kind is not (EntityKind.PnGateway or EntityKind.Both))
+            throw new ArgumentException("only a PN GW has a PN security ceiling", nameof(pnSecurityCeiling));
         var token = NewToken();
-        return (token, new DeviceProvision(deviceId, kind, KeyOf(token), expiresAtMs));
+        return (token, new DeviceProvision(deviceId, kind, KeyOf(token), expiresAtMs, pnSecurityCeiling));
     }
 
     /// <summary>What the server keeps for a token: it checks proofs with it and never sees the token again.</summary>

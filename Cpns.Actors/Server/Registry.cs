@@ -236,7 +236,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void Place(GatewayRecord gateway)
     {
         _link.Guard.Trust(gateway.GatewayId, gateway.Keys.Signing);
-        TellPlacement(new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.Capabilities.PnSecurityLevel,
+        TellPlacement(new GatewayPlaced(gateway.GatewayId, gateway.Kind, gateway.Keys, gateway.HeldPnSecurityLevel(),
             gateway.Endpoints));
     }
 
@@ -246,15 +246,19 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     /// </summary>
     private void OnGatewayCapabilities(GatewayCapabilitiesChanged changed, IActorRef replyTo)
     {
-        var before = _gateways[changed.GatewayId].Capabilities.PnSecurityLevel;
+        var before = _gateways[changed.GatewayId].HeldPnSecurityLevel();
         Persist(new GatewayCapabilitiesChangedEvent(changed.GatewayId, changed.Capabilities), e =>
         {
             Apply(e);
             var gateway = _gateways[e.GatewayId];
-            if (gateway.Capabilities.PnSecurityLevel != before)
-                Log.Info("the PN of {0} now offers {1} security (was {2})", e.GatewayId, gateway.Capabilities.PnSecurityLevel, before);
+            var held = gateway.HeldPnSecurityLevel();
+            if (held < gateway.Capabilities.PnSecurityLevel)
+                Log.Warning("{0} declares a PN of {1} security; its credential allows at most {2}", e.GatewayId,
+                    gateway.Capabilities.PnSecurityLevel, held);
+            if (held != before)
+                Log.Info("the PN of {0} is now held to {1} security (was {2})", e.GatewayId, held, before);
             Place(gateway);
-            _link.Send(replyTo, new GatewayCapabilitiesAccepted(e.GatewayId, gateway.Capabilities.PnSecurityLevel));
+            _link.Send(replyTo, new GatewayCapabilitiesAccepted(e.GatewayId, held));
             SnapshotIfDue();
         });
     }
@@ -430,7 +434,10 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         if (register.Credential is not null)
             presented[register.GatewayId] = register.Credential;
         RequestCredentials(new AwaitingCredentials(Sender, record, null, [], [], presented),
-            register.Credential is null ? [new CredentialRequest(register.GatewayId, register.Kind, register.Keys)] : []);
+            register.Credential is null
+                ? [new CredentialRequest(register.GatewayId, register.Kind, register.Keys,
+                    _provisioned.GetValueOrDefault(register.GatewayId)?.PnSecurityCeiling)]
+                : []);
     }
 
     private void OnRegisterPnes(RegisterPnes batch)
@@ -545,7 +552,15 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         {
             var number = _lastRegistrationNumber + 1;
             var (credential, serial) = credentials[gateway.GatewayId];
-            var record = gateway with { RegistrationId = RegistrationId(number), CredentialSerial = serial };
+            var record = gateway with
+            {
+                RegistrationId = RegistrationId(number),
+                CredentialSerial = serial,
+                PnSecurityCeiling = _verifier.Verify(credential, Context.System.Scheduler.Now).Credential?.PnSecurityCeiling,
+            };
+            if (record.HeldPnSecurityLevel() < record.Capabilities.PnSecurityLevel)
+                Log.Warning("{0} declares a PN of {1} security; its credential allows at most {2}, and the server holds it to that",
+                    record.GatewayId, record.Capabilities.PnSecurityLevel, record.HeldPnSecurityLevel());
             Persist(new GatewayRegisteredEvent(record, number), e =>
             {
                 Apply(e);

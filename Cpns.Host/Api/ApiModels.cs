@@ -59,7 +59,8 @@ public sealed record DmBody(DmOperation Operation, string Path, string? Value = 
 public sealed record GroupKeysView(string GroupId, DeliveryMode Mode, long Epoch, int LkhMembers, long LkhTreeEpoch);
 
 /// <summary>A device the operator allows to enrol once: a PN GW (or BOTH device) or a PNE.</summary>
-public sealed record ProvisionBody(string DeviceId, EntityKind Kind, int ValidDays = 7);
+/// <param name="PnSecurityCeiling">A PN GW's: the highest PN security level its credential lets it claim (none: any).</param>
+public sealed record ProvisionBody(string DeviceId, EntityKind Kind, int ValidDays = 7, SecurityLevel? PnSecurityCeiling = null);
 
 /// <summary>The device's one-time enrolment token, shown only in this answer; the server keeps only its key.</summary>
 public sealed record ProvisionedView(string DeviceId, EntityKind Kind, string Token, long ExpiresAtMs);

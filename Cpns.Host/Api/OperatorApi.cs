@@ -70,7 +70,9 @@ public static class OperatorApi
         if (body.ValidDays is < 1 or > 365)
             return Problems.Invalid("a token is valid for 1 to 365 days");
         var expires = server.System.Scheduler.Now.AddDays(body.ValidDays).ToUnixTimeMilliseconds();
-        var (token, provision) = Enrolment.Provision(body.DeviceId, body.Kind, expires);
+        if (body.PnSecurityCeiling is not null && body.Kind is not (EntityKind.PnGateway or EntityKind.Both))
+            return Problems.Invalid("only a PN GW has a PN security ceiling");
+        var (token, provision) = Enrolment.Provision(body.DeviceId, body.Kind, expires, body.PnSecurityCeiling);
         return await server.AskAsync(server.Server.Registry, new ProvisionDevices([provision]), cancellationToken) switch
             {
                 DevicesProvisioned { DeviceIds.Count: 1 } => Results.Created($"/operator/v1/devices/{body.DeviceId}/lease",

@@ -25,11 +25,16 @@ public static class ProvisionCommand
         var gateways = new Option<int>("--gateways") { Description = "PN GWs of that node to provision", DefaultValueFactory = _ => 1 };
         var pnes = new Option<int>("--pnes") { Description = "PNEs of that node to provision", DefaultValueFactory = _ => 4 };
         var days = new Option<int>("--valid-days") { Description = "Days the tokens stay valid for a first enrolment", DefaultValueFactory = _ => 7 };
+        var pnSecurity = new Option<SecurityLevel?>("--pn-security")
+        {
+            Description = "The highest PN security level these PN GWs may claim (None, Low, Medium, High; default: any): " +
+                          "it goes into their credentials, and the server never holds their PNs above it",
+        };
         var command = new Command("provision",
             "Provision a gateway node's PN GWs and PNEs for enrolment: a one-time token each for the node, their keys for the " +
             "server node (run it with the server node's --data; the server takes them within a second, also when started later)")
         {
-            data, gatewayData, name, gateways, pnes, days,
+            data, gatewayData, name, gateways, pnes, days, pnSecurity,
         };
         OptionRules.AtLeast(gateways, 0);
         OptionRules.AtLeast(pnes, 0);
@@ -50,7 +55,8 @@ public static class ProvisionCommand
                 .Concat(Enumerable.Range(1, parse.GetValue(pnes)).Select(j => ($"{prefix}-p{j}", EntityKind.Pne)));
             foreach (var (deviceId, kind) in ids)
             {
-                var (token, provision) = Enrolment.Provision(deviceId, kind, expires);
+                var (token, provision) = Enrolment.Provision(deviceId, kind, expires,
+                    kind == EntityKind.PnGateway ? parse.GetValue(pnSecurity) : null);
                 identities.SaveEnrolmentToken(deviceId, token);
                 devices.Add(provision);
             }

@@ -32,14 +32,15 @@ public sealed class ProvisioningInbox : IAsyncDisposable
         _loop = Task.Run(RunAsync);
     }
 
-    public sealed record Entry(string DeviceId, EntityKind Kind, string EnrolmentKey, long ExpiresAtMs);
+    public sealed record Entry(string DeviceId, EntityKind Kind, string EnrolmentKey, long ExpiresAtMs, SecurityLevel? PnSecurityCeiling = null);
 
     /// <summary>Writes a provisioning file for the server node whose data folder is <paramref name="dataFolder"/>.</summary>
     public static string Drop(string dataFolder, IEnumerable<DeviceProvision> devices)
     {
         var path = Path.Combine(dataFolder, FolderName, $"{DateTime.UtcNow:yyyyMMddHHmmssfff}-{Guid.NewGuid():N}.json");
         SecretFiles.Write(path, JsonSerializer.SerializeToUtf8Bytes(
-            devices.Select(d => new Entry(d.DeviceId, d.Kind, Convert.ToBase64String(d.EnrolmentKey.Span), d.ExpiresAtMs)).ToList(), Json));
+            devices.Select(d => new Entry(d.DeviceId, d.Kind, Convert.ToBase64String(d.EnrolmentKey.Span), d.ExpiresAtMs,
+                d.PnSecurityCeiling)).ToList(), Json));
         return path;
     }
 
@@ -67,7 +68,8 @@ public sealed class ProvisioningInbox : IAsyncDisposable
         {
             SecretFiles.CheckOwnerOnly(file);
             devices = (JsonSerializer.Deserialize<List<Entry>>(await File.ReadAllBytesAsync(file), Json) ?? [])
-                .Select(e => new DeviceProvision(e.DeviceId, e.Kind, Octets.Own(Convert.FromBase64String(e.EnrolmentKey)), e.ExpiresAtMs))
+                .Select(e => new DeviceProvision(e.DeviceId, e.Kind, Octets.Own(Convert.FromBase64String(e.EnrolmentKey)), e.ExpiresAtMs,
+                    e.PnSecurityCeiling))
                 .ToList();
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidDataException or IOException)

@@ -252,6 +252,48 @@ public sealed class AuthorizationTests(ITestOutputHelper output) : CpnsTestKit(o
     }
 
     [Fact]
+    public async Task A_PN_GW_that_claims_more_PN_security_than_it_was_provisioned_for_is_held_to_its_ceiling()
+    {
+        await StartServerAsync();
+        StartGateway("g1");
+        StartGateway("g2", pnSecurity: SecurityLevel.High, pnSecurityCeiling: SecurityLevel.Medium);
+        await AwaitRegisteredAsync(Gateways.Values);
+        StartPne("p1", "g1");
+        StartPne("p2", "g2");
+        await AwaitRegisteredAsync(Pnes.Values);
+
+        // g2 declares High; its credential says Medium at most: a group that needs High cannot take p2 in.
+        var refused = await RefusedHighGroupAsync();
+        Assert.Contains("p2 (behind g2) offers Medium", refused.Detail);
+
+        // A Medium group does reach p2.
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("medium", "p1", DeliveryMode.Push, ["p1", "p2"], SecurityLevel.Medium)), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p2"], "medium")).CurrentEpoch), Timeout);
+
+        // Declaring High again is answered with the level held; the ceiling only caps, so Low is Low.
+        Assert.Equal(SecurityLevel.Medium, (await Gateways["g2"].Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g2", DeviceCapabilities.Gateway(SecurityLevel.High)), Timeout)).PnSecurityLevel);
+        Assert.Equal(SecurityLevel.Low, (await Gateways["g2"].Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g2", DeviceCapabilities.Gateway(SecurityLevel.Low)), Timeout)).PnSecurityLevel);
+        Assert.Equal(SecurityLevel.Medium, (await Gateways["g2"].Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g2", DeviceCapabilities.Gateway(SecurityLevel.High)), Timeout)).PnSecurityLevel);
+
+        // The ceiling is journaled with the registration: a restarted server still holds g2 to it.
+        await RestartServerAsync();
+        await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
+        Assert.Contains("p2 (behind g2) offers Medium", (await RefusedHighGroupAsync()).Detail);
+    }
+
+    private async Task<GroupRejected> RefusedHighGroupAsync()
+    {
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("secret", "p1", DeliveryMode.Push, ["p1", "p2"], SecurityLevel.High)), TestActor);
+        var refused = await ExpectMsgAsync<GroupRejected>(Timeout);
+        Assert.Equal(GroupError.InsufficientSecurityLevel, refused.Error);
+        return refused;
+    }
+
+    [Fact]
     public async Task A_gateway_reports_capabilities_only_for_itself()
     {
         await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1" });

@@ -70,6 +70,19 @@ public sealed class CredentialTests
     }
 
     [Fact]
+    public void A_PN_GWs_credential_carries_the_PN_security_ceiling_it_was_provisioned_with()
+    {
+        var gateway = EntityIdentity.Generate("g1", EntityKind.PnGateway);
+        var capped = _kmc.IssueWithSerial("g1", EntityKind.PnGateway, gateway.PublicKeys, Now.AddHours(-1), TimeSpan.FromDays(1),
+            SecurityLevel.Medium).Credential;
+        Assert.Equal(SecurityLevel.Medium, _kmc.Verifier().Verify(capped, Now).Credential?.PnSecurityCeiling);
+        Assert.Null(_kmc.Verifier().Verify(Issue(), Now).Credential?.PnSecurityCeiling); // none provisioned: none stated
+
+        var certificate = new Org.BouncyCastle.X509.X509CertificateParser().ReadCertificate(capped.Der.ToArray());
+        Assert.Contains(CredentialOids.Arc + ".7.3", certificate.GetNonCriticalExtensionOids());
+    }
+
+    [Fact]
     public void A_forged_credential_is_refused()
     {
         var der = Issue().Der.ToArray();

@@ -128,12 +128,12 @@ public abstract class CpnsTestKit : TestKit
     }
 
     protected IActorRef StartGateway(string gatewayId, EntityKind kind = EntityKind.PnGateway,
-        SecurityLevel pnSecurity = SecurityLevel.High, int lifetimeSeconds = 0)
+        SecurityLevel pnSecurity = SecurityLevel.High, int lifetimeSeconds = 0, SecurityLevel? pnSecurityCeiling = null)
     {
         var identity = Identities.TryGetValue(gatewayId, out var known) ? known : EntityIdentity.Generate(gatewayId, kind);
         Identities[gatewayId] = identity;
         return Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Secrets.TrustAnchor, Server.Registry, Settings,
-            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds, EnrolmentTokenFor(gatewayId, kind));
+            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds, EnrolmentTokenFor(gatewayId, kind, pnSecurityCeiling));
     }
 
     private readonly Dictionary<string, string> _enrolmentTokens = new(StringComparer.Ordinal);
@@ -142,11 +142,11 @@ public abstract class CpnsTestKit : TestKit
     /// The test plays the operator: a device it starts for the first time is provisioned at the registry (the registry
     /// takes it before the device's hello, which is sent later); a device started again keeps its token.
     /// </summary>
-    protected string EnrolmentTokenFor(string deviceId, EntityKind kind)
+    protected string EnrolmentTokenFor(string deviceId, EntityKind kind, SecurityLevel? pnSecurityCeiling = null)
     {
         if (_enrolmentTokens.TryGetValue(deviceId, out var token))
             return token;
-        (token, var provision) = Enrolment.Provision(deviceId, kind, long.MaxValue);
+        (token, var provision) = Enrolment.Provision(deviceId, kind, long.MaxValue, pnSecurityCeiling);
         _enrolmentTokens[deviceId] = token;
         Server.Registry.Tell(new ProvisionDevices([provision]), ActorRefs.Nobody);
         return token;
