@@ -33,14 +33,13 @@ public static class ClusterNodes
     }
 
     /// <summary>
-    /// A server node: the server entity with its key registry, and a proxy to the Group Key Managers, whose public identity
-    /// it knows (<paramref name="keyManagers"/>: the server node made their key file).
+    /// A server node: the server entity with its key registry, and a proxy to the Group Key Managers (each gateway node's
+    /// own, known by its KMC credential).
     /// </summary>
-    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, KeyManagerKeys keyManagers,
-        CpnsSettings settings)
+    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
     {
         await WhenUpAsync(system);
-        var server = Deployment.StartServer(system, secrets, settings, new KeyManagerRegion(StartKeyManagerProxy(system, settings), keyManagers));
+        var server = Deployment.StartServer(system, secrets, settings, new KeyManagerRegion(StartKeyManagerProxy(system, settings)));
         StartStatus(system, null);
         return server;
     }
@@ -52,7 +51,7 @@ public static class ClusterNodes
     public static IActorRef StartStatus(ActorSystem system, IActorRef? localKeyManagers) =>
         system.ActorOf(ClusterStatusActor.Props(localKeyManagers), StatusActorName);
 
-    /// <summary>A gateway node: it hosts Group Key Managers, with their own secrets (none of the server's), and PN GWs.</summary>
+    /// <summary>A gateway node: it hosts Group Key Managers, with this node's own secrets (none of the server's), and PN GWs.</summary>
     public static async Task<IActorRef> StartGatewayNodeAsync(ActorSystem system, KeyManagerSecrets secrets, CpnsSettings settings)
     {
         await WhenUpAsync(system);

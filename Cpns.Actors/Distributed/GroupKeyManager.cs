@@ -16,7 +16,10 @@ namespace Cpns.Actors.Distributed;
 /// anyone hears of it), registers it at the central key registry on the server node (indirect delivery: members
 /// pull from there), delivers it directly when the group is pushed, and destroys the keys when the group is deleted.
 /// When its node leaves or crashes, sharding starts it on another gateway node, where it recovers from the journal
-/// and carries on from the same epoch: an epoch it made is announced again with the same key, never a new one.
+/// and carries on from the same epoch: an epoch it made is announced again with the same key, never a new one. Each
+/// gateway node's manager has its own identity, credential and KEK, so the node it moved to cannot open the keys the
+/// old node made: it makes no other key for those epochs (the registry skips to the next), and leaves their pushes to
+/// the server, which holds every epoch.
 /// </summary>
 public sealed class GroupKeyManager : CpnsPersistentActor
 {
@@ -25,6 +28,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
 
     private readonly string _groupId;
     private readonly EntityIdentity _identity;
+    private readonly Credential _credential;
     private readonly KeyEncryptionKey _kek;
     private readonly PairwiseKeys _pairwise;
     private readonly SecureLink _link;
@@ -39,6 +43,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
     {
         _groupId = groupId;
         _identity = secrets.Identity;
+        _credential = secrets.Credential;
         _kek = secrets.Kek;
         _serverId = secrets.Server.ServerId!;
         _serverKeys = secrets.ServerKeys;
@@ -135,11 +140,15 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         var registry = Sender;
         if (_revokedAt is not null)
         {
-            _link.Send(registry, new GkmKeyRefused(_groupId, create.Epoch, GkmRefusal.Revoked, _lastEpoch, $"{_groupId} was deleted"));
+            // Every answer names this manager's credential: the registry may not have met it (a new node, a failover).
+            _link.Send(registry, new GkmKeyRefused(_groupId, create.Epoch, GkmRefusal.Revoked, _lastEpoch, $"{_groupId} was deleted")
+            {
+                ManagerCredential = _credential,
+            });
             return;
         }
 
-        if (_epochs.TryGetValue(create.Epoch, out var made))
+        if (_epochs.TryGetValue(create.Epoch, out var made) && Opens(made))
         {
             // Asked again (the answer was lost, or the registry retried across a failover): the same key, never another.
             Register(made, registry, created: false);
@@ -148,8 +157,9 @@ public sealed class GroupKeyManager : CpnsPersistentActor
 
         if (create.Epoch <= _lastEpoch)
         {
+            // Made here before, or by another node's manager before a failover (sealed under its KEK): never another key.
             _link.Send(registry, new GkmKeyRefused(_groupId, create.Epoch, GkmRefusal.StaleEpoch, _lastEpoch,
-                $"{_groupId} is at epoch {_lastEpoch}"));
+                $"{_groupId} is at epoch {_lastEpoch}") { ManagerCredential = _credential });
             return;
         }
 
@@ -170,21 +180,27 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         // Wrapped for the server alone: the managers' KEK is theirs, the server's KEK the server's.
         var forServer = key.WrapFor(_pairwise, _serverId, _serverKeys.Agreement);
         FlowTrace.Send(Context, registry,
-            _link.SealFor(registry, new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, forServer, epoch.KeyCheck, _node)),
+            _link.SealFor(registry, new GkmKeyIssued(_groupId, epoch.Epoch, epoch.Parameters, forServer, epoch.KeyCheck, _node)
+            {
+                ManagerCredential = _credential,
+            }),
             _groupId, epoch.Epoch, 5, epoch.Parameters.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
     }
 
     private void Push(GkmPush push)
     {
-        if (!_epochs.TryGetValue(push.Epoch, out var epoch))
+        var problem = !_epochs.TryGetValue(push.Epoch, out var epoch) ? $"it does not hold epoch {push.Epoch}"
+            : !Opens(epoch) ? $"epoch {push.Epoch} was made by another node's key manager"
+            : null;
+        if (problem is not null || epoch is null)
         {
-            Log.Warning("group key manager of {0}: asked to push epoch {1}, which it does not hold", _groupId, push.Epoch);
+            _link.Send(Sender, new GkmPushDeclined(_groupId, push.Epoch, problem ?? "") { ManagerCredential = _credential });
             return;
         }
 
         if (push.Broadcast is { } broadcast && broadcast.Epoch == push.Epoch && broadcast.KeyCheck == epoch.KeyCheck)
         {
-            var sealedBroadcast = _link.Seal(broadcast);
+            var sealedBroadcast = _link.Seal(broadcast with { ManagerCredential = _credential });
             foreach (var target in push.BroadcastTargets ?? [])
                 FlowTrace.Send(Context, target.GatewayCskmf, sealedBroadcast, _groupId, push.Epoch, 8, FlowKind.Push,
                     FlowLeg.ServerToGateway);
@@ -197,7 +213,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         {
             var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
                 key.WrapFor(_pairwise, target.GatewayId, target.GatewayAgreementKey), key.KeyCheck, target.LocalMembers, push.Announcement,
-                push.Paths?.GetValueOrDefault(target.GatewayId));
+                push.Paths?.GetValueOrDefault(target.GatewayId)) { ManagerCredential = _credential };
             FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
                 FlowLeg.ServerToGateway);
         }
@@ -208,7 +224,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         var registry = Sender;
         if (_revokedAt is not null)
         {
-            _link.Send(registry, new GkmRevoked(_groupId, _revokedAt.Value));
+            _link.Send(registry, new GkmRevoked(_groupId, _revokedAt.Value) { ManagerCredential = _credential });
             return;
         }
 
@@ -216,8 +232,15 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         {
             Apply(e);
             Log.Info("group key manager of {0}: keys destroyed up to epoch {1}", _groupId, e.FinalEpoch);
-            _link.Send(registry, new GkmRevoked(_groupId, e.FinalEpoch));
+            _link.Send(registry, new GkmRevoked(_groupId, e.FinalEpoch) { ManagerCredential = _credential });
         });
+    }
+
+    /// <summary>Whether this node's KEK opens the epoch's key (false: another node's manager made it).</summary>
+    private bool Opens(GkmEpochCreatedEvent epoch)
+    {
+        using var key = _kek.TryUnwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
+        return key is not null;
     }
 }
 

@@ -189,7 +189,7 @@ public sealed partial class Connections
         _serverBootId = registered.BootId;
         _lastServerAckMs = NowMs;
         ScheduleOwnRenewal();
-        TellFunctions(new ServerAttached(registered.Server, _serverCredential!));
+        TellFunctions(new ServerAttached(registered.Server, _serverCredential!, _verifier));
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, _identity.Kind, registered.RegistrationId));
         foreach (var (hello, replyTo) in _helloBacklog)
             Challenge(hello, replyTo);

@@ -26,6 +26,7 @@ public sealed class GatewayCskmf : KeyHolder
     private readonly Dictionary<string, (GroupKey Key, EpochAnnouncement Announcement)> _unplaced = new(StringComparer.Ordinal);
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private ServerEndpoints? _server;
+    private CredentialVerifier? _verifier;
     private readonly DownlinkQueues _downlink;
 
     public GatewayCskmf(EntityIdentity identity, CpnsSettings settings)
@@ -37,17 +38,36 @@ public sealed class GatewayCskmf : KeyHolder
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
         Akka.Actor.Props.Create<GatewayCskmf>(identity, settings);
 
+    /// <summary>A Group Key Manager's delivery or broadcast names its keys through its KMC credential.</summary>
+    protected override Octets? WrapperKeyIn(object message)
+    {
+        if (_server is not { KeyManagers: true } server || _verifier is null ||
+            message is not IFromKeyManager { ManagerCredential: { } credential })
+            return null;
+        var now = Context.System.Scheduler.Now;
+        var subject = _verifier.Verify(credential, now).Credential?.DeviceId;
+        if (subject is null || KeyManagerCredentials.KeysOf(_verifier, credential, subject, server.ServerId, now) is not { } keys)
+        {
+            Link.CountRefusal("ManagerNotVouched");
+            Log.Warning("{0}: a {1} names a credential that is not one of {2}'s key managers", Identity.DeviceId,
+                message.GetType().Name, server.ServerId);
+            return null;
+        }
+
+        TrustWrapper(subject, keys);
+        return keys.Signing;
+    }
+
     protected override void OnOther(object message)
     {
         switch (message)
         {
             case ServerAttached attached:
                 _server = attached.Server;
-                // The server wraps what members pull; in the distributed topology the Group Key Managers wrap what they push.
-                Trust(attached.Server.KeyManager is { } managers
-                        ? [(attached.Server.ServerId, attached.Server.Keys), (managers.ManagerId, managers.Keys)]
-                        : [(attached.Server.ServerId, attached.Server.Keys)],
-                    attached.Server.ServerId, attached.Server.Keys.Signing);
+                _verifier = attached.Verifier;
+                // The server wraps what members pull; in the distributed topology the Group Key Managers wrap what they
+                // push, each trusted once its KMC credential checks out (WrapperKeyIn).
+                Trust([(attached.Server.ServerId, attached.Server.Keys)], attached.Server.ServerId, attached.Server.Keys.Signing);
                 break;
             case PneAttached attached:
                 _pnes[attached.DeviceId] = attached;

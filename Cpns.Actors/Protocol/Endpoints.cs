@@ -17,8 +17,11 @@ public sealed record ServerEndpoints(
     IActorRef Delivery,
     IActorRef Usage) : ICpnsMessage
 {
-    /// <summary>In the distributed topology: the Group Key Managers' own id and public keys (they push keys, wrapped by them).</summary>
-    public KeyManagerKeys? KeyManager { get; init; }
+    /// <summary>
+    /// The distributed topology: Group Key Managers on gateway nodes push keys, wrapped by them. Each proves itself with
+    /// its own KMC credential (<see cref="IFromKeyManager"/>).
+    /// </summary>
+    public bool KeyManagers { get; init; }
 }
 
 /// <summary>Where the functions of a PN GW can be reached, by the server and by its PNEs.</summary>

@@ -9,8 +9,14 @@ namespace Cpns.Actors.Protocol;
 /// <summary>Step 2 (distributed): the central key registry asks the group's Group Key Manager for the key of an epoch.</summary>
 public sealed record GkmCreateKey(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
 
-/// <summary>The Group Key Managers' identity as others know it: its id and public keys (never the server's).</summary>
-public sealed record KeyManagerKeys(string ManagerId, PublicKeys Keys);
+/// <summary>
+/// What a Group Key Manager sends carries its KMC credential (kind KeyManager): the server and PN GWs take a manager's
+/// keys from it, checked against the KMC root, so a gateway node added later needs no list to be handed round.
+/// </summary>
+public interface IFromKeyManager
+{
+    Credential? ManagerCredential { get; }
+}
 
 /// <summary>
 /// Step 5 (distributed): the Group Key Manager registers the epoch's key, wrapped for the server alone (the managers and
@@ -18,7 +24,10 @@ public sealed record KeyManagerKeys(string ManagerId, PublicKeys Keys);
 /// <paramref name="ManagerNode"/> is the node it runs on.
 /// </summary>
 public sealed record GkmKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyForServer, Octets KeyCheck,
-    string ManagerNode) : ICpnsMessage, IWithGroupId;
+    string ManagerNode) : ICpnsMessage, IWithGroupId, IFromKeyManager
+{
+    public Credential? ManagerCredential { get; init; }
+}
 
 public enum GkmRefusal
 {
@@ -27,7 +36,20 @@ public enum GkmRefusal
     Revoked,
 }
 
-public sealed record GkmKeyRefused(string GroupId, long Epoch, GkmRefusal Reason, long LastEpoch, string Detail) : ICpnsMessage, IWithGroupId;
+public sealed record GkmKeyRefused(string GroupId, long Epoch, GkmRefusal Reason, long LastEpoch, string Detail)
+    : ICpnsMessage, IWithGroupId, IFromKeyManager
+{
+    public Credential? ManagerCredential { get; init; }
+}
+
+/// <summary>
+/// A manager cannot push an epoch that another gateway node's manager made before a failover (that key is sealed under
+/// the other node's KEK): the server, which holds every epoch, delivers it itself.
+/// </summary>
+public sealed record GkmPushDeclined(string GroupId, long Epoch, string Reason) : ICpnsMessage, IWithGroupId, IFromKeyManager
+{
+    public Credential? ManagerCredential { get; init; }
+}
 
 /// <summary>
 /// Push step 8 (distributed): the Group Key Manager delivers the epoch directly — wrapped for each of
@@ -48,7 +70,10 @@ public sealed record GkmPush(
 /// <summary>Revocation (distributed): the group was deleted; its Group Key Manager destroys every key it holds.</summary>
 public sealed record GkmRevoke(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
 
-public sealed record GkmRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId;
+public sealed record GkmRevoked(string GroupId, long FinalEpoch) : ICpnsMessage, IWithGroupId, IFromKeyManager
+{
+    public Credential? ManagerCredential { get; init; }
+}
 
 /// <summary>Where a group's Group Key Manager runs and how far it got.</summary>
 public sealed record GetGkmState(string GroupId) : ICpnsMessage, IWithGroupId;

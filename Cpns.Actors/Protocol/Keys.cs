@@ -110,7 +110,11 @@ public sealed record GroupKeyDelivery(
     Octets KeyCheck,
     IReadOnlyList<string> LocalMembers,
     EpochAnnouncement Announcement,
-    LkhPath? Path = null) : ICpnsMessage, IWithGroupId;
+    LkhPath? Path = null) : ICpnsMessage, IWithGroupId, IFromKeyManager
+{
+    /// <summary>Set by a Group Key Manager that wrapped it: the KMC credential its keys are taken from.</summary>
+    public Credential? ManagerCredential { get; init; }
+}
 
 /// <summary>
 /// Push step 8 for a group keyed through a logical key hierarchy: the same message, signed once, goes to every PN GW
@@ -128,7 +132,11 @@ public sealed record GroupRekeyBroadcast(
     IReadOnlyList<LkhRekey> Steps,
     Octets KeyUnderRoot,
     Octets KeyCheck,
-    EpochAnnouncement Announcement) : ICpnsMessage, IWithGroupId;
+    EpochAnnouncement Announcement) : ICpnsMessage, IWithGroupId, IFromKeyManager
+{
+    /// <summary>Set by a Group Key Manager that sends the server's broadcast: its KMC credential.</summary>
+    public Credential? ManagerCredential { get; init; }
+}
 
 /// <summary>
 /// The group's key manager signs every epoch it makes (group, epoch, key check value); holders check it, so a

@@ -44,6 +44,8 @@ public enum EntityKind
     /// <summary>A device that is a PN GW and a PNE at once (seed Appendix A.1.2.2).</summary>
     Both,
     Server,
+    /// <summary>A gateway node's Group Key Manager (distributed topology): its own identity and KMC credential.</summary>
+    KeyManager,
 }
 
 public enum DeliveryMode

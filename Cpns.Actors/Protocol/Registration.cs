@@ -136,7 +136,8 @@ public sealed record PneAttached(string DeviceId, PublicKeys Keys, PneEndpoints 
 
 public sealed record PneDetached(string DeviceId) : INodeLocal, IWithDeviceId;
 
-public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCredential) : INodeLocal;
+/// <param name="Verifier">Checks credentials against the KMC root this PN GW was provisioned with (a Group Key Manager's, say).</param>
+public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCredential, CredentialVerifier Verifier) : INodeLocal;
 
 // ---- Inside a PNE: its GW became known ----
 

@@ -28,6 +28,9 @@ public sealed class KeyEncryptionKey
         GroupKey.Unwrap(_key, wrapped, groupId, epoch, Recipient)
         ?? throw new CryptographicException($"group key {groupId}#{epoch} does not open under this KEK");
 
+    /// <summary>The key, or null if it was not wrapped under this KEK (another key manager's, say).</summary>
+    public GroupKey? TryUnwrap(string groupId, long epoch, Octets wrapped) => GroupKey.Unwrap(_key, wrapped, groupId, epoch, Recipient);
+
     /// <summary>Seals arbitrary secret state (e.g. LKH node keys) under the KEK, bound to a label.</summary>
     public Octets Seal(ReadOnlySpan<byte> secret, string label) =>
         Aead.Seal(_key, secret, System.Text.Encoding.UTF8.GetBytes("cpns/kek-seal/v1|" + label));

@@ -72,12 +72,27 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     protected bool IsWrapper(string id) => _wrappers.ContainsKey(id);
 
+    /// <summary>One more who may wrap keys here, met by its credential (a Group Key Manager of the distributed topology).</summary>
+    protected void TrustWrapper(string wrapperId, PublicKeys keys)
+    {
+        if (_wrappers.TryGetValue(wrapperId, out var known) && known == keys)
+            return;
+        _wrappers[wrapperId] = keys;
+        Link.Guard.Trust(wrapperId, keys.Signing);
+    }
+
+    /// <summary>
+    /// The signing key a message names through the credential it carries, if this holder takes such a wrapper; null
+    /// otherwise (the envelope must then come from one already trusted).
+    /// </summary>
+    protected virtual Octets? WrapperKeyIn(object message) => null;
+
     protected sealed override void OnReceive(object message)
     {
         switch (message)
         {
             case ISecureWire wire:
-                if (Link.TryOpen(wire, out var inner, out var senderId))
+                if (Link.TryOpenSelfSigned(wire, WrapperKeyIn, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
             case GroupKeyDelivery delivery when Sender.Equals(Seca):

@@ -122,6 +122,7 @@ internal static class ProtocolManifests
         ("GkmEpochAnnounced", typeof(GkmEpochAnnounced)),
         ("GkmKeyIssued", typeof(GkmKeyIssued)),
         ("GkmKeyRefused", typeof(GkmKeyRefused)),
+        ("GkmPushDeclined", typeof(GkmPushDeclined)),
         ("GkmPush", typeof(GkmPush)),
         ("GkmRevoke", typeof(GkmRevoke)),
         ("GkmRevoked", typeof(GkmRevoked)),

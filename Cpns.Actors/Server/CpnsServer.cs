@@ -19,7 +19,9 @@ public sealed class CpnsServer : UntypedActor
         var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
             Context.System.Scheduler.Now.AddMinutes(-5), settings.CredentialValidity);
         var kmc = Context.ActorOf(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
-        var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers), "cskmf");
+        var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers is null
+            ? null
+            : keyManagers with { Verifier = secrets.Authority.Verifier() }), "cskmf");
         var smf = Context.ActorOf(ServerSmf.Props(identity, cskmf, settings), "smf");
         var capabilities = Context.ActorOf(ServerCapabilities.Props(identity, settings), "capabilities");
         var status = Context.ActorOf(ServerStatus.Props(identity, settings), "status");
@@ -31,13 +33,13 @@ public sealed class CpnsServer : UntypedActor
         var registry = Context.ActorOf(
             Registry.Props(
                 r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
-                    delivery, usage) { KeyManager = keyManagers?.Keys },
+                    delivery, usage) { KeyManagers = keyManagers is not null },
                 // The CSKMF first: it knows a PN's security level before the SMF can ask it for a key that depends on it.
                 [cskmf, smf, capabilities, status, dm, directory, delivery, usage], kmc, identity, serverCredential,
                 secrets.TrustAnchor, settings),
             "registry");
         _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf, capabilities, status, dm,
-            directory, delivery, usage) { KeyManager = keyManagers?.Keys };
+            directory, delivery, usage) { KeyManagers = keyManagers is not null };
     }
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>

@@ -9,7 +9,11 @@ using Cpns.Actors.Security;
 namespace Cpns.Actors.Server;
 
 /// <summary>The distributed topology, as the server's CSKMF sees it: the Group Key Managers' shard region and their public identity.</summary>
-public sealed record KeyManagerRegion(IActorRef Region, KeyManagerKeys Keys);
+/// <summary>The Group Key Managers' shard region (proxy), and what checks the managers' credentials (the server's KMC root).</summary>
+public sealed record KeyManagerRegion(IActorRef Region)
+{
+    public CredentialVerifier? Verifier { get; init; }
+}
 
 /// <summary>
 /// The CPNS Server's Content/Service Key Management Function. It implements the SEC_CF OSG role through its
@@ -69,9 +73,25 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
         _smf = SiblingRef.Of(Context, "smf");
-        if (keyManagers is not null)
-            _link.Guard.Trust(keyManagers.Keys.ManagerId, keyManagers.Keys.Keys.Signing); // the Group Key Managers' own identity
     }
+
+    /// <summary>The Group Key Managers met so far, by id: their keys, from their KMC credentials.</summary>
+    private readonly Dictionary<string, PublicKeys> _managers = new(StringComparer.Ordinal);
+
+    /// <summary>A manager's message names its credential: the key its envelope must verify with, once the credential checks out.</summary>
+    private Octets? ManagerKeyIn(object message)
+    {
+        if (_keyManagers?.Verifier is not { } verifier || message is not IFromKeyManager { ManagerCredential: { } credential })
+            return null;
+        var subject = verifier.Verify(credential, Context.System.Scheduler.Now).Credential?.DeviceId;
+        if (subject is null || KeyManagerCredentials.KeysOf(verifier, credential, subject, _identity.DeviceId,
+                Context.System.Scheduler.Now) is not { } keys)
+            return null;
+        _managers[subject] = keys;
+        return keys.Signing;
+    }
+
+    private bool IsManager(string senderId) => _keyManagers is not null && _managers.ContainsKey(senderId);
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -129,8 +149,11 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                     AnswerBusy(busyRequest, backlog);
                 break;
             case ISecureWire wire:
-                if (_link.TryOpen(wire, out var inner, out var senderId))
-                    OnSigned(inner, senderId);
+                if (!_link.TryOpenSelfSigned(wire, ManagerKeyIn, out var inner, out var senderId))
+                    break;
+                if (IsManager(senderId) && !_link.Guard.Knows(senderId))
+                    _link.Guard.Trust(senderId, _managers[senderId].Signing); // from now on in a session too
+                OnSigned(inner, senderId);
                 break;
             case GatewayPlaced placed:
                 _gatewayLevels[placed.GatewayId] = placed.PnSecurityLevel;
@@ -209,16 +232,21 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             case GroupKeyRequest request:
                 OnPullRequest(request, senderId);
                 break;
-            case GkmKeyIssued issued when senderId == _keyManagers?.Keys.ManagerId && !_pending.ContainsKey((issued.GroupId, issued.Epoch)):
+            case GkmKeyIssued issued when IsManager(senderId) && !_pending.ContainsKey((issued.GroupId, issued.Epoch)):
                 Log.Debug("group key manager of {0} answered epoch {1} again (a retry); already registered", issued.GroupId, issued.Epoch);
                 break;
-            case GkmKeyIssued issued when senderId == _keyManagers?.Keys.ManagerId:
-                OnManagerIssued(issued, _keyManagers);
+            case GkmKeyIssued issued when IsManager(senderId):
+                OnManagerIssued(issued, senderId);
                 break;
-            case GkmKeyRefused refused when senderId == _keyManagers?.Keys.ManagerId:
+            case GkmKeyRefused refused when IsManager(senderId):
                 OnManagerRefused(refused);
                 break;
-            case GkmRevoked revoked when senderId == _keyManagers?.Keys.ManagerId:
+            case GkmPushDeclined declined when IsManager(senderId):
+                Log.Info("the group key manager {0} cannot push {1}#{2} ({3}); delivering it from here", senderId, declined.GroupId,
+                    declined.Epoch, declined.Reason);
+                PushFromHere(declined.GroupId, declined.Epoch);
+                break;
+            case GkmRevoked revoked when IsManager(senderId):
                 Timers.Cancel(("gkm-revoke", revoked.GroupId));
                 OnRevoked(new OsgKeyRevoked(revoked.GroupId, revoked.FinalEpoch));
                 break;
@@ -309,9 +337,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     }
 
     /// <summary>A Group Key Manager's key, wrapped for this server alone: kept here under this server's KEK, as the OSG's are.</summary>
-    private void OnManagerIssued(GkmKeyIssued issued, KeyManagerRegion managers)
+    private void OnManagerIssued(GkmKeyIssued issued, string managerId)
     {
-        using var key = GroupKey.UnwrapFrom(_pairwise, managers.Keys.ManagerId, managers.Keys.Keys.Agreement, issued.KeyForServer,
+        using var key = GroupKey.UnwrapFrom(_pairwise, managerId, _managers[managerId].Agreement, issued.KeyForServer,
             issued.GroupId, issued.Epoch);
         if (key is null || key.KeyCheck != issued.KeyCheck)
         {
@@ -378,7 +406,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     }
 
     /// <summary>Push step 8: after the SMF has sent its step-7 notices, the key goes to every target PN GW.</summary>
-    private void Push(DeliverGroupKey deliver)
+    /// <param name="fromHere">Delivered by this CSKMF even in the distributed topology (the group's manager declined).</param>
+    private void Push(DeliverGroupKey deliver, bool fromHere = false)
     {
         var current = _book.Current(deliver.GroupId);
         if (current is null || current.Epoch != deliver.Epoch)
@@ -409,7 +438,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 ? broadcastTo
                 : individually).Add(target);
 
-        if (_keyManagers is not null)
+        if (_keyManagers is not null && !fromHere)
         {
             // Direct delivery by the group's Group Key Manager; the paths come from the tree kept here.
             var paths = individually.Select(t => (t.GatewayId, Path: PathFor(current, t))).Where(p => p.Path is not null)
@@ -439,6 +468,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             FlowTrace.Send(Context, target.GatewayCskmf, _link.SealFor(target.GatewayCskmf, WrapFor(key, current, target)), current.GroupId,
                 current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
     }
+
+    private void PushFromHere(string groupId, long epoch) => Push(new DeliverGroupKey(groupId, epoch), fromHere: true);
 
     /// <summary>The rekey broadcast of an epoch that changed its group's tree by joins and leaves.</summary>
     private GroupRekeyBroadcast? BroadcastOf(GroupEpochIssuedEvent? issued) =>

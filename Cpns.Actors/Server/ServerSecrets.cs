@@ -32,7 +32,18 @@ public sealed record ServerSecrets(EntityIdentity Identity, KeyEncryptionKey Kek
         return secrets;
     }
 
-    /// <summary>An existing key file (a gateway node of a distributed server shares the server's).</summary>
+    /// <summary>An existing key file, whichever server it is of (the operator's tools on the server's host).</summary>
+    public static ServerSecrets Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"no server key file at {path}", path);
+        SecretFiles.CheckOwnerOnly(path);
+        var serverId = JsonSerializer.Deserialize<KeyFile>(File.ReadAllBytes(path))?.ServerId
+                       ?? throw new InvalidDataException($"{path} names no server");
+        return Load(path, serverId);
+    }
+
+    /// <summary>An existing key file of server <paramref name="serverId"/>.</summary>
     public static ServerSecrets Load(string path, string serverId)
     {
         if (!File.Exists(path))

@@ -146,8 +146,6 @@ public static class ClusterCommands
             Directory.CreateDirectory(node.DataDirectory);
             var secretsPath = Path.Combine(node.DataDirectory, ServerSecrets.FileName);
             var secrets = ServerSecrets.LoadOrCreate(secretsPath, settings.ServerId);
-            // The Group Key Managers' own secrets, made here once: the file gateway nodes get, instead of the server's.
-            var managers = KeyManagerSecrets.LoadOrCreate(Path.Combine(node.DataDirectory, KeyManagerSecrets.FileName), secrets);
             var transport = options.Transport(parse, node, "server", createAuthority: true);
 
             using var host = AkkaHostBuilder.Build(config, transport);
@@ -155,7 +153,7 @@ public static class ClusterCommands
             var system = AkkaHostBuilder.ActorSystemOf(host);
             try
             {
-                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, managers.Public, settings).WaitAsync(cancellationToken);
+                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
                 var endpoints = await Deployment.EndpointsOf(server, TimeSpan.FromSeconds(60));
                 Say($"server node {Akka.Cluster.Cluster.Get(system).SelfAddress} is up (server id {settings.ServerId}, key file {secretsPath})");
                 if (parse.GetValue(demoGroups) > 0)
@@ -209,8 +207,8 @@ public static class ClusterCommands
         var pnes = new Option<int>("--pnes") { Description = "PNEs, spread over this node's PN GWs", DefaultValueFactory = _ => 4 };
         var secretsFile = new Option<FileInfo?>("--secrets")
         {
-            Description = $"The Group Key Managers' key file the server node made (default: {KeyManagerSecrets.FileName} in --data); " +
-                          "never the server's own key file",
+            Description = $"This node's Group Key Manager key file, made by cpns provision (default: {KeyManagerSecrets.FileNameFor("<name>")} " +
+                          "in --data); never the server's own key file",
         };
         var lifetime = new Option<int>("--lifetime")
         {
@@ -244,7 +242,15 @@ public static class ClusterCommands
             var node = options.Common.Read(parse);
             var config = options.Build(parse, node, ClusterNodes.GatewayRole, parse.GetValue(options.Seeds)!);
             var settings = CpnsSettings.From(config);
-            var secretsPath = parse.GetValue(secretsFile)?.FullName ?? Path.Combine(node.DataDirectory, KeyManagerSecrets.FileName);
+            var prefixAhead = parse.GetValue(name) ?? (parse.GetValue(options.Port) is > 0 and var ownPort ? $"n{ownPort}" : null);
+            var secretsPath = parse.GetValue(secretsFile)?.FullName ??
+                              (prefixAhead is null ? null : Path.Combine(node.DataDirectory, KeyManagerSecrets.FileNameFor(prefixAhead)));
+            if (secretsPath is null)
+            {
+                Console.Error.WriteLine("cpns gateway: with a random port, name the node (--name) or its key manager file (--secrets)");
+                return 2;
+            }
+
             KeyManagerSecrets secrets;
             try
             {
@@ -252,8 +258,8 @@ public static class ClusterCommands
             }
             catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
             {
-                Console.Error.WriteLine($"cpns gateway: {e.Message} (copy the {KeyManagerSecrets.FileName} the server node made " +
-                                        "to this node, owner-only, or pass --secrets)");
+                Console.Error.WriteLine($"cpns gateway: {e.Message} (cpns provision --name {prefixAhead ?? "<name>"} makes it on the " +
+                                        "server's host; copy it to this node, owner-only, or pass --secrets)");
                 return 2;
             }
 

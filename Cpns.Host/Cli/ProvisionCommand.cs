@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Cpns.Actors;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Distributed;
 using Cpns.Actors.Security;
+using Cpns.Actors.Server;
 using Cpns.Host.Provisioning;
 
 namespace Cpns.Host.Cli;
@@ -70,8 +72,38 @@ public static class ProvisionCommand
             var file = ProvisioningInbox.Drop(serverData, devices);
             Console.Out.WriteLine($"provisioned {devices.Count} devices of gateway node '{prefix}' ({devices[0].DeviceId} .. {devices[^1].DeviceId}): " +
                                   $"tokens in {identities.Folder}, keys for the server node in {file}");
-            return 0;
+            return KeyManagerOf(serverData, Path.GetFullPath(parse.GetValue(gatewayData) ?? serverData), prefix);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The gateway node's own Group Key Manager: identity, KEK, and a credential from the KMC (whose root key is in the
+    /// server's key file, on this host). Made once; provisioning the node again keeps it.
+    /// </summary>
+    private static int KeyManagerOf(string serverData, string gatewayData, string nodeName)
+    {
+        var serverKeyFile = Path.Combine(serverData, ServerSecrets.FileName);
+        if (!File.Exists(serverKeyFile))
+        {
+            Console.Out.WriteLine($"no server key file in {serverData} yet, so no key manager file for '{nodeName}': start the server " +
+                                  "node once, then provision the node again");
+            return 0;
+        }
+
+        try
+        {
+            var path = Path.Combine(gatewayData, KeyManagerSecrets.FileNameFor(nodeName));
+            var existed = File.Exists(path);
+            var manager = KeyManagerSecrets.LoadOrCreate(path, ServerSecrets.Load(serverKeyFile), nodeName, DateTimeOffset.UtcNow);
+            Console.Out.WriteLine($"{(existed ? "kept" : "made")} the key manager {manager.Identity.DeviceId} of gateway node " +
+                                  $"'{nodeName}' in {path} (copy it to that node, owner-only)");
+            return 0;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            Console.Error.WriteLine($"cpns provision: {e.Message}");
+            return 2;
+        }
     }
 }

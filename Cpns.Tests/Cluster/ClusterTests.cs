@@ -42,7 +42,8 @@ public sealed class ClusterTests : CpnsTestKit
     private readonly ConcurrentQueue<GkmEpochAnnounced> _announcements = new();
     private readonly ConcurrentQueue<FlowStep> _steps = new();
     private IActorRef _keyManagers = ActorRefs.Nobody;
-    private KeyManagerSecrets _managerSecrets = null!;
+    /// <summary>What each gateway node holds: its own key manager, none of the server's secrets nor another node's.</summary>
+    private readonly Dictionary<string, KeyManagerSecrets> _managerSecrets = new();
 
     public ClusterTests(ITestOutputHelper output) : base(output, NodeConfig("server", Folder.Value!.File("cluster.db")))
     {
@@ -71,9 +72,8 @@ public sealed class ClusterTests : CpnsTestKit
         var cluster = Akka.Cluster.Cluster.Get(Sys);
         await cluster.JoinAsync(cluster.SelfAddress);
         _keyManagers = ClusterNodes.StartKeyManagerProxy(Sys, Settings);
-        _managerSecrets = KeyManagerSecrets.Generate(Secrets); // what the gateway nodes hold: none of the server's secrets
         ClusterNodes.StartStatus(Sys, null);
-        await StartServerAsync(new KeyManagerRegion(_keyManagers, _managerSecrets.Public));
+        await StartServerAsync(new KeyManagerRegion(_keyManagers));
         Watch(Sys);
     }
 
@@ -92,7 +92,8 @@ public sealed class ClusterTests : CpnsTestKit
         _nodes[name] = node;
         Watch(node);
         await Akka.Cluster.Cluster.Get(node).JoinAsync(Akka.Cluster.Cluster.Get(Sys).SelfAddress);
-        await ClusterNodes.StartGatewayNodeAsync(node, _managerSecrets, Settings);
+        _managerSecrets[name] = KeyManagerSecrets.Generate(Secrets, name, DateTimeOffset.UtcNow);
+        await ClusterNodes.StartGatewayNodeAsync(node, _managerSecrets[name], Settings);
         var registry = await ClusterNodes.FindServerRegistryAsync(node, Timeout);
 
         var identity = EntityIdentity.Generate(gatewayId, EntityKind.PnGateway);
@@ -216,6 +217,27 @@ public sealed class ClusterTests : CpnsTestKit
             Assert.Equal((2L, 4, 0), (live.Epoch, live.Members, live.Pending.Count));
         }, Timeout);
         AssertNoEpochAnnouncedWithTwoKeys();
+
+        // Only the KMC's KeyManager credentials for this server make a wrapper: a PN GW's credential under a manager's id,
+        // or a manager credential from another root, is counted and nothing is installed.
+        var impostor = EntityIdentity.Generate($"{Settings.ServerId}-gkm-evil", EntityKind.KeyManager);
+        var now = DateTimeOffset.UtcNow;
+        var forgedCredentials = new[]
+        {
+            Secrets.Authority.Issue(impostor.DeviceId, EntityKind.PnGateway, impostor.PublicKeys, now.AddMinutes(-1), TimeSpan.FromDays(1)),
+            CredentialAuthority.Generate("other-kmc").Issue(impostor.DeviceId, EntityKind.KeyManager, impostor.PublicKeys, now.AddMinutes(-1),
+                TimeSpan.FromDays(1)),
+        };
+        using var fake = GroupKey.Generate("live", 9);
+        var gaCskmf = await _nodes["node-a"].ActorSelection("/user/gateway-ga/cskmf").ResolveOne(Timeout);
+        foreach (var credential in forgedCredentials)
+            gaCskmf.Tell(SealAs(impostor, new GroupKeyDelivery("live", 9, DeliveryMode.Push, impostor.DeviceId, "ga",
+                fake.WrapFor(new PairwiseKeys(impostor), "ga", Identities["ga"].PublicKeys.Agreement), fake.KeyCheck, ["a1"],
+                EpochAnnouncement.Sign(impostor, "live", 9, fake.KeyCheck)) { ManagerCredential = credential }), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(2,
+            (await gaCskmf.Ask<SecurityCounters>(GetSecurityCounters.Instance, Timeout)).Rejections.GetValueOrDefault("ManagerNotVouched")),
+            Timeout);
+        Assert.Equal(2, (await KeyStateAsync(Gateways["ga"], "live")).CurrentEpoch);
     }
 
     [Theory]
@@ -251,6 +273,17 @@ public sealed class ClusterTests : CpnsTestKit
             Assert.DoesNotContain(Akka.Cluster.Cluster.Get(Sys).State.Members, m => m.Address == nodeBAddress);
             return Task.CompletedTask;
         }, Dilated(TimeSpan.FromSeconds(40)));
+
+        // Each node's manager has its own identity and KEK. The group's manager, now node-a's, cannot open epoch 2 (node-b's
+        // made it): asked to push it, it declines, and the server, which holds every epoch, delivers it itself.
+        Assert.NotEqual(_managerSecrets["node-a"].Identity.PublicKeys, _managerSecrets["node-b"].Identity.PublicKeys);
+        Server.Cskmf.Tell(new DeliverGroupKey(groupId, 2, "ga"));
+        await AwaitAssertAsync(() =>
+        {
+            Assert.Contains(_steps, s => s.GroupId == groupId && s is { Epoch: 2, Step: 8, From: "server/cskmf" } &&
+                                         s.To.StartsWith("gateway-ga/", StringComparison.Ordinal));
+            return Task.CompletedTask;
+        }, Timeout);
 
         // The members behind node-b went with it; a change after the cluster settled makes the next epoch on node-a.
         Assert.Equal(3, await ChangeAsync(new RemoveMember(groupId, "operator", "b1")));

@@ -47,7 +47,10 @@ public sealed class CommandLineTests : IDisposable
         server.Terminate();
         Assert.Equal(0, await server.WaitAsync(TimeSpan.FromSeconds(40)));
 
-        // A node of the deployment without its certificate is told how to get one, in one line.
+        // A node of the deployment without its certificate (but provisioned) is told how to get one, in one line.
+        (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "provision", "--data", Path.Combine(_data, "server-node"),
+            "--name", "b");
+        Assert.True(exit == 0, stdout + stderr);
         (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "gateway", "--seed", "akka.tcp://cpns@127.0.0.1:1",
             "--name", "b", "--data", Path.Combine(_data, "server-node"));
         Assert.Equal(3, exit);
@@ -76,12 +79,23 @@ public sealed class CommandLineTests : IDisposable
         using var server = CpnsProcess.Start("server", "--port", port.ToString(), "--data", serverFolder, "--demo-groups", "1");
         await server.WaitForOutputAsync("is up", TimeSpan.FromSeconds(60));
 
-        // What the operator gives the gateway node: its certificate, its devices' tokens, and the key managers' file.
+        // What the operator gives the gateway node: its certificate, its devices' tokens, and its own key manager's file.
         (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "provision", "--data", serverFolder, "--name", "a",
             "--gateways", "1", "--pnes", "1", "--gateway-data", gatewayFolder);
         Assert.True(exit == 0, stdout + stderr);
-        File.Copy(Path.Combine(serverFolder, "key-manager-secrets.json"), Path.Combine(gatewayFolder, "key-manager-secrets.json"));
-        File.SetUnixFileMode(Path.Combine(gatewayFolder, "key-manager-secrets.json"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var managerFile = Path.Combine(gatewayFolder, "key-manager-a.json");
+        Assert.Contains($"made the key manager cpns-server-gkm-a of gateway node 'a' in {managerFile}", stdout);
+        var manager = Cpns.Actors.Distributed.KeyManagerSecrets.Load(managerFile, "cpns-server");
+        Assert.Equal("cpns-server-gkm-a", manager.Identity.DeviceId);
+        var managerCredential = new Cpns.Actors.Security.CredentialVerifier(manager.Server.KmcRootPublicKey).Verify(manager.Credential,
+            DateTimeOffset.UtcNow, null, "cpns-server-gkm-a", Cpns.Actors.Protocol.EntityKind.KeyManager);
+        Assert.True(managerCredential.Valid, managerCredential.Detail);
+        // Provisioned again, the node keeps its manager (its journal is sealed under that manager's KEK).
+        (exit, stdout, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "provision", "--data", serverFolder, "--name", "a",
+            "--gateways", "1", "--pnes", "1", "--gateway-data", gatewayFolder);
+        Assert.True(exit == 0, stdout + stderr);
+        Assert.Contains("kept the key manager cpns-server-gkm-a", stdout);
+        Assert.Equal(manager.Identity.PublicKeys, Cpns.Actors.Distributed.KeyManagerSecrets.Load(managerFile, "cpns-server").Identity.PublicKeys);
 
         // The server's own key file is refused where the key managers' belongs, in one line.
         (exit, _, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), "gateway", "--seed", $"akka.ssl.tcp://cpns@127.0.0.1:{port}",
