@@ -145,6 +145,20 @@ public static class ChannelBenchmark
                 verification.Verify(payload, Octets.Own(signature))), 64),
             new("X25519 agreement", "BouncyCastle (in use)", Time(perRound, warmupRounds, rounds, () => bcAgreement.GenerateSecret(bcPeer, shared, 0)), 32),
             new("X25519 agreement", "libsodium, key kept", Time(perRound, warmupRounds, rounds, () => x25519.Agree(sodiumAgreement, sodiumPeer)?.Dispose()), 32),
+            new("X25519 ephemeral key + agreement (a wrap)", "BouncyCastle", Time(perRound, warmupRounds, rounds, () =>
+            {
+                var ephemeral = new Org.BouncyCastle.Crypto.Parameters.X25519PrivateKeyParameters(
+                    System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+                ephemeral.GeneratePublicKey().GetEncoded();
+                ephemeral.GenerateSecret(bcPeer, shared, 0);
+            }), 32),
+            new("X25519 ephemeral key + agreement (a wrap)", "libsodium", Time(perRound, warmupRounds, rounds, () =>
+            {
+                using var ephemeral = NSec.Cryptography.Key.Create(x25519);
+                ephemeral.PublicKey.Export(NSec.Cryptography.KeyBlobFormat.RawPublicKey);
+                using var secret = x25519.Agree(ephemeral, sodiumPeer);
+                NSec.Cryptography.KeyDerivationAlgorithm.HkdfSha256.DeriveBytes(secret!, shared, shared, 32);
+            }), 32),
         ];
     }
 
