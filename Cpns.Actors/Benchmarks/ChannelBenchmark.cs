@@ -123,6 +123,14 @@ public static class ChannelBenchmark
         var sodiumPeer = NSec.Cryptography.PublicKey.Import(x25519, peer.PublicKeys.Agreement.Span, NSec.Cryptography.KeyBlobFormat.RawPublicKey);
         var verification = VerificationKey.TryCreate(Octets.Own(bcPublic))!;
 
+        var bcAgreementSecret = bcAgreement.GetEncoded();
+        var peerPublic = peer.PublicKeys.Agreement.ToArray();
+        Sodium.TryAgree(bcAgreementSecret, peerPublic, out var sodiumShared);
+        var bcShared = new byte[32];
+        bcAgreement.GenerateSecret(bcPeer, bcShared, 0);
+        if (!sodiumShared.AsSpan().SequenceEqual(bcShared) ||
+            !Sodium.PublicKeyOf(bcAgreementSecret).AsSpan().SequenceEqual(bcAgreement.GeneratePublicKey().GetEncoded()))
+            throw new InvalidOperationException("the two X25519 implementations agree differently");
         var signature = new byte[64];
         bcSigning.Sign(Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.Algorithm.Ed25519, null, payload, 0, payload.Length, signature, 0);
         if (!ed25519.Sign(sodiumSigning, payload).AsSpan().SequenceEqual(signature))
@@ -145,6 +153,14 @@ public static class ChannelBenchmark
                 verification.Verify(payload, Octets.Own(signature))), 64),
             new("X25519 agreement", "BouncyCastle (in use)", Time(perRound, warmupRounds, rounds, () => bcAgreement.GenerateSecret(bcPeer, shared, 0)), 32),
             new("X25519 agreement", "libsodium, key kept", Time(perRound, warmupRounds, rounds, () => x25519.Agree(sodiumAgreement, sodiumPeer)?.Dispose()), 32),
+            new("X25519 agreement", "libsodium, raw bytes", Time(perRound, warmupRounds, rounds, () =>
+                Sodium.TryAgree(bcAgreementSecret, peerPublic, out _)), 32),
+            new("X25519 ephemeral key + agreement (a wrap)", "libsodium, raw bytes", Time(perRound, warmupRounds, rounds, () =>
+            {
+                var secret = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+                Sodium.PublicKeyOf(secret);
+                Sodium.TryAgree(secret, peerPublic, out _);
+            }), 32),
             new("X25519 ephemeral key + agreement (a wrap)", "BouncyCastle", Time(perRound, warmupRounds, rounds, () =>
             {
                 var ephemeral = new Org.BouncyCastle.Crypto.Parameters.X25519PrivateKeyParameters(

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Org.BouncyCastle.Crypto.Parameters;
 
 namespace Cpns.Actors.Security;
 
@@ -27,13 +26,13 @@ public sealed class PairwiseKeys(EntityIdentity self)
     /// <summary>Seals <paramref name="plaintext"/> for <paramref name="peerId"/> alone: ephemeral public key ‖ AEAD box.</summary>
     public Octets SealFor(string peerId, Octets peerAgreementKey, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {
-        var secret = RandomNumberGenerator.GetBytes(X25519PrivateKeyParameters.KeySize);
-        var ephemeral = new X25519PrivateKeyParameters(secret);
-        CryptographicOperations.ZeroMemory(secret);
-        var ephemeralPublic = ephemeral.GeneratePublicKey().GetEncoded();
-        var agreed = new byte[X25519PrivateKeyParameters.SecretSize];
-        CryptoOperations.Agreed();
-        ephemeral.GenerateSecret(new X25519PublicKeyParameters(peerAgreementKey.Span), agreed, 0);
+        byte[] ephemeralPublic, agreed;
+        using (var ephemeral = X25519Secret.Generate())
+        {
+            ephemeralPublic = ephemeral.PublicKey.ToArray();
+            agreed = ephemeral.Agree(peerAgreementKey) ?? throw new InvalidOperationException($"{peerId} has a low-order agreement key");
+        }
+
         var key = SealKey(agreed, KeyFor(peerId, peerAgreementKey), ephemeralPublic, Self.DeviceId, peerId);
         try
         {

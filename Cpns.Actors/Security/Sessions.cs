@@ -114,14 +114,13 @@ public sealed record SessionEnd(EntityIdentity Identity, Credential? Credential 
 public sealed class SessionInitiator
 {
     private readonly SessionEnd _self;
-    private readonly X25519PrivateKeyParameters _ephemeral = new(new SecureRandom());
+    private readonly X25519Secret _ephemeral = X25519Secret.Generate();
 
     public SessionInitiator(SessionEnd self, string responderId)
     {
         _self = self;
-        CryptoOperations.Agreed(); // making the ephemeral key costs about what an agreement does
-        Hello = new SessionHello(self.Identity.DeviceId, responderId, self.Credential,
-            Octets.Own(_ephemeral.GeneratePublicKey().GetEncoded()), Octets.Own(RandomNumberGenerator.GetBytes(16)), self.Suites);
+        Hello = new SessionHello(self.Identity.DeviceId, responderId, self.Credential, _ephemeral.PublicKey,
+            Octets.Own(RandomNumberGenerator.GetBytes(16)), self.Suites);
     }
 
     public SessionHello Hello { get; }
@@ -140,6 +139,7 @@ public sealed class SessionInitiator
         if (!EntityIdentity.Verify(responder, Handshake.Signed(transcript, "responder"), accept.Signature))
             throw new SessionRefusedException(SessionRefusal.BadSignature, $"{accept.ResponderId}'s transcript signature does not verify");
         var keys = Handshake.Keys(_ephemeral, accept.Ephemeral, transcript);
+        _ephemeral.Dispose(); // one handshake per initiator: the ephemeral key is done with
         var confirm = new SessionConfirm(keys.SessionId, _self.Identity.Sign(Handshake.Signed(transcript, "initiator")));
         return (new Session(keys, Hello.InitiatorId, accept.ResponderId, responder, initiator: true, now, limits ?? SessionLimits.Default), confirm);
     }
@@ -175,16 +175,15 @@ public sealed class SessionResponder
     {
         if (hello.ResponderId != self.Identity.DeviceId)
             throw new SessionRefusedException(SessionRefusal.WrongPeer, $"hello for {hello.ResponderId} reached {self.Identity.DeviceId}");
-        if (hello.Ephemeral.Length != X25519PublicKeyParameters.KeySize || hello.Nonce.Length < 16)
+        if (hello.Ephemeral.Length != Sodium.KeySize || hello.Nonce.Length < 16)
             throw new SessionRefusedException(SessionRefusal.BadRecord, "hello has no valid ephemeral key or nonce");
         var initiator = self.CheckPeer(hello.InitiatorCredential, hello.InitiatorId, now);
         var chosen = hello.Offered.FirstOrDefault(self.Suites.Contains);
         if (chosen == default)
             throw new SessionRefusedException(SessionRefusal.NoCommonSuite, $"none of {string.Join(",", hello.Offered)} is supported");
 
-        var ephemeral = new X25519PrivateKeyParameters(new SecureRandom());
-        CryptoOperations.Agreed();
-        var unsigned = new SessionAccept(self.Identity.DeviceId, self.Credential, Octets.Own(ephemeral.GeneratePublicKey().GetEncoded()),
+        using var ephemeral = X25519Secret.Generate();
+        var unsigned = new SessionAccept(self.Identity.DeviceId, self.Credential, ephemeral.PublicKey,
             Octets.Own(RandomNumberGenerator.GetBytes(16)), chosen, Octets.Empty, hello.Nonce);
         var transcript = Handshake.Transcript(hello, unsigned);
         var answer = unsigned with { Signature = self.Identity.Sign(Handshake.Signed(transcript, "responder")) };
@@ -226,17 +225,14 @@ internal static class Handshake
 
     public static byte[] Signed(byte[] transcript, string role) => [.. Encoding.UTF8.GetBytes(role), 0, .. transcript];
 
-    public static SessionKeys Keys(X25519PrivateKeyParameters own, Octets peerEphemeral, byte[] transcript)
+    public static SessionKeys Keys(X25519Secret own, Octets peerEphemeral, byte[] transcript)
     {
-        if (peerEphemeral.Length != X25519PublicKeyParameters.KeySize)
+        if (peerEphemeral.Length != Sodium.KeySize)
             throw new SessionRefusedException(SessionRefusal.BadRecord, "ephemeral key is not 32 bytes");
-        CryptoOperations.Agreed();
-        var shared = new byte[X25519PrivateKeyParameters.SecretSize];
-        own.GenerateSecret(new X25519PublicKeyParameters(peerEphemeral.Span), shared, 0);
+        var shared = own.Agree(peerEphemeral)
+                     ?? throw new SessionRefusedException(SessionRefusal.BadRecord, "ephemeral key is a low-order point");
         try
         {
-            if (shared.All(b => b == 0))
-                throw new SessionRefusedException(SessionRefusal.BadRecord, "ephemeral key is a low-order point");
             var salt = SHA256.HashData(transcript);
             byte[] Derive(string label, int length) => HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, length, salt, Encoding.UTF8.GetBytes(label));
             return new SessionKeys(Octets.Own(Derive("cpns/session/v1 id", 16)), Derive("cpns/session/v1 i->r", Aead.KeySize),
