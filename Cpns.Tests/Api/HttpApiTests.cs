@@ -211,6 +211,18 @@ public sealed class HttpApiTests(ITestOutputHelper output) : CpnsTestKit(output,
         await ProblemAsync(await op.PostAsJsonAsync("operator/v1/devices", new ProvisionBody("srv", EntityKind.Server), Json), HttpStatusCode.Conflict,
             "urn:cpns:problem:provisioning:refused");
 
+        // A PN GW provisioned with a PN security ceiling is held to it, whatever it declares; a PNE has no ceiling.
+        var g9Token = (await OkAsync<ProvisionedView>(await op.PostAsJsonAsync("operator/v1/devices",
+            new ProvisionBody("g9", EntityKind.PnGateway, PnSecurityCeiling: SecurityLevel.Medium), Json), HttpStatusCode.Created)).Token;
+        var g9 = Deployment.StartGateway(Sys, EntityIdentity.Generate("g9", EntityKind.PnGateway), Secrets.TrustAnchor, Server.Registry,
+            Settings, DeviceCapabilities.Gateway(SecurityLevel.High), enrolmentToken: g9Token);
+        await AwaitRegisteredAsync([g9]);
+        Assert.Equal(SecurityLevel.Medium, (await g9.Ask<GatewayCapabilitiesAccepted>(
+            new UpdateCapabilities("g9", DeviceCapabilities.Gateway(SecurityLevel.High)), Timeout)).PnSecurityLevel);
+        await ProblemAsync(await op.PostAsJsonAsync("operator/v1/devices",
+            new ProvisionBody("p8", EntityKind.Pne, PnSecurityCeiling: SecurityLevel.Low), Json), HttpStatusCode.BadRequest,
+            "urn:cpns:problem:request:invalid");
+
         var revoked = await OkAsync<CredentialRevocationAccepted>(await op.PostAsJsonAsync("operator/v1/devices/p4/revoke", new RevokeBody("stolen"), Json));
         Assert.Equal("p4", revoked.DeviceId);
         Assert.DoesNotContain("p4", (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Pnes.Select(p => p.DeviceId));

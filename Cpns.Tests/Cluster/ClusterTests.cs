@@ -277,6 +277,10 @@ public sealed class ClusterTests : CpnsTestKit
         // Each node's manager has its own identity and KEK. The group's manager, now node-a's, cannot open epoch 2 (node-b's
         // made it): asked to push it, it declines, and the server, which holds every epoch, delivers it itself.
         Assert.NotEqual(_managerSecrets["node-a"].Identity.PublicKeys, _managerSecrets["node-b"].Identity.PublicKeys);
+        // (Until the shard has moved, the proxy still routes to node-b and what it sends is lost: ask until node-a answers.)
+        await AwaitAssertAsync(async () => Assert.Equal("node-a",
+                NodeNamed((await _keyManagers.Ask<GkmState>(new GetGkmState(groupId), Dilated(TimeSpan.FromSeconds(3)))).Node)),
+            Dilated(TimeSpan.FromSeconds(40)));
         Server.Cskmf.Tell(new DeliverGroupKey(groupId, 2, "ga"));
         await AwaitAssertAsync(() =>
         {
