@@ -26,7 +26,7 @@ public sealed class GatewayCskmf : KeyHolder
     private readonly Dictionary<string, (GroupKey Key, EpochAnnouncement Announcement)> _unplaced = new(StringComparer.Ordinal);
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private ServerEndpoints? _server;
-    private CredentialVerifier? _verifier;
+    private KnownKeyManagers? _managers;
     private readonly DownlinkQueues _downlink;
 
     public GatewayCskmf(EntityIdentity identity, CpnsSettings settings)
@@ -41,12 +41,10 @@ public sealed class GatewayCskmf : KeyHolder
     /// <summary>A Group Key Manager's delivery or broadcast names its keys through its KMC credential.</summary>
     protected override Octets? WrapperKeyIn(object message)
     {
-        if (_server is not { KeyManagers: true } server || _verifier is null ||
+        if (_server is not { KeyManagers: true } server || _managers is null ||
             message is not IFromKeyManager { ManagerCredential: { } credential })
             return null;
-        var now = Context.System.Scheduler.Now;
-        var subject = _verifier.Verify(credential, now).Credential?.DeviceId;
-        if (subject is null || KeyManagerCredentials.KeysOf(_verifier, credential, subject, server.ServerId, now) is not { } keys)
+        if (_managers.Check(credential, Context.System.Scheduler.Now) is not { } manager)
         {
             Link.CountRefusal("ManagerNotVouched");
             Log.Warning("{0}: a {1} names a credential that is not one of {2}'s key managers", Identity.DeviceId,
@@ -54,8 +52,8 @@ public sealed class GatewayCskmf : KeyHolder
             return null;
         }
 
-        TrustWrapper(subject, keys);
-        return keys.Signing;
+        TrustWrapper(manager.DeviceId, manager.Keys);
+        return manager.Keys.Signing;
     }
 
     protected override void OnOther(object message)
@@ -64,7 +62,7 @@ public sealed class GatewayCskmf : KeyHolder
         {
             case ServerAttached attached:
                 _server = attached.Server;
-                _verifier = attached.Verifier;
+                _managers = new KnownKeyManagers(attached.Verifier, attached.Server.ServerId);
                 // The server wraps what members pull; in the distributed topology the Group Key Managers wrap what they
                 // push, each trusted once its KMC credential checks out (WrapperKeyIn).
                 Trust([(attached.Server.ServerId, attached.Server.Keys)], attached.Server.ServerId, attached.Server.Keys.Signing);

@@ -75,23 +75,19 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _smf = SiblingRef.Of(Context, "smf");
     }
 
-    /// <summary>The Group Key Managers met so far, by id: their keys, from their KMC credentials.</summary>
-    private readonly Dictionary<string, PublicKeys> _managers = new(StringComparer.Ordinal);
+    /// <summary>The Group Key Managers met so far, known by their KMC credentials (null: the centralized topology).</summary>
+    private KnownKeyManagers? _managers;
 
     /// <summary>A manager's message names its credential: the key its envelope must verify with, once the credential checks out.</summary>
     private Octets? ManagerKeyIn(object message)
     {
         if (_keyManagers?.Verifier is not { } verifier || message is not IFromKeyManager { ManagerCredential: { } credential })
             return null;
-        var subject = verifier.Verify(credential, Context.System.Scheduler.Now).Credential?.DeviceId;
-        if (subject is null || KeyManagerCredentials.KeysOf(verifier, credential, subject, _identity.DeviceId,
-                Context.System.Scheduler.Now) is not { } keys)
-            return null;
-        _managers[subject] = keys;
-        return keys.Signing;
+        _managers ??= new KnownKeyManagers(verifier, _identity.DeviceId);
+        return _managers.Check(credential, Context.System.Scheduler.Now)?.Keys.Signing;
     }
 
-    private bool IsManager(string senderId) => _keyManagers is not null && _managers.ContainsKey(senderId);
+    private bool IsManager(string senderId) => _managers?.Knows(senderId) == true;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -152,7 +148,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 if (!_link.TryOpenSelfSigned(wire, ManagerKeyIn, out var inner, out var senderId))
                     break;
                 if (IsManager(senderId) && !_link.Guard.Knows(senderId))
-                    _link.Guard.Trust(senderId, _managers[senderId].Signing); // from now on in a session too
+                    _link.Guard.Trust(senderId, _managers!.KeysOf(senderId).Signing); // from now on in a session too
                 OnSigned(inner, senderId);
                 break;
             case GatewayPlaced placed:
@@ -339,7 +335,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     /// <summary>A Group Key Manager's key, wrapped for this server alone: kept here under this server's KEK, as the OSG's are.</summary>
     private void OnManagerIssued(GkmKeyIssued issued, string managerId)
     {
-        using var key = GroupKey.UnwrapFrom(_pairwise, managerId, _managers[managerId].Agreement, issued.KeyForServer,
+        using var key = GroupKey.UnwrapFrom(_pairwise, managerId, _managers!.KeysOf(managerId).Agreement, issued.KeyForServer,
             issued.GroupId, issued.Epoch);
         if (key is null || key.KeyCheck != issued.KeyCheck)
         {
