@@ -38,6 +38,8 @@ public sealed partial class Connections
     private Credential? _serverCredential;
     private ServerEndpoints? _server;
     private string? _serverId;
+    private readonly Dictionary<long, (IActorRef Asker, long TheirRequestId)> _dmAlerts = new();
+    private long _nextAlertId;
     private string? _serverBootId;
     private long _lastServerAckMs;
     private string? _registrationId;
@@ -66,6 +68,20 @@ public sealed partial class Connections
         _link.Send(_server.Registry, new GatewayCapabilitiesChanged(_identity.DeviceId, update.Capabilities));
     }
 
+    /// <summary>Device-initiated DM (seed §5.1.2) by the PN GW itself: its own alert, signed by it, to the server's DM.</summary>
+    private void RaiseAlert(DmAlert alert, IActorRef asker)
+    {
+        if (_server is null || _registrationId is null)
+        {
+            asker.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, $"{_identity.DeviceId} is not registered yet", alert.RequestId));
+            return;
+        }
+
+        var alertId = ++_nextAlertId;
+        _dmAlerts[alertId] = (asker, alert.RequestId);
+        _link.Send(_server.Dm, alert with { DeviceId = _identity.DeviceId, RequestId = alertId });
+    }
+
     private void OnFromServer(object message, string senderId)
     {
         if (_serverId is not null && senderId == _serverId)
@@ -81,6 +97,9 @@ public sealed partial class Connections
             case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
                 Log.Warning("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
+                break;
+            case DmAlertAnswer answer when answer.DeviceId == _identity.DeviceId && _dmAlerts.Remove(answer.RequestId, out var alerted):
+                alerted.Asker.Tell(answer with { RequestId = alerted.TheirRequestId });
                 break;
             case GatewayCapabilitiesAccepted accepted when accepted.GatewayId == _identity.DeviceId:
                 Log.Info("{0}: the server holds this PN to {1} security", _identity.DeviceId, accepted.PnSecurityLevel);

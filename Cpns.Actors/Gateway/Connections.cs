@@ -1,3 +1,4 @@
+using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -158,6 +159,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 break;
             case TakeOverPn takeOver:
                 TakeOver(takeOver);
+                break;
+            case LocalRequest { Request: DmAlert alert }:
+                RaiseAlert(alert, Sender);
                 break;
             case UpdateCapabilities update when update.DeviceId == _identity.DeviceId:
                 UpdateOwnCapabilities(update, Sender);

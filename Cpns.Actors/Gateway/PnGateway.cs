@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Cpns.Actors.Local;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 
@@ -43,8 +44,9 @@ public sealed class PnGateway : UntypedActor
     {
         switch (message)
         {
+            // What the PN GW's own applications ask of it comes through its node-local API (LocalRequest).
             case ISecureWire or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
-                or TakeOverPn or UpdateCapabilities:
+                or TakeOverPn or UpdateCapabilities or LocalRequest { Request: DmAlert }:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:

@@ -89,7 +89,7 @@ public sealed class ServerDm : UntypedActor, IWithTimers
     private void OnAlert(DmAlert alert, string senderId)
     {
         var problem = alert.DeviceId != senderId ? $"an alert names {alert.DeviceId} but is signed by {senderId}"
-            : _placements.GatewayOf(senderId) is null ? $"{senderId} is not registered"
+            : _placements.GatewayOf(senderId) is null && !_placements.IsGateway(senderId) ? $"{senderId} is not registered"
             : DmAlertLog.Problem(alert);
         if (problem is not null)
         {

@@ -133,6 +133,23 @@ public sealed class DeviceFunctionTests(ITestOutputHelper output) : CpnsTestKit(
         Assert.Single((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("p1"), Timeout)).Alerts);
         Assert.Empty((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("p2"), Timeout)).Alerts);
     }
+
+    [Fact]
+    public async Task A_PN_GW_raises_a_management_alert_of_its_own_through_its_node_local_API()
+    {
+        await StartAsync();
+        var answer = await Gateways["g1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("anyone", "fault", "./CPNS/PnSecurity",
+            "wifi link lost", 9)), Timeout);
+        Assert.True(answer.Accepted, answer.Detail);
+        Assert.Equal(("g1", 9L), (answer.DeviceId, answer.RequestId));
+        var alert = Assert.Single((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("g1"), Timeout)).Alerts);
+        Assert.Equal((answer.AlertId, "fault", "./CPNS/PnSecurity", "wifi link lost"), (alert.AlertId, alert.AlertType, alert.Path, alert.Data));
+
+        // The same checks as a PNE's: a path that is no tree path is refused, typed, and nothing more is kept.
+        var refused = await Gateways["g1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("g1", "fault", "/etc/passwd", "")), Timeout);
+        Assert.False(refused.Accepted);
+        Assert.Single((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("g1"), Timeout)).Alerts);
+    }
 }
 
 /// <summary>Status (presence): publish, watch (allowed by the group ACLs), real changes only, coalesced; PIDF.</summary>
