@@ -211,9 +211,8 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         using var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
         foreach (var target in push.Targets)
         {
-            var delivery = new GroupKeyDelivery(_groupId, push.Epoch, push.Mode, _identity.DeviceId, target.GatewayId,
-                key.WrapFor(_pairwise, target.GatewayId, target.GatewayAgreementKey), key.KeyCheck, target.LocalMembers, push.Announcement,
-                push.Paths?.GetValueOrDefault(target.GatewayId)) { ManagerCredential = _credential };
+            var delivery = key.DeliveryFor(_pairwise, target.GatewayId, target.GatewayAgreementKey, push.Mode, target.LocalMembers,
+                push.Announcement, push.Paths?.GetValueOrDefault(target.GatewayId)) with { ManagerCredential = _credential };
             FlowTrace.Send(Context, target.GatewayCskmf, _link.Seal(delivery), _groupId, push.Epoch, 8, FlowKind.Push,
                 FlowLeg.ServerToGateway);
         }

@@ -335,9 +335,6 @@ public sealed class GatewayCskmf : KeyHolder
             request.Epoch, 10, FlowKind.Pull, FlowLeg.GatewayToPne);
     }
 
-    private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode, EpochAnnouncement announcement)
-    {
-        return new GroupKeyDelivery(key.GroupId, key.Epoch, mode, Identity.DeviceId, pne.DeviceId,
-            key.WrapFor(Pairwise, pne.DeviceId, pne.Keys.Agreement), key.KeyCheck, [pne.DeviceId], announcement);
-    }
+    private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode, EpochAnnouncement announcement) =>
+        key.DeliveryFor(Pairwise, pne.DeviceId, pne.Keys.Agreement, mode, [pne.DeviceId], announcement);
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Security;
 
@@ -53,6 +54,12 @@ public sealed class GroupKey : IDisposable
     /// <summary>Wraps the key for one recipient alone, ephemeral-static (see <see cref="PairwiseKeys"/>).</summary>
     public Octets WrapFor(PairwiseKeys wrapper, string recipientId, Octets recipientAgreementKey) =>
         wrapper.SealFor(recipientId, recipientAgreementKey, _material, WrapContext(GroupId, Epoch, recipientId));
+
+    /// <summary>The key wrapped for one recipient alone, as the delivery that carries it (push step 8, pull step 10).</summary>
+    public GroupKeyDelivery DeliveryFor(PairwiseKeys wrapper, string recipientId, Octets recipientAgreementKey, DeliveryMode mode,
+        IReadOnlyList<string> localMembers, EpochAnnouncement announcement, LkhPath? path = null) =>
+        new(GroupId, Epoch, mode, wrapper.Self.DeviceId, recipientId, WrapFor(wrapper, recipientId, recipientAgreementKey), KeyCheck,
+            localMembers, announcement, path);
 
     /// <summary>Unwraps a key made by <see cref="WrapFor"/> for this recipient; null if it was not, or was changed.</summary>
     public static GroupKey? UnwrapFrom(PairwiseKeys recipient, string wrapperId, Octets wrapperAgreementKey, Octets wrapped,

@@ -589,8 +589,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _flatDeliveries++;
         if (path is not null)
             _pathsSent++;
-        return new GroupKeyDelivery(issued.GroupId, issued.Epoch, issued.Mode, _identity.DeviceId, target.GatewayId,
-            key.WrapFor(_pairwise, target.GatewayId, target.GatewayAgreementKey), issued.KeyCheck, target.LocalMembers,
+        return key.DeliveryFor(_pairwise, target.GatewayId, target.GatewayAgreementKey, issued.Mode, target.LocalMembers,
             issued.Announcement, path);
     }
 
