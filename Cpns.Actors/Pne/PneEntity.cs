@@ -450,6 +450,14 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _link.Guard.Trust(_serverId, server.Credential.Keys.Signing);
         foreach (var notice in registered.Revocations)
             Learn(notice);
+        if (_statusWatchers.Count > 0)
+        {
+            // Registered again (the server restarted, say): status is soft state there, so what this device was told is
+            // stale and its subscriptions are gone. It subscribes again; its applications hear the statuses as they are.
+            _watchedStatuses.Clear();
+            foreach (var target in _statusWatchers.Keys)
+                _link.SendSigned(registered.Gateway.Connections, new SubscribeStatus(_identity.DeviceId, target));
+        }
         var attached = new GatewayAttached(registered.GatewayId, registered.GatewayKeys, registered.Gateway, _serverId,
             server.Credential.Keys);
         _cskmf.Tell(attached);

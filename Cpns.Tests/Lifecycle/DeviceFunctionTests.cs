@@ -295,3 +295,42 @@ public sealed class StatusTests(ITestOutputHelper output) : CpnsTestKit(output, 
         Assert.Equal("closed", offline.Root!.Descendants(Pidf.Presence + "basic").Single().Value);
     }
 }
+
+/// <summary>Status after a server restart: the PN GWs notice at their next heartbeat and register their PNs again.</summary>
+public sealed class StatusRestartTests(ITestOutputHelper output) : CpnsTestKit(output, """
+    cpns.status.coalesce = 150ms
+    cpns.connections.heartbeat-interval = 1s
+    cpns.connections.restart-spread = 1s
+    """)
+{
+    private async Task StartAsync()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1", "p2"])), TestActor);
+        await ExpectMsgAsync<GroupAccepted>(Timeout);
+    }
+
+    [Fact]
+    public async Task A_device_subscribed_over_CPNS_is_told_the_current_statuses_again_after_the_server_restarts()
+    {
+        await StartAsync();
+        var application = CreateTestProbe();
+        Pnes["p1"].Tell(new LocalRequest(new SubscribeStatus("p1", "p2")), application.Ref);
+        await application.ExpectMsgAsync<WatchAccepted>(Timeout);
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Busy, "in a call")));
+        Assert.Equal(Presence.Busy, (await application.ExpectMsgAsync<StatusChanged>(Timeout)).Status.Presence);
+
+        // Status is soft state: the restarted server has none, and no subscription. Registered again, p1 subscribes
+        // again in its applications' stead, and they hear the status as the server now has it (not the stale "busy").
+        await RestartServerAsync();
+        var renewed = await application.ExpectMsgAsync<WatchAccepted>(Dilated(TimeSpan.FromSeconds(30)));
+        Assert.Equal(("p1", "p2"), (renewed.WatcherId, renewed.Target));
+        Assert.Equal(Presence.Online, Assert.Single(renewed.Current).Presence);
+        Assert.Equal(renewed.Current, (await Pnes["p1"].Ask<WatchedStatuses>(GetWatchedStatuses.Instance, Timeout)).Statuses);
+
+        // And the subscription works again.
+        Pnes["p2"].Tell(new LocalRequest(new PublishStatus("p2", Presence.Offline, "gone")));
+        Assert.Equal(new EntityStatus("p2", Presence.Offline, true, "gone"),
+            (await application.FishForMessageAsync<StatusChanged>(_ => true, Timeout)).Status);
+    }
+}
