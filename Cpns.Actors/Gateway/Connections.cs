@@ -163,6 +163,11 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case LocalRequest { Request: DmAlert alert }:
                 RaiseAlert(alert, Sender);
                 break;
+            case DmAlert:
+                _link.CountRefusal("BareRequest");
+                Log.Warning("{0}: refused a bare DmAlert: the PN GW's applications raise alerts through its node-local API",
+                    _identity.DeviceId);
+                break;
             case UpdateCapabilities update when update.DeviceId == _identity.DeviceId:
                 UpdateOwnCapabilities(update, Sender);
                 break;

@@ -46,7 +46,7 @@ public sealed class PnGateway : UntypedActor
         {
             // What the PN GW's own applications ask of it comes through its node-local API (LocalRequest).
             case ISecureWire or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
-                or TakeOverPn or UpdateCapabilities or LocalRequest { Request: DmAlert }:
+                or TakeOverPn or UpdateCapabilities or LocalRequest { Request: DmAlert } or DmAlert or GetSecurityCounters:
                 _connections.Forward(message);
                 break;
             case GetLocalGroups:

@@ -148,6 +148,10 @@ public sealed class DeviceFunctionTests(ITestOutputHelper output) : CpnsTestKit(
         // The same checks as a PNE's: a path that is no tree path is refused, typed, and nothing more is kept.
         var refused = await Gateways["g1"].Ask<DmAlertAnswer>(new LocalRequest(new DmAlert("g1", "fault", "/etc/passwd", "")), Timeout);
         Assert.False(refused.Accepted);
+        // Bare, from another process: not the PN GW's applications' word; counted, and nothing is sent.
+        Gateways["g1"].Tell(new DmAlert("g1", "fault", "./CPNS/PnSecurity", "forged"), TestActor);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await Gateways["g1"].Ask<SecurityCounters>(GetSecurityCounters.Instance,
+            Timeout)).Rejections.GetValueOrDefault("BareRequest")), Timeout);
         Assert.Single((await Server.Dm.Ask<DmAlerts>(new GetDmAlerts("g1"), Timeout)).Alerts);
     }
 }
