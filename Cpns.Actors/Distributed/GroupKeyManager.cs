@@ -189,12 +189,13 @@ public sealed class GroupKeyManager : CpnsPersistentActor
 
     private void Push(GkmPush push)
     {
-        var problem = !_epochs.TryGetValue(push.Epoch, out var epoch) ? $"it does not hold epoch {push.Epoch}"
-            : !Opens(epoch) ? $"epoch {push.Epoch} was made by another node's key manager"
-            : null;
-        if (problem is not null || epoch is null)
+        var epoch = _epochs.GetValueOrDefault(push.Epoch);
+        // Null also when another node's manager made the epoch (before a failover): its key is sealed under that node's KEK.
+        using var key = epoch is null ? null : _kek.TryUnwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
+        if (epoch is null || key is null)
         {
-            _link.Send(Sender, new GkmPushDeclined(_groupId, push.Epoch, problem ?? "") { ManagerCredential = _credential });
+            var problem = epoch is null ? $"it does not hold epoch {push.Epoch}" : $"epoch {push.Epoch} was made by another node's key manager";
+            _link.Send(Sender, new GkmPushDeclined(_groupId, push.Epoch, problem) { ManagerCredential = _credential });
             return;
         }
 
@@ -206,9 +207,6 @@ public sealed class GroupKeyManager : CpnsPersistentActor
                     FlowLeg.ServerToGateway);
         }
 
-        if (push.Targets.Count == 0)
-            return;
-        using var key = _kek.Unwrap(_groupId, epoch.Epoch, epoch.KeyUnderKek);
         foreach (var target in push.Targets)
         {
             var delivery = key.DeliveryFor(_pairwise, target.GatewayId, target.GatewayAgreementKey, push.Mode, target.LocalMembers,

@@ -38,11 +38,15 @@ public sealed class GatewayCskmf : KeyHolder
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
         Akka.Actor.Props.Create<GatewayCskmf>(identity, settings);
 
+    /// <summary>In the distributed topology the Group Key Managers wrap what they push, each met by its KMC credential.</summary>
+    protected override Func<object, Octets?>? WrapperKeyOf => _server is { KeyManagers: true } ? _managerKeyOf ??= ManagerKeyIn : null;
+
+    private Func<object, Octets?>? _managerKeyOf;
+
     /// <summary>A Group Key Manager's delivery or broadcast names its keys through its KMC credential.</summary>
-    protected override Octets? WrapperKeyIn(object message)
+    private Octets? ManagerKeyIn(object message)
     {
-        if (_server is not { KeyManagers: true } server || _managers is null ||
-            message is not IFromKeyManager { ManagerCredential: { } credential })
+        if (_server is not { } server || _managers is null || message is not IFromKeyManager { ManagerCredential: { } credential })
             return null;
         if (_managers.Check(credential, Context.System.Scheduler.Now) is not { } manager)
         {
@@ -64,7 +68,7 @@ public sealed class GatewayCskmf : KeyHolder
                 _server = attached.Server;
                 _managers = new KnownKeyManagers(attached.Verifier, attached.Server.ServerId);
                 // The server wraps what members pull; in the distributed topology the Group Key Managers wrap what they
-                // push, each trusted once its KMC credential checks out (WrapperKeyIn).
+                // push, each trusted once its KMC credential checks out (ManagerKeyIn).
                 Trust([(attached.Server.ServerId, attached.Server.Keys)], attached.Server.ServerId, attached.Server.Keys.Signing);
                 break;
             case PneAttached attached:

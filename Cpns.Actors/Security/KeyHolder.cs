@@ -82,17 +82,20 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     }
 
     /// <summary>
-    /// The signing key a message names through the credential it carries, if this holder takes such a wrapper; null
-    /// otherwise (the envelope must then come from one already trusted).
+    /// Where this holder takes wrappers met by their credential: what gives the signing key a message names through
+    /// the credential it carries (null for a message whose sender must already be trusted). Null: every sender must
+    /// already be trusted, and an unknown one is refused before its payload is read.
     /// </summary>
-    protected virtual Octets? WrapperKeyIn(object message) => null;
+    protected virtual Func<object, Octets?>? WrapperKeyOf => null;
 
     protected sealed override void OnReceive(object message)
     {
         switch (message)
         {
             case ISecureWire wire:
-                if (Link.TryOpenSelfSigned(wire, WrapperKeyIn, out var inner, out var senderId))
+                if (WrapperKeyOf is { } keyOf
+                        ? Link.TryOpenSelfSigned(wire, keyOf, out var inner, out var senderId)
+                        : Link.TryOpen(wire, out inner, out senderId))
                     OnSigned(inner, senderId);
                 break;
             case GroupKeyDelivery delivery when Sender.Equals(Seca):

@@ -145,7 +145,10 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                     AnswerBusy(busyRequest, backlog);
                 break;
             case ISecureWire wire:
-                if (!_link.TryOpenSelfSigned(wire, ManagerKeyIn, out var inner, out var senderId))
+                // Only the distributed topology has senders met by their credential (the Group Key Managers).
+                if (!(_keyManagers is null
+                        ? _link.TryOpen(wire, out var inner, out var senderId)
+                        : _link.TryOpenSelfSigned(wire, ManagerKeyIn, out inner, out senderId)))
                     break;
                 if (IsManager(senderId) && !_link.Guard.Knows(senderId))
                     _link.Guard.Trust(senderId, _managers!.KeysOf(senderId).Signing); // from now on in a session too
