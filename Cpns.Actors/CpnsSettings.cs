@@ -22,6 +22,7 @@ public sealed record CpnsSettings
     public required int MissedHeartbeats { get; init; }
     public required int DownlinkQueue { get; init; }
     public required TimeSpan RestartSpread { get; init; }
+    public required TimeSpan DiscoveryScanWindow { get; init; }
     public required TimeSpan StatusCoalesce { get; init; }
     public required int StatusMaxSubscriptions { get; init; }
     public required TimeoutSettings Timeouts { get; init; }
@@ -93,6 +94,7 @@ public sealed record CpnsSettings
             MissedHeartbeats = c.GetInt("connections.missed-heartbeats"),
             DownlinkQueue = c.GetInt("connections.downlink-queue"),
             RestartSpread = c.GetTimeSpan("connections.restart-spread"),
+            DiscoveryScanWindow = c.GetTimeSpan("discovery.scan-window"),
             StatusCoalesce = c.GetTimeSpan("status.coalesce"),
             StatusMaxSubscriptions = c.GetInt("status.max-subscriptions"),
             Timeouts = new TimeoutSettings(c.GetTimeSpan("timeouts.ask"), c.GetTimeSpan("timeouts.device-relay"),

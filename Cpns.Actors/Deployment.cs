@@ -28,9 +28,10 @@ public static class Deployment
 
     /// <summary>Starts a PNE that registers with the PN GW entity <paramref name="gateway"/>.</summary>
     public static IActorRef StartPne(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway,
-        CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null) =>
-        system.ActorOf(PneEntity.Props(identity, trustAnchor, gateway, settings, capabilities, lifetimeSeconds, enrolmentToken),
-            PneEntity.ActorName(identity.DeviceId));
+        CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
+        IReadOnlyList<IActorRef>? alsoInReach = null) =>
+        system.ActorOf(PneEntity.Props(identity, trustAnchor, gateway, settings, capabilities, lifetimeSeconds, enrolmentToken,
+            alsoInReach), PneEntity.ActorName(identity.DeviceId));
 
     /// <summary>
     /// The operator's side of enrolment for devices this process starts itself (a simulation, tests): a one-time token per

@@ -50,6 +50,18 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         Akka.Actor.Props.Create(() => new Connections(identity, trustAnchor, registry, functions, capabilities, lifetimeSeconds, settings,
             enrolmentToken));
 
+    private (Credential Credential, SecurityLevel? Ceiling)? _ownCeiling;
+
+    /// <summary>This PN GW's answer to a PNE's scan; the ceiling is read from its credential once per credential.</summary>
+    private GatewayAdvertisement Advertisement()
+    {
+        var registered = _registrationId is not null && _credential is not null;
+        if (registered && _ownCeiling?.Credential != _credential)
+            _ownCeiling = (_credential!, _verifier.Verify(_credential!, Context.System.Scheduler.Now).Credential?.PnSecurityCeiling);
+        return new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, registered, _pnTable.Count,
+            PnSecurity.Held(_capabilities.PnSecurityLevel, registered ? _ownCeiling!.Value.Ceiling : null), registered && _acceptBridges);
+    }
+
     /// <summary>What the PN GW's functions are all told (a PNE attached or left, the server, reachability).</summary>
     private void TellFunctions(object message)
     {
@@ -172,7 +184,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 UpdateOwnCapabilities(update, Sender);
                 break;
             case DiscoverGateways:
-                Sender.Tell(new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, _registrationId is not null));
+                Sender.Tell(Advertisement());
                 break;
             case GetKnownRevocations:
                 Sender.Tell(new KnownRevocations(_revokedDevices.Order(StringComparer.Ordinal).ToList(),

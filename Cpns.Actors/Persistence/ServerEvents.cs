@@ -22,8 +22,7 @@ public sealed record GatewayRecord(
     public long ExpiresAtMs => LeaseStartMs + LifetimeSeconds * 1000L;
 
     /// <summary>The level the server holds this PN to: what the PN GW declares, never above what its credential allows.</summary>
-    public SecurityLevel HeldPnSecurityLevel() =>
-        PnSecurityCeiling is { } ceiling && ceiling < Capabilities.PnSecurityLevel ? ceiling : Capabilities.PnSecurityLevel;
+    public SecurityLevel HeldPnSecurityLevel() => PnSecurity.Held(Capabilities.PnSecurityLevel, PnSecurityCeiling);
 }
 
 public sealed record PneRecord(

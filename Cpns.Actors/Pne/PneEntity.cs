@@ -30,9 +30,22 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         public static readonly Beat Instance = new();
     }
 
+    private sealed record ScanEnds : INoSerializationVerificationNeeded
+    {
+        public static readonly ScanEnds Instance = new();
+    }
+
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
-    private IActorRef _gateway;
+    /// <summary>The PN GWs this device can reach: a scan asks each; the one it registered through is watched.</summary>
+    private readonly List<IActorRef> _inReach;
+    private readonly Dictionary<string, GatewayAdvertisement> _heard = new(StringComparer.Ordinal);
+    private bool _scanning;
+    private readonly HashSet<string> _failedGateways = new(StringComparer.Ordinal);
+    private string? _lastTried;
+    private IActorRef? _watchedGateway;
+    /// <summary>The PN GW that went away while this PNE was registered through it: the server still places it there.</summary>
+    private string? _lostGatewayId;
     private DeviceCapabilities _capabilities;
     private int _lifetimeSeconds;
     private TimeSpan _heartbeatInterval;
@@ -69,13 +82,13 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private Octets? _serverSigningKey;
 
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
-        int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken)
+        int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken, IReadOnlyList<IActorRef> alsoInReach)
     {
         _enrolmentToken = enrolmentToken;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
         _trustAnchor = trustAnchor;
-        _gateway = gateway;
+        _inReach = [gateway, ..alsoInReach.Where(g => !g.Equals(gateway)).Distinct()];
         _capabilities = capabilities;
         _lifetimeSeconds = lifetimeSeconds;
         _settings = settings;
@@ -91,10 +104,13 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     public static string ActorName(string deviceId) => $"pne-{deviceId}";
 
     /// <param name="enrolmentToken">The one-time token the operator provisioned for this PNE (its first registration needs it).</param>
+    /// <param name="alsoInReach">Other PN GWs the device can reach besides <paramref name="gateway"/>: it registers through
+    /// the best of them (<see cref="GatewayChoice"/>) and through another when that one goes away.</param>
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, CpnsSettings settings,
-        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null) =>
+        DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
+        IReadOnlyList<IActorRef>? alsoInReach = null) =>
         Akka.Actor.Props.Create(() => new PneEntity(identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
-            lifetimeSeconds, settings, enrolmentToken));
+            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>()));
 
     protected override void PreStart() => Register();
 
@@ -170,14 +186,25 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 if (_registration is null)
                     Register();
                 break;
-            case GatewayAdvertisement advertisement when _registration is null:
-                // Discovery answered: this PN GW (or BOTH device) takes us in once it is registered itself.
-                _log.Debug("{0}: discovered {1} ({2})", _identity.DeviceId, advertisement.GatewayId, advertisement.Mode);
-                if (advertisement.AcceptsNewPnes)
-                    SendHello();
+            case GatewayAdvertisement advertisement when _registration is null && _scanning:
+                _log.Debug("{0}: discovered {1} ({2}, {3} PNEs, PN security {4})", _identity.DeviceId, advertisement.GatewayId,
+                    advertisement.Mode, advertisement.Load, advertisement.PnSecurity);
+                _heard[advertisement.GatewayId] = advertisement;
+                if (_heard.Count >= _inReach.Count)
+                    Choose();
                 break;
             case GatewayAdvertisement:
-                break; // a late answer to a discovery we no longer need
+                break; // a late answer to a scan already decided
+            case ScanEnds when _scanning:
+                Choose();
+                break;
+            case ScanEnds:
+                break;
+            case Terminated gone when gone.ActorRef.Equals(_watchedGateway):
+                OnGatewayGone(gone.ActorRef);
+                break;
+            case Terminated:
+                break; // a PN GW this PNE no longer uses
             case RenewLease:
                 if (_registration is not null)
                 {
@@ -384,20 +411,87 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         }
     }
 
-    /// <summary>Discovery first (the PN GW answers with its id and mode), then the challenge–response.</summary>
+    /// <summary>
+    /// Discovery first: a scan of every PN GW within reach, answered with advertisements. Then the challenge–response with
+    /// the best of them, or, for a PNE whose PN GW went away, a bridge request to it (the server moves the PNE only on the
+    /// new PN GW's consent and the PNE's fresh proof). An attempt that ends in no registration puts its PN GW last next time.
+    /// </summary>
     private void Register()
     {
         _attempts++;
-        _gateway.Tell(new DiscoverGateways(_identity.DeviceId));
+        if (_lastTried is not null)
+            _failedGateways.Add(_lastTried);
+        _lastTried = null;
+        _heard.Clear();
+        _scanning = true;
+        foreach (var gateway in _inReach)
+            gateway.Tell(new DiscoverGateways(_identity.DeviceId));
+        Timers.StartSingleTimer(ScanEnds.Instance, ScanEnds.Instance, _settings.DiscoveryScanWindow);
         // A PNE's registration waits on its PN GW's with the server, so it is given five times as long.
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
             _settings.RegistrationBackoff.Times(5).Delay(_attempts));
     }
 
-    private void SendHello(IActorRef? gateway = null)
+    private void Choose()
+    {
+        _scanning = false;
+        Timers.Cancel(ScanEnds.Instance);
+        var moving = _lostGatewayId is not null && _credential is not null;
+        var ranked = GatewayChoice.Rank(_identity.DeviceId, _heard.Values, moving, _failedGateways);
+        if (ranked.Count == 0)
+        {
+            // Asked again at the next attempt: a PN GW not registered yet says it cannot take PNEs in.
+            _log.Debug("{0}: none of the {1} PN GWs that answered ({2} within reach) takes it in yet", _identity.DeviceId, _heard.Count,
+                _inReach.Count);
+            return;
+        }
+
+        var chosen = ranked[0];
+        _lastTried = chosen.GatewayId;
+        if (moving && chosen.GatewayId != _lostGatewayId)
+        {
+            _log.Info("{0}: {1} went away; asking {2} to take it in", _identity.DeviceId, _lostGatewayId, chosen.GatewayId);
+            _move = (ActorRefs.Nobody, chosen.Gateway);
+            chosen.Gateway.Tell(_link.Seal(new BridgeRequest(_identity.DeviceId, _credential!, _lostGatewayId!)), Self);
+        }
+        else
+            SendHello(chosen.Gateway);
+    }
+
+    /// <summary>The PN GW this PNE was registered through went away (its actor or its node): find another in reach.</summary>
+    private void OnGatewayGone(IActorRef gateway)
+    {
+        _inReach.Remove(gateway);
+        _watchedGateway = null;
+        if (_registration is null)
+            return;
+        _log.Info("{0}: its PN GW {1} went away; scanning {2} other PN GWs within reach", _identity.DeviceId, _registration.GatewayId,
+            _inReach.Count);
+        _lostGatewayId = _registration.GatewayId;
+        _registration = null;
+        Timers.Cancel(RenewLease.Instance);
+        Timers.Cancel(Beat.Instance);
+        _attempts = 0;
+        Register();
+    }
+
+    /// <summary>The PN GW this PNE is registered through, watched so that its loss is noticed.</summary>
+    private void Attach(IActorRef gateway)
+    {
+        if (!_inReach.Contains(gateway))
+            _inReach.Add(gateway);
+        if (gateway.Equals(_watchedGateway))
+            return;
+        if (_watchedGateway is not null)
+            Context.Unwatch(_watchedGateway);
+        _watchedGateway = gateway;
+        Context.Watch(gateway);
+    }
+
+    private void SendHello(IActorRef gateway)
     {
         _clientNonce = Octets.Own(RandomNumberGenerator.GetBytes(32));
-        _link.Send(gateway ?? _gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
+        _link.Send(gateway, new AuthHello(_identity.DeviceId, EntityKind.Pne, _identity.PublicKeys, _credential, _clientNonce,
             AuthTranscripts.PneContext));
     }
 
@@ -440,8 +534,13 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         }
 
         Timers.Cancel(RetryRegistration.Instance);
+        Timers.Cancel(ScanEnds.Instance);
+        _scanning = false;
         _registration = registered;
-        _gateway = registered.Gateway.Gateway;
+        _lostGatewayId = null;
+        _lastTried = null;
+        _failedGateways.Clear();
+        Attach(registered.Gateway.Gateway);
         ScheduleRenewal(registered.LifetimeSeconds);
         Timers.StartPeriodicTimer(Beat.Instance, Beat.Instance, _heartbeatInterval);
         _credential = registered.Credential;
@@ -480,7 +579,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
 
         _log.Info("{0}: its PN is now served by {1}", _identity.DeviceId, home.NewGatewayId);
         _link.Guard.Trust(home.NewGatewayId, key);
-        _gateway = home.NewGateway.Gateway;
+        Attach(home.NewGateway.Gateway);
         // The device's own word that it goes along: the server moves it only with this.
         if (_credential is not null && _registration is not null)
             _link.SendSigned(home.NewGateway.Connections, MoveConsent.Sign(_identity, _credential, _registration.GatewayId, home.NewGatewayId,

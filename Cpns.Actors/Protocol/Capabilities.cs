@@ -10,6 +10,13 @@ public enum SecurityLevel
     High = 3,
 }
 
+public static class PnSecurity
+{
+    /// <summary>The level a PN is held to: what its PN GW declares, never above what the PN GW's credential allows.</summary>
+    public static SecurityLevel Held(SecurityLevel declared, SecurityLevel? ceiling) =>
+        ceiling is { } limit && limit < declared ? limit : declared;
+}
+
 /// <summary>A personal-network technology a device speaks, and the security it provides there.</summary>
 public sealed record PnTechnology(string Name, SecurityLevel Security) : ICpnsMessage;
 

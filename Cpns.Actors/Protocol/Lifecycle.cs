@@ -6,11 +6,18 @@ namespace Cpns.Actors.Protocol;
 
 // ---- Discovery inside a PN (CPNS-1) ----
 
-/// <summary>A PNE looks for a PN GW within reach.</summary>
+/// <summary>A PNE looks for the PN GWs within reach (a scan of the PN: every PN GW it can reach is asked).</summary>
 public sealed record DiscoverGateways(string DeviceId) : ICpnsMessage, IWithDeviceId;
 
-/// <summary>A PN GW answers discovery: who it is, and whether it is a PN GW only or also a PNE (BOTH).</summary>
-public sealed record GatewayAdvertisement(string GatewayId, EntityKind Mode, IActorRef Gateway, bool AcceptsNewPnes)
+/// <summary>
+/// A PN GW answers discovery: who it is, whether it is a PN GW only or also a PNE (BOTH), whether it takes in a new
+/// PNE (it is registered itself) and one coming from another PN GW (its bridge policy), how many PNEs it serves, and
+/// the security it holds its PN to (its declared level, never above its credential's ceiling). A PNE chooses among
+/// the answers (<c>Pne.GatewayChoice</c>); the advertisement is a hint, and the challenge–response that follows is what
+/// authenticates the PN GW.
+/// </summary>
+public sealed record GatewayAdvertisement(string GatewayId, EntityKind Mode, IActorRef Gateway, bool AcceptsNewPnes,
+    int Load = 0, SecurityLevel PnSecurity = SecurityLevel.None, bool AcceptsMovingPnes = false)
     : ICpnsMessage, IWithGatewayId;
 
 // ---- Leases ----
