@@ -175,10 +175,10 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case LocalRequest { Request: DmAlert alert }:
                 RaiseAlert(alert, Sender);
                 break;
-            case DmAlert:
+            case DmAlert or PublishService or WithdrawService or SearchServices:
                 _link.CountRefusal("BareRequest");
-                Log.Warning("{0}: refused a bare DmAlert: the PN GW's applications raise alerts through its node-local API",
-                    _identity.DeviceId);
+                Log.Warning("{0}: refused a bare {1}: the device's applications ask through its node-local API",
+                    _identity.DeviceId, message.GetType().Name);
                 break;
             case UpdateCapabilities update when update.DeviceId == _identity.DeviceId:
                 UpdateOwnCapabilities(update, Sender);
@@ -257,7 +257,9 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
 }
 
 /// <summary>The functions of a PN GW that its connections keep informed.</summary>
-public sealed record GatewayFunctions(IActorRef Smf, IActorRef Cskmf, IActorRef Relay, IActorRef DirectoryCache, IActorRef Content)
+/// <param name="OwnPne">A BOTH device's own PNE role; none for a PN GW only.</param>
+public sealed record GatewayFunctions(IActorRef Smf, IActorRef Cskmf, IActorRef Relay, IActorRef DirectoryCache, IActorRef Content,
+    IActorRef? OwnPne = null)
 {
-    public IEnumerable<IActorRef> All => [Smf, Cskmf, Relay, DirectoryCache, Content];
+    public IEnumerable<IActorRef> All => OwnPne is null ? [Smf, Cskmf, Relay, DirectoryCache, Content] : [Smf, Cskmf, Relay, DirectoryCache, Content, OwnPne];
 }

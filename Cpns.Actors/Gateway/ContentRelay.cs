@@ -48,6 +48,10 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
     private long _copiesSent;
     private long _receipts;
     private long _postsRelayed;
+    private IActorRef? _ownPne;
+
+    /// <summary>From the PN GW entity at start: the BOTH device's own PNE role, which gets content sent to the device itself.</summary>
+    public sealed record OwnPneIs(IActorRef? OwnPne) : INodeLocal;
 
     public ContentRelay(EntityIdentity identity, CpnsSettings settings)
     {
@@ -107,6 +111,15 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
             case ContentReceipt receipt:
                 OnReceipt(receipt);
                 break;
+            case OwnPneIs own:
+                _ownPne = own.OwnPne;
+                break;
+            case OwnContentUsage own:
+                var usage = UsageOf(_identity.DeviceId, own.ServiceId, own.GroupId);
+                usage.Sessions++;
+                usage.BytesUp += own.BytesUp;
+                usage.BytesDown += own.BytesDown;
+                break;
             case PostFromPne post:
                 OnPost(post);
                 break;
@@ -129,6 +142,12 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
         var bytes = content.Ciphertext.Sealed.Length;
         foreach (var memberId in content.Recipients)
         {
+            if (memberId == _identity.DeviceId && _ownPne is not null)
+            {
+                _ownPne.Tell(new ContentForPne(content.DeliveryId, content.ServiceId, content.Ciphertext));
+                continue;
+            }
+
             if (_pn.Pne(memberId) is not { } pne)
             {
                 _log.Info("{0} content: {1} is not behind this PN GW; delivery {2} skips it", _identity.DeviceId, memberId,

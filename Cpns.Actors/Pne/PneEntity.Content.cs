@@ -1,5 +1,6 @@
 using Akka.Event;
 using Akka.Actor;
+using Cpns.Actors.Common;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 
@@ -8,19 +9,14 @@ namespace Cpns.Actors.Pne;
 /// <summary>
 /// A PNE's side of content delivery: what it sends is encrypted by its own CSKMF under the group's current epoch
 /// (it is the sender bound into the ciphertext) and posted through its PN GW; what arrives is opened by its CSKMF,
-/// kept (the latest <see cref="KeptItems"/>), and confirmed to the PN GW.
+/// kept (<see cref="ContentInbox"/>), and confirmed to the PN GW.
 /// </summary>
 public sealed partial class PneEntity
 {
-    private const int KeptItems = 1000;
-
-    /// <summary>A CSKMF answer arriving back, to continue a send or an open.</summary>
-    private sealed record ContentStep(Action Then) : INoSerializationVerificationNeeded;
-
     private TimeSpan ContentAskTimeout => _settings.Timeouts.Ask;
 
     private readonly Dictionary<string, IActorRef> _contentSenders = new(StringComparer.Ordinal);
-    private readonly Queue<ReceivedItem> _received = new();
+    private readonly ContentInbox _received = new();
 
     private void OnContent(object message)
     {
@@ -30,10 +26,7 @@ public sealed partial class PneEntity
                 Send(send);
                 break;
             case GetReceivedContent:
-                Sender.Tell(new ReceivedContent(_identity.DeviceId, _received.ToList()));
-                break;
-            case ContentStep step:
-                step.Then();
+                Sender.Tell(new ReceivedContent(_identity.DeviceId, _received.Items));
                 break;
         }
     }
@@ -54,8 +47,8 @@ public sealed partial class PneEntity
             return;
         }
 
-        _cskmf.Ask<object>(new EncryptContent(send.GroupId, send.Payload), ContentAskTimeout).PipeTo(Self,
-            success: answer => new ContentStep(() =>
+        _cskmf.Ask<object>(new EncryptContent(send.GroupId, send.Payload), ContentAskTimeout).ContinueOn(Self,
+            answer =>
             {
                 if (answer is not GroupCiphertext ciphertext)
                 {
@@ -72,8 +65,8 @@ public sealed partial class PneEntity
 
                 _contentSenders[send.DeliveryId] = asker;
                 _link.SendSigned(_registration.Gateway.Connections, new PostContent(send.DeliveryId, send.ServiceId, ciphertext, send.TargetDeviceId));
-            }),
-            failure: e => new ContentStep(() => asker.Tell(new ContentRejected(send.DeliveryId, DeliveryError.NoKey, e.Message))));
+            },
+            e => asker.Tell(new ContentRejected(send.DeliveryId, DeliveryError.NoKey, e.Message)));
     }
 
     private void AnswerSender(object answer)
@@ -91,23 +84,15 @@ public sealed partial class PneEntity
     private void Open(ContentForPne content)
     {
         var ciphertext = content.Ciphertext;
-        _cskmf.Ask<object>(new DecryptContent(ciphertext), ContentAskTimeout).PipeTo(Self,
-            success: answer => new ContentStep(() => Opened(content, answer)),
-            failure: e => new ContentStep(() => Opened(content, new ContentRefused(ciphertext.GroupId, ciphertext.Epoch,
-                KeyError.UnknownEpoch, e.Message))));
+        _cskmf.Ask<object>(new DecryptContent(ciphertext), ContentAskTimeout).ContinueOn(Self,
+            answer => Opened(content, answer),
+            e => Opened(content, new ContentRefused(ciphertext.GroupId, ciphertext.Epoch, KeyError.UnknownEpoch, e.Message)));
     }
 
     private void Opened(ContentForPne content, object answer)
     {
         var ciphertext = content.Ciphertext;
-        var item = answer is ContentDecrypted decrypted
-            ? new ReceivedItem(content.DeliveryId, content.ServiceId, ciphertext.GroupId, ciphertext.Epoch, ciphertext.SenderId,
-                decrypted.Plaintext, null)
-            : new ReceivedItem(content.DeliveryId, content.ServiceId, ciphertext.GroupId, ciphertext.Epoch, ciphertext.SenderId, null,
-                (answer as ContentRefused)?.Error ?? KeyError.IntegrityFailure);
-        _received.Enqueue(item);
-        if (_received.Count > KeptItems)
-            _received.Dequeue();
+        var item = _received.Keep(content.DeliveryId, content.ServiceId, ciphertext, answer);
         if (item.Error is { } error)
             _log.Warning("{0}: content {1} for {2}#{3} could not be opened: {4}", _identity.DeviceId, content.DeliveryId,
                 ciphertext.GroupId, ciphertext.Epoch, error);

@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using System.Security.Cryptography;
 using Akka.Actor;
@@ -245,8 +246,11 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case DeregisterDevice:
                 Sender.Tell(new RegistrationEnded(_identity.DeviceId, DeregistrationReason.Deregistered));
                 break;
-            case SendContent or GetReceivedContent or ContentStep:
+            case SendContent or GetReceivedContent:
                 OnContent(message);
+                break;
+            case Continuation next:
+                next.Then();
                 break;
             case GetKnownRevocations:
                 Sender.Tell(new KnownRevocations(_revokedDevices.Order(StringComparer.Ordinal).ToList(),

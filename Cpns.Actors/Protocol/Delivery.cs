@@ -77,6 +77,9 @@ public sealed record ContentReceipt(string DeliveryId, string DeviceId, string G
 /// </summary>
 public sealed record PostFromPne(string DeviceId, PostContent Post, SignedEnvelope Envelope) : INodeLocal, IWithDeviceId;
 
+/// <summary>Inside a BOTH device: its own PNE role sent or received this much, for the PN GW's usage reports.</summary>
+public sealed record OwnContentUsage(string ServiceId, string GroupId, long BytesUp, long BytesDown) : INodeLocal;
+
 /// <summary>What a PNE received and opened (or could not), oldest first.</summary>
 public sealed record GetReceivedContent(string DeviceId) : INodeLocal, IWithDeviceId;
 

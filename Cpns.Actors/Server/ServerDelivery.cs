@@ -19,7 +19,6 @@ public sealed class ServerDelivery : UntypedActor
     private const int RememberedDeliveries = 100_000;
     private TimeSpan AskTimeout => _settings.Timeouts.Ask;
 
-    private sealed record Continue(Action Then) : INoSerializationVerificationNeeded;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CpnsSettings _settings;
@@ -71,7 +70,7 @@ public sealed class ServerDelivery : UntypedActor
             case DeliverContent deliver:
                 OnDeliver(deliver, Sender);
                 break;
-            case Continue next:
+            case Continuation next:
                 next.Then();
                 break;
             case GetDelivery query:
@@ -109,7 +108,7 @@ public sealed class ServerDelivery : UntypedActor
             }
 
             _cskmf.Ask<object>(new SealForGroup(deliver.GroupId, deliver.SenderId, deliver.Payload), AskTimeout)
-                .PipeTo(Self, success: answer => new Continue(() =>
+                .ContinueOn(Self, answer =>
                 {
                     if (answer is not GroupCiphertext ciphertext)
                     {
@@ -122,7 +121,7 @@ public sealed class ServerDelivery : UntypedActor
                     RecordLocalSender(deliver, ciphertext);
                     _localDeliveries[deliver.DeliveryId] = new DeliveryRecord(deliver.DeliveryId, deliver.SenderId, deliver.ServiceId, NowMs, accepted);
                     Reply(accepted);
-                }), failure: e => new Continue(() => Reply(Reject(deliver.DeliveryId, DeliveryError.NoKey, e.Message))));
+                }, e => Reply(Reject(deliver.DeliveryId, DeliveryError.NoKey, e.Message)));
         });
     }
 
@@ -192,8 +191,7 @@ public sealed class ServerDelivery : UntypedActor
 
     private void WithGroup(string groupId, Action<GroupState> then) =>
         _smf.Ask<GroupState>(new GetGroup(groupId), AskTimeout)
-            .PipeTo(Self, success: group => new Continue(() => then(group)),
-                failure: _ => new Continue(() => then(new GroupState(groupId, DeliveryMode.Pull, 0, [], false))));
+            .ContinueOn(Self, then, _ => then(new GroupState(groupId, DeliveryMode.Pull, 0, [], false)));
 
     /// <summary>The members that get the content (all but the sender, or the one target), or null if that is not allowed.</summary>
     private static IReadOnlyList<string>? Recipients(GroupState group, string senderId, string? targetId, bool senderMustBeMember)
@@ -222,7 +220,8 @@ public sealed class ServerDelivery : UntypedActor
 
             if (!byGateway.TryGetValue(gatewayId, out var members))
                 byGateway[gatewayId] = members = new List<string>();
-            if (member != gatewayId)
+            // A BOTH device is also a PNE of its own PN, whose applications get content; a PN GW only has none.
+            if (member != gatewayId || _placements.Gateway(gatewayId)!.Kind == EntityKind.Both)
                 members.Add(member);
         }
 

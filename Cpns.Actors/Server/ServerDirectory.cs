@@ -240,6 +240,12 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             return;
         }
 
+        if (_placements.Gateway(description.OffererId) is { Kind: not EntityKind.Both })
+        {
+            Refuse(DirectoryError.NotAuthorized, $"{description.OffererId} is a PN GW only: services are offered by PNEs and BOTH devices");
+            return;
+        }
+
         if (_index.Get(description.ServiceId) is { } existing && existing.OffererId != description.OffererId)
         {
             Refuse(DirectoryError.NotOfferer, $"{description.ServiceId} is offered by {existing.OffererId}");
