@@ -17,6 +17,15 @@ public sealed record SimulationOptions
     /// <summary>Membership changes per group after creation (alternating joins and leaves).</summary>
     public int ChurnPerGroup { get; init; } = 4;
 
+    /// <summary>How many of the PN GWs are BOTH devices (also PNEs of their own PN: group members, senders and receivers).</summary>
+    public int BothDevices { get; init; }
+
+    /// <summary>After the keys converge, every group's first member sends it one piece of content, which every other member must open.</summary>
+    public bool Content { get; init; }
+
+    /// <summary>PNEs asleep while the content is sent (their PN GWs hold it for them), woken once it is all accepted.</summary>
+    public int SleepingPnes { get; init; }
+
     /// <summary>How long to wait for every member to hold its group's current key.</summary>
     public TimeSpan ConvergenceTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
@@ -32,6 +41,12 @@ public sealed record SimulationOptions
             return "--members-per-group must not be negative";
         if (ChurnPerGroup < 0)
             return "--churn must not be negative";
+        if (BothDevices < 0 || BothDevices > Gateways)
+            return $"--both must be between 0 and the number of PN GWs ({Gateways})";
+        if (SleepingPnes < 0 || SleepingPnes > Pnes)
+            return $"--sleeping must be between 0 and the number of PNEs ({Pnes})";
+        if (SleepingPnes > 0 && !Content)
+            return "--sleeping needs --content: PNEs sleep while content is sent to them";
         if (Gateways > 100_000 || Pnes > 1_000_000 || Groups > 100_000)
             return "at most 100000 PN GWs, 1000000 PNEs and 100000 groups";
         return null;
@@ -85,12 +100,24 @@ public sealed record SimulationResult
     public double CryptoFloorSeconds { get; init; }
     public double WallOverFloor { get; init; }
 
+    public int BothDevices { get; init; }
+    public int SleepingPnes { get; init; }
+
+    /// <summary>Content sent (one per group), accepted by the server, copies due to members, and copies opened by them.</summary>
+    public int ContentSent { get; init; }
+    public int ContentAccepted { get; init; }
+    public int ContentDue { get; init; }
+    public int ContentOpened { get; init; }
+
     /// <summary>How the server's CSKMF delivered the keys (shown in the table; the JSON keeps the keys above).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public KeyDeliveryStats? Delivery { get; init; }
 
     [System.Text.Json.Serialization.JsonIgnore]
     public bool AllMembersCurrent => MembersWithCurrentKey == Members;
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool AllContentOpened => ContentAccepted == ContentSent && ContentOpened == ContentDue;
 }
 
 public enum SimulationPhase
@@ -102,6 +129,7 @@ public enum SimulationPhase
     Churning,
     Converging,
     Verifying,
+    DeliveringContent,
     Done,
 }
 

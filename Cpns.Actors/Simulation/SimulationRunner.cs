@@ -39,24 +39,27 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 0, 1));
             var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), AskTimeout);
             // The simulation is its own operator: every device it starts is provisioned for enrolment first.
+            EntityKind KindOf(int gateway) => gateway < options.BothDevices ? EntityKind.Both : EntityKind.PnGateway;
             var tokens = await Deployment.ProvisionAsync(server.Registry,
-                Enumerable.Range(0, options.Gateways).Select(g => (GatewayId(g), EntityKind.PnGateway))
+                Enumerable.Range(0, options.Gateways).Select(g => (GatewayId(g), KindOf(g)))
                     .Concat(Enumerable.Range(0, options.Pnes).Select(p => (PneId(p), EntityKind.Pne))), AskTimeout);
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 1, 1));
 
             var workingSetBefore = Environment.WorkingSet;
             var gateways = new List<IActorRef>(options.Gateways);
             for (var g = 0; g < options.Gateways; g++)
-                gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), EntityKind.PnGateway),
+                gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), KindOf(g)),
                     secrets.TrustAnchor, server.Registry, settings, enrolmentToken: tokens[GatewayId(g)]));
             await WaitForAsync(SimulationPhase.RegisteringGateways, options.Gateways, progress, cancellationToken,
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
                     AskTimeout)).Gateways);
 
             var pnes = new Dictionary<string, IActorRef>(options.Pnes);
+            var gatewayOf = new Dictionary<string, IActorRef>(options.Pnes);
             for (var p = 0; p < options.Pnes; p++)
             {
                 var id = PneId(p);
+                gatewayOf[id] = gateways[p % gateways.Count];
                 pnes[id] = Deployment.StartPne(system, EntityIdentity.Generate(id, EntityKind.Pne), secrets.TrustAnchor,
                     gateways[p % gateways.Count], settings, enrolmentToken: tokens[id]);
             }
@@ -66,8 +69,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                     AskTimeout)).Pnes);
 
             var bytesPerPne = options.Pnes == 0 ? 0 : Math.Max(0, Environment.WorkingSet - workingSetBefore) / (double)options.Pnes;
-            var pneIds = pnes.Keys.Order(StringComparer.Ordinal).ToArray();
-            var plan = Plan(options, pneIds, random);
+            // A BOTH device is a group member like a PNE: it holds the key and sends and receives content.
+            var devices = new Dictionary<string, IActorRef>(pnes);
+            for (var g = 0; g < options.BothDevices; g++)
+                devices[GatewayId(g)] = gateways[g];
+            var memberIds = devices.Keys.Order(StringComparer.Ordinal).ToArray();
+            var plan = Plan(options, memberIds, random);
             var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
 
             await RunAllAsync(SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (ICpnsMessage)g.Create)).ToList(),
@@ -88,7 +95,10 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
 
             progress?.Report(new SimulationProgress(SimulationPhase.Converging, totalMembers - outstanding, totalMembers));
 
-            var current = await VerifyAsync(server, pnes, finalState, progress);
+            var current = await VerifyAsync(server, devices, finalState, progress);
+            var content = options.Content
+                ? await DeliverContentAsync(options, devices, gatewayOf, finalState, progress, cancellationToken)
+                : new ContentOutcome(0, 0, 0, 0);
             var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
             var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, AskTimeout);
             var latencies = stats.LatenciesMs.Order().ToArray();
@@ -123,6 +133,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 WallOverFloor = floor > 0 ? Math.Round(wall.Elapsed.TotalSeconds / floor, 2) : 0,
                 Gateways = options.Gateways,
                 Pnes = options.Pnes,
+                BothDevices = options.BothDevices,
+                SleepingPnes = options.SleepingPnes,
+                ContentSent = content.Sent,
+                ContentAccepted = content.Accepted,
+                ContentDue = content.Due,
+                ContentOpened = content.Opened,
                 Groups = options.Groups,
                 Members = totalMembers,
                 MembersWithCurrentKey = current,
@@ -337,6 +353,66 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         }
 
         return current;
+    }
+
+    private sealed record ContentOutcome(int Sent, int Accepted, int Due, int Opened);
+
+    /// <summary>
+    /// Every group's first member sends the group one piece of content while some PNEs sleep (their PN GWs hold it), then
+    /// the sleepers wake; it waits until every other member has opened its copy, or until the convergence timeout.
+    /// </summary>
+    private static async Task<ContentOutcome> DeliverContentAsync(SimulationOptions options, IReadOnlyDictionary<string, IActorRef> devices,
+        IReadOnlyDictionary<string, IActorRef> gatewayOf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
+        IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
+    {
+        var pneIds = gatewayOf.Keys.Order(StringComparer.Ordinal).ToArray();
+        var step = Math.Max(1, pneIds.Length / Math.Max(1, options.SleepingPnes));
+        var sleepers = pneIds.Where((_, i) => i % step == 0).Take(options.SleepingPnes).ToList();
+        foreach (var id in sleepers)
+            devices[id].Tell(new Sleep(id));
+        // Content goes out once every sleeper's PN GW knows it sleeps, so the PN GW holds the sleeper's copy until it wakes.
+        var awake = sleepers.ToHashSet(StringComparer.Ordinal);
+        var sleepDeadline = Stopwatch.StartNew();
+        while (awake.Count > 0)
+        {
+            if (sleepDeadline.Elapsed > options.ConvergenceTimeout)
+                throw new TimeoutException($"{awake.Count} PN GWs did not hear their PNEs go to sleep");
+            var reach = await Task.WhenAll(awake.Select(id => gatewayOf[id].Ask<Reachability>(new GetReachability(id), AskTimeout)));
+            awake.ExceptWith(reach.Where(r => r.Sleeping).Select(r => r.DeviceId));
+            if (awake.Count > 0)
+                await Task.Delay(PollInterval, cancellationToken);
+        }
+
+        var groups = finalState.Where(kv => kv.Value.Members.Count > 0).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var due = groups.Sum(g => g.Value.Members.Count - 1);
+        progress?.Report(new SimulationProgress(SimulationPhase.DeliveringContent, 0, due));
+        var answers = await Task.WhenAll(groups.Select(g => devices[g.Value.Members[0]].Ask<object>(
+            new SendContent($"sim-{g.Key}", "sim-service", g.Key, Octets.Own(System.Text.Encoding.UTF8.GetBytes($"hello {g.Key}"))),
+            AskTimeout, cancellationToken)));
+        var accepted = groups.Where((_, i) => answers[i] is ContentAccepted).ToList();
+        foreach (var id in sleepers)
+            devices[id].Tell(new Wake(id));
+
+        var waiting = accepted.SelectMany(g => g.Value.Members.Skip(1).Select(m => (Member: m, DeliveryId: $"sim-{g.Key}"))).ToHashSet();
+        var deadline = Stopwatch.StartNew();
+        while (waiting.Count > 0 && deadline.Elapsed < options.ConvergenceTimeout)
+        {
+            foreach (var byMember in waiting.GroupBy(w => w.Member).Chunk(2000))
+            {
+                var received = await Task.WhenAll(byMember.Select(m =>
+                    devices[m.Key].Ask<ReceivedContent>(new GetReceivedContent(m.Key), AskTimeout, cancellationToken)));
+                foreach (var inbox in received)
+                foreach (var item in inbox.Items.Where(i => i.Error is null))
+                    waiting.Remove((inbox.DeviceId, item.DeliveryId));
+            }
+
+            progress?.Report(new SimulationProgress(SimulationPhase.DeliveringContent, due - waiting.Count, due));
+            if (waiting.Count > 0)
+                await Task.Delay(PollInterval, cancellationToken);
+        }
+
+        var dueAccepted = accepted.Sum(g => g.Value.Members.Count - 1);
+        return new ContentOutcome(groups.Count, accepted.Count, due, dueAccepted - waiting.Count);
     }
 
     private static double Percentile(double[] sorted, double p)

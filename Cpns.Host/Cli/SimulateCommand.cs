@@ -28,6 +28,20 @@ public static class SimulateCommand
             Description = "Average members per group (0: about 2·PNEs/groups, at most 400)",
             DefaultValueFactory = _ => 0,
         };
+        var both = new Option<int>("--both")
+        {
+            Description = "How many of the PN GWs are BOTH devices: also PNEs of their own PN, which join groups and send and receive content",
+            DefaultValueFactory = _ => 0,
+        };
+        var content = new Option<bool>("--content")
+        {
+            Description = "After the keys converge, each group's first member sends the group content; every other member must open it",
+        };
+        var sleeping = new Option<int>("--sleeping")
+        {
+            Description = "PNEs asleep while the content is sent (with --content): their PN GWs hold it until they wake",
+            DefaultValueFactory = _ => 0,
+        };
         var churn = new Option<int>("--churn") { Description = "Joins and leaves per group after creation", DefaultValueFactory = _ => 4 };
         var lkhThreshold = new Option<int?>("--lkh-threshold")
         {
@@ -51,7 +65,7 @@ public static class SimulateCommand
             "Run a CPNS Server, PN GWs and PNEs in one process: register them, build service groups, churn their " +
             "membership so they rekey, and check every member ends with its group's current key")
         {
-            gateways, pnes, groups, seed, membersPerGroup, churn, lkhThreshold, timeout, json, quiet, ackLog,
+            gateways, pnes, groups, seed, membersPerGroup, churn, both, content, sleeping, lkhThreshold, timeout, json, quiet, ackLog,
         };
         common.AddTo(command);
         OptionRules.WritableFile(json);
@@ -61,6 +75,8 @@ public static class SimulateCommand
         OptionRules.AtLeast(groups, 0);
         OptionRules.AtLeast(membersPerGroup, 0);
         OptionRules.AtLeast(churn, 0);
+        OptionRules.AtLeast(both, 0);
+        OptionRules.AtLeast(sleeping, 0);
         lkhThreshold.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int?>() is < 0 and var value)
@@ -78,6 +94,9 @@ public static class SimulateCommand
                 Seed = parse.GetValue(seed),
                 MembersPerGroup = parse.GetValue(membersPerGroup),
                 ChurnPerGroup = parse.GetValue(churn),
+                BothDevices = parse.GetValue(both),
+                Content = parse.GetValue(content),
+                SleepingPnes = parse.GetValue(sleeping),
                 ConvergenceTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
             };
             return await RunAsync(options, common.Read(parse), parse.GetValue(lkhThreshold), parse.GetValue(json), parse.GetValue(quiet),
@@ -89,6 +108,12 @@ public static class SimulateCommand
     private static async Task<int> RunAsync(SimulationOptions options, NodeOptions node, int? lkhThreshold, FileInfo? json, bool quiet,
         FileInfo? ackLog, CancellationToken cancellationToken)
     {
+        if (options.Validate() is { } problem)
+        {
+            Console.Error.WriteLine($"cpns simulate: {problem}");
+            return 1;
+        }
+
         // Every run studies a fresh network: on SQLite its own file (simulate.db, kept afterwards for inspection,
         // never the cpns.db of real nodes), elsewhere its own server id, so earlier runs' groups never collide.
         var overrides = lkhThreshold is { } threshold ? $"cpns.keys.lkh-threshold = {threshold}\n" : "";
@@ -146,6 +171,13 @@ public static class SimulateCommand
             AnsiConsole.MarkupLine($"[grey]summary written to {Markup.Escape(json.FullName)}[/]");
         }
 
+        if (!result.AllContentOpened)
+        {
+            AnsiConsole.MarkupLine($"[red]content: {result.ContentAccepted} of {result.ContentSent} sends accepted, " +
+                                   $"{result.ContentOpened} of {result.ContentDue} copies opened[/]");
+            return 1;
+        }
+
         if (result.Members > 0 && result.AllMembersCurrent)
             return 0;
         if (result.Members == 0 && options.Groups == 0)
@@ -167,6 +199,8 @@ public static class SimulateCommand
         void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
         Row("PN GWs registered", result.Gateways.ToString());
         Row("PNEs registered", result.Pnes.ToString());
+        if (result.BothDevices > 0)
+            Row("  of them BOTH devices (PN GW and PNE)", result.BothDevices.ToString());
         Row("service groups", result.Groups.ToString());
         Row("members (group memberships)", result.Members.ToString());
         Row("members holding the current epoch", result.MembersWithCurrentKey.ToString());
@@ -185,6 +219,13 @@ public static class SimulateCommand
         Row("key delivery p99 (ms)", result.KeyDeliveryP99Ms.ToString("0.###"));
         Row("  push p50 / p99 / max (ms)", $"{result.PushP50Ms:0.#} / {result.PushP99Ms:0.#} / {result.PushMaxMs:0.#}");
         Row("  pull p50 / p99 / max (ms)", $"{result.PullP50Ms:0.#} / {result.PullP99Ms:0.#} / {result.PullMaxMs:0.#}");
+        if (result.ContentSent > 0)
+        {
+            Row("content sent / accepted (one per group)", $"{result.ContentSent} / {result.ContentAccepted}");
+            Row("content copies due / opened" + (result.SleepingPnes > 0 ? $" ({result.SleepingPnes} PNEs asleep while sent)" : ""),
+                $"{result.ContentDue} / {result.ContentOpened}");
+        }
+
         Row("PNE registrations per second", result.PneRegistrationsPerSecond.ToString("0.#"));
         Row("retries / busy answers / envelopes refused", $"{result.Retries} / {result.BusyAnswers} / {result.EnvelopesRefused}");
         foreach (var (phase, seconds) in result.PhaseSeconds)
@@ -245,6 +286,7 @@ public static class SimulateCommand
         SimulationPhase.Churning => "membership churn (rekeys)",
         SimulationPhase.Converging => "members holding the current key",
         SimulationPhase.Verifying => "checking key check values",
+        SimulationPhase.DeliveringContent => "members opening group content",
         _ => phase.ToString(),
     };
 

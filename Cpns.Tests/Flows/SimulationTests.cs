@@ -1,3 +1,5 @@
+using Akka.Actor;
+using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 using Cpns.Actors.Server;
 using Cpns.Actors.Simulation;
@@ -38,6 +40,40 @@ public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(outp
         Assert.InRange(result.WallOverFloor, ratio * 0.95, ratio * 1.05);
         Assert.Equal(result.KeysDeliveredPush > 0, result.PushP50Ms > 0);
         Assert.Equal(result.KeysDeliveredPull > 0, result.PullP50Ms > 0);
+    }
+
+    [Fact]
+    public async Task BOTH_devices_take_part_as_members_and_senders_and_sleeping_PNEs_get_their_content_on_waking()
+    {
+        var runner = new SimulationRunner(Sys, Settings, ServerSecrets.Generate(Settings.ServerId));
+        var result = await runner.RunAsync(new SimulationOptions
+        {
+            Gateways = 3, Pnes = 12, Groups = 2, MembersPerGroup = 14, ChurnPerGroup = 0, BothDevices = 2, Content = true,
+            SleepingPnes = 4, ConvergenceTimeout = Dilated(TimeSpan.FromSeconds(30)),
+        });
+        Assert.Equal((2, 4), (result.BothDevices, result.SleepingPnes));
+        Assert.Equal(result.Members, result.MembersWithCurrentKey);
+        Assert.Equal((2, 2), (result.ContentSent, result.ContentAccepted));
+        Assert.Equal(result.Members - 2, result.ContentDue);
+        Assert.Equal(result.ContentDue, result.ContentOpened);
+
+        // The BOTH devices were members like PNEs: each opened its groups' content, unless it sent it itself.
+        var bothMemberships = 0;
+        foreach (var groupId in new[] { "grp-0000", "grp-0001" })
+        {
+            var group = await Sys.ActorSelection("/user/server/smf").Ask<GroupState>(new GetGroup(groupId), Timeout);
+            foreach (var both in group.Members.Where(m => m.StartsWith('g')))
+            {
+                bothMemberships++;
+                var inbox = await Sys.ActorSelection($"/user/gateway-{both}").Ask<ReceivedContent>(new GetReceivedContent(both), Timeout);
+                Assert.Equal(group.Members[0] == both ? 0 : 1, inbox.Items.Count(i => i.DeliveryId == $"sim-{groupId}" && i.Error is null));
+            }
+        }
+
+        Assert.True(bothMemberships > 0, "the plan put no BOTH device in a group");
+        Assert.Equal("--sleeping needs --content: PNEs sleep while content is sent to them",
+            new SimulationOptions { SleepingPnes = 1 }.Validate());
+        Assert.Equal("--both must be between 0 and the number of PN GWs (10)", new SimulationOptions { BothDevices = 11 }.Validate());
     }
 
     [Fact]
