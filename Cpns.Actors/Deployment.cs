@@ -23,7 +23,10 @@ public static class Deployment
     public static IActorRef StartGateway(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor,
         IActorRef serverRegistry, CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0,
         string? enrolmentToken = null) =>
-        system.ActorOf(PnGateway.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds, enrolmentToken),
+        system.ActorOf(PnGateway.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds, enrolmentToken,
+                (adopt, gateway) => PneEntity.Props(adopt.Identity, trustAnchor, gateway, settings,
+                    DeviceCapabilities.Legacy(adopt.DeviceKind, adopt.Link), enrolmentToken: adopt.EnrolmentToken,
+                    representedDevice: adopt.Device)),
             PnGateway.ActorName(identity.DeviceId));
 
     /// <summary>Starts a PNE that registers with the PN GW entity <paramref name="gateway"/>.</summary>

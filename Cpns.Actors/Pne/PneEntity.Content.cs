@@ -93,6 +93,8 @@ public sealed partial class PneEntity
     {
         var ciphertext = content.Ciphertext;
         var item = _received.Keep(content.DeliveryId, content.ServiceId, ciphertext, answer);
+        if (item.Error is null && _representedDevice is not null)
+            _representedDevice.Tell(new LegacyContent(item.DeliveryId, item.ServiceId, item.GroupId, item.SenderId, item.Plaintext!));
         if (item.Error is { } error)
             _log.Warning("{0}: content {1} for {2}#{3} could not be opened: {4}", _identity.DeviceId, content.DeliveryId,
                 ciphertext.GroupId, ciphertext.Epoch, error);

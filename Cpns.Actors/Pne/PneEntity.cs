@@ -76,6 +76,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
 
     private readonly string? _enrolmentToken;
     private readonly TrustAnchor _trustAnchor;
+    private readonly IActorRef? _representedDevice;
 
     /// <summary>What the server's notices (checked against the server this PNE registered with) say is revoked.</summary>
     private readonly HashSet<string> _revokedSerials = new(StringComparer.Ordinal);
@@ -83,8 +84,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private Octets? _serverSigningKey;
 
     public PneEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, DeviceCapabilities capabilities,
-        int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken, IReadOnlyList<IActorRef> alsoInReach)
+        int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken, IReadOnlyList<IActorRef> alsoInReach, IActorRef? representedDevice)
     {
+        _representedDevice = representedDevice;
         _enrolmentToken = enrolmentToken;
         _identity = identity;
         _verifier = trustAnchor.Verifier();
@@ -107,11 +109,13 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     /// <param name="enrolmentToken">The one-time token the operator provisioned for this PNE (its first registration needs it).</param>
     /// <param name="alsoInReach">Other PN GWs the device can reach besides <paramref name="gateway"/>: it registers through
     /// the best of them (<see cref="GatewayChoice"/>) and through another when that one goes away.</param>
+    /// <param name="representedDevice">For a PNE its PN GW runs on behalf of a device without CPNS features: that device,
+    /// which gets what this PNE opens (<see cref="LegacyContent"/>).</param>
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, CpnsSettings settings,
         DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
-        IReadOnlyList<IActorRef>? alsoInReach = null) =>
+        IReadOnlyList<IActorRef>? alsoInReach = null, IActorRef? representedDevice = null) =>
         Akka.Actor.Props.Create(() => new PneEntity(identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
-            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>()));
+            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>(), representedDevice));
 
     protected override void PreStart() => Register();
 

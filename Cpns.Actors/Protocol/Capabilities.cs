@@ -42,6 +42,13 @@ public sealed record DeviceCapabilities(
         [new PnTechnology("wifi-wpa3", pnSecurity), new PnTechnology("bluetooth-le", pnSecurity)],
         ["registration", "capabilities", "status", "service-management", "security", "delivery"]);
 
+    /// <summary>A device with no CPNS stack, represented by its PN GW: reached over <paramref name="link"/>, it runs none of the functions itself.</summary>
+    public static DeviceCapabilities Legacy(string deviceKind, PnTechnology link) => new(
+        deviceKind, [], 0, 0, 100, [link], [RepresentedByGateway]);
+
+    /// <summary>The function a legacy device's capability document names instead of CPNS functions of its own.</summary>
+    public const string RepresentedByGateway = "represented-by-pn-gw";
+
     public static DeviceCapabilities Pne() => new(
         "media-player", ["aac", "opus"], 2_000, 8L << 30, 60,
         [new PnTechnology("bluetooth-le", SecurityLevel.High)],

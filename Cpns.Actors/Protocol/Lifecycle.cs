@@ -112,6 +112,32 @@ public sealed record Sleep(string DeviceId, bool Announce = true) : INodeLocal, 
 /// <summary>Tells a sleeping PNE to wake: its next heartbeat makes it reachable again.</summary>
 public sealed record Wake(string DeviceId) : INodeLocal, IWithDeviceId;
 
+// ---- Devices without CPNS features, represented by their PN GW (seed §5.3.1.7) ----
+
+/// <summary>
+/// The PN GW takes a device with no CPNS stack into its PN: it runs a PNE for it (<c>legacy-{id}</c>) under an identity
+/// the PN GW's host keeps for it, enrolled by the operator's token like any PNE. The PNE's group keys stay in the PN GW;
+/// what it opens goes to <paramref name="Device"/> over the PN's own link as <see cref="LegacyContent"/>. When the device
+/// goes away (its actor stops), its PNE deregisters.
+/// </summary>
+public sealed record AdoptLegacyDevice(EntityIdentity Identity, string DeviceKind, PnTechnology Link, string? EnrolmentToken,
+    IActorRef Device) : INodeLocal;
+
+/// <summary>The PN GW runs the device's PNE at <paramref name="Representative"/>: the device's applications ask it (node-local API).</summary>
+public sealed record LegacyDeviceAdopted(string DeviceId, IActorRef Representative) : INodeLocal, IWithDeviceId;
+
+public sealed record LegacyDeviceRefused(string DeviceId, string Reason) : INodeLocal, IWithDeviceId;
+
+/// <summary>Group content the device's representative opened, passed on over the PN's own link.</summary>
+public sealed record LegacyContent(string DeliveryId, string ServiceId, string GroupId, string SenderId, Octets Payload) : INodeLocal;
+
+public sealed record GetLegacyDevices : INodeLocal
+{
+    public static readonly GetLegacyDevices Instance = new();
+}
+
+public sealed record LegacyDevices(string GatewayId, IReadOnlyList<string> DeviceIds) : INodeLocal;
+
 // ---- PNE moves between PNs (bridge) ----
 
 /// <summary>Tells a PNE (the device) to move into the PN of another PN GW.</summary>
