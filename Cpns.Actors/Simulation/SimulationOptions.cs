@@ -20,6 +20,9 @@ public sealed record SimulationOptions
     /// <summary>How many of the PN GWs are BOTH devices (also PNEs of their own PN: group members, senders and receivers).</summary>
     public int BothDevices { get; init; }
 
+    /// <summary>Devices without CPNS features, each represented by a PN GW (which runs a PNE for it): group members like PNEs.</summary>
+    public int LegacyDevices { get; init; }
+
     /// <summary>After the keys converge, every group's first member sends it one piece of content, which every other member must open.</summary>
     public bool Content { get; init; }
 
@@ -43,6 +46,8 @@ public sealed record SimulationOptions
             return "--churn must not be negative";
         if (BothDevices < 0 || BothDevices > Gateways)
             return $"--both must be between 0 and the number of PN GWs ({Gateways})";
+        if (LegacyDevices < 0 || LegacyDevices > 100_000)
+            return "--legacy must be between 0 and 100000";
         if (SleepingPnes < 0 || SleepingPnes > Pnes)
             return $"--sleeping must be between 0 and the number of PNEs ({Pnes})";
         if (SleepingPnes > 0 && !Content)
@@ -101,6 +106,7 @@ public sealed record SimulationResult
     public double WallOverFloor { get; init; }
 
     public int BothDevices { get; init; }
+    public int LegacyDevices { get; init; }
     public int SleepingPnes { get; init; }
 
     /// <summary>Content sent (one per group), accepted by the server, copies due to members, and copies opened by them.</summary>

@@ -22,6 +22,8 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
 
     public static string PneId(int index) => $"p{index:D5}";
 
+    public static string LegacyId(int index) => $"legacy-{index:D5}";
+
     public async Task<SimulationResult> RunAsync(SimulationOptions options, IProgress<SimulationProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -42,7 +44,8 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             EntityKind KindOf(int gateway) => gateway < options.BothDevices ? EntityKind.Both : EntityKind.PnGateway;
             var tokens = await Deployment.ProvisionAsync(server.Registry,
                 Enumerable.Range(0, options.Gateways).Select(g => (GatewayId(g), KindOf(g)))
-                    .Concat(Enumerable.Range(0, options.Pnes).Select(p => (PneId(p), EntityKind.Pne))), AskTimeout);
+                    .Concat(Enumerable.Range(0, options.Pnes).Select(p => (PneId(p), EntityKind.Pne)))
+                    .Concat(Enumerable.Range(0, options.LegacyDevices).Select(l => (LegacyId(l), EntityKind.Pne))), AskTimeout);
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 1, 1));
 
             var workingSetBefore = Environment.WorkingSet;
@@ -64,7 +67,23 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                     gateways[p % gateways.Count], settings, enrolmentToken: tokens[id]);
             }
 
-            await WaitForAsync(SimulationPhase.RegisteringPnes, options.Pnes, progress, cancellationToken,
+            // Devices without CPNS features, each taken in by a PN GW that runs a PNE for it; the run reads what reached
+            // the device itself, not its representative.
+            var inboxes = new Dictionary<string, IActorRef>();
+            for (var l = 0; l < options.LegacyDevices; l++)
+            {
+                var id = LegacyId(l);
+                var device = system.ActorOf(LegacyDeviceModel.Props(id), $"sim-device-{id}-{Guid.NewGuid():N}");
+                var gateway = gateways[l % gateways.Count];
+                var adopted = await gateway.Ask<object>(new AdoptLegacyDevice(EntityIdentity.Generate(id, EntityKind.Pne), "screen",
+                    new PnTechnology("hdmi-cec", SecurityLevel.High), tokens[id], device), AskTimeout, cancellationToken);
+                pnes[id] = adopted is LegacyDeviceAdopted { Representative: var representative }
+                    ? representative
+                    : throw new InvalidOperationException($"{id}: {(adopted as LegacyDeviceRefused)?.Reason ?? adopted.ToString()}");
+                inboxes[id] = device;
+            }
+
+            await WaitForAsync(SimulationPhase.RegisteringPnes, options.Pnes + options.LegacyDevices, progress, cancellationToken,
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
                     AskTimeout)).Pnes);
 
@@ -96,8 +115,10 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             progress?.Report(new SimulationProgress(SimulationPhase.Converging, totalMembers - outstanding, totalMembers));
 
             var current = await VerifyAsync(server, devices, finalState, progress);
+            foreach (var (id, device) in devices)
+                inboxes.TryAdd(id, device);
             var content = options.Content
-                ? await DeliverContentAsync(options, devices, gatewayOf, finalState, progress, cancellationToken)
+                ? await DeliverContentAsync(options, devices, inboxes, gatewayOf, finalState, progress, cancellationToken)
                 : new ContentOutcome(0, 0, 0, 0);
             var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
             var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, AskTimeout);
@@ -134,6 +155,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 Gateways = options.Gateways,
                 Pnes = options.Pnes,
                 BothDevices = options.BothDevices,
+                LegacyDevices = options.LegacyDevices,
                 SleepingPnes = options.SleepingPnes,
                 ContentSent = content.Sent,
                 ContentAccepted = content.Accepted,
@@ -362,7 +384,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     /// the sleepers wake; it waits until every other member has opened its copy, or until the convergence timeout.
     /// </summary>
     private static async Task<ContentOutcome> DeliverContentAsync(SimulationOptions options, IReadOnlyDictionary<string, IActorRef> devices,
-        IReadOnlyDictionary<string, IActorRef> gatewayOf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
+        IReadOnlyDictionary<string, IActorRef> inboxes, IReadOnlyDictionary<string, IActorRef> gatewayOf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
         var pneIds = gatewayOf.Keys.Order(StringComparer.Ordinal).ToArray();
@@ -400,7 +422,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             foreach (var byMember in waiting.GroupBy(w => w.Member).Chunk(2000))
             {
                 var received = await Task.WhenAll(byMember.Select(m =>
-                    devices[m.Key].Ask<ReceivedContent>(new GetReceivedContent(m.Key), AskTimeout, cancellationToken)));
+                    inboxes[m.Key].Ask<ReceivedContent>(new GetReceivedContent(m.Key), AskTimeout, cancellationToken)));
                 foreach (var inbox in received)
                 foreach (var item in inbox.Items.Where(i => i.Error is null))
                     waiting.Remove((inbox.DeviceId, item.DeliveryId));

@@ -33,6 +33,11 @@ public static class SimulateCommand
             Description = "How many of the PN GWs are BOTH devices: also PNEs of their own PN, which join groups and send and receive content",
             DefaultValueFactory = _ => 0,
         };
+        var legacy = new Option<int>("--legacy")
+        {
+            Description = "Devices without CPNS features, spread over the PN GWs, each represented by a PNE its PN GW runs for it; they join groups and get content",
+            DefaultValueFactory = _ => 0,
+        };
         var content = new Option<bool>("--content")
         {
             Description = "After the keys converge, each group's first member sends the group content; every other member must open it",
@@ -65,7 +70,7 @@ public static class SimulateCommand
             "Run a CPNS Server, PN GWs and PNEs in one process: register them, build service groups, churn their " +
             "membership so they rekey, and check every member ends with its group's current key")
         {
-            gateways, pnes, groups, seed, membersPerGroup, churn, both, content, sleeping, lkhThreshold, timeout, json, quiet, ackLog,
+            gateways, pnes, groups, seed, membersPerGroup, churn, both, legacy, content, sleeping, lkhThreshold, timeout, json, quiet, ackLog,
         };
         common.AddTo(command);
         OptionRules.WritableFile(json);
@@ -76,6 +81,7 @@ public static class SimulateCommand
         OptionRules.AtLeast(membersPerGroup, 0);
         OptionRules.AtLeast(churn, 0);
         OptionRules.AtLeast(both, 0);
+        OptionRules.AtLeast(legacy, 0);
         OptionRules.AtLeast(sleeping, 0);
         lkhThreshold.Validators.Add(result =>
         {
@@ -95,6 +101,7 @@ public static class SimulateCommand
                 MembersPerGroup = parse.GetValue(membersPerGroup),
                 ChurnPerGroup = parse.GetValue(churn),
                 BothDevices = parse.GetValue(both),
+                LegacyDevices = parse.GetValue(legacy),
                 Content = parse.GetValue(content),
                 SleepingPnes = parse.GetValue(sleeping),
                 ConvergenceTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
@@ -201,6 +208,8 @@ public static class SimulateCommand
         Row("PNEs registered", result.Pnes.ToString());
         if (result.BothDevices > 0)
             Row("  of them BOTH devices (PN GW and PNE)", result.BothDevices.ToString());
+        if (result.LegacyDevices > 0)
+            Row("devices without CPNS, represented by PN GWs", result.LegacyDevices.ToString());
         Row("service groups", result.Groups.ToString());
         Row("members (group memberships)", result.Members.ToString());
         Row("members holding the current epoch", result.MembersWithCurrentKey.ToString());

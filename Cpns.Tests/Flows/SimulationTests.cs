@@ -48,7 +48,7 @@ public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(outp
         var runner = new SimulationRunner(Sys, Settings, ServerSecrets.Generate(Settings.ServerId));
         var result = await runner.RunAsync(new SimulationOptions
         {
-            Gateways = 3, Pnes = 12, Groups = 2, MembersPerGroup = 14, ChurnPerGroup = 0, BothDevices = 2, Content = true,
+            Gateways = 3, Pnes = 12, Groups = 2, MembersPerGroup = 16, ChurnPerGroup = 0, BothDevices = 2, LegacyDevices = 2, Content = true,
             SleepingPnes = 4, ConvergenceTimeout = Dilated(TimeSpan.FromSeconds(30)),
         });
         Assert.Equal((2, 4), (result.BothDevices, result.SleepingPnes));
@@ -71,8 +71,25 @@ public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(outp
         }
 
         Assert.True(bothMemberships > 0, "the plan put no BOTH device in a group");
+
+        // So were the devices without CPNS: what their groups sent reached the device itself, not only its representative.
+        var legacyMemberships = 0;
+        foreach (var groupId in new[] { "grp-0000", "grp-0001" })
+        {
+            var group = await Sys.ActorSelection("/user/server/smf").Ask<GroupState>(new GetGroup(groupId), Timeout);
+            foreach (var legacy in group.Members.Where(m => m.StartsWith("legacy-", StringComparison.Ordinal) && m != group.Members[0]))
+            {
+                legacyMemberships++;
+                var representative = await Sys.ActorSelection($"/user/gateway-*/legacy-{legacy}").ResolveOne(Timeout);
+                Assert.Equal(1, (await KeyStateAsync(representative, groupId)).CurrentEpoch);
+            }
+        }
+
+        Assert.Equal(2, result.LegacyDevices);
+        Assert.True(legacyMemberships > 0, "the plan put no device without CPNS in a group (as a receiver)");
         Assert.Equal("--sleeping needs --content: PNEs sleep while content is sent to them",
             new SimulationOptions { SleepingPnes = 1 }.Validate());
+        Assert.Equal("--legacy must be between 0 and 100000", new SimulationOptions { LegacyDevices = -1 }.Validate());
         Assert.Equal("--both must be between 0 and the number of PN GWs (10)", new SimulationOptions { BothDevices = 11 }.Validate());
     }
 

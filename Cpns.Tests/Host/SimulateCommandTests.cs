@@ -30,7 +30,7 @@ public sealed class SimulateCommandTests : IDisposable
             ["gateways", "pnes", "groups", "members", "membersWithCurrentKey", "keysDeliveredPush", "keysDeliveredPull",
                 "epochs", "keyDeliveryP50Ms", "keyDeliveryP99Ms", "wallSeconds", "pushP50Ms", "pushP99Ms", "pushMaxMs", "pullP50Ms",
                 "pullP99Ms", "pullMaxMs", "phaseSeconds", "pneRegistrationsPerSecond", "retries", "busyAnswers", "envelopesRefused",
-                "bytesPerPne", "crypto", "cryptoUnitCosts", "cryptoFloorSeconds", "wallOverFloor", "bothDevices", "sleepingPnes",
+                "bytesPerPne", "crypto", "cryptoUnitCosts", "cryptoFloorSeconds", "wallOverFloor", "bothDevices", "legacyDevices", "sleepingPnes",
                 "contentSent", "contentAccepted", "contentDue", "contentOpened"],
             root.EnumerateObject().Select(p => p.Name));
         Assert.True(root.GetProperty("cryptoFloorSeconds").GetDouble() > 0);
