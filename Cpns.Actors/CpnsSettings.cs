@@ -39,6 +39,7 @@ public sealed record CpnsSettings
     public required TimeSpan PullRetryMax { get; init; }
     public Common.Backoff PullBackoff => new(PullRetryInitial, PullRetryMax);
     public required int PullMaxAttempts { get; init; }
+    public required bool PullOnDemand { get; init; }
     public required int BusyMailboxDepth { get; init; }
     public required int PullMaxBusy { get; init; }
     public required bool AllowKeyExport { get; init; }
@@ -116,6 +117,7 @@ public sealed record CpnsSettings
             PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
             PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
             PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
+            PullOnDemand = c.GetBoolean("keys.pull-on-demand"),
             BusyMailboxDepth = c.GetInt("keys.busy-mailbox-depth"),
             PullMaxBusy = c.GetInt("keys.pull-max-busy"),
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),

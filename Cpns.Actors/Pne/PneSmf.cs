@@ -20,6 +20,7 @@ public sealed class PneSmf : UntypedActor
     private readonly Dictionary<string, LocalGroup> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IActorRef> _keyLocations = new(StringComparer.Ordinal);
     private string? _gatewayId;
+    private readonly bool _pullOnDemand;
 
     public PneSmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings)
     {
@@ -27,6 +28,7 @@ public sealed class PneSmf : UntypedActor
         _cskmf = cskmf;
         _seca = SiblingRef.Of(Context, "cskmf", "seca");
         _link = new SecureLink(Context, identity, settings, _log);
+        _pullOnDemand = settings.PullOnDemand;
     }
 
     public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
@@ -80,7 +82,9 @@ public sealed class PneSmf : UntypedActor
                     return;
                 _groups[notice.GroupId] = new LocalGroup(notice.GroupId, notice.Mode, notice.Epoch, notice.LocalMembers);
                 _keyLocations[notice.GroupId] = notice.KeyLocation;
-                if (notice.Mode == DeliveryMode.Pull)
+                if (notice.Mode == DeliveryMode.Pull && _pullOnDemand)
+                    _cskmf.Tell(new KeyOnDemand(notice.GroupId, notice.Epoch, notice.KeyLocation));
+                else if (notice.Mode == DeliveryMode.Pull)
                     FlowTrace.Send(Context, _seca, new AcquireGroupKey(notice.GroupId, notice.Epoch, notice.KeyLocation),
                         notice.GroupId, notice.Epoch, 8, FlowKind.Pull, FlowLeg.GatewayToPne);
                 else

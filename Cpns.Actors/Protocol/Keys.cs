@@ -172,6 +172,9 @@ public sealed record EncryptContent(string GroupId, Octets Plaintext) : INodeLoc
 
 public sealed record DecryptContent(GroupCiphertext Ciphertext) : INodeLocal;
 
+/// <summary>Inside a PNE: a pull group's epoch its SMF heard of, and where its key is; the CSKMF pulls it when first needed.</summary>
+public sealed record KeyOnDemand(string GroupId, long Epoch, IActorRef KeyLocation) : INodeLocal, IWithGroupId;
+
 public sealed record ContentDecrypted(string GroupId, long Epoch, string SenderId, Octets Plaintext) : ICpnsMessage, IWithGroupId;
 
 public sealed record ContentRefused(string GroupId, long Epoch, KeyError Error, string Detail) : ICpnsMessage, IWithGroupId;

@@ -112,12 +112,14 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
             case ExportGroupKey export:
                 Export(export);
                 break;
-            case EncryptContent encrypt:
+            case EncryptContent encrypt when !WaitsForKey(encrypt):
                 Encrypt(encrypt);
                 break;
-            case DecryptContent decrypt:
+            case DecryptContent decrypt when !WaitsForKey(decrypt):
                 Sender.Tell(Decrypt(decrypt.Ciphertext));
                 break;
+            case EncryptContent or DecryptContent:
+                break; // held until the key it needs is fetched
             case GroupKeyRefused refused:
                 OnRefused(refused);
                 break;
@@ -175,6 +177,9 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     protected virtual void OnRefused(GroupKeyRefused refused)
     {
     }
+
+    /// <summary>True if this holder keeps <paramref name="request"/> (with its sender) until it has fetched the key it needs.</summary>
+    protected virtual bool WaitsForKey(object request) => false;
 
     protected virtual void OnExpect(ExpectGroupKey expect)
     {
