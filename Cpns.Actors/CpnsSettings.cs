@@ -28,6 +28,7 @@ public sealed record CpnsSettings
     public required TimeoutSettings Timeouts { get; init; }
     public required bool DistributedDirectory { get; init; }
     public required TimeSpan DirectoryCacheTtl { get; init; }
+    public required TimeSpan DirectoryGrantLifetime { get; init; }
     public required TimeSpan DirectoryDefaultLifetime { get; init; }
     public required int DirectoryMaxPage { get; init; }
     public required TimeSpan DirectoryFanOutTimeout { get; init; }
@@ -107,6 +108,7 @@ public sealed record CpnsSettings
                 var other => throw new ConfigurationException($"cpns.directory.mode is central or distributed, not '{other}'"),
             },
             DirectoryCacheTtl = c.GetTimeSpan("directory.cache-ttl"),
+            DirectoryGrantLifetime = c.GetTimeSpan("directory.grant-lifetime"),
             DirectoryDefaultLifetime = c.GetTimeSpan("directory.default-lifetime"),
             DirectoryMaxPage = c.GetInt("directory.max-page"),
             DirectoryFanOutTimeout = c.GetTimeSpan("directory.fan-out-timeout"),

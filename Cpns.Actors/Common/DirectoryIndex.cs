@@ -72,6 +72,12 @@ public sealed class DirectoryIndex
     }
 
     /// <summary>One page of ranked hits, and how many there were in all.</summary>
+    /// <summary>Why a query is not one a directory answers, if it is not.</summary>
+    public static string? QueryProblem(SearchServices query, int maxPage) =>
+        query.Limit < 1 || query.Limit > maxPage || query.Offset < 0 || query.Keywords.Count > 32
+            ? $"a page is 1 to {maxPage} results from offset 0 on, at most 32 keywords"
+            : null;
+
     public static SearchResult Page(IReadOnlyList<ServiceHit> ranked, SearchServices query, bool fromCache) =>
         new(ranked.Skip(query.Offset).Take(query.Limit).ToList(), ranked.Count, query.Offset, query.Limit, fromCache, query.RequestId);
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Cpns.Actors.Common;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
@@ -10,8 +11,11 @@ namespace Cpns.Actors.Gateway;
 /// <summary>
 /// A PN GW's directory (<c>directory-cache</c>). For its PNEs it answers a search from its cache while the answer is
 /// fresh (the TTL), and otherwise asks the server on the PNE's behalf. In a distributed directory it is also this
-/// PN's part of the Metadata Directory: it keeps the descriptions the PN's offerers published (durable), and answers
-/// the server's fanned-out searches with its ranked matches.
+/// PN's part of the Metadata Directory: it keeps the descriptions the PN's offerers published (durable), answers the
+/// server's fanned-out searches with its ranked matches, and searches its peers itself (seed Appendix A.1.3): a PNE's
+/// search goes to every PN GW the server named as a peer, under a search grant the server signed for that consumer
+/// (cached for its lifetime, so searches go on while the server is away), and each peer answers only what the grant lets
+/// the consumer see.
 /// </summary>
 public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
 {
@@ -29,6 +33,19 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<string, Cached> _cache = new(StringComparer.Ordinal);
     private readonly Dictionary<long, (string Key, SearchServices Query, IActorRef ReplyTo)> _asked = new();
     private long _nextRequestId;
+
+    private sealed record PeerFanOut(SearchServices Query, IActorRef ReplyTo, string CacheKey, SearchGrant Grant, HashSet<string> WaitingFor,
+        List<ServiceHit> Hits);
+
+    private sealed record PeerFanOutDue(long RequestId) : INoSerializationVerificationNeeded;
+
+    private sealed record GrantDue(string ConsumerId) : INoSerializationVerificationNeeded;
+
+    private readonly Dictionary<string, DirectoryPeer> _peers = new(StringComparer.Ordinal);
+    private long _peersVersion;
+    private readonly Dictionary<string, SearchGrant> _grants = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<(SearchServices Query, IActorRef ReplyTo)>> _awaitingGrant = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, PeerFanOut> _peerFanOuts = new();
 
     public DirectoryCache(EntityIdentity identity, CpnsSettings settings) : base(settings)
     {
@@ -75,10 +92,24 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
                 {
                     if (_pn.IsFromServer(senderId))
                         OnFromServer(inner);
+                    else if (_peers.ContainsKey(senderId))
+                        OnFromPeer(inner, senderId);
                     else
                         OnFromPne(inner, senderId);
                 }
 
+                break;
+            case PeerFanOutDue due when _peerFanOuts.TryGetValue(due.RequestId, out var late):
+                Log.Warning("{0}: directory: {1} peers did not answer a search in time", _identity.DeviceId, late.WaitingFor.Count);
+                FinishPeerSearch(due.RequestId);
+                break;
+            case PeerFanOutDue:
+                break;
+            case GetSecurityCounters:
+                Sender.Tell(_link.Counters());
+                break;
+            case GrantDue due:
+                RefuseAwaitingGrant(due.ConsumerId, DirectoryError.Unavailable, "the server did not authorize the search in time");
                 break;
             case Sweep:
                 var expired = _shard.Expired(NowMs, Settings.CleanerBatch);
@@ -106,6 +137,12 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
         if (_cache.TryGetValue(key, out var cached) && cached.ExpiresAtMs > NowMs)
         {
             _link.Send(Sender, cached.Result with { FromCache = true, RequestId = query.RequestId });
+            return;
+        }
+
+        if (Settings.DistributedDirectory && _peers.Count > 0)
+        {
+            SearchPeers(query, Sender);
             return;
         }
 
@@ -153,15 +190,148 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
                     _link.Send(Sender, new ShardRemoved(e.ServiceId, Found: true));
                 });
                 break;
+            case DirectoryPeers peers when peers.Version > _peersVersion:
+                _peersVersion = peers.Version;
+                foreach (var gone in _peers.Keys.Where(id => peers.Peers.All(p => p.GatewayId != id)).ToList())
+                {
+                    _peers.Remove(gone);
+                    _link.Guard.Forget(gone);
+                }
+
+                foreach (var peer in peers.Peers.Where(p => p.GatewayId != _identity.DeviceId))
+                {
+                    _peers[peer.GatewayId] = peer;
+                    _link.Guard.Trust(peer.GatewayId, peer.Keys.Signing);
+                }
+
+                break;
+            case DirectoryPeers:
+                break; // an older list than the one held
+            case SearchGrant grant when grant.GatewayId == _identity.DeviceId && grant.VerifiedBy(_pn.Server!.ServerId, _pn.Server.Keys.Signing):
+                _grants[grant.ConsumerId] = grant;
+                Timers.Cancel(("grant", grant.ConsumerId));
+                if (_awaitingGrant.Remove(grant.ConsumerId, out var waiting))
+                    foreach (var (query, replyTo) in waiting)
+                        FanOutToPeers(query, replyTo, grant);
+                break;
+            case SearchGrantRefused refused:
+                RefuseAwaitingGrant(refused.ConsumerId, refused.Error, refused.Detail);
+                break;
             case ShardSearch search:
-                string? GatewayOf(string offerer) => _pn.IsAttached(offerer) || offerer == _identity.DeviceId ? _identity.DeviceId : null;
                 _link.Send(Sender, new ShardResults(search.RequestId, _identity.DeviceId,
-                    _shard.Search(search.Query, search.Context, NowMs, GatewayOf, id => !_pn.IsReachable(id))));
+                    _shard.Search(search.Query, search.Context, NowMs, ShardGatewayOf, id => !_pn.IsReachable(id))));
                 break;
             default:
                 Log.Warning("{0}: directory: unexpected {1} from the server", _identity.DeviceId, message.GetType().Name);
                 break;
         }
+    }
+
+    // ---- Peer-to-peer search (distributed directory) ----
+
+    private string? ShardGatewayOf(string offerer) => _pn.IsAttached(offerer) || offerer == _identity.DeviceId ? _identity.DeviceId : null;
+
+    /// <summary>This PN's matches that the grant's consumer may see.</summary>
+    private IReadOnlyList<ServiceHit> VisibleHits(SearchServices query, SearchContext context, SearchGrant grant) =>
+        _shard.Search(query, context, NowMs, ShardGatewayOf, id => !_pn.IsReachable(id))
+            .Where(h => DirectoryIndex.Visible(h.Description, grant.ConsumerId, grant.Privileges)).ToList();
+
+    private void SearchPeers(SearchServices query, IActorRef replyTo)
+    {
+        if (DirectoryIndex.QueryProblem(query, Settings.DirectoryMaxPage) is { } invalid)
+        {
+            _link.Send(replyTo, new SearchRejected(query.ConsumerId, DirectoryError.InvalidQuery, invalid, query.RequestId));
+            return;
+        }
+
+        if (_grants.TryGetValue(query.ConsumerId, out var grant) && grant.ExpiresAtMs > NowMs)
+        {
+            FanOutToPeers(query, replyTo, grant);
+            return;
+        }
+
+        if (_pn.Server is not { } server)
+        {
+            _link.Send(replyTo, new SearchRejected(query.ConsumerId, DirectoryError.Unavailable,
+                "no search grant for this consumer, and the server is not reachable now", query.RequestId));
+            return;
+        }
+
+        if (!_awaitingGrant.TryGetValue(query.ConsumerId, out var waiting))
+        {
+            _awaitingGrant[query.ConsumerId] = waiting = new List<(SearchServices, IActorRef)>();
+            _link.Send(server.Directory, new SearchGrantRequest(query.ConsumerId));
+            Timers.StartSingleTimer(("grant", query.ConsumerId), new GrantDue(query.ConsumerId), Settings.DirectoryFanOutTimeout);
+        }
+
+        waiting.Add((query, replyTo));
+    }
+
+    private void RefuseAwaitingGrant(string consumerId, DirectoryError error, string detail)
+    {
+        if (!_awaitingGrant.Remove(consumerId, out var waiting))
+            return;
+        Timers.Cancel(("grant", consumerId));
+        foreach (var (query, replyTo) in waiting)
+            _link.Send(replyTo, new SearchRejected(consumerId, error, detail, query.RequestId));
+    }
+
+    private void FanOutToPeers(SearchServices query, IActorRef replyTo, SearchGrant grant)
+    {
+        var requestId = ++_nextRequestId;
+        var context = new SearchContext(query.ConsumerId, _identity.DeviceId);
+        var fanOut = new PeerFanOut(query, replyTo, CacheKey(query), grant, _peers.Keys.ToHashSet(StringComparer.Ordinal),
+            VisibleHits(query, context, grant).ToList());
+        _peerFanOuts[requestId] = fanOut;
+        var peerQuery = query with { Offset = 0, Limit = query.Offset + query.Limit }; // each peer's best, enough for the page
+        foreach (var peer in _peers.Values)
+            _link.Send(peer.DirectoryCache, new PeerSearch(requestId, peerQuery, context, grant));
+        Timers.StartSingleTimer(("peer-search", requestId), new PeerFanOutDue(requestId), Settings.DirectoryFanOutTimeout);
+    }
+
+    private void OnFromPeer(object message, string peerId)
+    {
+        switch (message)
+        {
+            case PeerSearch search:
+                var grant = search.Grant;
+                var problem = _pn.Server is not { } server ? "this PN GW knows no server to check the grant against"
+                    : !grant.VerifiedBy(server.ServerId, server.Keys.Signing) ? "the grant is not the server's"
+                    : grant.GatewayId != peerId || grant.ConsumerId != search.Query.ConsumerId ? $"the grant is not for {peerId} searching as {search.Query.ConsumerId}"
+                    : grant.ExpiresAtMs <= NowMs ? "the grant has expired"
+                    : null;
+                if (problem is not null)
+                {
+                    _link.CountRefusal("SearchGrantRefused");
+                    Log.Warning("{0}: directory: refused a search from {1}: {2}", _identity.DeviceId, peerId, problem);
+                    _link.Send(Sender, new ShardResults(search.RequestId, _identity.DeviceId, []));
+                    return;
+                }
+
+                _link.Send(Sender, new ShardResults(search.RequestId, _identity.DeviceId, VisibleHits(search.Query, search.Context, grant)));
+                break;
+            case ShardResults results when _peerFanOuts.TryGetValue(results.RequestId, out var fanOut) && fanOut.WaitingFor.Remove(peerId):
+                // What the peer may show is what the grant allows: checked again here, whatever the peer sent.
+                fanOut.Hits.AddRange(results.Hits.Where(h => DirectoryIndex.Visible(h.Description, fanOut.Grant.ConsumerId, fanOut.Grant.Privileges)));
+                if (fanOut.WaitingFor.Count == 0)
+                    FinishPeerSearch(results.RequestId);
+                break;
+            case ShardResults:
+                break; // late, or for a search already answered
+            default:
+                Log.Warning("{0}: directory: unexpected {1} from peer {2}", _identity.DeviceId, message.GetType().Name, peerId);
+                break;
+        }
+    }
+
+    private void FinishPeerSearch(long requestId)
+    {
+        if (!_peerFanOuts.Remove(requestId, out var fanOut))
+            return;
+        Timers.Cancel(("peer-search", requestId));
+        var page = DirectoryIndex.Page(DirectoryIndex.Rank(fanOut.Hits.DistinctBy(h => h.ServiceId)), fanOut.Query, fromCache: false);
+        _cache[fanOut.CacheKey] = new Cached(page, NowMs + (long)Settings.DirectoryCacheTtl.TotalMilliseconds);
+        _link.Send(fanOut.ReplyTo, page with { RequestId = fanOut.Query.RequestId });
     }
 
     private static string CacheKey(SearchServices query) =>

@@ -1,5 +1,6 @@
 using Cpns.Actors.Local;
 using Akka.Actor;
+using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -94,6 +95,50 @@ public sealed record ShardRemoved(string ServiceId, bool Found) : ICpnsMessage, 
 public sealed record ShardSearch(long RequestId, SearchServices Query, SearchContext Context) : ICpnsMessage;
 
 public sealed record ShardResults(long RequestId, string GatewayId, IReadOnlyList<ServiceHit> Hits) : ICpnsMessage;
+
+// ---- Peer-to-peer search among PN GWs (seed Appendix A.1.3: the server only authenticates and authorizes) ----
+
+/// <summary>A PN GW holding a part of the distributed directory: what a peer needs to search it directly.</summary>
+public sealed record DirectoryPeer(string GatewayId, PublicKeys Keys, IActorRef DirectoryCache) : ICpnsMessage, IWithGatewayId;
+
+/// <summary>Server → every PN GW whenever the set changes: the PN GWs of the deployment that hold directory parts.</summary>
+public sealed record DirectoryPeers(long Version, IReadOnlyList<DirectoryPeer> Peers) : ICpnsMessage;
+
+/// <summary>A PN GW asks the server to authorize searches by one of its PNEs.</summary>
+public sealed record SearchGrantRequest(string ConsumerId) : ICpnsMessage;
+
+/// <summary>
+/// The server's authorization of a consumer's searches, for a bounded time: who it is, the PN GW that searches for it,
+/// and its privileges by group. Signed by the server, so a peer PN GW that answers the search needs no server to trust
+/// it, and shows the searching PN GW only what the consumer may see.
+/// </summary>
+public sealed record SearchGrant(string ConsumerId, string GatewayId, IReadOnlyDictionary<string, Privilege> Privileges, long ExpiresAtMs,
+    string ServerId, Octets Signature) : ICpnsMessage
+{
+    private static Transcript SignedPart(string consumerId, string gatewayId, IReadOnlyDictionary<string, Privilege> privileges,
+        long expiresAtMs, string serverId)
+    {
+        var transcript = new Transcript("cpns/search-grant/v1").Add(consumerId).Add(gatewayId).Add(expiresAtMs).Add(serverId)
+            .Add(privileges.Count);
+        foreach (var (groupId, privilege) in privileges.OrderBy(p => p.Key, StringComparer.Ordinal))
+            transcript = transcript.Add(groupId).Add((long)privilege);
+        return transcript;
+    }
+
+    public static SearchGrant Sign(EntityIdentity server, string consumerId, string gatewayId, IReadOnlyDictionary<string, Privilege> privileges,
+        long expiresAtMs) =>
+        new(consumerId, gatewayId, privileges, expiresAtMs, server.DeviceId,
+            server.Sign(SignedPart(consumerId, gatewayId, privileges, expiresAtMs, server.DeviceId).Bytes));
+
+    public bool VerifiedBy(string serverId, Octets serverSigningKey) =>
+        ServerId == serverId &&
+        EntityIdentity.Verify(serverSigningKey, SignedPart(ConsumerId, GatewayId, Privileges, ExpiresAtMs, ServerId).Bytes, Signature);
+}
+
+public sealed record SearchGrantRefused(string ConsumerId, DirectoryError Error, string Detail) : ICpnsMessage;
+
+/// <summary>PN GW → PN GW: search your part for this consumer (authorized by the grant); answered with <see cref="ShardResults"/>.</summary>
+public sealed record PeerSearch(long RequestId, SearchServices Query, SearchContext Context, SearchGrant Grant) : ICpnsMessage;
 
 // ---- Service management: how a service is performed, chosen from the consumer's capabilities ----
 

@@ -53,9 +53,17 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<(string ServiceId, long Version), (IActorRef ReplyTo, bool Sealed)> _shardWrites = new();
     private readonly Dictionary<string, Queue<(IActorRef ReplyTo, bool Sealed)>> _shardRemovals = new(StringComparer.Ordinal);
     private long _nextRequestId;
+    private readonly EntityIdentity _identity;
+    private long _peersVersion;
+
+    private sealed record PublishPeers : INoSerializationVerificationNeeded
+    {
+        public static readonly PublishPeers Instance = new();
+    }
 
     public ServerDirectory(EntityIdentity identity, CpnsSettings settings) : base(settings)
     {
+        _identity = identity;
         _link = new SecureLink(Context, identity, settings, Log);
         _smf = Context.ActorSelection(Self.Path.Parent / "smf");
         _capabilities = Context.ActorSelection(Self.Path.Parent / "capabilities");
@@ -99,7 +107,12 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     protected override void OnCommand(object message)
     {
         if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: true))
+        {
+            // The PN GWs of a distributed directory search each other: each is told who its peers are, changes coalesced.
+            if (Settings.DistributedDirectory && message is GatewayPlaced or EntitiesRemoved && !Timers.IsTimerActive(PublishPeers.Instance))
+                Timers.StartSingleTimer(PublishPeers.Instance, PublishPeers.Instance, TimeSpan.FromMilliseconds(100));
             return;
+        }
 
         switch (message)
         {
@@ -141,6 +154,15 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             case Sweep:
                 ExpireDescriptions();
                 break;
+            case PublishPeers:
+                // Versions grow across restarts of this server, so a PN GW never keeps an older list for a newer one.
+                _peersVersion = Math.Max(_peersVersion + 1, NowMs);
+                var peers = new DirectoryPeers(_peersVersion, _placements.GatewayIds.Order(StringComparer.Ordinal)
+                    .Select(id => _placements.Gateway(id)!)
+                    .Select(g => new DirectoryPeer(g.GatewayId, g.Keys, g.Endpoints.DirectoryCache)).ToList());
+                foreach (var peer in peers.Peers)
+                    _link.Send(peer.DirectoryCache, peers);
+                break;
             default:
                 if (!HandleSnapshotReplies(message))
                     Unhandled(message);
@@ -154,6 +176,9 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         {
             case PublishService or WithdrawService or SearchServices or NegotiateService:
                 Handle(message, senderId, Sender, sealedReply: true);
+                break;
+            case SearchGrantRequest request:
+                Grant(request, senderId, Sender);
                 break;
             case ShardResults results when _fanOuts.TryGetValue(results.RequestId, out var fanOut) && fanOut.WaitingFor.Remove(senderId):
                 fanOut.Hits.AddRange(results.Hits);
@@ -347,9 +372,9 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             Reply(replyTo, sealedReply, new SearchRejected(query.ConsumerId, error, detail, query.RequestId));
         }
 
-        if (query.Limit < 1 || query.Limit > Settings.DirectoryMaxPage || query.Offset < 0 || query.Keywords.Count > 32)
+        if (DirectoryIndex.QueryProblem(query, Settings.DirectoryMaxPage) is { } invalid)
         {
-            Refuse(DirectoryError.InvalidQuery, $"a page is 1 to {Settings.DirectoryMaxPage} results from offset 0 on, at most 32 keywords");
+            Refuse(DirectoryError.InvalidQuery, invalid);
             return;
         }
 
@@ -394,6 +419,24 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         foreach (var gatewayId in gateways)
             _link.Send(_placements.Gateway(gatewayId)!.Endpoints.DirectoryCache, new ShardSearch(requestId, query, context));
         Timers.StartSingleTimer(("fan-out", requestId), new FanOutDue(requestId), Settings.DirectoryFanOutTimeout);
+    }
+
+    /// <summary>
+    /// A PN GW asks to search its peers for one of its PNEs (or for itself): the server authorizes it with the
+    /// consumer's privileges, signed, for <c>cpns.directory.grant-lifetime</c>.
+    /// </summary>
+    private void Grant(SearchGrantRequest request, string gatewayId, IActorRef replyTo)
+    {
+        if (!Settings.DistributedDirectory || !_placements.IsGateway(gatewayId) || _placements.GatewayOf(request.ConsumerId) != gatewayId)
+        {
+            Log.Info("directory: search grant for {0} refused to {1}", request.ConsumerId, gatewayId);
+            _link.Send(replyTo, new SearchGrantRefused(request.ConsumerId, DirectoryError.NotAuthorized,
+                Settings.DistributedDirectory ? $"{request.ConsumerId} is not served by {gatewayId}" : "the directory is central"));
+            return;
+        }
+
+        WithPrivileges(request.ConsumerId, privileges => _link.Send(replyTo, SearchGrant.Sign(_identity, request.ConsumerId, gatewayId,
+            privileges, NowMs + (long)Settings.DirectoryGrantLifetime.TotalMilliseconds)));
     }
 
     private void WithPrivileges(string subjectId, Action<IReadOnlyDictionary<string, Privilege>> then)
