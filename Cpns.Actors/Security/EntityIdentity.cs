@@ -15,23 +15,24 @@ public sealed record PublicKeys(Octets Signing, Octets Agreement);
 /// Immutable once made; the private halves never leave this object except to derive keys.
 /// </summary>
 /// <remarks>
-/// Signing stays on the managed implementation: NSec keeps each private key in a guarded mapping of its own, which a
-/// process of 100,000 entities cannot hold, and importing one per operation costs more than it saves. Agreement is
-/// libsodium's on plain bytes (<see cref="X25519Secret"/>), over twice as fast as the managed one; verification, which
-/// holds no secret, is libsodium's too (see <see cref="VerificationKey"/>). <c>cpns bench channel</c> shows all of them.
+/// Signing and agreement are libsodium's on plain bytes (<see cref="Sodium"/>, <see cref="X25519Secret"/>), about twice as
+/// fast as the managed implementation: not through NSec's key objects, which keep each private key in a guarded mapping
+/// of its own that a process of 100,000 entities cannot hold. Verification, which holds no secret, is libsodium's too
+/// (see <see cref="VerificationKey"/>). <c>cpns bench channel</c> shows all of them.
 /// </remarks>
 public sealed class EntityIdentity
 {
-    private readonly Ed25519PrivateKeyParameters _signingKey;
+    /// <summary>libsodium's form of the Ed25519 private key: the 32-byte seed, then the public key.</summary>
+    private readonly byte[] _signingSecret;
     private readonly X25519Secret _agreementKey;
 
-    private EntityIdentity(string deviceId, EntityKind kind, Ed25519PrivateKeyParameters signingKey, X25519Secret agreementKey)
+    private EntityIdentity(string deviceId, EntityKind kind, ReadOnlySpan<byte> signingSeed, X25519Secret agreementKey)
     {
         DeviceId = deviceId;
         Kind = kind;
-        _signingKey = signingKey;
+        _signingSecret = Sodium.SigningSecretOf(signingSeed, out var signingPublic);
         _agreementKey = agreementKey;
-        PublicKeys = new PublicKeys(Octets.Own(signingKey.GeneratePublicKey().GetEncoded()), agreementKey.PublicKey);
+        PublicKeys = new PublicKeys(Octets.Own(signingPublic), agreementKey.PublicKey);
     }
 
     public string DeviceId { get; }
@@ -46,26 +47,31 @@ public sealed class EntityIdentity
     public static EntityIdentity Generate(string deviceId, EntityKind kind, SecureRandom? random = null)
     {
         random ??= SharedRandom;
-        return new EntityIdentity(deviceId, kind, new Ed25519PrivateKeyParameters(random),
-            X25519Secret.FromBytes(new X25519PrivateKeyParameters(random).GetEncoded()));
+        var seed = new byte[32];
+        random.NextBytes(seed);
+        try
+        {
+            return new EntityIdentity(deviceId, kind, seed, X25519Secret.FromBytes(new X25519PrivateKeyParameters(random).GetEncoded()));
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(seed);
+        }
     }
 
     /// <summary>Restores an identity from its two 32-byte private keys (a key file).</summary>
     public static EntityIdentity FromPrivateKeys(string deviceId, EntityKind kind, ReadOnlySpan<byte> signingPrivate,
         ReadOnlySpan<byte> agreementPrivate) =>
-        new(deviceId, kind, new Ed25519PrivateKeyParameters(signingPrivate.ToArray()), X25519Secret.FromBytes(agreementPrivate));
+        new(deviceId, kind, signingPrivate, X25519Secret.FromBytes(agreementPrivate));
 
-    internal byte[] ExportSigningPrivateKey() => _signingKey.GetEncoded();
+    internal byte[] ExportSigningPrivateKey() => _signingSecret[..32];
 
     internal byte[] ExportAgreementPrivateKey() => _agreementKey.Export();
 
     public Octets Sign(ReadOnlySpan<byte> message)
     {
         CryptoOperations.Signed();
-        var signature = new byte[Ed25519PrivateKeyParameters.SignatureSize];
-        var bytes = message.ToArray();
-        _signingKey.Sign(Ed25519.Algorithm.Ed25519, null, bytes, 0, bytes.Length, signature, 0);
-        return Octets.Own(signature);
+        return Octets.Own(Sodium.Sign(_signingSecret, message));
     }
 
     public static bool Verify(Octets signingPublicKey, ReadOnlySpan<byte> message, Octets signature) =>
