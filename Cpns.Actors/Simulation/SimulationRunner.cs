@@ -57,6 +57,8 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
                     AskTimeout)).Gateways);
 
+            // The PNEs start registering as they are made: the phase's time includes making them (their keys, their actors).
+            progress?.Report(new SimulationProgress(SimulationPhase.RegisteringPnes, 0, options.Pnes + options.LegacyDevices));
             var pnes = new Dictionary<string, IActorRef>(options.Pnes);
             var gatewayOf = new Dictionary<string, IActorRef>(options.Pnes);
             for (var p = 0; p < options.Pnes; p++)
