@@ -35,6 +35,7 @@ public sealed record CpnsSettings
     public required TimeSpan KeyGraceWindow { get; init; }
     public required TimeSpan RekeyInterval { get; init; }
     public required TimeSpan PushTimeout { get; init; }
+    public required TimeSpan PushTimeoutMax { get; init; }
     public required TimeSpan PnFanoutCoalesce { get; init; }
     public required TimeSpan PullRetryInitial { get; init; }
     public required TimeSpan PullRetryMax { get; init; }
@@ -115,6 +116,7 @@ public sealed record CpnsSettings
             KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
             RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
             PushTimeout = c.GetTimeSpan("keys.push-timeout"),
+            PushTimeoutMax = c.GetTimeSpan("keys.push-timeout-max"),
             PnFanoutCoalesce = c.GetTimeSpan("keys.pn-fanout-coalesce"),
             PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
             PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),

@@ -21,6 +21,9 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
     private readonly Dictionary<string, PublicKeys> _wrappers = new(StringComparer.Ordinal);
     private string? _managerId;
     private Octets? _managerSigningKey;
+    private readonly AdaptiveTimeout _pushTimeout;
+    /// <summary>Per group, the pushed epoch this holder was told to expect, and when (to learn how long pushes take).</summary>
+    private readonly Dictionary<string, (long Epoch, long AtMs)> _pushExpected = new(StringComparer.Ordinal);
 
     protected KeyHolder(EntityIdentity identity, CpnsSettings settings, FlowLeg inboundLeg)
     {
@@ -30,6 +33,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         Link = new SecureLink(Context, identity, settings, Log);
         Seca = Context.ActorOf(SecurityAgent.Props(identity, inboundLeg, settings), "seca");
         Smf = SiblingRef.Of(Context, "smf");
+        _pushTimeout = new AdaptiveTimeout(settings.PushTimeout, settings.PushTimeoutMax);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -104,6 +108,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 break;
             case DropGroupKeys drop:
                 Ring.Drop(drop.GroupId, drop.UpToEpoch, drop.Revoked, drop.LeftGroup);
+                if (drop.Revoked || drop.LeftGroup)
+                    _pushExpected.Remove(drop.GroupId);
                 OnDropped(drop);
                 break;
             case GetKeyState query:
@@ -125,13 +131,18 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 break;
             case ExpectGroupKey expect:
                 if (!Holds(expect.GroupId, expect.Epoch))
+                {
+                    _pushExpected[expect.GroupId] = (expect.Epoch, NowMs);
                     Timers.StartSingleTimer(("push", expect.GroupId), new PushOverdue(expect.GroupId, expect.Epoch),
-                        Settings.PushTimeout);
+                        _pushTimeout.Current);
+                }
+
                 OnExpect(expect);
                 break;
             case PushOverdue overdue:
                 if (!Holds(overdue.GroupId, overdue.Epoch))
                 {
+                    _pushTimeout.TimedOut();
                     Log.Info("{0}: pushed key {1}#{2} did not arrive; pulling it", Identity.DeviceId, overdue.GroupId,
                         overdue.Epoch);
                     Smf.Tell(new GroupKeyMissing(overdue.GroupId, overdue.Epoch), Self);
@@ -231,6 +242,11 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
         if (Holds(key.GroupId, key.Epoch))
             Timers.Cancel(("push", key.GroupId));
+        if (!installed.Pulled && _pushExpected.TryGetValue(key.GroupId, out var expected) && expected.Epoch <= key.Epoch)
+        {
+            _pushExpected.Remove(key.GroupId);
+            _pushTimeout.Observe(TimeSpan.FromMilliseconds(NowMs - expected.AtMs));
+        }
         Acknowledge(key.GroupId, key.Epoch);
         OnInstalled(installed);
         return true;
