@@ -108,6 +108,9 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             case GetSecurityCounters:
                 Sender.Tell(_link.Counters());
                 break;
+            case GetDirectoryPeers:
+                Sender.Tell(new DirectoryPeers(_peersVersion, _peers.Values.OrderBy(p => p.GatewayId, StringComparer.Ordinal).ToList()));
+                break;
             case GrantDue due:
                 RefuseAwaitingGrant(due.ConsumerId, DirectoryError.Unavailable, "the server did not authorize the search in time");
                 break;

@@ -104,6 +104,12 @@ public sealed record DirectoryPeer(string GatewayId, PublicKeys Keys, IActorRef 
 /// <summary>Server → every PN GW whenever the set changes: the PN GWs of the deployment that hold directory parts.</summary>
 public sealed record DirectoryPeers(long Version, IReadOnlyList<DirectoryPeer> Peers) : ICpnsMessage;
 
+/// <summary>Asks a PN GW's directory which peers it searches (answered with <see cref="DirectoryPeers"/>).</summary>
+public sealed record GetDirectoryPeers : INodeLocal
+{
+    public static readonly GetDirectoryPeers Instance = new();
+}
+
 /// <summary>A PN GW asks the server to authorize searches by one of its PNEs.</summary>
 public sealed record SearchGrantRequest(string ConsumerId) : ICpnsMessage;
 

@@ -30,6 +30,18 @@ public sealed class PeerDirectoryTests(ITestOutputHelper output) : CpnsTestKit(o
     private async Task<string[]> FoundAsync(string pne, string keyword) =>
         Assert.IsType<SearchResult>(await SearchAsync(pne, keyword)).Hits.Select(h => h.ServiceId).Order().ToArray();
 
+    /// <summary>Until each PN GW's directory searches exactly these peers.</summary>
+    private async Task AwaitPeersAsync(params string[] gateways)
+    {
+        foreach (var gateway in gateways)
+            await AwaitAssertAsync(async () =>
+            {
+                var directory = await Sys.ActorSelection($"/user/gateway-{gateway}/directory-cache").ResolveOne(Timeout);
+                var peers = await directory.Ask<DirectoryPeers>(GetDirectoryPeers.Instance, Timeout);
+                Assert.Equal(gateways.Where(g => g != gateway), peers.Peers.Select(p => p.GatewayId));
+            }, Timeout);
+    }
+
     private async Task PublishAsync(string pne, ServiceDescription service) =>
         Assert.IsType<ServicePublished>(await Pnes[pne].Ask<object>(new LocalRequest(new PublishService(service)), Timeout));
 
@@ -44,7 +56,8 @@ public sealed class PeerDirectoryTests(ITestOutputHelper output) : CpnsTestKit(o
         await PublishAsync("p4", Service("s-club-map", "p4", "map", group: "club"));
 
         // Each PN GW searches the others itself: p1 sees the open service, p2 (a club member) the club's too.
-        await AwaitAssertAsync(async () => Assert.Equal(["s-map"], await FoundAsync("p1", "map")), Timeout);
+        await AwaitPeersAsync("g1", "g2", "g3");
+        Assert.Equal(["s-map"], await FoundAsync("p1", "map"));
         Assert.Equal(["s-club-map", "s-map"], await FoundAsync("p2", "map"));
 
         // The server stops: searches under the grants already held go on, peer to peer.
@@ -65,12 +78,14 @@ public sealed class PeerDirectoryTests(ITestOutputHelper output) : CpnsTestKit(o
         StartPne("p6", "g4");
         await AwaitRegisteredAsync([Pnes["p6"]]);
         await AwaitAssertAsync(async () => await PublishAsync("p6", Service("s-map-2", "p6", "map")), Timeout);
-        await AwaitAssertAsync(async () => Assert.Equal(["s-map", "s-map-2"], await FoundAsync("p1", "map")), Timeout);
+        await AwaitPeersAsync("g1", "g2", "g3", "g4");
+        Assert.Equal(["s-map", "s-map-2"], await FoundAsync("p1", "map"));
 
         // A PN GW leaves (its credential revoked): the peers drop it, and what its PN offered is no longer found.
         Server.Registry.Tell(new RevokeCredential("g2", "stolen"), TestActor);
         await ExpectMsgAsync<CredentialRevocationAccepted>(Timeout);
-        await AwaitAssertAsync(async () => Assert.Equal(["s-map-2"], await FoundAsync("p1", "map")), Timeout);
+        await AwaitPeersAsync("g1", "g3", "g4");
+        Assert.Equal(["s-map-2"], await FoundAsync("p1", "map"));
     }
 
     [Fact]
@@ -80,7 +95,8 @@ public sealed class PeerDirectoryTests(ITestOutputHelper output) : CpnsTestKit(o
         Server.Smf.Tell(new LocalRequest(new CreateGroup("club", "p3", DeliveryMode.Push, ["p3"])), TestActor);
         await ExpectMsgAsync<GroupAccepted>(Timeout);
         await PublishAsync("p3", Service("s-club-map", "p3", "map", group: "club"));
-        await AwaitAssertAsync(async () => Assert.Empty(await FoundAsync("p1", "map")), Timeout); // g1 and g2 are peers now
+        await AwaitPeersAsync("g1", "g2");
+        Assert.Empty(await FoundAsync("p1", "map"));
 
         // g1 makes up a grant giving p1 the club's privileges: signed by g1, not by the server.
         var forged = SearchGrant.Sign(Identities["g1"], "p1", "g1", new Dictionary<string, Privilege> { ["club"] = Privilege.Manage },
