@@ -99,21 +99,7 @@ public abstract class CpnsTestKit : TestKit
     /// <param name="keyManagers">The distributed topology: the Group Key Managers' shard region (proxy).</param>
     protected async Task StartServerAsync(KeyManagerRegion? keyManagers = null)
     {
-        // After a stop, the watcher may hear Terminated a moment before the guardian has let go of the name "server".
-        var deadline = DateTime.UtcNow + Timeout;
-        while (true)
-        {
-            try
-            {
-                ServerActor = Deployment.StartServer(Sys, Secrets, Settings, keyManagers);
-                break;
-            }
-            catch (InvalidActorNameException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(10);
-            }
-        }
-
+        ServerActor = WhenNameFree(() => Deployment.StartServer(Sys, Secrets, Settings, keyManagers));
         Server = await Deployment.EndpointsOf(ServerActor, Timeout);
     }
 
@@ -132,8 +118,9 @@ public abstract class CpnsTestKit : TestKit
     {
         var identity = Identities.TryGetValue(gatewayId, out var known) ? known : EntityIdentity.Generate(gatewayId, kind);
         Identities[gatewayId] = identity;
-        return Gateways[gatewayId] = Deployment.StartGateway(Sys, identity, Secrets.TrustAnchor, Server.Registry, Settings,
-            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds, EnrolmentTokenFor(gatewayId, kind, pnSecurityCeiling));
+        var token = EnrolmentTokenFor(gatewayId, kind, pnSecurityCeiling);
+        return Gateways[gatewayId] = WhenNameFree(() => Deployment.StartGateway(Sys, identity, Secrets.TrustAnchor, Server.Registry, Settings,
+            DeviceCapabilities.Gateway(pnSecurity), lifetimeSeconds, token));
     }
 
     private readonly Dictionary<string, string> _enrolmentTokens = new(StringComparer.Ordinal);
@@ -159,10 +146,30 @@ public abstract class CpnsTestKit : TestKit
         Identities[pneId] = identity;
         var token = EnrolmentTokenFor(pneId, EntityKind.Pne);
         return Pnes[pneId] = actorName is null
-            ? Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings, lifetimeSeconds: lifetimeSeconds,
-                enrolmentToken: token)
+            ? WhenNameFree(() => Deployment.StartPne(Sys, identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings,
+                lifetimeSeconds: lifetimeSeconds, enrolmentToken: token))
             : Sys.ActorOf(Cpns.Actors.Pne.PneEntity.Props(identity, Secrets.TrustAnchor, Gateways[gatewayId], Settings,
                 lifetimeSeconds: lifetimeSeconds, enrolmentToken: token), actorName);
+    }
+
+    /// <summary>
+    /// Starts an entity under its fixed name. After a stop, the watcher may hear Terminated a moment before the guardian
+    /// has let go of the name, so a name still taken is tried again, for at most the test timeout.
+    /// </summary>
+    protected IActorRef WhenNameFree(Func<IActorRef> start)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (true)
+        {
+            try
+            {
+                return start();
+            }
+            catch (InvalidActorNameException) when (DateTime.UtcNow < deadline)
+            {
+                SpinWait.SpinUntil(() => false, 10);
+            }
+        }
     }
 
     protected async Task AwaitRegisteredAsync(IEnumerable<IActorRef> entities)
