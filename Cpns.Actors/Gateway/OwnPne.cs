@@ -23,10 +23,8 @@ public sealed class OwnPne : UntypedActor
     private readonly SecureLink _link;
     private readonly PnView _pn = new();
     private readonly ContentInbox _inbox = new();
-    private readonly Dictionary<string, Queue<IActorRef>> _serviceRequests = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, (IActorRef Asker, long TheirRequestId)> _searches = new();
+    private readonly ApplicationRequests _directoryRequests = new();
     private readonly Dictionary<string, IActorRef> _contentSenders = new(StringComparer.Ordinal);
-    private long _nextRequestId;
 
     public OwnPne(EntityIdentity identity, IActorRef cskmf, IActorRef content, CpnsSettings settings)
     {
@@ -101,14 +99,9 @@ public sealed class OwnPne : UntypedActor
         switch (answer)
         {
             case ServicePublished or ServiceWithdrawn or DirectoryRejected:
-                if (_serviceRequests.TryGetValue(((IWithServiceId)answer).ServiceId, out var askers) && askers.Count > 0)
-                    askers.Dequeue().Tell(answer);
+                _directoryRequests.AnswerService((IWithServiceId)answer);
                 break;
-            case SearchResult result when _searches.Remove(result.RequestId, out var search):
-                search.Asker.Tell(result with { RequestId = search.TheirRequestId });
-                break;
-            case SearchRejected rejected when _searches.Remove(rejected.RequestId, out var failed):
-                failed.Asker.Tell(rejected with { RequestId = failed.TheirRequestId });
+            case SearchResult or SearchRejected when _directoryRequests.AnswerSearch(answer):
                 break;
             case ContentAccepted accepted when _contentSenders.Remove(accepted.DeliveryId, out var sender):
                 sender.Tell(accepted);
@@ -132,9 +125,7 @@ public sealed class OwnPne : UntypedActor
             return;
         }
 
-        if (!_serviceRequests.TryGetValue(request.ServiceId, out var askers))
-            _serviceRequests[request.ServiceId] = askers = new Queue<IActorRef>();
-        askers.Enqueue(Sender);
+        _directoryRequests.AwaitService(request.ServiceId, Sender);
         _link.Send(server.Directory, request);
     }
 
@@ -146,9 +137,7 @@ public sealed class OwnPne : UntypedActor
             return;
         }
 
-        var requestId = ++_nextRequestId;
-        _searches[requestId] = (Sender, search.RequestId);
-        _link.Send(server.Directory, search with { ConsumerId = _identity.DeviceId, RequestId = requestId });
+        _link.Send(server.Directory, _directoryRequests.AwaitSearch(search, _identity.DeviceId, Sender));
     }
 
     private void Send(SendContent send)

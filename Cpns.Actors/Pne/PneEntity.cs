@@ -57,8 +57,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly Dictionary<string, Queue<IActorRef>> _groupRequests = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Queue<IActorRef>> _serviceRequests = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, (IActorRef Asker, long TheirRequestId)> _searches = new();
+    private readonly ApplicationRequests _directoryRequests = new();
 
     /// <summary>Who among the device's applications asked to watch each target, and the latest status heard of each entity.</summary>
     private readonly Dictionary<string, IActorRef> _statusWatchers = new(StringComparer.Ordinal);
@@ -375,8 +374,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _link.Send(Sender, new DmResponse(request.RequestId, _identity.DeviceId, status, value, detail));
                 break;
             case ServicePublished or ServiceWithdrawn or DirectoryRejected or ServicePlan or ServiceRefused when senderId == _serverId:
-                if (_serviceRequests.TryGetValue(((IWithServiceId)message).ServiceId, out var serviceAskers) && serviceAskers.Count > 0)
-                    serviceAskers.Dequeue().Tell(message);
+                _directoryRequests.AnswerService((IWithServiceId)message);
                 break;
             case DmAlertAnswer answer when senderId == _serverId && answer.DeviceId == _identity.DeviceId &&
                                            _dmAlerts.Remove(answer.RequestId, out var alerted):
@@ -396,11 +394,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 foreach (var application in _statusWatchers.Values.Distinct())
                     application.Tell(changed);
                 break;
-            case SearchResult result when senderId == _registration?.GatewayId && _searches.Remove(result.RequestId, out var search):
-                search.Asker.Tell(result with { RequestId = search.TheirRequestId });
-                break;
-            case SearchRejected rejected when senderId == _registration?.GatewayId && _searches.Remove(rejected.RequestId, out var failed):
-                failed.Asker.Tell(rejected with { RequestId = failed.TheirRequestId });
+            case SearchResult or SearchRejected when senderId == _registration?.GatewayId && _directoryRequests.AnswerSearch(message):
                 break;
             case ContentForPne content when senderId == _registration?.GatewayId:
                 Open(content);
@@ -658,9 +652,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             return;
         }
 
-        if (!_serviceRequests.TryGetValue(request.ServiceId, out var askers))
-            _serviceRequests[request.ServiceId] = askers = new Queue<IActorRef>();
-        askers.Enqueue(Sender);
+        _directoryRequests.AwaitService(request.ServiceId, Sender);
         _link.SendSigned(_registration.Gateway.Connections, request);
     }
 
@@ -674,9 +666,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             return;
         }
 
-        var requestId = ++_nextRequestId;
-        _searches[requestId] = (Sender, search.RequestId);
-        _link.SendSigned(_registration.Gateway.Connections, search with { ConsumerId = _identity.DeviceId, RequestId = requestId });
+        _link.SendSigned(_registration.Gateway.Connections, _directoryRequests.AwaitSearch(search, _identity.DeviceId, Sender));
     }
 
     /// <summary>The PNE's own request, signed, relayed by its PN GW to the server's SMF; the answer comes back signed.</summary>
