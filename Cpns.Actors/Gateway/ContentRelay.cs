@@ -48,10 +48,6 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
     private long _copiesSent;
     private long _receipts;
     private long _postsRelayed;
-    private IActorRef? _ownPne;
-
-    /// <summary>From the PN GW entity at start: the BOTH device's own PNE role, which gets content sent to the device itself.</summary>
-    public sealed record OwnPneIs(IActorRef? OwnPne) : INodeLocal;
 
     public ContentRelay(EntityIdentity identity, CpnsSettings settings)
     {
@@ -111,9 +107,6 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
             case ContentReceipt receipt:
                 OnReceipt(receipt);
                 break;
-            case OwnPneIs own:
-                _ownPne = own.OwnPne;
-                break;
             case OwnContentUsage own:
                 var usage = UsageOf(_identity.DeviceId, own.ServiceId, own.GroupId);
                 usage.Sessions++;
@@ -142,9 +135,10 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
         var bytes = content.Ciphertext.Sealed.Length;
         foreach (var memberId in content.Recipients)
         {
-            if (memberId == _identity.DeviceId && _ownPne is not null)
+            if (memberId == _identity.DeviceId && _identity.Kind == EntityKind.Both)
             {
-                _ownPne.Tell(new ContentForPne(content.DeliveryId, content.ServiceId, content.Ciphertext));
+                // For the BOTH device itself: its entity hands it to its own PNE role.
+                Context.Parent.Tell(new ContentForPne(content.DeliveryId, content.ServiceId, content.Ciphertext));
                 continue;
             }
 

@@ -71,7 +71,7 @@ public sealed class OwnPne : UntypedActor
             case GetReceivedContent:
                 Sender.Tell(new ReceivedContent(_identity.DeviceId, _inbox.Items));
                 break;
-            case ContentForPne content:
+            case ContentForPne content when Sender.Equals(_content):
                 // From this PN GW's content function, which got it from the server for this device itself.
                 Open(content);
                 break;

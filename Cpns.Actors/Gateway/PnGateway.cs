@@ -37,7 +37,6 @@ public sealed class PnGateway : UntypedActor
         _representatives = representatives;
         _content = Context.ActorOf(ContentRelay.Props(identity, settings), "content");
         _ownPne = identity.Kind == EntityKind.Both ? Context.ActorOf(OwnPne.Props(identity, _cskmf, _content, settings), "pne") : null;
-        _content.Tell(new ContentRelay.OwnPneIs(_ownPne));
         _connections = Context.ActorOf(
             Connections.Props(identity, trustAnchor, serverRegistry, new GatewayFunctions(_smf, _cskmf, _relay, directory, _content, _ownPne),
                 capabilities, lifetimeSeconds, settings, enrolmentToken),
@@ -86,6 +85,9 @@ public sealed class PnGateway : UntypedActor
                 _connections.Forward(message);
                 break;
             // The device's applications as a PNE: only a BOTH device is one.
+            case ContentForPne when Sender.Equals(_content) && _ownPne is not null:
+                _ownPne.Forward(message);
+                break;
             case LocalRequest { Request: PublishService or WithdrawService or SearchServices } or SendContent or GetReceivedContent:
                 if (_ownPne is null)
                     Sender.Tell(OwnPne.NotAPne(_gatewayId, message));
