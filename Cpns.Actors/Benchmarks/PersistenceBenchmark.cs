@@ -84,7 +84,7 @@ public static class PersistenceBenchmark
 
     private static async Task<double> Measure(ActorSystem system, CpnsSettings settings, int registrations, int batchSize)
     {
-        var writer = system.ActorOf(Props.Create(() => new RegistrationWriter(settings)));
+        var writer = system.ActorOf(Props.Create(typeof(RegistrationWriter), settings));
         try
         {
             var written = await writer.Ask<Written>(new WriteAll(registrations, batchSize), TimeSpan.FromMinutes(30));

@@ -15,7 +15,7 @@ public sealed class ClusterStatusActor : ReceiveActor
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(3);
     private readonly IActorRef? _localKeyManagers;
 
-    public static Props Props(IActorRef? localKeyManagers) => Akka.Actor.Props.Create(() => new ClusterStatusActor(localKeyManagers));
+    public static Props Props(IActorRef? localKeyManagers) => Akka.Actor.Props.Create(typeof(ClusterStatusActor), localKeyManagers);
 
     public ClusterStatusActor(IActorRef? localKeyManagers)
     {

@@ -44,7 +44,7 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(ServerEndpoints server, int groups, int membersPerGroup, TimeSpan interval, Action<string> report) =>
-        Akka.Actor.Props.Create(() => new GroupChurn(server, groups, membersPerGroup, interval, report));
+        Akka.Actor.Props.Create(typeof(GroupChurn), server, groups, membersPerGroup, interval, report);
 
     public static string GroupName(int index) => $"demo-{index}";
 

@@ -47,8 +47,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
 
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef registry, GatewayFunctions functions,
         DeviceCapabilities capabilities, int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken = null) =>
-        Akka.Actor.Props.Create(() => new Connections(identity, trustAnchor, registry, functions, capabilities, lifetimeSeconds, settings,
-            enrolmentToken));
+        Akka.Actor.Props.Create(typeof(Connections), identity, trustAnchor, registry, functions, capabilities, lifetimeSeconds, settings,
+            enrolmentToken);
 
     private (Credential Credential, SecurityLevel? Ceiling)? _ownCeiling;
 

@@ -36,7 +36,7 @@ public sealed class OwnPne : UntypedActor
     }
 
     public static Props Props(EntityIdentity identity, IActorRef cskmf, IActorRef content, CpnsSettings settings) =>
-        Akka.Actor.Props.Create(() => new OwnPne(identity, cskmf, content, settings));
+        Akka.Actor.Props.Create(typeof(OwnPne), identity, cskmf, content, settings);
 
     /// <summary>What a PN GW only answers to a request of its applications that only a PNE or a BOTH device can make.</summary>
     public static object NotAPne(string gatewayId, object request)

@@ -51,8 +51,8 @@ public sealed class PnGateway : UntypedActor
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, CpnsSettings settings,
         DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
         RepresentativeFactory? representatives = null) =>
-        Akka.Actor.Props.Create(() => new PnGateway(identity, trustAnchor, serverRegistry,
-            capabilities ?? DeviceCapabilities.Gateway(), lifetimeSeconds, settings, enrolmentToken, representatives));
+        Akka.Actor.Props.Create(typeof(PnGateway), identity, trustAnchor, serverRegistry,
+            capabilities ?? DeviceCapabilities.Gateway(), lifetimeSeconds, settings, enrolmentToken, representatives);
 
     private void Adopt(AdoptLegacyDevice adopt)
     {

@@ -42,6 +42,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private readonly List<IActorRef> _inReach;
     private readonly Dictionary<string, GatewayAdvertisement> _heard = new(StringComparer.Ordinal);
     private bool _scanning;
+    private bool _scanWindowOver;
     private readonly HashSet<string> _failedGateways = new(StringComparer.Ordinal);
     private string? _lastTried;
     private IActorRef? _watchedGateway;
@@ -113,8 +114,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway, CpnsSettings settings,
         DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
         IReadOnlyList<IActorRef>? alsoInReach = null, IActorRef? representedDevice = null) =>
-        Akka.Actor.Props.Create(() => new PneEntity(identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
-            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>(), representedDevice));
+        Akka.Actor.Props.Create(typeof(PneEntity), identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
+            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>(), representedDevice);
 
     protected override void PreStart() => Register();
 
@@ -194,11 +195,15 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _log.Debug("{0}: discovered {1} ({2}, {3} PNEs, PN security {4})", _identity.DeviceId, advertisement.GatewayId,
                     advertisement.Mode, advertisement.Load, advertisement.PnSecurity);
                 _heard[advertisement.GatewayId] = advertisement;
-                if (_heard.Count >= _inReach.Count)
+                if (_heard.Count >= _inReach.Count || _scanWindowOver)
                     Choose();
                 break;
             case GatewayAdvertisement:
                 break; // a late answer to a scan already decided
+            case ScanEnds when _scanning && _heard.Count == 0:
+                // PN GWs busy with a crowd of PNEs answer late, not never: the first answer decides.
+                _scanWindowOver = true;
+                break;
             case ScanEnds when _scanning:
                 Choose();
                 break;
@@ -426,6 +431,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _lastTried = null;
         _heard.Clear();
         _scanning = true;
+        _scanWindowOver = false;
         foreach (var gateway in _inReach)
             gateway.Tell(new DiscoverGateways(_identity.DeviceId));
         Timers.StartSingleTimer(ScanEnds.Instance, ScanEnds.Instance, _settings.DiscoveryScanWindow);

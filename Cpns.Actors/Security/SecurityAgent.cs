@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
@@ -11,7 +12,7 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public sealed class SecurityAgent : UntypedActor, IWithTimers
 {
-    private sealed record Pending(IActorRef Location, int Attempts, int BusyAnswers = 0);
+    private sealed record Pending(IActorRef Location, int Attempts, int BusyAnswers = 0, long SentAt = 0);
 
     private sealed record RetryAcquire(string GroupId, long Epoch, bool AfterBusy = false) : INoSerializationVerificationNeeded;
 
@@ -21,6 +22,9 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly Dictionary<(string GroupId, long Epoch), Pending> _pending = new();
+    // How long the key location takes to answer here: a retry waits at least that long, so a loaded location is not
+    // asked again (which would only add to its load) while its answer is still on the way.
+    private readonly AdaptiveTimeout _answerTime;
 
     public SecurityAgent(EntityIdentity identity, FlowLeg leg, CpnsSettings settings)
     {
@@ -28,6 +32,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
         _leg = leg;
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
+        _answerTime = new AdaptiveTimeout(settings.PullRetryInitial, settings.PullRetryMax);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -49,7 +54,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                     Forget(stale);
                 if (_pending.ContainsKey((acquire.GroupId, acquire.Epoch)))
                     return;
-                _pending[(acquire.GroupId, acquire.Epoch)] = new Pending(acquire.KeyLocation, 1);
+                _pending[(acquire.GroupId, acquire.Epoch)] = new Pending(acquire.KeyLocation, 1, SentAt: Stopwatch.GetTimestamp());
                 Request(acquire.GroupId, acquire.Epoch, acquire.KeyLocation, 1);
                 break;
 
@@ -75,6 +80,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                     return;
                 }
 
+                _answerTime.TimedOut();
                 _pending[(retry.GroupId, retry.Epoch)] = pending with { Attempts = pending.Attempts + 1 };
                 Common.CpnsMetrics.Retries.Add(1, Common.CpnsMetrics.Tag("function", "key-pull"));
                 Request(retry.GroupId, retry.Epoch, pending.Location, pending.Attempts + 1);
@@ -92,6 +98,15 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
 
     private void OnReply(object reply, string senderId)
     {
+        // Timed only when asked once (Karn's rule): an answer to a request sent again could be to either copy.
+        var answered = reply switch
+        {
+            GroupKeyDelivery d => (d.GroupId, d.Epoch),
+            GroupKeyRefused r => (r.GroupId, r.Epoch),
+            _ => default,
+        };
+        if (answered.GroupId is not null && _pending.TryGetValue(answered, out var asked) && asked is { Attempts: 1, BusyAnswers: 0 })
+            _answerTime.Observe(Stopwatch.GetElapsedTime(asked.SentAt));
         switch (reply)
         {
             case GroupKeyDelivery delivery when delivery.WrapperId == senderId:
@@ -134,7 +149,8 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
         FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId,
             Context.System.Scheduler.Now.ToUnixTimeMilliseconds())), groupId, epoch, 9,
             FlowKind.Pull, _leg);
-        Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), _settings.PullBackoff.Delay(attempt));
+        var wait = _settings.PullBackoff.Delay(attempt);
+        Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), wait > _answerTime.Current ? wait : _answerTime.Current);
     }
 
     private void Forget((string GroupId, long Epoch) key)

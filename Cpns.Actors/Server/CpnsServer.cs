@@ -43,7 +43,7 @@ public sealed class CpnsServer : UntypedActor
     }
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
-        Akka.Actor.Props.Create(() => new CpnsServer(secrets, settings, keyManagers));
+        Akka.Actor.Props.Create(typeof(CpnsServer), secrets, settings, keyManagers);
 
     protected override void OnReceive(object message)
     {

@@ -11,7 +11,7 @@ public sealed class LegacyDeviceModel : ReceiveActor
 {
     private readonly List<ReceivedItem> _shown = new();
 
-    public static Props Props(string deviceId) => Akka.Actor.Props.Create(() => new LegacyDeviceModel(deviceId));
+    public static Props Props(string deviceId) => Akka.Actor.Props.Create(typeof(LegacyDeviceModel), deviceId);
 
     public LegacyDeviceModel(string deviceId)
     {

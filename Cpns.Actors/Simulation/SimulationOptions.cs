@@ -17,6 +17,12 @@ public sealed record SimulationOptions
     /// <summary>Membership changes per group after creation (alternating joins and leaves).</summary>
     public int ChurnPerGroup { get; init; } = 4;
 
+    /// <summary>
+    /// Group changes (creations, then joins and leaves) started per second, evenly spaced, as a network's operators would
+    /// make them; 0 starts each phase's changes all at once (a storm, to measure throughput rather than delivery time).
+    /// </summary>
+    public double ChangeRate { get; init; } = 20;
+
     /// <summary>How many of the PN GWs are BOTH devices (also PNEs of their own PN: group members, senders and receivers).</summary>
     public int BothDevices { get; init; }
 
@@ -44,6 +50,8 @@ public sealed record SimulationOptions
             return "--members-per-group must not be negative";
         if (ChurnPerGroup < 0)
             return "--churn must not be negative";
+        if (ChangeRate < 0 || double.IsNaN(ChangeRate) || double.IsInfinity(ChangeRate))
+            return "--change-rate must be a number of changes per second, at least 0";
         if (BothDevices < 0 || BothDevices > Gateways)
             return $"--both must be between 0 and the number of PN GWs ({Gateways})";
         if (LegacyDevices < 0 || LegacyDevices > 100_000)
@@ -67,6 +75,8 @@ public sealed record SimulationResult
     public int Gateways { get; init; }
     public int Pnes { get; init; }
     public int Groups { get; init; }
+    /// <summary>Group changes started per second in the run (0: each phase's all at once).</summary>
+    public double ChangeRate { get; init; }
     public int Members { get; init; }
     public int MembersWithCurrentKey { get; init; }
     public long KeysDeliveredPush { get; init; }

@@ -99,10 +99,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
 
             await RunAllAsync(SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (ICpnsMessage)g.Create)).ToList(),
-                server.Smf, finalState, progress, cancellationToken);
-            await RunAllAsync(SimulationPhase.Churning,
-                plan.SelectMany(g => g.Churn.Select(c => (g.GroupId, c))).ToList(), server.Smf, finalState, progress,
-                cancellationToken);
+                options.ChangeRate, server.Smf, finalState, progress, cancellationToken);
+            // Round by round, so that one group's changes are spread over the phase like everyone else's.
+            var churn = Enumerable.Range(0, plan.Count == 0 ? 0 : plan.Max(g => g.Churn.Count))
+                .SelectMany(round => plan.Where(g => round < g.Churn.Count).Select(g => (g.GroupId, g.Churn[round])))
+                .ToList();
+            await RunAllAsync(SimulationPhase.Churning, churn, options.ChangeRate, server.Smf, finalState, progress, cancellationToken);
 
             var outstanding = await collector.Ask<int>(new DeliveryCollector.Expect(finalState), AskTimeout);
             var totalMembers = finalState.Values.Sum(s => s.Members.Count);
@@ -164,6 +166,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 ContentDue = content.Due,
                 ContentOpened = content.Opened,
                 Groups = options.Groups,
+                ChangeRate = options.ChangeRate,
                 Members = totalMembers,
                 MembersWithCurrentKey = current,
                 KeysDeliveredPush = stats.PushInstalls,
@@ -328,19 +331,29 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
 
     /// <summary>Sends every command at once (the server applies each group's changes in order) and awaits every answer.</summary>
     private async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, ICpnsMessage Command)> commands,
-        IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
+        double changesPerSecond, IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
         var done = 0;
         progress?.Report(new SimulationProgress(phase, 0, commands.Count));
-        var replies = commands.Select(async c =>
+        var started = Stopwatch.StartNew();
+        var replies = new List<Task<(string GroupId, object Reply)>>(commands.Count);
+        for (var i = 0; i < commands.Count; i++)
+        {
+            if (changesPerSecond > 0 && TimeSpan.FromSeconds(i / changesPerSecond) - started.Elapsed is { Ticks: > 0 } wait)
+                await Task.Delay(wait, cancellationToken);
+            replies.Add(Run(commands[i]));
+        }
+
+        async Task<(string GroupId, object Reply)> Run((string GroupId, ICpnsMessage Command) c)
         {
             var reply = await smf.Ask<object>(new LocalRequest(c.Command), TimeSpan.FromMinutes(2), cancellationToken);
             if (reply is GroupAccepted ack)
                 acknowledged?.Invoke(new Acknowledgement("group", ack.GroupId, null, ack.Epoch, ack.Members));
             progress?.Report(new SimulationProgress(phase, Interlocked.Increment(ref done), commands.Count));
             return (c.GroupId, Reply: reply);
-        }).ToList();
+        }
+
         foreach (var (groupId, reply) in await Task.WhenAll(replies))
         {
             switch (reply)

@@ -48,6 +48,12 @@ public static class SimulateCommand
             DefaultValueFactory = _ => 0,
         };
         var churn = new Option<int>("--churn") { Description = "Joins and leaves per group after creation", DefaultValueFactory = _ => 4 };
+        var changeRate = new Option<double>("--change-rate")
+        {
+            Description = "Group changes (creations, then joins and leaves) started per second, evenly spaced; 0 starts each phase's " +
+                          "all at once, to measure throughput instead of delivery time",
+            DefaultValueFactory = _ => 20,
+        };
         var lkhThreshold = new Option<int?>("--lkh-threshold")
         {
             Description = "Push groups reaching more PN GWs than this rekey through a logical key hierarchy " +
@@ -70,7 +76,7 @@ public static class SimulateCommand
             "Run a CPNS Server, PN GWs and PNEs in one process: register them, build service groups, churn their " +
             "membership so they rekey, and check every member ends with its group's current key")
         {
-            gateways, pnes, groups, seed, membersPerGroup, churn, both, legacy, content, sleeping, lkhThreshold, timeout, json, quiet, ackLog,
+            gateways, pnes, groups, seed, membersPerGroup, churn, changeRate, both, legacy, content, sleeping, lkhThreshold, timeout, json, quiet, ackLog,
         };
         common.AddTo(command);
         OptionRules.WritableFile(json);
@@ -100,6 +106,7 @@ public static class SimulateCommand
                 Seed = parse.GetValue(seed),
                 MembersPerGroup = parse.GetValue(membersPerGroup),
                 ChurnPerGroup = parse.GetValue(churn),
+                ChangeRate = parse.GetValue(changeRate),
                 BothDevices = parse.GetValue(both),
                 LegacyDevices = parse.GetValue(legacy),
                 Content = parse.GetValue(content),
@@ -211,6 +218,7 @@ public static class SimulateCommand
         if (result.LegacyDevices > 0)
             Row("devices without CPNS, represented by PN GWs", result.LegacyDevices.ToString());
         Row("service groups", result.Groups.ToString());
+        Row("group changes started per second", result.ChangeRate > 0 ? result.ChangeRate.ToString("0.##") : "all at once");
         Row("members (group memberships)", result.Members.ToString());
         Row("members holding the current epoch", result.MembersWithCurrentKey.ToString());
         Row("keys delivered by push", result.KeysDeliveredPush.ToString());
