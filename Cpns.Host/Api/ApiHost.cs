@@ -21,6 +21,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using Scalar.AspNetCore;
 
 namespace Cpns.Host.Api;
@@ -151,7 +152,9 @@ public static class ApiHost
                                         "Authenticate with Authorization: Bearer <API key> (cpns api-client add).";
             return Task.CompletedTask;
         }));
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("cpns", serviceVersion: typeof(ApiHost).Assembly.GetName().Version?.ToString()))
+            .WithMetrics(metrics => metrics
             .AddMeter(CpnsMetrics.MeterName, NodeMeterName, "Microsoft.AspNetCore.Hosting")
             .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
 

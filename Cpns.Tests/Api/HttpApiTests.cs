@@ -146,6 +146,7 @@ public sealed class HttpApiTests(ITestOutputHelper output) : CpnsTestKit(output,
         {
             var after = await op.GetStringAsync("metrics");
             double Delta(string name, string labels = "") => ApiUnderTest.Series(after, name, labels) - ApiUnderTest.Series(before, name, labels);
+            Assert.Contains("service_name=\"cpns\"", after); // the resource is named, not unknown_service:dotnet
             Assert.Equal(2, Delta("cpns_content_deliveries_total", "outcome=\"accepted\""));
             Assert.Equal(2.0 * bytes + singleBytes, Delta("cpns_content_bytes_total"));
             Assert.Equal(3, Delta("cpns_directory_searches_total", "outcome=\"answered\""));
