@@ -28,7 +28,6 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     }
 
     /// <summary>An answer from another function (the SMF, capabilities) arriving back, to continue a request.</summary>
-    private sealed record Continue(long RequestId, object? Answer) : INoSerializationVerificationNeeded;
 
     private sealed record FanOutDue(long RequestId) : INoSerializationVerificationNeeded;
 
@@ -48,7 +47,6 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     private readonly Placements _placements = new();
     private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, Action<object?>> _continuations = new();
     private readonly Dictionary<long, FanOut> _fanOuts = new();
     private readonly Dictionary<(string ServiceId, long Version), (IActorRef ReplyTo, bool Sealed)> _shardWrites = new();
     private readonly Dictionary<string, Queue<(IActorRef ReplyTo, bool Sealed)>> _shardRemovals = new(StringComparer.Ordinal);
@@ -139,9 +137,8 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
                 break;
             case PneMoved:
                 break;
-            case Continue next:
-                if (_continuations.Remove(next.RequestId, out var then))
-                    then(next.Answer);
+            case Continuation next:
+                next.Then();
                 break;
             case FanOutDue due:
                 if (_fanOuts.Remove(due.RequestId, out var late))
@@ -441,11 +438,8 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
     private void WithPrivileges(string subjectId, Action<IReadOnlyDictionary<string, Privilege>> then)
     {
-        var requestId = ++_nextRequestId;
-        _continuations[requestId] = answer =>
-            then(answer is Privileges privileges ? privileges.ByGroup : new Dictionary<string, Privilege>());
         _smf.Ask<Privileges>(new GetPrivileges(subjectId), AskTimeout)
-            .PipeTo(Self, success: p => new Continue(requestId, p), failure: _ => new Continue(requestId, null));
+            .ContinueOn(Self, privileges => then(privileges.ByGroup), _ => then(new Dictionary<string, Privilege>()));
     }
 
     // ---- Service management: the way a service is performed ----
@@ -481,21 +475,19 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
                 return;
             }
 
-            var requestId = ++_nextRequestId;
-            _continuations[requestId] = answer =>
+            void Unknown() => Refuse(RefusalReason.UnknownConsumer, $"the capabilities of {negotiate.ConsumerId} are not known");
+            _capabilities.Ask<object>(new QueryCapabilities(negotiate.ConsumerId), AskTimeout).ContinueOn(Self, answer =>
             {
                 if (answer is not DeviceCapabilitiesReport report)
                 {
-                    Refuse(RefusalReason.UnknownConsumer, $"the capabilities of {negotiate.ConsumerId} are not known");
+                    Unknown();
                     return;
                 }
 
                 Reply(replyTo, sealedReply, Plan(service, negotiate.ConsumerId, report.Capabilities) is { } plan
                     ? plan
                     : Refusal(service, negotiate.ConsumerId, report.Capabilities));
-            };
-            _capabilities.Ask<object>(new QueryCapabilities(negotiate.ConsumerId), AskTimeout)
-                .PipeTo(Self, success: a => new Continue(requestId, a), failure: _ => new Continue(requestId, null));
+            }, _ => Unknown());
         }));
     }
 
