@@ -51,7 +51,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private DeviceCapabilities _capabilities;
     private int _lifetimeSeconds;
     private TimeSpan _heartbeatInterval;
-    private readonly ManagementTree _tree;
+    // Built on the first device-management request: most PNEs never get one, and the tree is a kilobyte or two.
+    private ManagementTree? _tree;
     private readonly CpnsSettings _settings;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
@@ -97,7 +98,6 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
         _heartbeatInterval = settings.HeartbeatInterval;
-        _tree = ManagementTreeOf(identity);
         _cskmf = Context.ActorOf(PneCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(PneSmf.Props(identity, _cskmf, settings), "smf");
     }
@@ -375,7 +375,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                     _capabilities, FromCache: false));
                 break;
             case DmRequest request when senderId == _registration?.GatewayId && request.DeviceId == _identity.DeviceId:
-                var (status, value, detail) = _tree.Apply(request.Operation, request.Path, request.Value);
+                var (status, value, detail) = (_tree ??= ManagementTreeOf(_identity)).Apply(request.Operation, request.Path, request.Value);
                 _link.Send(Sender, new DmResponse(request.RequestId, _identity.DeviceId, status, value, detail));
                 break;
             case ServicePublished or ServiceWithdrawn or DirectoryRejected or ServicePlan or ServiceRefused when senderId == _serverId:

@@ -101,11 +101,30 @@ public sealed class VerificationKey
 
     public Octets Encoded { get; }
 
-    public static VerificationKey? TryCreate(Octets encoded) =>
-        encoded.Length == 32 &&
-        NSec.Cryptography.PublicKey.TryImport(SignatureAlgorithm.Ed25519, encoded.Span, KeyBlobFormat.RawPublicKey, out var key) && key is not null
-            ? new VerificationKey(encoded, key)
-            : null;
+    // One decoded key per public key in the process, shared by every function that trusts it (a public key is no
+    // secret, and each function keeping its own copy cost a PNE more than a kilobyte). Emptied when it grows past the
+    // bound, so keys of entities long gone do not pile up.
+    private const int MaxDecoded = 1 << 20;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Octets, VerificationKey> Decoded = new();
+    private static int _decodedCount;
+
+    public static VerificationKey? TryCreate(Octets encoded)
+    {
+        if (Decoded.TryGetValue(encoded, out var known))
+            return known;
+        if (encoded.Length != 32 ||
+            !NSec.Cryptography.PublicKey.TryImport(SignatureAlgorithm.Ed25519, encoded.Span, KeyBlobFormat.RawPublicKey, out var imported) ||
+            imported is null)
+            return null;
+        var key = new VerificationKey(encoded, imported);
+        if (Interlocked.Increment(ref _decodedCount) > MaxDecoded)
+        {
+            Decoded.Clear();
+            Interlocked.Exchange(ref _decodedCount, 0);
+        }
+
+        return Decoded.GetOrAdd(encoded, key);
+    }
 
     public bool Verify(ReadOnlySpan<byte> message, Octets signature)
     {
