@@ -39,10 +39,14 @@ public static class ClusterNodes
     public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
     {
         await WhenUpAsync(system);
-        var server = Deployment.StartServer(system, secrets, settings, new KeyManagerRegion(StartKeyManagerProxy(system, settings)));
+        var server = Deployment.StartServer(system, secrets, settings, KeyManagers(StartKeyManagerProxy(system, settings)));
         StartStatus(system, null);
         return server;
     }
+
+    /// <summary>The Group Key Managers behind a shard region (or its proxy), as the server's CSKMF reaches them.</summary>
+    public static KeyManagerRegion KeyManagers(IActorRef region) =>
+        new(region, (groupId, message) => new ShardingEnvelope(groupId, message));
 
     /// <summary>The server node's way to the Group Key Managers, which run on gateway nodes only.</summary>
     public static IActorRef StartKeyManagerProxy(ActorSystem system, CpnsSettings settings) =>

@@ -8,11 +8,16 @@ using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Server;
 
-/// <summary>The distributed topology, as the server's CSKMF sees it: the Group Key Managers' shard region and their public identity.</summary>
-/// <summary>The Group Key Managers' shard region (proxy), and what checks the managers' credentials (the server's KMC root).</summary>
-public sealed record KeyManagerRegion(IActorRef Region)
+/// <summary>
+/// The distributed topology, as the server's CSKMF sees it: where the Group Key Managers are reached, how a message is
+/// addressed to one group's manager there (the deployment knows how: in a cluster, a shard region's envelope), and what
+/// checks the managers' credentials (the server's KMC root).
+/// </summary>
+public sealed record KeyManagerRegion(IActorRef Region, Func<string, object, object> AddressedTo)
 {
     public CredentialVerifier? Verifier { get; init; }
+
+    public void Tell(string groupId, object message, IActorRef sender) => Region.Tell(AddressedTo(groupId, message), sender);
 }
 
 /// <summary>
@@ -284,7 +289,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     // ---- The distributed topology: keys from the group's Group Key Manager on a gateway node ----
 
     private void ToManager(string groupId, ICpnsMessage message) =>
-        _keyManagers!.Region.Tell(new Akka.Cluster.Sharding.ShardingEnvelope(groupId, _link.Seal(message)), Self);
+        _keyManagers!.Tell(groupId, _link.Seal(message), Self);
 
     private void AskManager(string groupId, long epoch, DeliveryMode mode)
     {

@@ -73,7 +73,7 @@ public sealed class ClusterTests : CpnsTestKit
         await cluster.JoinAsync(cluster.SelfAddress);
         _keyManagers = ClusterNodes.StartKeyManagerProxy(Sys, Settings);
         ClusterNodes.StartStatus(Sys, null);
-        await StartServerAsync(new KeyManagerRegion(_keyManagers));
+        await StartServerAsync(ClusterNodes.KeyManagers(_keyManagers));
         Watch(Sys);
     }
 
