@@ -155,9 +155,8 @@ public sealed partial class Connections
         }
 
         var serverKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
-        var transcript = AuthTranscripts.Verifier(AuthTranscripts.GatewayContext, _identity.DeviceId, challenge.VerifierId,
-            challenge.ClientNonce, challenge.VerifierNonce);
-        if (!EntityIdentity.Verify(serverKey, transcript.Bytes, challenge.VerifierSignature))
+        if (ChallengeClaimant.Answer(AuthTranscripts.GatewayContext, _identity, challenge, serverKey, _credential, _enrolmentToken) is not
+            { } answer)
         {
             Log.Warning("{0}: the server's challenge signature does not verify; not registering with it", _identity.DeviceId);
             return;
@@ -172,18 +171,9 @@ public sealed partial class Connections
         _link.Guard.Trust(challenge.VerifierId, serverKey);
         _serverId = challenge.VerifierId;
         _serverCredential = challenge.VerifierCredential;
-        var proof = Sign(AuthTranscripts.GatewayContext, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
-        var enrolment = _credential is null && _enrolmentToken is not null
-            ? Enrolment.Proof(_enrolmentToken, AuthTranscripts.GatewayContext, _identity.DeviceId, _identity.Kind, _identity.PublicKeys,
-                challenge.VerifierId, challenge.VerifierNonce)
-            : null;
-        _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, proof,
-            _capabilities, _lifetimeSeconds, Endpoints, enrolment)), Self);
+        _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, answer.Proof,
+            _capabilities, _lifetimeSeconds, Endpoints, answer.Enrolment)), Self);
     }
-
-    private AuthProof Sign(string context, string verifierId, Octets clientNonce, Octets verifierNonce) =>
-        new(context, clientNonce, verifierNonce,
-            _identity.Sign(AuthTranscripts.Client(context, _identity.DeviceId, verifierId, clientNonce, verifierNonce).Bytes));
 
     private void OnRegistered(GatewayRegistered registered)
     {

@@ -508,26 +508,18 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         if (challenge.ClientNonce != _clientNonce || challenge.DeviceId != _identity.DeviceId)
             return;
         var gatewayKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
-        var transcript = AuthTranscripts.Verifier(AuthTranscripts.PneContext, _identity.DeviceId, challenge.VerifierId,
-            challenge.ClientNonce, challenge.VerifierNonce);
-        if (!EntityIdentity.Verify(gatewayKey, transcript.Bytes, challenge.VerifierSignature))
+        // The server checks the proof: bound to the PN GW's nonce and our keys, so the PN GW cannot use it for anything else.
+        if (ChallengeClaimant.Answer(AuthTranscripts.PneContext, _identity, challenge, gatewayKey, _credential, _enrolmentToken) is not
+            { } answer)
         {
             _log.Warning("{0}: the PN GW's challenge signature does not verify; not registering with it", _identity.DeviceId);
             return;
         }
 
         _link.Guard.Trust(challenge.VerifierId, gatewayKey);
-        var proof = new AuthProof(AuthTranscripts.PneContext, challenge.ClientNonce, challenge.VerifierNonce,
-            _identity.Sign(AuthTranscripts.Client(AuthTranscripts.PneContext, _identity.DeviceId, challenge.VerifierId,
-                challenge.ClientNonce, challenge.VerifierNonce).Bytes));
-        // The server checks it: bound to the PN GW's nonce and our keys, so the PN GW cannot use it for anything else.
-        var enrolment = _credential is null && _enrolmentToken is not null
-            ? Enrolment.Proof(_enrolmentToken, AuthTranscripts.PneContext, _identity.DeviceId, EntityKind.Pne, _identity.PublicKeys,
-                challenge.VerifierId, challenge.VerifierNonce)
-            : null;
         // To whoever challenged: the PN GW we are moving to, or ours.
-        _link.Send(Sender, new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _credential, proof, _capabilities,
-            _lifetimeSeconds, new PneEndpoints(Self, _smf, _cskmf), enrolment));
+        _link.Send(Sender, new RegisterPne(_identity.DeviceId, _identity.PublicKeys, _credential, answer.Proof, _capabilities,
+            _lifetimeSeconds, new PneEndpoints(Self, _smf, _cskmf), answer.Enrolment));
     }
 
     private void OnRegistered(PneRegistered registered)

@@ -54,3 +54,30 @@ public sealed class ChallengeBook(EntityIdentity verifier, string context, TimeS
             _open.Remove(expired);
     }
 }
+
+/// <summary>What a claimant sends back for a challenge: its proof, and the enrolment proof of a first registration.</summary>
+public sealed record ChallengeAnswer(AuthProof Proof, Octets? Enrolment);
+
+/// <summary>
+/// The claimant's side of the same challenge–response, for a PN GW answering the server and a PNE answering its PN GW:
+/// the challenge must be signed by the verifier's key over our hello's nonce, and the answer signs both nonces, both ids
+/// and the context, so it is good for this verifier and this exchange only. Pure: no actor, no state.
+/// </summary>
+public static class ChallengeClaimant
+{
+    /// <summary>The answer to <paramref name="challenge"/>, or null if <paramref name="verifierKey"/> did not sign it.</summary>
+    /// <param name="enrolmentToken">The operator's one-time token, used only while the claimant holds no credential.</param>
+    public static ChallengeAnswer? Answer(string context, EntityIdentity self, AuthChallenge challenge, Octets verifierKey,
+        Credential? credential, string? enrolmentToken)
+    {
+        var transcript = AuthTranscripts.Verifier(context, self.DeviceId, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce);
+        if (!EntityIdentity.Verify(verifierKey, transcript.Bytes, challenge.VerifierSignature))
+            return null;
+        var proof = new AuthProof(context, challenge.ClientNonce, challenge.VerifierNonce,
+            self.Sign(AuthTranscripts.Client(context, self.DeviceId, challenge.VerifierId, challenge.ClientNonce, challenge.VerifierNonce).Bytes));
+        var enrolment = credential is null && enrolmentToken is not null
+            ? Enrolment.Proof(enrolmentToken, context, self.DeviceId, self.Kind, self.PublicKeys, challenge.VerifierId, challenge.VerifierNonce)
+            : null;
+        return new ChallengeAnswer(proof, enrolment);
+    }
+}
