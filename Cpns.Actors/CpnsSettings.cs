@@ -32,25 +32,13 @@ public sealed record CpnsSettings
     public required TimeSpan DirectoryDefaultLifetime { get; init; }
     public required int DirectoryMaxPage { get; init; }
     public required TimeSpan DirectoryFanOutTimeout { get; init; }
-    public required TimeSpan KeyGraceWindow { get; init; }
-    public required TimeSpan RekeyInterval { get; init; }
-    public required TimeSpan PushTimeout { get; init; }
-    public required TimeSpan PushTimeoutMax { get; init; }
-    public required TimeSpan PnFanoutCoalesce { get; init; }
-    public required TimeSpan PullRetryInitial { get; init; }
-    public required TimeSpan PullRetryMax { get; init; }
-    public Common.Backoff PullBackoff => new(PullRetryInitial, PullRetryMax);
-    public required int PullMaxAttempts { get; init; }
-    public required bool PullOnDemand { get; init; }
-    public required int BusyMailboxDepth { get; init; }
-    public required int PullMaxBusy { get; init; }
+    public required KeySettings Keys { get; init; }
     public required bool AllowKeyExport { get; init; }
     public required TimeSpan EnvelopeMaxSkew { get; init; }
     public required int EnvelopeMaxPayloadBytes { get; init; }
     public required SessionPolicy Sessions { get; init; }
     public required TimeSpan CredentialValidity { get; init; }
     public required TimeSpan AuthenticationTimeout { get; init; }
-    public required int LkhThreshold { get; init; }
     public required int MaxContentBytes { get; init; }
     public required TimeSpan KeyManagerRetry { get; init; }
     public required int KeyManagerShards { get; init; }
@@ -113,17 +101,21 @@ public sealed record CpnsSettings
             DirectoryDefaultLifetime = c.GetTimeSpan("directory.default-lifetime"),
             DirectoryMaxPage = c.GetInt("directory.max-page"),
             DirectoryFanOutTimeout = c.GetTimeSpan("directory.fan-out-timeout"),
-            KeyGraceWindow = c.GetTimeSpan("keys.grace-window"),
-            RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
-            PushTimeout = c.GetTimeSpan("keys.push-timeout"),
-            PushTimeoutMax = c.GetTimeSpan("keys.push-timeout-max"),
-            PnFanoutCoalesce = c.GetTimeSpan("keys.pn-fanout-coalesce"),
-            PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
-            PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
-            PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
-            PullOnDemand = c.GetBoolean("keys.pull-on-demand"),
-            BusyMailboxDepth = c.GetInt("keys.busy-mailbox-depth"),
-            PullMaxBusy = c.GetInt("keys.pull-max-busy"),
+            Keys = new KeySettings
+            {
+                GraceWindow = c.GetTimeSpan("keys.grace-window"),
+                RekeyInterval = c.GetTimeSpan("keys.rekey-interval"),
+                LkhThreshold = lkhThreshold,
+                PushTimeout = c.GetTimeSpan("keys.push-timeout"),
+                PushTimeoutMax = c.GetTimeSpan("keys.push-timeout-max"),
+                PnFanoutCoalesce = c.GetTimeSpan("keys.pn-fanout-coalesce"),
+                PullRetryInitial = c.GetTimeSpan("keys.pull-retry-initial"),
+                PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
+                PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
+                PullOnDemand = c.GetBoolean("keys.pull-on-demand"),
+                BusyMailboxDepth = c.GetInt("keys.busy-mailbox-depth"),
+                PullMaxBusy = c.GetInt("keys.pull-max-busy"),
+            },
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),
             EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
             EnvelopeMaxPayloadBytes = envelopeMax,
@@ -140,7 +132,6 @@ public sealed record CpnsSettings
             ChargingRates = rates,
             CredentialValidity = c.GetTimeSpan("security.credential-validity"),
             AuthenticationTimeout = c.GetTimeSpan("security.authentication-timeout"),
-            LkhThreshold = lkhThreshold,
             JournalPlugin = c.GetString("persistence.journal-plugin", ""),
             SnapshotPlugin = c.GetString("persistence.snapshot-plugin", ""),
             SnapshotEvery = c.GetInt("persistence.snapshot-every"),
@@ -166,3 +157,21 @@ public sealed record CpnsSettings
 
 /// <summary><c>cpns.timeouts</c>: how long a function waits for an answer before it answers "timed out" itself.</summary>
 public sealed record TimeoutSettings(TimeSpan Ask, TimeSpan DeviceRelay, TimeSpan BatchReply);
+
+/// <summary><c>cpns.keys</c>: how group keys are kept, rekeyed and delivered (push and pull).</summary>
+public sealed record KeySettings
+{
+    public required TimeSpan GraceWindow { get; init; }
+    public required TimeSpan RekeyInterval { get; init; }
+    public required int LkhThreshold { get; init; }
+    public required TimeSpan PushTimeout { get; init; }
+    public required TimeSpan PushTimeoutMax { get; init; }
+    public required TimeSpan PnFanoutCoalesce { get; init; }
+    public required TimeSpan PullRetryInitial { get; init; }
+    public required TimeSpan PullRetryMax { get; init; }
+    public Common.Backoff PullBackoff => new(PullRetryInitial, PullRetryMax);
+    public required int PullMaxAttempts { get; init; }
+    public required bool PullOnDemand { get; init; }
+    public required int BusyMailboxDepth { get; init; }
+    public required int PullMaxBusy { get; init; }
+}

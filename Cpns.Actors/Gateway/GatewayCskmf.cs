@@ -319,7 +319,7 @@ public sealed class GatewayCskmf : KeyHolder
             return;
         }
 
-        var (held, error) = Ring.Get(request.GroupId, request.Epoch, NowMs, Settings.KeyGraceWindow);
+        var (held, error) = Ring.Get(request.GroupId, request.Epoch, NowMs, Settings.Keys.GraceWindow);
         if (held is null)
         {
             Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, error!.Value,

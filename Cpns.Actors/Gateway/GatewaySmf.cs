@@ -192,10 +192,10 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     /// </summary>
     private void ScheduleFanOut(string groupId, LocalGroupState group)
     {
-        if (_settings.PnFanoutCoalesce <= TimeSpan.Zero)
+        if (_settings.Keys.PnFanoutCoalesce <= TimeSpan.Zero)
             CarryIntoPn(groupId, group);
         else if (!Timers.IsTimerActive(("fan-out", groupId)))
-            Timers.StartSingleTimer(("fan-out", groupId), new FanOut(groupId), _settings.PnFanoutCoalesce);
+            Timers.StartSingleTimer(("fan-out", groupId), new FanOut(groupId), _settings.Keys.PnFanoutCoalesce);
     }
 
     private void CarryIntoPn(string groupId, LocalGroupState group)

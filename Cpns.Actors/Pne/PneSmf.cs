@@ -28,7 +28,7 @@ public sealed class PneSmf : UntypedActor
         _cskmf = cskmf;
         _seca = SiblingRef.Of(Context, "cskmf", "seca");
         _link = new SecureLink(Context, identity, settings, _log);
-        _pullOnDemand = settings.PullOnDemand;
+        _pullOnDemand = settings.Keys.PullOnDemand;
     }
 
     public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>

@@ -33,7 +33,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         Link = new SecureLink(Context, identity, settings, Log);
         Seca = Context.ActorOf(SecurityAgent.Props(identity, inboundLeg, settings), "seca");
         Smf = SiblingRef.Of(Context, "smf");
-        _pushTimeout = new AdaptiveTimeout(settings.PushTimeout, settings.PushTimeoutMax);
+        _pushTimeout = new AdaptiveTimeout(settings.Keys.PushTimeout, settings.Keys.PushTimeoutMax);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -291,7 +291,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     protected object Decrypt(GroupCiphertext ciphertext)
     {
-        var (held, error) = Ring.Get(ciphertext.GroupId, ciphertext.Epoch, NowMs, Settings.KeyGraceWindow);
+        var (held, error) = Ring.Get(ciphertext.GroupId, ciphertext.Epoch, NowMs, Settings.Keys.GraceWindow);
         if (held is null)
         {
             var reason = error == KeyError.NotYetAvailable ? KeyError.UnknownEpoch : error!.Value;

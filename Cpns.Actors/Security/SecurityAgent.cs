@@ -32,7 +32,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
         _leg = leg;
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
-        _answerTime = new AdaptiveTimeout(settings.PullRetryInitial, settings.PullRetryMax);
+        _answerTime = new AdaptiveTimeout(settings.Keys.PullRetryInitial, settings.Keys.PullRetryMax);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -72,7 +72,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                     return;
                 }
 
-                if (pending.Attempts >= _settings.PullMaxAttempts)
+                if (pending.Attempts >= _settings.Keys.PullMaxAttempts)
                 {
                     _log.Error("{0}: gave up acquiring {1}#{2} after {3} attempts", _identity.DeviceId, retry.GroupId, retry.Epoch,
                         pending.Attempts);
@@ -117,7 +117,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 break; // the retry timer asks again
             case GroupKeyRefused { Error: KeyError.Busy } busy when _pending.TryGetValue((busy.GroupId, busy.Epoch), out var waiting):
                 // Not a failed attempt: the key function is behind and says when to come back.
-                if (waiting.BusyAnswers >= _settings.PullMaxBusy)
+                if (waiting.BusyAnswers >= _settings.Keys.PullMaxBusy)
                 {
                     _log.Warning("{0}: {1}#{2}: the key function stayed busy for {3} answers; giving up", _identity.DeviceId, busy.GroupId,
                         busy.Epoch, waiting.BusyAnswers);
@@ -149,7 +149,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
         FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId,
             Context.System.Scheduler.Now.ToUnixTimeMilliseconds())), groupId, epoch, 9,
             FlowKind.Pull, _leg);
-        var wait = _settings.PullBackoff.Delay(attempt);
+        var wait = _settings.Keys.PullBackoff.Delay(attempt);
         Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), wait > _answerTime.Current ? wait : _answerTime.Current);
     }
 

@@ -72,8 +72,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _identity = identity;
         _keyManagers = keyManagers;
         _kek = kek;
-        _trees = new LkhKeyTrees(kek, settings.LkhThreshold);
-        _pulls = new PullLedger(settings.PullRetryMax * 4);
+        _trees = new LkhKeyTrees(kek, settings.Keys.LkhThreshold);
+        _pulls = new PullLedger(settings.Keys.PullRetryMax * 4);
         _pairwise = new PairwiseKeys(identity);
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
@@ -109,9 +109,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     protected override void PreStart()
     {
         base.PreStart();
-        if (Settings.RekeyInterval > TimeSpan.Zero)
+        if (Settings.Keys.RekeyInterval > TimeSpan.Zero)
         {
-            var every = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, Settings.RekeyInterval.Ticks / 4));
+            var every = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, Settings.Keys.RekeyInterval.Ticks / 4));
             Timers.StartPeriodicTimer(RekeyTick.Instance, RekeyTick.Instance, every);
         }
     }
@@ -492,10 +492,10 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     /// <summary>How far behind this function is (messages waiting beyond the busy threshold), or 0 when it keeps up.</summary>
     private long Backlog()
     {
-        if (Settings.BusyMailboxDepth <= 0 || Self is not ActorRefWithCell local)
+        if (Settings.Keys.BusyMailboxDepth <= 0 || Self is not ActorRefWithCell local)
             return 0;
         var waiting = local.Underlying.NumberOfMessages;
-        return waiting > Settings.BusyMailboxDepth ? waiting : 0;
+        return waiting > Settings.Keys.BusyMailboxDepth ? waiting : 0;
     }
 
     /// <summary>
@@ -544,7 +544,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        var lookup = _book.Lookup(request.GroupId, request.Epoch, NowMs, Settings.KeyGraceWindow);
+        var lookup = _book.Lookup(request.GroupId, request.Epoch, NowMs, Settings.Keys.GraceWindow);
         if (lookup.Epoch is not { } issued)
         {
             var error = lookup.Error!.Value;
@@ -654,7 +654,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         foreach (var groupId in _book.GroupIds.ToList())
         {
             if (_book.Current(groupId) is not { } current || _rekeyRequested.Contains(groupId) ||
-                now - current.IssuedAtMs < Settings.RekeyInterval.TotalMilliseconds)
+                now - current.IssuedAtMs < Settings.Keys.RekeyInterval.TotalMilliseconds)
                 continue;
             _rekeyRequested.Add(groupId);
             _smf.Tell(new RekeyDue(groupId), Self);
