@@ -8,16 +8,7 @@ namespace Cpns.Actors;
 public sealed record CpnsSettings
 {
     public required string ServerId { get; init; }
-    public required TimeSpan DefaultLifetime { get; init; }
-    public required TimeSpan MinLifetime { get; init; }
-    public required TimeSpan MaxLifetime { get; init; }
-    public required TimeSpan RegistrationBatchWindow { get; init; }
-    public required int RegistrationBatchMax { get; init; }
-    public required TimeSpan CleanerInterval { get; init; }
-    public required int CleanerBatch { get; init; }
-    public required TimeSpan RegistrationRetryInitial { get; init; }
-    public required TimeSpan RegistrationRetryMax { get; init; }
-    public Common.Backoff RegistrationBackoff => new(RegistrationRetryInitial, RegistrationRetryMax);
+    public required RegistrationSettings Registration { get; init; }
     public required TimeSpan HeartbeatInterval { get; init; }
     public required int MissedHeartbeats { get; init; }
     public required int DownlinkQueue { get; init; }
@@ -26,12 +17,7 @@ public sealed record CpnsSettings
     public required TimeSpan StatusCoalesce { get; init; }
     public required int StatusMaxSubscriptions { get; init; }
     public required TimeoutSettings Timeouts { get; init; }
-    public required bool DistributedDirectory { get; init; }
-    public required TimeSpan DirectoryCacheTtl { get; init; }
-    public required TimeSpan DirectoryGrantLifetime { get; init; }
-    public required TimeSpan DirectoryDefaultLifetime { get; init; }
-    public required int DirectoryMaxPage { get; init; }
-    public required TimeSpan DirectoryFanOutTimeout { get; init; }
+    public required DirectorySettings Directory { get; init; }
     public required KeySettings Keys { get; init; }
     public required bool AllowKeyExport { get; init; }
     public required TimeSpan EnvelopeMaxSkew { get; init; }
@@ -72,15 +58,18 @@ public sealed record CpnsSettings
         return new CpnsSettings
         {
             ServerId = c.GetString("server-id"),
-            DefaultLifetime = c.GetTimeSpan("registration.default-lifetime"),
-            MinLifetime = c.GetTimeSpan("registration.min-lifetime"),
-            MaxLifetime = c.GetTimeSpan("registration.max-lifetime"),
-            RegistrationBatchWindow = c.GetTimeSpan("registration.batch-window"),
-            RegistrationBatchMax = c.GetInt("registration.batch-max"),
-            CleanerInterval = c.GetTimeSpan("registration.cleaner-interval"),
-            CleanerBatch = c.GetInt("registration.cleaner-batch"),
-            RegistrationRetryInitial = c.GetTimeSpan("registration.retry-initial"),
-            RegistrationRetryMax = c.GetTimeSpan("registration.retry-max"),
+            Registration = new RegistrationSettings
+            {
+                DefaultLifetime = c.GetTimeSpan("registration.default-lifetime"),
+                MinLifetime = c.GetTimeSpan("registration.min-lifetime"),
+                MaxLifetime = c.GetTimeSpan("registration.max-lifetime"),
+                BatchWindow = c.GetTimeSpan("registration.batch-window"),
+                BatchMax = c.GetInt("registration.batch-max"),
+                CleanerInterval = c.GetTimeSpan("registration.cleaner-interval"),
+                CleanerBatch = c.GetInt("registration.cleaner-batch"),
+                RetryInitial = c.GetTimeSpan("registration.retry-initial"),
+                RetryMax = c.GetTimeSpan("registration.retry-max"),
+            },
             HeartbeatInterval = c.GetTimeSpan("connections.heartbeat-interval"),
             MissedHeartbeats = c.GetInt("connections.missed-heartbeats"),
             DownlinkQueue = c.GetInt("connections.downlink-queue"),
@@ -90,17 +79,20 @@ public sealed record CpnsSettings
             StatusMaxSubscriptions = c.GetInt("status.max-subscriptions"),
             Timeouts = new TimeoutSettings(c.GetTimeSpan("timeouts.ask"), c.GetTimeSpan("timeouts.device-relay"),
                 c.GetTimeSpan("timeouts.batch-reply")),
-            DistributedDirectory = c.GetString("directory.mode", "central") switch
+            Directory = new DirectorySettings
             {
-                "central" => false,
-                "distributed" => true,
-                var other => throw new ConfigurationException($"cpns.directory.mode is central or distributed, not '{other}'"),
+                Distributed = c.GetString("directory.mode", "central") switch
+                {
+                    "central" => false,
+                    "distributed" => true,
+                    var other => throw new ConfigurationException($"cpns.directory.mode is central or distributed, not '{other}'"),
+                },
+                CacheTtl = c.GetTimeSpan("directory.cache-ttl"),
+                GrantLifetime = c.GetTimeSpan("directory.grant-lifetime"),
+                DefaultLifetime = c.GetTimeSpan("directory.default-lifetime"),
+                MaxPage = c.GetInt("directory.max-page"),
+                FanOutTimeout = c.GetTimeSpan("directory.fan-out-timeout"),
             },
-            DirectoryCacheTtl = c.GetTimeSpan("directory.cache-ttl"),
-            DirectoryGrantLifetime = c.GetTimeSpan("directory.grant-lifetime"),
-            DirectoryDefaultLifetime = c.GetTimeSpan("directory.default-lifetime"),
-            DirectoryMaxPage = c.GetInt("directory.max-page"),
-            DirectoryFanOutTimeout = c.GetTimeSpan("directory.fan-out-timeout"),
             Keys = new KeySettings
             {
                 GraceWindow = c.GetTimeSpan("keys.grace-window"),
@@ -150,8 +142,8 @@ public sealed record CpnsSettings
     public int ClampLifetime(int requestedSeconds)
     {
         if (requestedSeconds <= 0)
-            return (int)DefaultLifetime.TotalSeconds;
-        return (int)Math.Clamp(requestedSeconds, MinLifetime.TotalSeconds, MaxLifetime.TotalSeconds);
+            return (int)Registration.DefaultLifetime.TotalSeconds;
+        return (int)Math.Clamp(requestedSeconds, Registration.MinLifetime.TotalSeconds, Registration.MaxLifetime.TotalSeconds);
     }
 }
 
@@ -174,4 +166,30 @@ public sealed record KeySettings
     public required bool PullOnDemand { get; init; }
     public required int BusyMailboxDepth { get; init; }
     public required int PullMaxBusy { get; init; }
+}
+
+/// <summary><c>cpns.registration</c>: leases, the batches a PN GW forwards, the lease cleaner, and re-registration.</summary>
+public sealed record RegistrationSettings
+{
+    public required TimeSpan DefaultLifetime { get; init; }
+    public required TimeSpan MinLifetime { get; init; }
+    public required TimeSpan MaxLifetime { get; init; }
+    public required TimeSpan BatchWindow { get; init; }
+    public required int BatchMax { get; init; }
+    public required TimeSpan CleanerInterval { get; init; }
+    public required int CleanerBatch { get; init; }
+    public required TimeSpan RetryInitial { get; init; }
+    public required TimeSpan RetryMax { get; init; }
+    public Common.Backoff Backoff => new(RetryInitial, RetryMax);
+}
+
+/// <summary><c>cpns.directory</c>: where services are kept (central, or distributed over the PN GWs) and how searches go.</summary>
+public sealed record DirectorySettings
+{
+    public required bool Distributed { get; init; }
+    public required TimeSpan CacheTtl { get; init; }
+    public required TimeSpan GrantLifetime { get; init; }
+    public required TimeSpan DefaultLifetime { get; init; }
+    public required int MaxPage { get; init; }
+    public required TimeSpan FanOutTimeout { get; init; }
 }

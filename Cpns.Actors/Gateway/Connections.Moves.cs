@@ -123,7 +123,7 @@ public sealed partial class Connections
 
         if (!_awaitingConsent.Remove(consent.DeviceId, out var pne))
         {
-            if (_earlyConsents.Count < Math.Max(1, Settings.RegistrationBatchMax) * 16)
+            if (_earlyConsents.Count < Math.Max(1, Settings.Registration.BatchMax) * 16)
                 _earlyConsents[consent.DeviceId] = consent; // it came before the old PN GW's answer
             return;
         }

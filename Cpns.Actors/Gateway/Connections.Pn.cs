@@ -67,10 +67,10 @@ public sealed partial class Connections
                 break;
             case RefreshLease refresh when _registeredPnes.Contains(senderId):
                 _pendingRefreshes[senderId] = (refresh.LifetimeSeconds, Sender);
-                if (Settings.RegistrationBatchWindow <= TimeSpan.Zero)
+                if (Settings.Registration.BatchWindow <= TimeSpan.Zero)
                     FlushLeaseRefreshes();
                 else if (!Timers.IsTimerActive(FlushRefreshes.Instance))
-                    Timers.StartSingleTimer(FlushRefreshes.Instance, FlushRefreshes.Instance, Settings.RegistrationBatchWindow);
+                    Timers.StartSingleTimer(FlushRefreshes.Instance, FlushRefreshes.Instance, Settings.Registration.BatchWindow);
                 break;
             case Deregister deregister when deregister.DeviceId == senderId && _registeredPnes.Contains(senderId):
                 _pendingDeregistrations[senderId] = Sender;
@@ -181,10 +181,10 @@ public sealed partial class Connections
         // The SMF and CSKMF learn of the PNE at once, so a group notice naming it never arrives before it.
         TellFunctions(new PneAttached(register.DeviceId, register.Keys, register.Endpoints));
 
-        if (_waiting.Count >= Settings.RegistrationBatchMax || Settings.RegistrationBatchWindow <= TimeSpan.Zero)
+        if (_waiting.Count >= Settings.Registration.BatchMax || Settings.Registration.BatchWindow <= TimeSpan.Zero)
             Flush();
         else if (!Timers.IsTimerActive(FlushBatch.Instance))
-            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, Settings.RegistrationBatchWindow);
+            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, Settings.Registration.BatchWindow);
     }
 
     private sealed record Screening(AuthFailure Failure, string Detail);

@@ -143,7 +143,7 @@ public sealed partial class Connections
         _registry.Tell(_link.Seal(new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _credential, nonce,
             AuthTranscripts.GatewayContext)), Self);
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
-            Settings.RegistrationBackoff.Delay(_registrationAttempts + 1));
+            Settings.Registration.Backoff.Delay(_registrationAttempts + 1));
     }
 
     private void OnServerChallenge(AuthChallenge challenge)

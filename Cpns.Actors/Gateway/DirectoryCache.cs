@@ -75,7 +75,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
                 _shard.Apply(@event);
                 break;
             case RecoveryCompleted:
-                Timers.StartPeriodicTimer(Sweep.Instance, Sweep.Instance, Settings.CleanerInterval);
+                Timers.StartPeriodicTimer(Sweep.Instance, Sweep.Instance, Settings.Registration.CleanerInterval);
                 break;
         }
     }
@@ -115,7 +115,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
                 RefuseAwaitingGrant(due.ConsumerId, DirectoryError.Unavailable, "the server did not authorize the search in time");
                 break;
             case Sweep:
-                var expired = _shard.Expired(NowMs, Settings.CleanerBatch);
+                var expired = _shard.Expired(NowMs, Settings.Registration.CleanerBatch);
                 if (expired.Count > 0)
                     PersistAll(expired.Select(id => new ServiceRemovedEvent(id, Expired: true)), e => _shard.Apply(e));
                 foreach (var stale in _cache.Where(kv => kv.Value.ExpiresAtMs <= NowMs).Select(kv => kv.Key).ToList())
@@ -143,7 +143,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (Settings.DistributedDirectory && _peers.Count > 0)
+        if (Settings.Directory.Distributed && _peers.Count > 0)
         {
             SearchPeers(query, Sender);
             return;
@@ -165,7 +165,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
         switch (message)
         {
             case SearchResult result when _asked.Remove(result.RequestId, out var asked):
-                _cache[asked.Key] = new Cached(result, NowMs + (long)Settings.DirectoryCacheTtl.TotalMilliseconds);
+                _cache[asked.Key] = new Cached(result, NowMs + (long)Settings.Directory.CacheTtl.TotalMilliseconds);
                 _link.Send(asked.ReplyTo, result with { RequestId = asked.Query.RequestId });
                 break;
             case SearchRejected rejected when _asked.Remove(rejected.RequestId, out var asked):
@@ -241,7 +241,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
 
     private void SearchPeers(SearchServices query, IActorRef replyTo)
     {
-        if (DirectoryIndex.QueryProblem(query, Settings.DirectoryMaxPage) is { } invalid)
+        if (DirectoryIndex.QueryProblem(query, Settings.Directory.MaxPage) is { } invalid)
         {
             _link.Send(replyTo, new SearchRejected(query.ConsumerId, DirectoryError.InvalidQuery, invalid, query.RequestId));
             return;
@@ -264,7 +264,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
         {
             _awaitingGrant[query.ConsumerId] = waiting = new List<(SearchServices, IActorRef)>();
             _link.Send(server.Directory, new SearchGrantRequest(query.ConsumerId));
-            Timers.StartSingleTimer(("grant", query.ConsumerId), new GrantDue(query.ConsumerId), Settings.DirectoryFanOutTimeout);
+            Timers.StartSingleTimer(("grant", query.ConsumerId), new GrantDue(query.ConsumerId), Settings.Directory.FanOutTimeout);
         }
 
         waiting.Add((query, replyTo));
@@ -289,7 +289,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
         var peerQuery = query with { Offset = 0, Limit = query.Offset + query.Limit }; // each peer's best, enough for the page
         foreach (var peer in _peers.Values)
             _link.Send(peer.DirectoryCache, new PeerSearch(requestId, peerQuery, context, grant));
-        Timers.StartSingleTimer(("peer-search", requestId), new PeerFanOutDue(requestId), Settings.DirectoryFanOutTimeout);
+        Timers.StartSingleTimer(("peer-search", requestId), new PeerFanOutDue(requestId), Settings.Directory.FanOutTimeout);
     }
 
     private void OnFromPeer(object message, string peerId)
@@ -333,7 +333,7 @@ public sealed class DirectoryCache : CpnsPersistentActor, IWithTimers
             return;
         Timers.Cancel(("peer-search", requestId));
         var page = DirectoryIndex.Page(DirectoryIndex.Rank(fanOut.Hits.DistinctBy(h => h.ServiceId)), fanOut.Query, fromCache: false);
-        _cache[fanOut.CacheKey] = new Cached(page, NowMs + (long)Settings.DirectoryCacheTtl.TotalMilliseconds);
+        _cache[fanOut.CacheKey] = new Cached(page, NowMs + (long)Settings.Directory.CacheTtl.TotalMilliseconds);
         _link.Send(fanOut.ReplyTo, page with { RequestId = fanOut.Query.RequestId });
     }
 

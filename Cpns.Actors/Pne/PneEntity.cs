@@ -437,7 +437,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         Timers.StartSingleTimer(ScanEnds.Instance, ScanEnds.Instance, _settings.DiscoveryScanWindow);
         // A PNE's registration waits on its PN GW's with the server, so it is given five times as long.
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
-            _settings.RegistrationBackoff.Times(5).Delay(_attempts));
+            _settings.Registration.Backoff.Times(5).Delay(_attempts));
     }
 
     private void Choose()

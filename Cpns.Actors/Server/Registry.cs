@@ -129,7 +129,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 Apply(@event);
                 break;
             case RecoveryCompleted:
-                Timers.StartPeriodicTimer(SweepLeases.Instance, SweepLeases.Instance, Settings.CleanerInterval);
+                Timers.StartPeriodicTimer(SweepLeases.Instance, SweepLeases.Instance, Settings.Registration.CleanerInterval);
                 foreach (var gateway in _gateways.Values)
                     Place(gateway);
                 foreach (var byGateway in _pnes.Values.GroupBy(p => p.GatewayId))
@@ -670,7 +670,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (expiresAtMs, deviceId) in _leases)
         {
-            if (expiresAtMs > now || expired.Count >= Settings.CleanerBatch)
+            if (expiresAtMs > now || expired.Count >= Settings.Registration.CleanerBatch)
                 break;
             if (!seen.Add(deviceId))
                 continue;

@@ -90,7 +90,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
                 Apply(@event);
                 break;
             case RecoveryCompleted:
-                Timers.StartPeriodicTimer(Sweep.Instance, Sweep.Instance, Settings.CleanerInterval);
+                Timers.StartPeriodicTimer(Sweep.Instance, Sweep.Instance, Settings.Registration.CleanerInterval);
                 break;
         }
     }
@@ -107,7 +107,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         if (_placements.ApplyAndTrust(message, _link.Guard, trustPnes: true))
         {
             // The PN GWs of a distributed directory search each other: each is told who its peers are, changes coalesced.
-            if (Settings.DistributedDirectory && message is GatewayPlaced or EntitiesRemoved && !Timers.IsTimerActive(PublishPeers.Instance))
+            if (Settings.Directory.Distributed && message is GatewayPlaced or EntitiesRemoved && !Timers.IsTimerActive(PublishPeers.Instance))
                 Timers.StartSingleTimer(PublishPeers.Instance, PublishPeers.Instance, TimeSpan.FromMilliseconds(100));
             return;
         }
@@ -284,13 +284,13 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             }
 
             var lifetime = description.LifetimeSeconds > 0
-                ? Math.Min(description.LifetimeSeconds, (int)Settings.MaxLifetime.TotalSeconds)
-                : (int)Settings.DirectoryDefaultLifetime.TotalSeconds;
+                ? Math.Min(description.LifetimeSeconds, (int)Settings.Registration.MaxLifetime.TotalSeconds)
+                : (int)Settings.Directory.DefaultLifetime.TotalSeconds;
             var stored = new ServiceStoredEvent(description.Detached() with { LifetimeSeconds = lifetime },
                 _versions.GetValueOrDefault(description.ServiceId) + 1, NowMs + lifetime * 1000L);
             _versions[description.ServiceId] = stored.Version;
 
-            if (Settings.DistributedDirectory && !external)
+            if (Settings.Directory.Distributed && !external)
             {
                 var gateway = _placements.Gateway(_placements.GatewayOf(description.OffererId)!)!;
                 _shardWrites[(description.ServiceId, stored.Version)] = (replyTo, sealedReply);
@@ -317,7 +317,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         }
 
         var external = withdraw.OffererId.StartsWith(ExternalPrefix, StringComparison.Ordinal);
-        if (Settings.DistributedDirectory && !external)
+        if (Settings.Directory.Distributed && !external)
         {
             if (_placements.GatewayOf(withdraw.OffererId) is not { } gatewayId)
             {
@@ -352,7 +352,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
 
     private void ExpireDescriptions()
     {
-        var expired = _index.Expired(NowMs, Settings.CleanerBatch);
+        var expired = _index.Expired(NowMs, Settings.Registration.CleanerBatch);
         if (expired.Count == 0)
             return;
         PersistAll(expired.Select(id => new ServiceRemovedEvent(id, Expired: true)), e => Apply(e));
@@ -369,7 +369,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
             Reply(replyTo, sealedReply, new SearchRejected(query.ConsumerId, error, detail, query.RequestId));
         }
 
-        if (DirectoryIndex.QueryProblem(query, Settings.DirectoryMaxPage) is { } invalid)
+        if (DirectoryIndex.QueryProblem(query, Settings.Directory.MaxPage) is { } invalid)
         {
             Refuse(DirectoryError.InvalidQuery, invalid);
             return;
@@ -404,7 +404,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     {
         var context = new SearchContext(query.ConsumerId, _placements.GatewayOf(query.ConsumerId));
         var own = _index.Search(query, context, NowMs, _placements.GatewayOf, _unreachable.Contains);
-        var gateways = Settings.DistributedDirectory ? _placements.GatewayIds.ToList() : [];
+        var gateways = Settings.Directory.Distributed ? _placements.GatewayIds.ToList() : [];
         if (gateways.Count == 0)
         {
             done(own);
@@ -415,7 +415,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         _fanOuts[requestId] = new FanOut(done, gateways.ToHashSet(StringComparer.Ordinal), own.ToList());
         foreach (var gatewayId in gateways)
             _link.Send(_placements.Gateway(gatewayId)!.Endpoints.DirectoryCache, new ShardSearch(requestId, query, context));
-        Timers.StartSingleTimer(("fan-out", requestId), new FanOutDue(requestId), Settings.DirectoryFanOutTimeout);
+        Timers.StartSingleTimer(("fan-out", requestId), new FanOutDue(requestId), Settings.Directory.FanOutTimeout);
     }
 
     /// <summary>
@@ -424,16 +424,16 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     /// </summary>
     private void Grant(SearchGrantRequest request, string gatewayId, IActorRef replyTo)
     {
-        if (!Settings.DistributedDirectory || !_placements.IsGateway(gatewayId) || _placements.GatewayOf(request.ConsumerId) != gatewayId)
+        if (!Settings.Directory.Distributed || !_placements.IsGateway(gatewayId) || _placements.GatewayOf(request.ConsumerId) != gatewayId)
         {
             Log.Info("directory: search grant for {0} refused to {1}", request.ConsumerId, gatewayId);
             _link.Send(replyTo, new SearchGrantRefused(request.ConsumerId, DirectoryError.NotAuthorized,
-                Settings.DistributedDirectory ? $"{request.ConsumerId} is not served by {gatewayId}" : "the directory is central"));
+                Settings.Directory.Distributed ? $"{request.ConsumerId} is not served by {gatewayId}" : "the directory is central"));
             return;
         }
 
         WithPrivileges(request.ConsumerId, privileges => _link.Send(replyTo, SearchGrant.Sign(_identity, request.ConsumerId, gatewayId,
-            privileges, NowMs + (long)Settings.DirectoryGrantLifetime.TotalMilliseconds)));
+            privileges, NowMs + (long)Settings.Directory.GrantLifetime.TotalMilliseconds)));
     }
 
     private void WithPrivileges(string subjectId, Action<IReadOnlyDictionary<string, Privilege>> then)
