@@ -12,7 +12,7 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public sealed class SecurityAgent : UntypedActor, IWithTimers
 {
-    private sealed record Pending(IActorRef Location, int Attempts, int BusyAnswers = 0, long SentAt = 0);
+    private sealed record Pending(IActorRef Location, int Attempts, long SentAt, int BusyAnswers = 0);
 
     private sealed record RetryAcquire(string GroupId, long Epoch, bool AfterBusy = false) : INoSerializationVerificationNeeded;
 
@@ -54,7 +54,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                     Forget(stale);
                 if (_pending.ContainsKey((acquire.GroupId, acquire.Epoch)))
                     return;
-                _pending[(acquire.GroupId, acquire.Epoch)] = new Pending(acquire.KeyLocation, 1, SentAt: Stopwatch.GetTimestamp());
+                _pending[(acquire.GroupId, acquire.Epoch)] = new Pending(acquire.KeyLocation, 1, Stopwatch.GetTimestamp());
                 Request(acquire.GroupId, acquire.Epoch, acquire.KeyLocation, 1);
                 break;
 
@@ -149,8 +149,9 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
         FlowTrace.Send(Context, location, _link.SealFor(location, new GroupKeyRequest(groupId, epoch, _identity.DeviceId,
             Context.System.Scheduler.Now.ToUnixTimeMilliseconds())), groupId, epoch, 9,
             FlowKind.Pull, _leg);
-        var wait = _settings.Keys.PullBackoff.Delay(attempt);
-        Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), wait > _answerTime.Current ? wait : _answerTime.Current);
+        var backoff = _settings.Keys.PullBackoff.Delay(attempt);
+        var learnt = _answerTime.Current;
+        Timers.StartSingleTimer((groupId, epoch), new RetryAcquire(groupId, epoch), backoff > learnt ? backoff : learnt);
     }
 
     private void Forget((string GroupId, long Epoch) key)
