@@ -19,6 +19,7 @@ public sealed record CpnsSettings
     public required TimeoutSettings Timeouts { get; init; }
     public required DirectorySettings Directory { get; init; }
     public required KeySettings Keys { get; init; }
+    public required LoadSettings Load { get; init; }
     public required bool AllowKeyExport { get; init; }
     public required TimeSpan EnvelopeMaxSkew { get; init; }
     public required int EnvelopeMaxPayloadBytes { get; init; }
@@ -105,8 +106,11 @@ public sealed record CpnsSettings
                 PullRetryMax = c.GetTimeSpan("keys.pull-retry-max"),
                 PullMaxAttempts = c.GetInt("keys.pull-max-attempts"),
                 PullOnDemand = c.GetBoolean("keys.pull-on-demand"),
-                BusyMailboxDepth = c.GetInt("keys.busy-mailbox-depth"),
-                PullMaxBusy = c.GetInt("keys.pull-max-busy"),
+            },
+            Load = new LoadSettings
+            {
+                BusyMailboxDepth = Math.Max(0, c.GetInt("load.busy-mailbox-depth")),
+                MaxBusyAnswers = Math.Max(0, c.GetInt("load.max-busy-answers")),
             },
             AllowKeyExport = c.GetBoolean("security.allow-key-export"),
             EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
@@ -164,8 +168,6 @@ public sealed record KeySettings
     public Common.Backoff PullBackoff => new(PullRetryInitial, PullRetryMax);
     public required int PullMaxAttempts { get; init; }
     public required bool PullOnDemand { get; init; }
-    public required int BusyMailboxDepth { get; init; }
-    public required int PullMaxBusy { get; init; }
 }
 
 /// <summary><c>cpns.registration</c>: leases, the batches a PN GW forwards, the lease cleaner, and re-registration.</summary>
@@ -192,4 +194,11 @@ public sealed record DirectorySettings
     public required TimeSpan DefaultLifetime { get; init; }
     public required int MaxPage { get; init; }
     public required TimeSpan FanOutTimeout { get; init; }
+}
+
+/// <summary><c>cpns.load</c>: when a server function on the hot path turns requests away with "busy, retry after".</summary>
+public sealed record LoadSettings
+{
+    public required int BusyMailboxDepth { get; init; }
+    public required int MaxBusyAnswers { get; init; }
 }

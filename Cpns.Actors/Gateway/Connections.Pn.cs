@@ -220,6 +220,12 @@ public sealed partial class Connections
         Timers.Cancel(FlushBatch.Instance);
         if (_server is null || _registrationId is null || _waiting.Count == 0)
             return;
+        if (_registryBusyUntilMs - NowMs is > 0 and var wait)
+        {
+            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, TimeSpan.FromMilliseconds(wait));
+            return;
+        }
+
         var ids = _waiting.Keys.Where(id => !_inFlightBatches.Values.Any(b => b.Contains(id))).ToList();
         if (ids.Count == 0)
             return;
@@ -269,6 +275,9 @@ public sealed partial class Connections
         Flush();
     }
 
+    /// <summary>The registry said it was busy: no batch goes to it before then.</summary>
+    private long _registryBusyUntilMs;
+
     private void OnPnesRegistered(PnesRegistered registered)
     {
         var answered = registered.Results.Select(r => r.DeviceId).ToHashSet(StringComparer.Ordinal);
@@ -276,6 +285,17 @@ public sealed partial class Connections
         {
             _inFlightBatches.Remove(batchId);
             Timers.Cancel(("batch", batchId));
+        }
+
+        if (registered.Results.Any(r => r.Error == RegistrationError.Busy))
+        {
+            // The PNEs keep waiting (nothing was refused) and go again, in one batch, once the registry's wait is over.
+            var wait = Math.Max(registered.RetryAfterMs, Common.Backpressure.MinRetryAfterMs);
+            _registryBusyUntilMs = Math.Max(_registryBusyUntilMs, NowMs + wait);
+            Log.Info("{0}: the registry is busy; {1} PNE registrations go again in {2} ms", _identity.DeviceId,
+                registered.Results.Count(r => r.Error == RegistrationError.Busy), wait);
+            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, TimeSpan.FromMilliseconds(wait));
+            registered = registered with { Results = registered.Results.Where(r => r.Error != RegistrationError.Busy).ToList() };
         }
 
         var accepted = new List<(PneRegistration Registration, IActorRef ReplyTo, PneRegistrationResult Result)>();

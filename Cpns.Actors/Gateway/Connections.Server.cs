@@ -94,6 +94,13 @@ public sealed partial class Connections
             case GatewayRegistered registered:
                 OnRegistered(registered);
                 break;
+            case RegistrationRejected { Error: RegistrationError.Busy } busy when busy.DeviceId == _identity.DeviceId && _registrationId is null:
+                // Not a failed attempt: the server asked for a wait, which replaces this attempt's backoff.
+                Log.Info("{0}: the server is busy ({1}); registering again in {2} ms", _identity.DeviceId, busy.Detail, busy.RetryAfterMs);
+                _registrationAttempts = Math.Max(0, _registrationAttempts - 1);
+                Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
+                    TimeSpan.FromMilliseconds(Math.Max(busy.RetryAfterMs, Common.Backpressure.MinRetryAfterMs)));
+                break;
             case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
                 Log.Warning("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);

@@ -36,6 +36,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         public static readonly ScanEnds Instance = new();
     }
 
+    private sealed record ResendGroupRequest(string GroupId) : INoSerializationVerificationNeeded;
+
+    private sealed record GroupRequestUnanswered(string GroupId) : INoSerializationVerificationNeeded;
+
     private readonly EntityIdentity _identity;
     private readonly CredentialVerifier _verifier;
     /// <summary>The PN GWs this device can reach: a scan asks each; the one it registered through is watched.</summary>
@@ -58,7 +62,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private readonly IActorRef _cskmf;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
-    private readonly Dictionary<string, Queue<IActorRef>> _groupRequests = new(StringComparer.Ordinal);
+    private readonly GroupRequests _groupRequests;
     private readonly ApplicationRequests _directoryRequests = new();
 
     /// <summary>Who among the device's applications asked to watch each target, and the latest status heard of each entity.</summary>
@@ -96,6 +100,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _capabilities = capabilities;
         _lifetimeSeconds = lifetimeSeconds;
         _settings = settings;
+        _groupRequests = new GroupRequests(settings.Load.MaxBusyAnswers);
         _link = new SecureLink(Context, identity, settings, _log);
         _heartbeatInterval = settings.HeartbeatInterval;
         _cskmf = Context.ActorOf(PneCskmf.Props(identity, settings), "cskmf");
@@ -190,6 +195,14 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case RetryRegistration:
                 if (_registration is null)
                     Register();
+                break;
+            case ResendGroupRequest resend:
+                SendGroupRequest(resend.GroupId);
+                break;
+            case GroupRequestUnanswered unanswered:
+                _log.Warning("{0}: no answer to its request on {1} within {2}", _identity.DeviceId, unanswered.GroupId, _settings.Timeouts.Ask);
+                GroupRequestAnswered(unanswered.GroupId, new GroupRejected(unanswered.GroupId, GroupError.TimedOut,
+                    $"the server did not answer within {_settings.Timeouts.Ask.TotalSeconds:0.#} s"));
                 break;
             case GatewayAdvertisement advertisement when _registration is null && _scanning:
                 _log.Debug("{0}: discovered {1} ({2}, {3} PNEs, PN security {4})", _identity.DeviceId, advertisement.GatewayId,
@@ -407,10 +420,14 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             case ContentAccepted or ContentRejected when senderId == _serverId || senderId == _registration?.GatewayId:
                 AnswerSender(message);
                 break;
+            case GroupRejected { Error: GroupError.Busy } busy when senderId == _serverId && _groupRequests.Busy(busy.GroupId):
+                _log.Info("{0}: the server is busy ({1}); its request on {2} goes again in {3} ms", _identity.DeviceId, busy.Detail,
+                    busy.GroupId, busy.RetryAfterMs);
+                Timers.StartSingleTimer(("group", busy.GroupId), new ResendGroupRequest(busy.GroupId),
+                    TimeSpan.FromMilliseconds(Math.Max(busy.RetryAfterMs, Backpressure.MinRetryAfterMs)));
+                break;
             case GroupAccepted or GroupRejected when senderId == _serverId:
-                var groupId = ((IWithGroupId)message).GroupId;
-                if (_groupRequests.TryGetValue(groupId, out var askers) && askers.Count > 0)
-                    askers.Dequeue().Tell(message);
+                GroupRequestAnswered(((IWithGroupId)message).GroupId, message);
                 break;
             default:
                 _log.Warning("{0}: unexpected signed {1} from {2}", _identity.DeviceId, message.GetType().Name, senderId);
@@ -676,9 +693,31 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
             return;
         }
 
-        if (!_groupRequests.TryGetValue(request.GroupId, out var askers))
-            _groupRequests[request.GroupId] = askers = new Queue<IActorRef>();
-        askers.Enqueue(Sender);
+        if (_groupRequests.Add(request.GroupId, (ICpnsMessage)request, Sender))
+            SendGroupRequest(request.GroupId);
+    }
+
+    private void SendGroupRequest(string groupId)
+    {
+        if (_groupRequests.Out(groupId) is not { } request)
+            return;
+        if (_registration is null)
+        {
+            GroupRequestAnswered(groupId, new GroupRejected(groupId, GroupError.NotAuthorized, $"{_identity.DeviceId} is not registered now"));
+            return;
+        }
+
         _link.SendSigned(_registration.Gateway.Connections, request);
+        // One timer per group: the wait for this answer, or after a busy answer the wait before sending again.
+        Timers.StartSingleTimer(("group", groupId), new GroupRequestUnanswered(groupId), _settings.Timeouts.Ask);
+    }
+
+    private void GroupRequestAnswered(string groupId, object answer)
+    {
+        Timers.Cancel(("group", groupId));
+        var (asker, next) = _groupRequests.Answered(groupId);
+        asker?.Tell(answer);
+        if (next is not null)
+            SendGroupRequest(groupId);
     }
 }

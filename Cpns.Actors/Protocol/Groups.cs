@@ -14,6 +14,10 @@ public enum GroupError
     NotAuthorized,
     KeyUnavailable,
     InsufficientSecurityLevel,
+    /// <summary>The server's SMF is behind: the request may go again after the rejection's <c>RetryAfterMs</c>.</summary>
+    Busy,
+    /// <summary>No answer came in time (the requester's own verdict; the request may or may not have been carried out).</summary>
+    TimedOut,
 }
 
 /// <summary>Privileges on a group or a service, in the spirit of Matter's: each includes the ones below it.</summary>
@@ -78,7 +82,7 @@ public sealed record GroupAccepted(
     long Epoch,
     IReadOnlyList<string> Members) : ICpnsMessage, IWithGroupId;
 
-public sealed record GroupRejected(string GroupId, GroupError Error, string Detail) : ICpnsMessage, IWithGroupId;
+public sealed record GroupRejected(string GroupId, GroupError Error, string Detail, int RetryAfterMs = 0) : ICpnsMessage, IWithGroupId;
 
 public sealed record GetGroup(string GroupId) : INodeLocal, IWithGroupId;
 

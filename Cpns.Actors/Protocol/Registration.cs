@@ -66,7 +66,8 @@ public sealed record PneRegistration(
     Octets? Enrolment = null,
     MoveConsent? MoveConsent = null) : ICpnsMessage, IWithDeviceId;
 
-public sealed record PnesRegistered(string GatewayId, IReadOnlyList<PneRegistrationResult> Results)
+/// <summary>The batch's results; when the registry was busy, every result is <see cref="RegistrationError.Busy"/> and the batch waits <paramref name="RetryAfterMs"/>.</summary>
+public sealed record PnesRegistered(string GatewayId, IReadOnlyList<PneRegistrationResult> Results, int RetryAfterMs = 0)
     : ICpnsMessage, IWithGatewayId;
 
 public sealed record PneRegistrationResult(
@@ -81,8 +82,9 @@ public sealed record PneRegistrationResult(
     public bool Accepted => Error is null;
 }
 
-public sealed record RegistrationRejected(string DeviceId, RegistrationError Error, string Detail, AuthFailure? Auth = null)
-    : ICpnsMessage, IWithDeviceId;
+/// <summary>Refused; a <see cref="RegistrationError.Busy"/> refusal says how long to wait before asking again.</summary>
+public sealed record RegistrationRejected(string DeviceId, RegistrationError Error, string Detail, AuthFailure? Auth = null,
+    int RetryAfterMs = 0) : ICpnsMessage, IWithDeviceId;
 
 // ---- PNE ↔ PN GW (CPNS-1) ----
 

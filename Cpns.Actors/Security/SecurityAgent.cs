@@ -117,7 +117,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
                 break; // the retry timer asks again
             case GroupKeyRefused { Error: KeyError.Busy } busy when _pending.TryGetValue((busy.GroupId, busy.Epoch), out var waiting):
                 // Not a failed attempt: the key function is behind and says when to come back.
-                if (waiting.BusyAnswers >= _settings.Keys.PullMaxBusy)
+                if (waiting.BusyAnswers >= _settings.Load.MaxBusyAnswers)
                 {
                     _log.Warning("{0}: {1}#{2}: the key function stayed busy for {3} answers; giving up", _identity.DeviceId, busy.GroupId,
                         busy.Epoch, waiting.BusyAnswers);

@@ -65,7 +65,10 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _verifier = trustAnchor.Verifier();
         _link = new SecureLink(Context, identity, settings, Log);
         _challenges = new ChallengeBook(identity, AuthTranscripts.GatewayContext, settings.AuthenticationTimeout);
+        _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "registry");
     }
+
+    private readonly Backpressure _backpressure;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -330,6 +333,20 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
+            // Behind: the costly work is turned away (a challenge, then the proof and a credential; every PNE's proof and
+            // credential); leases, heartbeats and deregistrations are cheap and are kept up.
+            case AuthHello hello when hello.DeviceId == senderId && _backpressure.Backlog() is > 0 and var backlog:
+                var retryAfter = _backpressure.TurnAway(backlog);
+                _link.Send(Sender, new RegistrationRejected(hello.DeviceId, RegistrationError.Busy, $"{backlog} messages waiting",
+                    RetryAfterMs: retryAfter));
+                break;
+            case RegisterPnes batch when batch.GatewayId == senderId && _gateways.ContainsKey(senderId) &&
+                                         _backpressure.Backlog() is > 0 and var backlog:
+                var waitFor = _backpressure.TurnAway(backlog);
+                _link.Send(Sender, new PnesRegistered(batch.GatewayId, batch.Pnes
+                    .Select(p => new PneRegistrationResult(p.DeviceId, null, 0, null, RegistrationError.Busy, null, $"{backlog} messages waiting"))
+                    .ToList(), waitFor));
+                break;
             case AuthHello hello when hello.DeviceId == senderId:
                 OnHello(hello);
                 break;

@@ -61,6 +61,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly HashSet<string> _rekeyRequested = new(StringComparer.Ordinal);
     private readonly SiblingRef _smf;
     private readonly KeyManagerRegion? _keyManagers;
+    private readonly Backpressure _backpressure;
 
     /// <param name="keyManagers">
     /// The distributed topology: the shard region (proxy) of the Group Key Managers, which make the keys on gateway
@@ -78,6 +79,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
         _smf = SiblingRef.Of(Context, "smf");
+        _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "server-cskmf");
     }
 
     /// <summary>The Group Key Managers met so far, known by their KMC credentials (null: the centralized topology).</summary>
@@ -141,10 +143,10 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case SignedEnvelope { Manifest: nameof(GroupKeyRequest) } envelope when Backlog() is > 0 and var backlog:
+            case SignedEnvelope { Manifest: nameof(GroupKeyRequest) } envelope when _backpressure.Backlog() is > 0 and var backlog:
                 AnswerBusy(envelope, backlog);
                 break;
-            case SessionRecord { Manifest: nameof(GroupKeyRequest) } record when Backlog() is > 0 and var backlog:
+            case SessionRecord { Manifest: nameof(GroupKeyRequest) } record when _backpressure.Backlog() is > 0 and var backlog:
                 // Opening a record costs no public-key work: only the answer is cut short.
                 if (_link.TryOpen(record, out var asked, out _) && asked is GroupKeyRequest busyRequest)
                     AnswerBusy(busyRequest, backlog);
@@ -489,19 +491,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _broadcastBytes += bytes;
     }
 
-    /// <summary>How far behind this function is (messages waiting beyond the busy threshold), or 0 when it keeps up.</summary>
-    private long Backlog()
-    {
-        if (Settings.Keys.BusyMailboxDepth <= 0 || Self is not ActorRefWithCell local)
-            return 0;
-        var waiting = local.Underlying.NumberOfMessages;
-        return waiting > Settings.Keys.BusyMailboxDepth ? waiting : 0;
-    }
-
     /// <summary>
     /// Overloaded: a key request is answered at once, "busy, retry after", without its public-key work (checking the
-    /// signature, unwrapping, wrapping). Waiting in a long queue instead would only make the request stale and its retry
-    /// one more in the queue. The answer is signed as any: the requester trusts it as much as a key.
+    /// signature, unwrapping, wrapping). The answer is signed as any: the requester trusts it as much as a key.
     /// </summary>
     private void AnswerBusy(SignedEnvelope envelope, long backlog)
     {
@@ -529,9 +521,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void AnswerBusy(GroupKeyRequest request, long backlog)
     {
-        // About the time the backlog takes to drain at a few thousand messages a second, jittered so retries do not return together.
-        var retryAfter = (int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), 100, 10_000);
-        CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", "server-cskmf"));
+        var retryAfter = _backpressure.TurnAway(backlog);
         _link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.Busy, $"{backlog} messages waiting", retryAfter));
     }
 

@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
@@ -85,7 +86,10 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         _cskmf = cskmf;
         _link = new SecureLink(Context, identity, settings, Log);
+        _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "server-smf");
     }
+
+    private readonly Backpressure _backpressure;
 
     public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
         Akka.Actor.Props.Create<ServerSmf>(identity, cskmf, settings);
@@ -284,6 +288,14 @@ public sealed class ServerSmf : CpnsPersistentActor
                 {
                     _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.NotAuthorized,
                         $"request names {requester} but is signed by {senderId}"));
+                    return;
+                }
+
+                if (_backpressure.Backlog() is > 0 and var backlog)
+                {
+                    // A membership change costs a rekey: wrapping and signing for every PN GW of the group.
+                    _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.Busy, $"{backlog} messages waiting",
+                        _backpressure.TurnAway(backlog)));
                     return;
                 }
 

@@ -35,6 +35,7 @@ public static class Problems
             GroupError.UnknownGroup or GroupError.UnknownMember or GroupError.NotMember => StatusCodes.Status404NotFound,
             GroupError.GroupExists or GroupError.AlreadyMember or GroupError.InsufficientSecurityLevel => StatusCodes.Status409Conflict,
             GroupError.NotAuthorized => StatusCodes.Status403Forbidden,
+            GroupError.TimedOut => StatusCodes.Status504GatewayTimeout,
             _ => StatusCodes.Status503ServiceUnavailable,
         }, "group", r.Error.ToString(), r.Detail),
         ContentRejected r => Of(r.Error switch

@@ -1,3 +1,5 @@
+using Akka.Actor;
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
@@ -7,8 +9,11 @@ using Xunit.Abstractions;
 
 namespace Cpns.Tests.Security;
 
-/// <summary>Backpressure: the server's key function, once behind, answers "busy, retry after" at once instead of going silent.</summary>
-public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(output, "cpns.keys.busy-mailbox-depth = 3")
+/// <summary>
+/// Backpressure: the server's key function, registry and SMF, once behind, answer "busy, retry after" at once instead of
+/// going silent, and their requesters wait and ask again.
+/// </summary>
+public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(output, "cpns.load.busy-mailbox-depth = 3")
 {
     [Fact]
     public async Task An_overloaded_key_function_answers_every_request_some_with_busy_and_a_retry_time()
@@ -55,5 +60,140 @@ public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(outp
         var next = await ExpectMsgAsync<GroupAccepted>(Timeout);
         foreach (var member in new[] { "p1", "p2" })
             await AwaitAssertAsync(async () => Assert.Equal(next.Epoch, (await KeyStateAsync(Pnes[member], "grp")).CurrentEpoch), Timeout);
+    }
+
+    [Fact]
+    public async Task An_overloaded_registry_answers_every_batch_some_with_busy_for_each_pne_and_a_retry_time()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
+        using var busy = new MetricRecorder("cpns.busy_answers", "function");
+        var gateway = CreateTestProbe();
+        var stranger = EntityIdentity.Generate("p-unknown", EntityKind.Pne);
+        var endpoints = new PneEndpoints(gateway.Ref, gateway.Ref, gateway.Ref);
+        const int batches = 60;
+        for (var i = 0; i < batches; i++)
+            Server.Registry.Tell(SealAs("g1", new RegisterPnes("g1",
+                [new PneRegistration($"p-unknown{i % 2}", stranger.PublicKeys, null, null, DeviceCapabilities.Pne(), 3600, endpoints)])), gateway.Ref);
+
+        var busyAnswers = new List<PnesRegistered>();
+        for (var i = 0; i < batches; i++)
+        {
+            var answer = Unseal<PnesRegistered>(await gateway.ExpectMsgAsync<SignedEnvelope>(Timeout));
+            var result = Assert.Single(answer.Results);
+            Assert.StartsWith("p-unknown", result.DeviceId);
+            if (result.Error == RegistrationError.Busy)
+                busyAnswers.Add(answer);
+            else
+                Assert.Equal(0, answer.RetryAfterMs); // worked through: the PNE has neither proof nor credential, so it is refused
+        }
+
+        Output.WriteLine($"{busyAnswers.Count} of {batches} busy");
+        Assert.NotEmpty(busyAnswers);
+        Assert.InRange(busyAnswers.Count, 1, batches - 1);
+        Assert.All(busyAnswers, b => Assert.InRange(b.RetryAfterMs, Backpressure.MinRetryAfterMs, Backpressure.MaxRetryAfterMs));
+        Assert.Equal(busyAnswers.Count, busy["registry"]);
+        Assert.Equal(["g1"], (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Gateways.Select(g => g.DeviceId));
+    }
+
+    [Fact]
+    public async Task An_overloaded_smf_answers_every_change_some_with_busy_and_a_retry_time()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1" });
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"])), TestActor);
+        await ExpectMsgAsync<GroupAccepted>(Timeout);
+
+        using var busy = new MetricRecorder("cpns.busy_answers", "function");
+        var device = CreateTestProbe();
+        const int requests = 60;
+        for (var i = 0; i < requests; i++)
+            Server.Smf.Tell(SealAs("p1", new GrantPrivilege("grp", "p1", "p2", i % 2 == 0 ? Privilege.View : Privilege.Operate)), device.Ref);
+
+        var accepted = 0;
+        var busyAnswers = new List<GroupRejected>();
+        for (var i = 0; i < requests; i++)
+        {
+            switch (Unseal<object>(await device.ExpectMsgAsync<SignedEnvelope>(Timeout)))
+            {
+                case GroupAccepted { GroupId: "grp", Change: GroupChange.PrivilegeGranted }:
+                    accepted++;
+                    break;
+                case GroupRejected { GroupId: "grp", Error: GroupError.Busy } refused:
+                    busyAnswers.Add(refused);
+                    break;
+                case var other:
+                    Assert.Fail($"unexpected answer {other}");
+                    break;
+            }
+        }
+
+        Output.WriteLine($"{accepted} accepted, {busyAnswers.Count} busy");
+        Assert.True(accepted > 0, "the SMF still works through its queue");
+        Assert.NotEmpty(busyAnswers);
+        Assert.All(busyAnswers, b => Assert.InRange(b.RetryAfterMs, Backpressure.MinRetryAfterMs, Backpressure.MaxRetryAfterMs));
+        Assert.Equal(busyAnswers.Count, busy["server-smf"]);
+    }
+
+    [Fact]
+    public async Task A_pne_whose_group_request_is_answered_busy_sends_it_again_after_the_wait_and_its_application_hears_the_outcome()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
+        using var busy = new MetricRecorder("cpns.busy_answers", "function");
+        var keptBusy = KeepBusyAsync(Server.Smf, new GetGroup("nothing"), () => busy["server-smf"] > 0);
+        Pnes["p1"].Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"])), TestActor);
+        await keptBusy;
+
+        var accepted = await ExpectMsgAsync<GroupAccepted>(Timeout);
+        Assert.Equal(("grp", GroupChange.Created, 1L), (accepted.GroupId, accepted.Change, accepted.Epoch));
+        Assert.Equal(1, busy["server-smf"]); // the PNE's request met the busy SMF first; its application heard only the outcome
+    }
+
+    [Fact]
+    public async Task A_gateway_whose_batch_is_answered_busy_keeps_its_pnes_waiting_and_registers_them_after_the_wait()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
+        using var busy = new MetricRecorder("cpns.busy_answers", "function");
+        using var refused = new MetricRecorder("cpns.registrations.refused", "reason");
+        var keptBusy = KeepBusyAsync(Server.Registry, new GetLease("nothing"), () => busy["registry"] > 0);
+        var latecomer = StartPne("p2", "g1");
+        await keptBusy;
+
+        Assert.Equal(1, busy["registry"]); // the PN GW's batch with p2 met the busy registry
+        await AwaitRegisteredAsync([latecomer]);
+        Assert.Equal(["p1", "p2"], (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Pnes.Select(p => p.DeviceId));
+        Assert.Equal(0, refused["Busy"]); // nothing was refused on the way
+    }
+
+    [Fact]
+    public async Task A_gateway_whose_hello_is_answered_busy_registers_after_the_wait()
+    {
+        await StartServerAsync();
+        using var busy = new MetricRecorder("cpns.busy_answers", "function");
+        var keptBusy = KeepBusyAsync(Server.Registry, new GetLease("nothing"), () => busy["registry"] > 0);
+        var gateway = StartGateway("g1");
+        await keptBusy;
+        Assert.Equal(1, busy["registry"]);
+        await AwaitRegisteredAsync([gateway]);
+        Assert.Equal(["g1"], (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Gateways.Select(g => g.DeviceId));
+    }
+
+    /// <summary>
+    /// Keeps a function's queue about a thousand deep with node-local queries (never turned away) until <paramref name="done"/>
+    /// (a busy answer to the request under test was counted), then lets it drain: the request sent again finds it keeping up.
+    /// </summary>
+    private async Task KeepBusyAsync(IActorRef function, object query, Func<bool> done)
+    {
+        var bystander = CreateTestProbe();
+        var mailbox = ((ActorRefWithCell)function).Underlying;
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!done() && DateTime.UtcNow < deadline)
+        {
+            if (mailbox.NumberOfMessages < 1_000)
+            {
+                for (var i = 0; i < 200; i++)
+                    function.Tell(query, bystander.Ref);
+            }
+
+            await Task.Yield();
+        }
     }
 }

@@ -1,0 +1,34 @@
+using Akka.Actor;
+
+namespace Cpns.Actors.Common;
+
+/// <summary>
+/// Backpressure for a function on the hot path (ARCHITECTURE.md §9): how far behind it is — the messages waiting in its
+/// mailbox beyond <c>cpns.load.busy-mailbox-depth</c> — and how long a requester it turns away should wait. A function
+/// that is behind answers "busy, retry after" at once, without the request's public-key work: waiting in a long queue
+/// would only make the request stale and its retry one more in the queue.
+/// </summary>
+public sealed class Backpressure(IActorRef self, int busyMailboxDepth, string function)
+{
+    /// <summary>Messages waiting beyond the threshold, or 0 while the function keeps up (and always with a threshold of 0).</summary>
+    public long Backlog()
+    {
+        if (busyMailboxDepth <= 0 || self is not ActorRefWithCell local)
+            return 0;
+        var waiting = local.Underlying.NumberOfMessages;
+        return waiting > busyMailboxDepth ? waiting : 0;
+    }
+
+    /// <summary>
+    /// Counts one busy answer and says how long its requester waits: about the time the backlog takes to drain at a few
+    /// thousand messages a second, jittered so that the retries do not come back together.
+    /// </summary>
+    public int TurnAway(long backlog)
+    {
+        CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", function));
+        return (int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), MinRetryAfterMs, MaxRetryAfterMs);
+    }
+
+    public const int MinRetryAfterMs = 100;
+    public const int MaxRetryAfterMs = 10_000;
+}
