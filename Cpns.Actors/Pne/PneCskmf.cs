@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
@@ -26,7 +27,7 @@ public sealed class PneCskmf : KeyHolder
     }
 
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<PneCskmf>(identity, settings);
+        Akka.Actor.Props.Create<PneCskmf>(identity, settings).WithMailbox(CompactMailbox.Id);
 
     protected override void OnOther(object message)
     {

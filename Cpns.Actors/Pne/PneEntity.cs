@@ -120,7 +120,8 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
         IReadOnlyList<IActorRef>? alsoInReach = null, IActorRef? representedDevice = null) =>
         Akka.Actor.Props.Create(typeof(PneEntity), identity, trustAnchor, gateway, capabilities ?? DeviceCapabilities.Pne(),
-            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>(), representedDevice);
+            lifetimeSeconds, settings, enrolmentToken, alsoInReach ?? Array.Empty<IActorRef>(), representedDevice)
+            .WithMailbox(CompactMailbox.Id);
 
     protected override void PreStart() => Register();
 

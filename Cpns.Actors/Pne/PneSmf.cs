@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
@@ -32,7 +33,7 @@ public sealed class PneSmf : UntypedActor
     }
 
     public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<PneSmf>(identity, cskmf, settings);
+        Akka.Actor.Props.Create<PneSmf>(identity, cskmf, settings).WithMailbox(CompactMailbox.Id);
 
     protected override void OnReceive(object message)
     {

@@ -49,7 +49,10 @@ public sealed record DeviceCapabilities(
     /// <summary>The function a legacy device's capability document names instead of CPNS functions of its own.</summary>
     public const string RepresentedByGateway = "represented-by-pn-gw";
 
-    public static DeviceCapabilities Pne() => new(
+    /// <summary>A typical PNE's document; one shared instance (records do not change), not one per device.</summary>
+    public static DeviceCapabilities Pne() => TypicalPne;
+
+    private static readonly DeviceCapabilities TypicalPne = new(
         "media-player", ["aac", "opus"], 2_000, 8L << 30, 60,
         [new PnTechnology("bluetooth-le", SecurityLevel.High)],
         ["registration", "capabilities", "service-management", "security"]);

@@ -101,9 +101,11 @@ public sealed class EnvelopeGuard
     private readonly TimeSpan _maxSkew;
     private readonly int _maxPayloadBytes;
     private readonly Dictionary<string, VerificationKey> _senders = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _revoked = new(StringComparer.Ordinal);
+    // Made when first needed: most of a large network's guards never refuse or revoke anything.
+    private HashSet<string>? _revoked;
     private readonly Dictionary<(string Sender, string Channel), ReplayWindow> _windows = new();
-    private readonly Dictionary<EnvelopeRejection, long> _counts = new();
+    private Dictionary<EnvelopeRejection, long>? _counts;
+    private static readonly IReadOnlyDictionary<EnvelopeRejection, long> NoCounts = new Dictionary<EnvelopeRejection, long>();
 
     public EnvelopeGuard(string receiver, ActorSystem system, CpnsSettings settings)
     {
@@ -114,7 +116,7 @@ public sealed class EnvelopeGuard
         _maxPayloadBytes = settings.EnvelopeMaxPayloadBytes;
     }
 
-    public IReadOnlyDictionary<EnvelopeRejection, long> Counts => _counts;
+    public IReadOnlyDictionary<EnvelopeRejection, long> Counts => _counts ?? NoCounts;
 
     public void Trust(string senderId, Octets signingKey)
     {
@@ -122,7 +124,7 @@ public sealed class EnvelopeGuard
             return;
         if (VerificationKey.TryCreate(signingKey) is { } key)
             _senders[senderId] = key;
-        _revoked.Remove(senderId);
+        _revoked?.Remove(senderId);
     }
 
     public void Forget(string senderId) => _senders.Remove(senderId);
@@ -130,7 +132,7 @@ public sealed class EnvelopeGuard
     public void Revoke(string senderId)
     {
         _senders.Remove(senderId);
-        _revoked.Add(senderId);
+        (_revoked ??= new HashSet<string>(StringComparer.Ordinal)).Add(senderId);
     }
 
     public bool Knows(string senderId) => _senders.ContainsKey(senderId);
@@ -146,7 +148,7 @@ public sealed class EnvelopeGuard
 
     public int MaxPayloadBytes => _maxPayloadBytes;
 
-    public bool IsRevoked(string senderId) => _revoked.Contains(senderId);
+    public bool IsRevoked(string senderId) => _revoked?.Contains(senderId) == true;
 
     /// <summary>
     /// Admits the plaintext of a session record: its sender still trusted with the key the session's handshake proved (a
@@ -156,7 +158,7 @@ public sealed class EnvelopeGuard
     {
         if (plaintext.Length > _maxPayloadBytes)
             return Reject(EnvelopeRejection.Oversized, $"payload of {plaintext.Length} bytes exceeds {_maxPayloadBytes}");
-        if (_revoked.Contains(senderId))
+        if (IsRevoked(senderId))
             return Reject(EnvelopeRejection.Revoked, $"{senderId} is revoked");
         if (!_senders.TryGetValue(senderId, out var key) || key.Encoded != provenKey)
             return Reject(EnvelopeRejection.UnknownSender, $"{senderId} is no longer trusted with the key of its session");
@@ -176,7 +178,7 @@ public sealed class EnvelopeGuard
         var message = Deserialize(envelope);
         if (message is null)
             return Reject(EnvelopeRejection.Malformed, $"payload '{envelope.Manifest}' does not parse");
-        if (_revoked.Contains(envelope.SenderId))
+        if (IsRevoked(envelope.SenderId))
             return Reject(EnvelopeRejection.Revoked, $"{envelope.SenderId} is revoked");
         // A hello or registration names the key it is signed with (checked by the handshake that follows);
         // anything else must come from a sender already trusted.
@@ -194,7 +196,7 @@ public sealed class EnvelopeGuard
     {
         if (Precheck(envelope) is { } early)
             return early;
-        if (_revoked.Contains(envelope.SenderId))
+        if (IsRevoked(envelope.SenderId))
             return Reject(EnvelopeRejection.Revoked, $"{envelope.SenderId} is revoked");
         if (!_senders.TryGetValue(envelope.SenderId, out var key))
             return Reject(EnvelopeRejection.UnknownSender, $"{envelope.SenderId} is not known to {_receiver}");
@@ -258,6 +260,7 @@ public sealed class EnvelopeGuard
 
     private OpenedEnvelope Reject(EnvelopeRejection rejection, string detail)
     {
+        _counts ??= new Dictionary<EnvelopeRejection, long>();
         _counts[rejection] = _counts.GetValueOrDefault(rejection) + 1;
         Common.CpnsMetrics.EnvelopesRefused.Add(1, Common.CpnsMetrics.Tag("reason", rejection.ToString()));
         return new OpenedEnvelope(null, null, rejection, detail);

@@ -19,7 +19,7 @@ public sealed class SecureLink
     private readonly ILoggingAdapter _log;
     private readonly SessionPolicy _policy;
     private readonly SerializerWithStringManifest _serializer;
-    private readonly Dictionary<string, long> _sessionCounts = new(StringComparer.Ordinal);
+    private Dictionary<string, long>? _sessionCounts;
     private LinkSessions? _sessions;
 
     public SecureLink(IActorContext context, EntityIdentity identity, CpnsSettings settings, ILoggingAdapter log)
@@ -71,18 +71,22 @@ public sealed class SecureLink
     public bool TryOpenSelfSigned(ISecureWire wire, Func<object, Octets?> signingKeyOf, out object message, out string senderId) =>
         Open(wire, signingKeyOf, out message, out senderId);
 
-    private readonly Dictionary<string, long> _refusals = new(StringComparer.Ordinal);
+    private Dictionary<string, long>? _refusals;
 
     /// <summary>Counts a message that opened but that the function refused (e.g. signed by one entity about another).</summary>
-    public void CountRefusal(string reason) => _refusals[reason] = _refusals.GetValueOrDefault(reason) + 1;
+    public void CountRefusal(string reason)
+    {
+        _refusals ??= new Dictionary<string, long>(StringComparer.Ordinal);
+        _refusals[reason] = _refusals.GetValueOrDefault(reason) + 1;
+    }
 
     public SecurityCounters Counters() => new(FlowTrace.Label(_context.Self),
         Guard.Counts.ToDictionary(kv => kv.Key.ToString(), kv => kv.Value)
-            .Concat(_sessionCounts.Where(kv => kv.Key.StartsWith("Session", StringComparison.Ordinal)))
-            .Concat(_refusals)
+            .Concat((_sessionCounts ?? []).Where(kv => kv.Key.StartsWith("Session", StringComparison.Ordinal)))
+            .Concat(_refusals ?? [])
             .ToDictionary(kv => kv.Key, kv => kv.Value))
     {
-        Sessions = new Dictionary<string, long>(_sessionCounts) { ["Open"] = _sessions?.OpenCount ?? 0 },
+        Sessions = new Dictionary<string, long>(_sessionCounts ?? []) { ["Open"] = _sessions?.OpenCount ?? 0 },
     };
 
     private bool Open(ISecureWire wire, Func<object, Octets?>? signingKeyOf, out object message, out string senderId)
@@ -290,7 +294,11 @@ public sealed class SecureLink
         _log.Warning("{0}: refused a session message: {1} ({2})", FlowTrace.Label(_context.Self), reason, detail);
     }
 
-    private void Count(string what) => _sessionCounts[what] = _sessionCounts.GetValueOrDefault(what) + 1;
+    private void Count(string what)
+    {
+        _sessionCounts ??= new Dictionary<string, long>(StringComparer.Ordinal);
+        _sessionCounts[what] = _sessionCounts.GetValueOrDefault(what) + 1;
+    }
 
     private bool Settle(OpenedEnvelope opened, string what, out object message, out string senderId)
     {
@@ -322,13 +330,15 @@ internal sealed class LinkSessions(SessionPolicy policy)
     private readonly Dictionary<Octets, Session> _byId = new();
     private readonly Dictionary<IActorRef, Session> _previous = new();
     private readonly Dictionary<IActorRef, (string PeerId, int Sent)> _offered = new();
-    private readonly HashSet<IActorRef> _declined = [];
+    // The rest is made when first needed and let go when empty again: a large network has a few functions per device,
+    // and each of them is between handshakes nearly all its life.
+    private HashSet<IActorRef>? _declined;
     // Under way, by the hello's nonce (initiator) and the session id (responder), with the peer each is with.
-    private readonly Dictionary<Octets, Pending<SessionInitiator>> _initiating = new();
-    private readonly Dictionary<Octets, Pending<SessionResponder>> _responding = new();
-    private readonly Dictionary<IActorRef, DateTimeOffset> _handshaking = new();
-    private readonly Dictionary<(Octets, long), (IActorRef Peer, object Message)> _retained = new();
-    private readonly Queue<(Octets, long)> _retainedOrder = new();
+    private Dictionary<Octets, Pending<SessionInitiator>>? _initiating;
+    private Dictionary<Octets, Pending<SessionResponder>>? _responding;
+    private Dictionary<IActorRef, DateTimeOffset>? _handshaking;
+    private Dictionary<(Octets, long), (IActorRef Peer, object Message)>? _retained;
+    private Queue<(Octets, long)>? _retainedOrder;
 
     public int OpenCount => _byId.Count;
 
@@ -353,10 +363,10 @@ internal sealed class LinkSessions(SessionPolicy policy)
     /// <summary>The peer's id when a handshake with it should start now: it offered, is trusted, and this is a repeat send.</summary>
     public string? ShouldStart(IActorRef peer, DateTimeOffset now, EnvelopeGuard guard)
     {
-        if (!policy.Enabled || !_offered.TryGetValue(peer, out var offer) || _declined.Contains(peer))
+        if (!policy.Enabled || !_offered.TryGetValue(peer, out var offer) || _declined?.Contains(peer) == true)
             return null;
         // One handshake with a peer at a time, whichever end started it.
-        if (_handshaking.TryGetValue(peer, out var started) && now - started < policy.HandshakeTimeout)
+        if (_handshaking is not null && _handshaking.TryGetValue(peer, out var started) && now - started < policy.HandshakeTimeout)
             return null;
         if (guard.KeyOf(offer.PeerId) is null)
             return null;
@@ -366,17 +376,17 @@ internal sealed class LinkSessions(SessionPolicy policy)
 
     public void Initiating(IActorRef peer, SessionInitiator initiator, DateTimeOffset now)
     {
-        Prune(_initiating, now);
+        Prune(_initiating ??= new(), now);
         _initiating[initiator.Hello.Nonce] = new(peer, initiator, now);
-        _handshaking[peer] = now;
+        (_handshaking ??= new())[peer] = now;
     }
 
     /// <summary>The handshake this function began with that peer under that hello nonce, if it is still under way (once).</summary>
-    public SessionInitiator? TakeInitiator(Octets helloNonce, IActorRef peer, DateTimeOffset now) => Take(_initiating, helloNonce, peer, now);
+    public SessionInitiator? TakeInitiator(Octets helloNonce, IActorRef peer, DateTimeOffset now) => Take(ref _initiating, helloNonce, peer, now);
 
     public bool HasRoomToRespond(DateTimeOffset now)
     {
-        if (_responding.Count < policy.MaxPending)
+        if (_responding is null || _responding.Count < policy.MaxPending)
             return true;
         Prune(_responding, now);
         return _responding.Count < policy.MaxPending;
@@ -384,21 +394,29 @@ internal sealed class LinkSessions(SessionPolicy policy)
 
     public void Responding(IActorRef peer, SessionResponder responder, DateTimeOffset now)
     {
-        _responding[responder.SessionId] = new(peer, responder, now);
-        _handshaking[peer] = now;
+        (_responding ??= new())[responder.SessionId] = new(peer, responder, now);
+        (_handshaking ??= new())[peer] = now;
     }
 
-    public SessionResponder? TakeResponder(Octets sessionId, IActorRef peer, DateTimeOffset now) => Take(_responding, sessionId, peer, now);
+    public SessionResponder? TakeResponder(Octets sessionId, IActorRef peer, DateTimeOffset now) => Take(ref _responding, sessionId, peer, now);
 
     private readonly record struct Pending<T>(IActorRef Peer, T Step, DateTimeOffset Started);
 
-    private T? Take<T>(Dictionary<Octets, Pending<T>> pending, Octets key, IActorRef peer, DateTimeOffset now) where T : class
+    private T? Take<T>(ref Dictionary<Octets, Pending<T>>? pending, Octets key, IActorRef peer, DateTimeOffset now) where T : class
     {
-        if (!pending.TryGetValue(key, out var step) || !step.Peer.Equals(peer))
+        if (pending is null || !pending.TryGetValue(key, out var step) || !step.Peer.Equals(peer))
             return null;
         pending.Remove(key);
-        _handshaking.Remove(peer);
+        if (pending.Count == 0)
+            pending = null;
+        HandshakeOver(peer);
         return now - step.Started < policy.HandshakeTimeout ? step.Step : null;
+    }
+
+    private void HandshakeOver(IActorRef peer)
+    {
+        if (_handshaking is not null && _handshaking.Remove(peer) && _handshaking.Count == 0)
+            _handshaking = null;
     }
 
     /// <summary>Forgets handshakes that did not finish in time, so a peer that never finishes costs bounded memory.</summary>
@@ -407,11 +425,11 @@ internal sealed class LinkSessions(SessionPolicy policy)
         foreach (var (key, step) in pending.Where(kv => now - kv.Value.Started >= policy.HandshakeTimeout).ToList())
         {
             pending.Remove(key);
-            _handshaking.Remove(step.Peer);
+            HandshakeOver(step.Peer);
         }
     }
 
-    public void Decline(IActorRef peer) => _declined.Add(peer);
+    public void Decline(IActorRef peer) => (_declined ??= []).Add(peer);
 
     /// <summary>
     /// A new session with a peer. The one before it stays open for receiving (both ends may have started a handshake at
@@ -451,15 +469,16 @@ internal sealed class LinkSessions(SessionPolicy policy)
     public void Retain(SessionRecord record, IActorRef peer, object message)
     {
         var key = (record.SessionId, record.Sequence);
-        _retained[key] = (peer, message);
-        _retainedOrder.Enqueue(key);
+        (_retained ??= new())[key] = (peer, message);
+        (_retainedOrder ??= new()).Enqueue(key);
         while (_retainedOrder.Count > Retained)
             _retained.Remove(_retainedOrder.Dequeue());
     }
 
     /// <summary>The message of a record sent to exactly this peer, if it is still kept (once).</summary>
     public object? TakeRetained(Octets sessionId, long sequence, IActorRef peer) =>
-        _retained.TryGetValue((sessionId, sequence), out var kept) && kept.Peer.Equals(peer) && _retained.Remove((sessionId, sequence))
+        _retained is not null && _retained.TryGetValue((sessionId, sequence), out var kept) && kept.Peer.Equals(peer) &&
+        _retained.Remove((sessionId, sequence))
             ? kept.Message
             : null;
 }

@@ -38,7 +38,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(EntityIdentity identity, FlowLeg leg, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<SecurityAgent>(identity, leg, settings);
+        Akka.Actor.Props.Create<SecurityAgent>(identity, leg, settings).WithMailbox(Common.CompactMailbox.Id);
 
     protected override void OnReceive(object message)
     {
