@@ -1,3 +1,4 @@
+using Cpns.Actors.Server;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Akka.Actor;
@@ -7,12 +8,6 @@ using Cpns.Actors.Security;
 using Cpns.Actors.Serialization;
 
 namespace Cpns.Actors.Benchmarks;
-
-/// <summary>One member's copy of a flat rekey: the new group key wrapped under its pairwise key.</summary>
-public sealed record MemberWrap(string MemberId, Octets Wrapped) : ICpnsMessage;
-
-/// <summary>The rekey message of the flat scheme: one wrap per member.</summary>
-public sealed record FlatRekeyMessage(string GroupId, long Epoch, IReadOnlyList<MemberWrap> Wraps) : ICpnsMessage, IWithGroupId;
 
 public sealed record RekeyMeasurement(int Members, string Scheme, double RekeyMicros, int Bytes);
 

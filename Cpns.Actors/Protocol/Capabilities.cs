@@ -1,4 +1,3 @@
-using Cpns.Actors.Local;
 namespace Cpns.Actors.Protocol;
 
 /// <summary>How well a PN technology protects what crosses it (seed §5.3.1.9: the PN GW reports it).</summary>

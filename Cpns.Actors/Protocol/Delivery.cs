@@ -1,4 +1,3 @@
-using Cpns.Actors.Local;
 using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;

@@ -1,4 +1,3 @@
-using Cpns.Actors.Local;
 using Akka.Actor;
 
 namespace Cpns.Actors.Protocol;

@@ -1,4 +1,3 @@
-using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors.Security;
 

@@ -1,4 +1,3 @@
-using Cpns.Actors.Local;
 namespace Cpns.Actors.Protocol;
 
 /// <summary>What an entity says of itself.</summary>

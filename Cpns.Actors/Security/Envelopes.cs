@@ -97,6 +97,7 @@ public sealed class EnvelopeGuard
 
     private readonly string _receiver;
     private readonly Akka.Serialization.Serialization _serialization;
+    private readonly int _protocolSerializerId;
     private readonly IScheduler _clock;
     private readonly TimeSpan _maxSkew;
     private readonly int _maxPayloadBytes;
@@ -111,6 +112,7 @@ public sealed class EnvelopeGuard
     {
         _receiver = receiver;
         _serialization = system.Serialization;
+        _protocolSerializerId = _serialization.FindSerializerForType(typeof(ICpnsMessage)).Identifier;
         _clock = system.Scheduler;
         _maxSkew = settings.EnvelopeMaxSkew;
         _maxPayloadBytes = settings.EnvelopeMaxPayloadBytes;
@@ -248,7 +250,7 @@ public sealed class EnvelopeGuard
     {
         try
         {
-            var message = _serialization.Deserialize(payload, Serialization.ProtocolSerializer.SerializerId, manifest);
+            var message = _serialization.Deserialize(payload, _protocolSerializerId, manifest);
             // What is inside an envelope or a record is a protocol message, never another wrapper.
             return message is ICpnsMessage and not ISecureWire ? message : null;
         }

@@ -1,4 +1,3 @@
-using Cpns.Actors.Benchmarks;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
@@ -14,9 +13,6 @@ internal static class ProtocolManifests
 {
     public static readonly IReadOnlyList<(string Manifest, Type Type)> All =
     [
-        // Benchmarks
-        ("FlatRekeyMessage", typeof(FlatRekeyMessage)),
-        ("MemberWrap", typeof(MemberWrap)),
         // Persistence
         ("BoundKeys", typeof(BoundKeys)),
         ("ChargesRecordedEvent", typeof(ChargesRecordedEvent)),
@@ -61,6 +57,8 @@ internal static class ProtocolManifests
         ("UsageRecordedEvent", typeof(UsageRecordedEvent)),
         ("UsageSnapshot", typeof(UsageSnapshot)),
         // Protocol
+        ("FlatRekeyMessage", typeof(FlatRekeyMessage)),
+        ("MemberWrap", typeof(MemberWrap)),
         ("DmAlert", typeof(DmAlert)),
         ("DmAlertAnswer", typeof(DmAlertAnswer)),
         ("SubscribeStatus", typeof(SubscribeStatus)),

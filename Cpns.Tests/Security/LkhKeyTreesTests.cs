@@ -1,3 +1,4 @@
+using Cpns.Actors.Server;
 using Cpns.Actors;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;

@@ -1,7 +1,8 @@
+using Cpns.Actors.Security;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors.Security;
+namespace Cpns.Actors.Server;
 
 /// <summary>
 /// What a group's key manager (the server's CSKMF, or a distributed Group Key Manager) knows of the group's

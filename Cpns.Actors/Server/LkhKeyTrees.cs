@@ -1,8 +1,9 @@
+using Cpns.Actors.Security;
 using System.Security.Cryptography;
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors.Security;
+namespace Cpns.Actors.Server;
 
 /// <summary>
 /// The logical key hierarchies a key manager keeps for its large push groups. The leaves of a group's tree are the
