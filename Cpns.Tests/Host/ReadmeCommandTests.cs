@@ -19,16 +19,7 @@ public sealed partial class ReadmeCommandTests(ITestOutputHelper output) : IDisp
 
     public void Dispose() => _folder.Dispose();
 
-    private static string Readme()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "cpns.sln")))
-                return File.ReadAllText(Path.Combine(dir.FullName, "README.md"));
-        }
-
-        throw new FileNotFoundException("README.md next to cpns.sln");
-    }
+    private static string Readme() => File.ReadAllText(Path.Combine(Repository.Root, "README.md"));
 
     /// <summary>The shell blocks of the README, each as its commands (continuation lines joined, comments dropped).</summary>
     private static IReadOnlyList<IReadOnlyList<string>> ShellBlocks() =>
