@@ -9,34 +9,19 @@ public sealed record CpnsSettings
 {
     public required string ServerId { get; init; }
     public required RegistrationSettings Registration { get; init; }
-    public required TimeSpan HeartbeatInterval { get; init; }
-    public required int MissedHeartbeats { get; init; }
-    public required int DownlinkQueue { get; init; }
-    public required TimeSpan RestartSpread { get; init; }
-    public required TimeSpan DiscoveryScanWindow { get; init; }
-    public required TimeSpan StatusCoalesce { get; init; }
-    public required int StatusMaxSubscriptions { get; init; }
     public required TimeoutSettings Timeouts { get; init; }
     public required DirectorySettings Directory { get; init; }
     public required KeySettings Keys { get; init; }
     public required LoadSettings Load { get; init; }
-    public required bool AllowKeyExport { get; init; }
-    public required TimeSpan EnvelopeMaxSkew { get; init; }
-    public required int EnvelopeMaxPayloadBytes { get; init; }
-    public required SessionPolicy Sessions { get; init; }
-    public required TimeSpan CredentialValidity { get; init; }
-    public required TimeSpan AuthenticationTimeout { get; init; }
-    public required int MaxContentBytes { get; init; }
-    public required TimeSpan KeyManagerRetry { get; init; }
-    public required int KeyManagerShards { get; init; }
-    public required TimeSpan UsageReportInterval { get; init; }
-    public required string ChargingCurrency { get; init; }
-    public required long ChargingUnitBytes { get; init; }
-    public required decimal ChargingDefaultRate { get; init; }
-    public required IReadOnlyDictionary<string, decimal> ChargingRates { get; init; }
-    public required string JournalPlugin { get; init; }
-    public required string SnapshotPlugin { get; init; }
-    public required int SnapshotEvery { get; init; }
+    public required ConnectionSettings Connections { get; init; }
+    public required DiscoverySettings Discovery { get; init; }
+    public required StatusSettings Status { get; init; }
+    public required SecuritySettings Security { get; init; }
+    public required DeliverySettings Delivery { get; init; }
+    public required ClusterSettings Cluster { get; init; }
+    public required UsageSettings Usage { get; init; }
+    public required ChargingSettings Charging { get; init; }
+    public required PersistenceSettings Persistence { get; init; }
 
     public static CpnsSettings From(Config config)
     {
@@ -71,13 +56,6 @@ public sealed record CpnsSettings
                 RetryInitial = c.GetTimeSpan("registration.retry-initial"),
                 RetryMax = c.GetTimeSpan("registration.retry-max"),
             },
-            HeartbeatInterval = c.GetTimeSpan("connections.heartbeat-interval"),
-            MissedHeartbeats = c.GetInt("connections.missed-heartbeats"),
-            DownlinkQueue = c.GetInt("connections.downlink-queue"),
-            RestartSpread = c.GetTimeSpan("connections.restart-spread"),
-            DiscoveryScanWindow = c.GetTimeSpan("discovery.scan-window"),
-            StatusCoalesce = c.GetTimeSpan("status.coalesce"),
-            StatusMaxSubscriptions = c.GetInt("status.max-subscriptions"),
             Timeouts = new TimeoutSettings(c.GetTimeSpan("timeouts.ask"), c.GetTimeSpan("timeouts.device-relay"),
                 c.GetTimeSpan("timeouts.batch-reply")),
             Directory = new DirectorySettings
@@ -112,25 +90,60 @@ public sealed record CpnsSettings
                 BusyMailboxDepth = Math.Max(0, c.GetInt("load.busy-mailbox-depth")),
                 MaxBusyAnswers = Math.Max(0, c.GetInt("load.max-busy-answers")),
             },
-            AllowKeyExport = c.GetBoolean("security.allow-key-export"),
-            EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
-            EnvelopeMaxPayloadBytes = envelopeMax,
-            Sessions = new SessionPolicy(c.GetBoolean("security.sessions.enabled"), Math.Max(1, c.GetInt("security.sessions.after-messages")),
-                new SessionLimits(c.GetTimeSpan("security.sessions.lifetime"), Math.Max(1, c.GetLong("security.sessions.max-records"))),
-                Math.Max(1, c.GetInt("security.sessions.max-pending")), c.GetTimeSpan("security.sessions.handshake-timeout")),
-            MaxContentBytes = maxContent,
-            KeyManagerRetry = c.GetTimeSpan("cluster.key-manager-retry"),
-            KeyManagerShards = Math.Max(1, c.GetInt("cluster.key-manager-shards")),
-            UsageReportInterval = c.GetTimeSpan("usage.report-interval"),
-            ChargingCurrency = c.GetString("charging.currency"),
-            ChargingUnitBytes = unitBytes,
-            ChargingDefaultRate = Rate(c.GetString("charging.default-rate"), "cpns.charging.default-rate"),
-            ChargingRates = rates,
-            CredentialValidity = c.GetTimeSpan("security.credential-validity"),
-            AuthenticationTimeout = c.GetTimeSpan("security.authentication-timeout"),
-            JournalPlugin = c.GetString("persistence.journal-plugin", ""),
-            SnapshotPlugin = c.GetString("persistence.snapshot-plugin", ""),
-            SnapshotEvery = c.GetInt("persistence.snapshot-every"),
+            Connections = new ConnectionSettings
+            {
+                HeartbeatInterval = c.GetTimeSpan("connections.heartbeat-interval"),
+                MissedHeartbeats = c.GetInt("connections.missed-heartbeats"),
+                DownlinkQueue = c.GetInt("connections.downlink-queue"),
+                RestartSpread = c.GetTimeSpan("connections.restart-spread"),
+            },
+            Discovery = new DiscoverySettings
+            {
+                ScanWindow = c.GetTimeSpan("discovery.scan-window"),
+            },
+            Status = new StatusSettings
+            {
+                Coalesce = c.GetTimeSpan("status.coalesce"),
+                MaxSubscriptions = c.GetInt("status.max-subscriptions"),
+            },
+            Security = new SecuritySettings
+            {
+                AllowKeyExport = c.GetBoolean("security.allow-key-export"),
+                EnvelopeMaxSkew = c.GetTimeSpan("security.envelope-max-skew"),
+                EnvelopeMaxPayloadBytes = envelopeMax,
+                Sessions = new SessionPolicy(c.GetBoolean("security.sessions.enabled"),
+                    Math.Max(1, c.GetInt("security.sessions.after-messages")),
+                    new SessionLimits(c.GetTimeSpan("security.sessions.lifetime"), Math.Max(1, c.GetLong("security.sessions.max-records"))),
+                    Math.Max(1, c.GetInt("security.sessions.max-pending")), c.GetTimeSpan("security.sessions.handshake-timeout")),
+                CredentialValidity = c.GetTimeSpan("security.credential-validity"),
+                AuthenticationTimeout = c.GetTimeSpan("security.authentication-timeout"),
+            },
+            Delivery = new DeliverySettings
+            {
+                MaxContentBytes = maxContent,
+            },
+            Cluster = new ClusterSettings
+            {
+                KeyManagerRetry = c.GetTimeSpan("cluster.key-manager-retry"),
+                KeyManagerShards = Math.Max(1, c.GetInt("cluster.key-manager-shards")),
+            },
+            Usage = new UsageSettings
+            {
+                ReportInterval = c.GetTimeSpan("usage.report-interval"),
+            },
+            Charging = new ChargingSettings
+            {
+                Currency = c.GetString("charging.currency"),
+                UnitBytes = unitBytes,
+                DefaultRate = Rate(c.GetString("charging.default-rate"), "cpns.charging.default-rate"),
+                Rates = rates,
+            },
+            Persistence = new PersistenceSettings
+            {
+                JournalPlugin = c.GetString("persistence.journal-plugin", ""),
+                SnapshotPlugin = c.GetString("persistence.snapshot-plugin", ""),
+                SnapshotEvery = c.GetInt("persistence.snapshot-every"),
+            },
         };
     }
 
@@ -201,4 +214,73 @@ public sealed record LoadSettings
 {
     public required int BusyMailboxDepth { get; init; }
     public required int MaxBusyAnswers { get; init; }
+}
+
+/// <summary><c>cpns.connections</c>: keep-alives, downlink queues and re-registration spread.</summary>
+public sealed record ConnectionSettings
+{
+    public required TimeSpan HeartbeatInterval { get; init; }
+    public required int MissedHeartbeats { get; init; }
+    public required int DownlinkQueue { get; init; }
+    public required TimeSpan RestartSpread { get; init; }
+}
+
+/// <summary><c>cpns.discovery</c>: how a PNE scans for PN GWs.</summary>
+public sealed record DiscoverySettings
+{
+    public required TimeSpan ScanWindow { get; init; }
+}
+
+/// <summary><c>cpns.status</c>: status watching.</summary>
+public sealed record StatusSettings
+{
+    public required TimeSpan Coalesce { get; init; }
+    public required int MaxSubscriptions { get; init; }
+}
+
+/// <summary><c>cpns.security</c>: envelopes, sessions, credentials and challenges.</summary>
+public sealed record SecuritySettings
+{
+    public required bool AllowKeyExport { get; init; }
+    public required TimeSpan EnvelopeMaxSkew { get; init; }
+    public required int EnvelopeMaxPayloadBytes { get; init; }
+    public required SessionPolicy Sessions { get; init; }
+    public required TimeSpan CredentialValidity { get; init; }
+    public required TimeSpan AuthenticationTimeout { get; init; }
+}
+
+/// <summary><c>cpns.delivery</c>: content delivery.</summary>
+public sealed record DeliverySettings
+{
+    public required int MaxContentBytes { get; init; }
+}
+
+/// <summary><c>cpns.cluster</c>: the distributed topology's Group Key Managers.</summary>
+public sealed record ClusterSettings
+{
+    public required TimeSpan KeyManagerRetry { get; init; }
+    public required int KeyManagerShards { get; init; }
+}
+
+/// <summary><c>cpns.usage</c>: usage reports.</summary>
+public sealed record UsageSettings
+{
+    public required TimeSpan ReportInterval { get; init; }
+}
+
+/// <summary><c>cpns.charging</c>: charging records.</summary>
+public sealed record ChargingSettings
+{
+    public required string Currency { get; init; }
+    public required long UnitBytes { get; init; }
+    public required decimal DefaultRate { get; init; }
+    public required IReadOnlyDictionary<string, decimal> Rates { get; init; }
+}
+
+/// <summary><c>cpns.persistence</c>: journal, snapshots.</summary>
+public sealed record PersistenceSettings
+{
+    public required string JournalPlugin { get; init; }
+    public required string SnapshotPlugin { get; init; }
+    public required int SnapshotEvery { get; init; }
 }

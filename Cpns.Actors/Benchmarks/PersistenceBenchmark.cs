@@ -28,8 +28,8 @@ public static class PersistenceBenchmark
 
         public RegistrationWriter(CpnsSettings settings)
         {
-            if (!string.IsNullOrEmpty(settings.JournalPlugin))
-                JournalPluginId = settings.JournalPlugin;
+            if (!string.IsNullOrEmpty(settings.Persistence.JournalPlugin))
+                JournalPluginId = settings.Persistence.JournalPlugin;
         }
 
         public override string PersistenceId => _persistenceId;

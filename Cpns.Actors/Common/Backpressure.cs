@@ -29,6 +29,9 @@ public sealed class Backpressure(IActorRef self, int busyMailboxDepth, string fu
         return (int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), MinRetryAfterMs, MaxRetryAfterMs);
     }
 
+    /// <summary>How long a requester waits after a busy answer: what it was told, never less than the shortest wait.</summary>
+    public static TimeSpan WaitFor(int retryAfterMs) => TimeSpan.FromMilliseconds(Math.Max(retryAfterMs, MinRetryAfterMs));
+
     public const int MinRetryAfterMs = 100;
     public const int MaxRetryAfterMs = 10_000;
 }

@@ -50,7 +50,7 @@ public static class ClusterNodes
 
     /// <summary>The server node's way to the Group Key Managers, which run on gateway nodes only.</summary>
     public static IActorRef StartKeyManagerProxy(ActorSystem system, CpnsSettings settings) =>
-        ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole, new GroupKeyManagerExtractor(settings.KeyManagerShards));
+        ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole, new GroupKeyManagerExtractor(settings.Cluster.KeyManagerShards));
 
     public static IActorRef StartStatus(ActorSystem system, IActorRef? localKeyManagers) =>
         system.ActorOf(ClusterStatusActor.Props(localKeyManagers), StatusActorName);
@@ -61,7 +61,7 @@ public static class ClusterNodes
         await WhenUpAsync(system);
         var region = ClusterSharding.Get(system).Start(GroupKeyManager.TypeName,
             groupId => GroupKeyManager.Props(groupId, secrets, settings),
-            ClusterShardingSettings.Create(system).WithRole(GatewayRole), new GroupKeyManagerExtractor(settings.KeyManagerShards));
+            ClusterShardingSettings.Create(system).WithRole(GatewayRole), new GroupKeyManagerExtractor(settings.Cluster.KeyManagerShards));
         StartStatus(system, region);
         return region;
     }

@@ -108,7 +108,7 @@ public sealed partial class Connections
         if (_handedOver.Count == 0)
             FinishTakeover();
         else if (_awaitingConsent.Count > 0)
-            Timers.StartSingleTimer(ConsentTimeout.Instance, ConsentTimeout.Instance, Settings.AuthenticationTimeout);
+            Timers.StartSingleTimer(ConsentTimeout.Instance, ConsentTimeout.Instance, Settings.Security.AuthenticationTimeout);
     }
 
     /// <summary>A handed-over PNE's consent, checked here (its credential and signature) and again by the server.</summary>

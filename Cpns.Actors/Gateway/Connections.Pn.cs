@@ -29,7 +29,7 @@ public sealed partial class Connections
 
     private ChallengeBook? _pneChallengeBook;
 
-    private ChallengeBook PneChallenges => _pneChallengeBook ??= new ChallengeBook(_identity, AuthTranscripts.PneContext, Settings.AuthenticationTimeout);
+    private ChallengeBook PneChallenges => _pneChallengeBook ??= new ChallengeBook(_identity, AuthTranscripts.PneContext, Settings.Security.AuthenticationTimeout);
     private readonly List<(AuthHello Hello, IActorRef ReplyTo)> _helloBacklog = new();
     private readonly Dictionary<string, (PneRegistration Registration, IActorRef ReplyTo)> _waiting = new(StringComparer.Ordinal);
     private readonly Dictionary<long, List<string>> _inFlightBatches = new();
@@ -290,11 +290,11 @@ public sealed partial class Connections
         if (registered.Results.Any(r => r.Error == RegistrationError.Busy))
         {
             // The PNEs keep waiting (nothing was refused) and go again, in one batch, once the registry's wait is over.
-            var wait = Math.Max(registered.RetryAfterMs, Common.Backpressure.MinRetryAfterMs);
-            _registryBusyUntilMs = Math.Max(_registryBusyUntilMs, NowMs + wait);
+            var wait = Common.Backpressure.WaitFor(registered.RetryAfterMs);
+            _registryBusyUntilMs = Math.Max(_registryBusyUntilMs, NowMs + (long)wait.TotalMilliseconds);
             Log.Info("{0}: the registry is busy; {1} PNE registrations go again in {2} ms", _identity.DeviceId,
-                registered.Results.Count(r => r.Error == RegistrationError.Busy), wait);
-            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, TimeSpan.FromMilliseconds(wait));
+                registered.Results.Count(r => r.Error == RegistrationError.Busy), wait.TotalMilliseconds);
+            Timers.StartSingleTimer(FlushBatch.Instance, FlushBatch.Instance, wait);
             registered = registered with { Results = registered.Results.Where(r => r.Error != RegistrationError.Busy).ToList() };
         }
 
@@ -366,7 +366,7 @@ public sealed partial class Connections
     /// <summary>A PNE not heard from for the configured number of heartbeat intervals is unreachable.</summary>
     private void CheckPnLinks()
     {
-        var silentSince = NowMs - Settings.MissedHeartbeats * (long)Settings.HeartbeatInterval.TotalMilliseconds;
+        var silentSince = NowMs - Settings.Connections.MissedHeartbeats * (long)Settings.Connections.HeartbeatInterval.TotalMilliseconds;
         foreach (var (pneId, link) in _pnLinks)
         {
             if (link.Reachable && link.LastSeenMs < silentSince)

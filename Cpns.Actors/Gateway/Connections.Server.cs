@@ -99,7 +99,7 @@ public sealed partial class Connections
                 Log.Info("{0}: the server is busy ({1}); registering again in {2} ms", _identity.DeviceId, busy.Detail, busy.RetryAfterMs);
                 _registrationAttempts = Math.Max(0, _registrationAttempts - 1);
                 Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
-                    TimeSpan.FromMilliseconds(Math.Max(busy.RetryAfterMs, Common.Backpressure.MinRetryAfterMs)));
+                    Common.Backpressure.WaitFor(busy.RetryAfterMs));
                 break;
             case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
                 Log.Warning("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
@@ -221,7 +221,7 @@ public sealed partial class Connections
     {
         if (_registrationId is null || _server is null)
             return;
-        if (NowMs - _lastServerAckMs > Settings.MissedHeartbeats * Settings.HeartbeatInterval.TotalMilliseconds)
+        if (NowMs - _lastServerAckMs > Settings.Connections.MissedHeartbeats * Settings.Connections.HeartbeatInterval.TotalMilliseconds)
         {
             ServerLost("the server stopped answering heartbeats");
             return;
@@ -238,7 +238,7 @@ public sealed partial class Connections
         _registeredPnes.Clear();
         _registrationAttempts = 0;
         Timers.Cancel(RenewOwnLease.Instance);
-        var wait = Settings.RestartSpread * Random.Shared.NextDouble();
+        var wait = Settings.Connections.RestartSpread * Random.Shared.NextDouble();
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, wait);
     }
 

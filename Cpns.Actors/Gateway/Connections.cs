@@ -102,7 +102,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
                 if (_pnTable.Count > 0)
                     Log.Info("{0}: recovered a PN of {1} PNEs", _identity.DeviceId, _pnTable.Count);
                 Register();
-                Timers.StartPeriodicTimer(CheckLinks.Instance, CheckLinks.Instance, Settings.HeartbeatInterval);
+                Timers.StartPeriodicTimer(CheckLinks.Instance, CheckLinks.Instance, Settings.Connections.HeartbeatInterval);
                 break;
         }
     }

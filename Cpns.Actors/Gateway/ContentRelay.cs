@@ -54,7 +54,7 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
         _identity = identity;
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
-        _downlink = new DownlinkQueues("content", settings.DownlinkQueue);
+        _downlink = new DownlinkQueues("content", settings.Connections.DownlinkQueue);
         // Report numbers keep growing across restarts of this PN GW, so the server never takes a new report for a resend.
         _sequenceBase = Context.System.Scheduler.Now.ToUnixTimeMilliseconds() * 1000;
     }
@@ -66,7 +66,7 @@ public sealed class ContentRelay : UntypedActor, IWithTimers
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 
     protected override void PreStart() =>
-        Timers.StartPeriodicTimer(ReportDue.Instance, ReportDue.Instance, _settings.UsageReportInterval);
+        Timers.StartPeriodicTimer(ReportDue.Instance, ReportDue.Instance, _settings.Usage.ReportInterval);
 
     protected override void OnReceive(object message)
     {

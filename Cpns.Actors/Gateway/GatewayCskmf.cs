@@ -32,7 +32,7 @@ public sealed class GatewayCskmf : KeyHolder
     public GatewayCskmf(EntityIdentity identity, CpnsSettings settings)
         : base(identity, settings, FlowLeg.ServerToGateway)
     {
-        _downlink = new DownlinkQueues("cskmf", settings.DownlinkQueue);
+        _downlink = new DownlinkQueues("cskmf", settings.Connections.DownlinkQueue);
     }
 
     public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
@@ -268,7 +268,7 @@ public sealed class GatewayCskmf : KeyHolder
 
     private void ExportPath(ExportLkhPath export)
     {
-        if (!Settings.AllowKeyExport)
+        if (!Settings.Security.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotAuthorized, "key export is off"));
             return;

@@ -42,7 +42,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     public GatewaySmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings)
     {
         _settings = settings;
-        _downlink = new DownlinkQueues("smf", settings.DownlinkQueue);
+        _downlink = new DownlinkQueues("smf", settings.Connections.DownlinkQueue);
         _gatewayId = identity.DeviceId;
         _cskmf = cskmf;
         _seca = SiblingRef.Of(Context, "cskmf", "seca");

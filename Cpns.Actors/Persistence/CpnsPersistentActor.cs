@@ -12,10 +12,10 @@ public abstract class CpnsPersistentActor : UntypedPersistentActor
     protected CpnsPersistentActor(CpnsSettings settings)
     {
         Settings = settings;
-        if (!string.IsNullOrEmpty(settings.JournalPlugin))
-            JournalPluginId = settings.JournalPlugin;
-        if (!string.IsNullOrEmpty(settings.SnapshotPlugin))
-            SnapshotPluginId = settings.SnapshotPlugin;
+        if (!string.IsNullOrEmpty(settings.Persistence.JournalPlugin))
+            JournalPluginId = settings.Persistence.JournalPlugin;
+        if (!string.IsNullOrEmpty(settings.Persistence.SnapshotPlugin))
+            SnapshotPluginId = settings.Persistence.SnapshotPlugin;
     }
 
     protected CpnsSettings Settings { get; }
@@ -24,7 +24,7 @@ public abstract class CpnsPersistentActor : UntypedPersistentActor
 
     protected void SnapshotIfDue()
     {
-        if (Settings.SnapshotEvery > 0 && LastSequenceNr % Settings.SnapshotEvery == 0)
+        if (Settings.Persistence.SnapshotEvery > 0 && LastSequenceNr % Settings.Persistence.SnapshotEvery == 0)
             SaveSnapshot(CreateSnapshot());
     }
 

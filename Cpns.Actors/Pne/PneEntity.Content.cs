@@ -40,10 +40,10 @@ public sealed partial class PneEntity
             return;
         }
 
-        if (send.Payload.Length > _settings.MaxContentBytes)
+        if (send.Payload.Length > _settings.Delivery.MaxContentBytes)
         {
             asker.Tell(new ContentRejected(send.DeliveryId, DeliveryError.TooLarge,
-                $"{send.Payload.Length} bytes is over the {_settings.MaxContentBytes}-byte content limit"));
+                $"{send.Payload.Length} bytes is over the {_settings.Delivery.MaxContentBytes}-byte content limit"));
             return;
         }
 

@@ -102,7 +102,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _settings = settings;
         _groupRequests = new GroupRequests(settings.Load.MaxBusyAnswers);
         _link = new SecureLink(Context, identity, settings, _log);
-        _heartbeatInterval = settings.HeartbeatInterval;
+        _heartbeatInterval = settings.Connections.HeartbeatInterval;
         _cskmf = Context.ActorOf(PneCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(PneSmf.Props(identity, _cskmf, settings), "smf");
     }
@@ -425,7 +425,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 _log.Info("{0}: the server is busy ({1}); its request on {2} goes again in {3} ms", _identity.DeviceId, busy.Detail,
                     busy.GroupId, busy.RetryAfterMs);
                 Timers.StartSingleTimer(("group", busy.GroupId), new ResendGroupRequest(busy.GroupId),
-                    TimeSpan.FromMilliseconds(Math.Max(busy.RetryAfterMs, Backpressure.MinRetryAfterMs)));
+                    Backpressure.WaitFor(busy.RetryAfterMs));
                 break;
             case GroupAccepted or GroupRejected when senderId == _serverId:
                 GroupRequestAnswered(((IWithGroupId)message).GroupId, message);
@@ -452,7 +452,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _scanWindowOver = false;
         foreach (var gateway in _inReach)
             gateway.Tell(new DiscoverGateways(_identity.DeviceId));
-        Timers.StartSingleTimer(ScanEnds.Instance, ScanEnds.Instance, _settings.DiscoveryScanWindow);
+        Timers.StartSingleTimer(ScanEnds.Instance, ScanEnds.Instance, _settings.Discovery.ScanWindow);
         // A PNE's registration waits on its PN GW's with the server, so it is given five times as long.
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
             _settings.Registration.Backoff.Times(5).Delay(_attempts));

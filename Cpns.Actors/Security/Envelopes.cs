@@ -114,8 +114,8 @@ public sealed class EnvelopeGuard
         _serialization = system.Serialization;
         _protocolSerializerId = _serialization.FindSerializerForType(typeof(ICpnsMessage)).Identifier;
         _clock = system.Scheduler;
-        _maxSkew = settings.EnvelopeMaxSkew;
-        _maxPayloadBytes = settings.EnvelopeMaxPayloadBytes;
+        _maxSkew = settings.Security.EnvelopeMaxSkew;
+        _maxPayloadBytes = settings.Security.EnvelopeMaxPayloadBytes;
     }
 
     public IReadOnlyDictionary<EnvelopeRejection, long> Counts => _counts ?? NoCounts;

@@ -313,7 +313,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     private void Export(ExportGroupKey export)
     {
-        if (!Settings.AllowKeyExport)
+        if (!Settings.Security.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, export.Epoch, KeyError.NotAuthorized, "key export is off"));
             return;

@@ -26,7 +26,7 @@ public sealed class SecureLink
     {
         _context = context;
         _log = log;
-        _policy = settings.Sessions;
+        _policy = settings.Security.Sessions;
         var label = FlowTrace.Label(context.Self);
         // A restarted function starts its sequence numbers again: a fresh channel name keeps its old window apart.
         _sealer = new EnvelopeSealer(identity, $"{label}#{Guid.NewGuid():N}"[..(label.Length + 9)], context.System, _policy.Enabled);

@@ -128,7 +128,7 @@ public sealed class SecurityAgent : UntypedActor, IWithTimers
 
                 _pending[(busy.GroupId, busy.Epoch)] = waiting with { BusyAnswers = waiting.BusyAnswers + 1 };
                 Timers.StartSingleTimer((busy.GroupId, busy.Epoch), new RetryAcquire(busy.GroupId, busy.Epoch, AfterBusy: true),
-                    TimeSpan.FromMilliseconds(busy.RetryAfterMs));
+                    Common.Backpressure.WaitFor(busy.RetryAfterMs));
                 break;
             case GroupKeyRefused { Error: KeyError.Busy }:
                 break; // an answer to a request since settled

@@ -17,7 +17,7 @@ public sealed class CpnsServer : UntypedActor
     {
         var identity = secrets.Identity;
         var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
-            Context.System.Scheduler.Now.AddMinutes(-5), settings.CredentialValidity);
+            Context.System.Scheduler.Now.AddMinutes(-5), settings.Security.CredentialValidity);
         var kmc = Context.ActorOf(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
         var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers is null
             ? null

@@ -31,7 +31,7 @@ public sealed class Kmc(KeyEncryptionKey kek, CredentialAuthority authority, Cpn
                     .Select(r =>
                     {
                         var (credential, serial) = authority.IssueWithSerial(r.DeviceId, r.Kind, r.Keys, now.AddMinutes(-5),
-                            settings.CredentialValidity, r.PnSecurityCeiling);
+                            settings.Security.CredentialValidity, r.PnSecurityCeiling);
                         return new IssuedCredential(r.DeviceId, credential, serial);
                     })
                     .ToList()));

@@ -64,7 +64,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
         _serverCredential = serverCredential;
         _verifier = trustAnchor.Verifier();
         _link = new SecureLink(Context, identity, settings, Log);
-        _challenges = new ChallengeBook(identity, AuthTranscripts.GatewayContext, settings.AuthenticationTimeout);
+        _challenges = new ChallengeBook(identity, AuthTranscripts.GatewayContext, settings.Security.AuthenticationTimeout);
         _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "registry");
     }
 
@@ -372,7 +372,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 foreach (var (old, _) in _moveNonces.Where(kv => kv.Value.ExpiresMs < NowMs).ToList())
                     _moveNonces.Remove(old);
                 var nonce = Octets.Own(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-                _moveNonces[nonce] = (senderId, NowMs + 2 * (long)Settings.AuthenticationTimeout.TotalMilliseconds);
+                _moveNonces[nonce] = (senderId, NowMs + 2 * (long)Settings.Security.AuthenticationTimeout.TotalMilliseconds);
                 _link.Send(Sender, new MoveNonceIssued(senderId, nonce));
                 break;
             case RegisterPnes batch:
@@ -532,7 +532,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return $"{pne.DeviceId} is registered through {current.GatewayId}; a move needs the PNE's own proof or consent";
         if (consent.DeviceId != pne.DeviceId || consent.FromGatewayId != current.GatewayId || consent.ToGatewayId != toGatewayId)
             return $"the consent of {pne.DeviceId} is for another move";
-        if (Math.Abs(NowMs - consent.TimestampMs) > Settings.EnvelopeMaxSkew.TotalMilliseconds)
+        if (Math.Abs(NowMs - consent.TimestampMs) > Settings.Security.EnvelopeMaxSkew.TotalMilliseconds)
             return $"the consent of {pne.DeviceId} is stale";
         if (!consent.VerifiedBy(current.Keys.Signing))
             return $"the consent of {pne.DeviceId} is not signed with its keys";
@@ -540,7 +540,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             return $"the consent of {pne.DeviceId} does not sign a nonce this server issued to {toGatewayId}";
         foreach (var (signature, expires) in _usedConsents.Where(kv => kv.Value < NowMs).ToList())
             _usedConsents.Remove(signature);
-        return _usedConsents.TryAdd(consent.Signature, NowMs + (long)Settings.EnvelopeMaxSkew.TotalMilliseconds * 2)
+        return _usedConsents.TryAdd(consent.Signature, NowMs + (long)Settings.Security.EnvelopeMaxSkew.TotalMilliseconds * 2)
             ? null
             : $"the consent of {pne.DeviceId} was used before";
     }
@@ -804,6 +804,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private void OnProvision(ProvisionDevices provision)
     {
         var accepted = new List<DeviceProvision>();
+        var acceptedIds = new HashSet<string>(StringComparer.Ordinal);
         var refused = new List<ProvisioningRefusal>();
         foreach (var device in provision.Devices)
         {
@@ -812,10 +813,13 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
                 : device.EnrolmentKey.Length != 32 ? "an enrolment key is 32 bytes"
                 : _revokedDevices.Contains(device.DeviceId) ? "the id is revoked"
                 : _boundKeys.ContainsKey(device.DeviceId) ? "the id is enrolled already (bound to its keys for good)"
-                : accepted.Any(a => a.DeviceId == device.DeviceId) ? "the id appears twice"
+                : acceptedIds.Contains(device.DeviceId) ? "the id appears twice"
                 : null;
             if (problem is null)
+            {
+                acceptedIds.Add(device.DeviceId);
                 accepted.Add(device);
+            }
             else
                 refused.Add(new ProvisioningRefusal(device.DeviceId, problem));
         }

@@ -69,7 +69,7 @@ public sealed class ServerCharging : CpnsPersistentActor
                 });
                 break;
             case GetStatement query:
-                Sender.Tell(Statement(query, _records, Settings.ChargingCurrency));
+                Sender.Tell(Statement(query, _records, Settings.Charging.Currency));
                 break;
             default:
                 if (!HandleSnapshotReplies(message))
@@ -87,10 +87,10 @@ public sealed class ServerCharging : CpnsPersistentActor
             if (usage.Sessions == 0 && usage.BytesUp == 0 && usage.BytesDown == 0)
                 continue;
             var volume = usage.BytesUp + usage.BytesDown;
-            var units = (volume + Settings.ChargingUnitBytes - 1) / Settings.ChargingUnitBytes;
-            var rate = Settings.ChargingRates.GetValueOrDefault(usage.ServiceId, Settings.ChargingDefaultRate);
+            var units = (volume + Settings.Charging.UnitBytes - 1) / Settings.Charging.UnitBytes;
+            var rate = Settings.Charging.Rates.GetValueOrDefault(usage.ServiceId, Settings.Charging.DefaultRate);
             yield return new ChargingRecord($"cdr-{charge.UsageSequence}-{n}", usage.DeviceId, usage.ServiceId, usage.GroupId,
-                usage.FromMs, usage.ToMs, volume, usage.Sessions, units, rate, units * rate, Settings.ChargingCurrency);
+                usage.FromMs, usage.ToMs, volume, usage.Sessions, units, rate, units * rate, Settings.Charging.Currency);
         }
     }
 

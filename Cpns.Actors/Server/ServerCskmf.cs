@@ -298,7 +298,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         Context.System.EventStream.Publish(new FlowStep(groupId, epoch, 2, FlowTrace.Label(Self), $"group-key-manager/{groupId}",
             mode.ToFlowKind(), FlowLeg.ServerToGateway));
         ToManager(groupId, new GkmCreateKey(groupId, epoch, KeyParameters.Aes256Gcm(mode)));
-        Timers.StartSingleTimer(("gkm", groupId, epoch), new ManagerRetry(groupId, epoch, false), Settings.KeyManagerRetry);
+        Timers.StartSingleTimer(("gkm", groupId, epoch), new ManagerRetry(groupId, epoch, false), Settings.Cluster.KeyManagerRetry);
     }
 
     private void RetryManager(ManagerRetry retry)
@@ -309,7 +309,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 return;
             Log.Info("the group key manager of {0} has not confirmed the revocation; asking again", retry.GroupId);
             ToManager(retry.GroupId, new GkmRevoke(retry.GroupId, retry.Epoch));
-            Timers.StartSingleTimer(("gkm-revoke", retry.GroupId), retry, Settings.KeyManagerRetry);
+            Timers.StartSingleTimer(("gkm-revoke", retry.GroupId), retry, Settings.Cluster.KeyManagerRetry);
             return;
         }
 
@@ -613,7 +613,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         {
             ToManager(revoke.GroupId, new GkmRevoke(revoke.GroupId, finalEpoch));
             Timers.StartSingleTimer(("gkm-revoke", revoke.GroupId), new ManagerRetry(revoke.GroupId, finalEpoch, true),
-                Settings.KeyManagerRetry);
+                Settings.Cluster.KeyManagerRetry);
             return;
         }
 
@@ -671,7 +671,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void ExportPath(ExportLkhPath export)
     {
-        if (!Settings.AllowKeyExport)
+        if (!Settings.Security.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, 0, KeyError.NotAuthorized, "key export is off"));
             return;
@@ -685,7 +685,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void Export(ExportGroupKey export)
     {
-        if (!Settings.AllowKeyExport)
+        if (!Settings.Security.AllowKeyExport)
         {
             Sender.Tell(new GroupKeyRefused(export.GroupId, export.Epoch, KeyError.NotAuthorized, "key export is off"));
             return;

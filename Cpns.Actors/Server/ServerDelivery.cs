@@ -174,8 +174,8 @@ public sealed class ServerDelivery : UntypedActor
     {
         if (!DeviceIds.IsValid(deliveryId) || !DeviceIds.IsValid(serviceId) || !DeviceIds.IsValid(groupId))
             return (DeliveryError.InvalidRequest, "delivery, service and group ids are 1 to 128 letters, digits, '-', '_', '.' or ':'");
-        if (bytes > _settings.MaxContentBytes + Aead.Overhead)
-            return (DeliveryError.TooLarge, $"{bytes - Aead.Overhead} bytes is over the {_settings.MaxContentBytes}-byte content limit");
+        if (bytes > _settings.Delivery.MaxContentBytes + Aead.Overhead)
+            return (DeliveryError.TooLarge, $"{bytes - Aead.Overhead} bytes is over the {_settings.Delivery.MaxContentBytes}-byte content limit");
         if (_seen.Contains(deliveryId))
             return (DeliveryError.Duplicate, $"delivery {deliveryId} was already made");
         return null;

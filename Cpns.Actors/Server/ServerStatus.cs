@@ -127,11 +127,11 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
                 Set(publish.DeviceId, s => s with { Presence = publish.Presence, Note = note, Reachable = true });
                 break;
             case SubscribeStatus subscribe when subscribe.WatcherId == senderId:
-                if (_watchers.Values.Sum(set => set.Count(w => w.WatcherId == senderId && w.OverCpns)) >= _settings.StatusMaxSubscriptions)
+                if (_watchers.Values.Sum(set => set.Count(w => w.WatcherId == senderId && w.OverCpns)) >= _settings.Status.MaxSubscriptions)
                 {
                     _link.CountRefusal("TooManySubscriptions");
                     _link.Send(Sender, new WatchRejected(senderId, subscribe.Target, GroupError.InvalidRequest,
-                        $"{senderId} watches {_settings.StatusMaxSubscriptions} targets already"));
+                        $"{senderId} watches {_settings.Status.MaxSubscriptions} targets already"));
                     break;
                 }
 
@@ -181,7 +181,7 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         }
 
         if (_unsent.Count > 0 && !Timers.IsTimerActive(Flush.Instance))
-            Timers.StartSingleTimer(Flush.Instance, Flush.Instance, _settings.StatusCoalesce);
+            Timers.StartSingleTimer(Flush.Instance, Flush.Instance, _settings.Status.Coalesce);
     }
 
     /// <summary>After the coalescing window: one notification per watcher and entity, the latest state, if it differs.</summary>

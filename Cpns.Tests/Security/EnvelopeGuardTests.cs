@@ -55,11 +55,11 @@ public sealed class EnvelopeGuardTests(ITestOutputHelper output) : CpnsTestKit(o
         Assert.Equal(EnvelopeRejection.BadSignature,
             guard.Open(Envelope(7, NowMs, signer: EntityIdentity.Generate("g1", EntityKind.PnGateway))).Rejection);
         Assert.Equal(EnvelopeRejection.StaleTimestamp,
-            guard.Open(Envelope(8, NowMs - (long)Settings.EnvelopeMaxSkew.TotalMilliseconds - 1000)).Rejection);
+            guard.Open(Envelope(8, NowMs - (long)Settings.Security.EnvelopeMaxSkew.TotalMilliseconds - 1000)).Rejection);
         Assert.Equal(EnvelopeRejection.UnknownSender, guard.Open(good with { SenderId = "stranger" }).Rejection);
         Assert.Equal(EnvelopeRejection.Malformed, guard.Open(good with { Signature = Octets.Own([1, 2, 3]) }).Rejection);
         Assert.Equal(EnvelopeRejection.Oversized,
-            guard.Open(good with { Payload = Octets.Own(new byte[Settings.EnvelopeMaxPayloadBytes + 1]) }).Rejection);
+            guard.Open(good with { Payload = Octets.Own(new byte[Settings.Security.EnvelopeMaxPayloadBytes + 1]) }).Rejection);
 
         Assert.Equal(1, guard.Counts[EnvelopeRejection.Replayed]);
         Assert.Equal(2, guard.Counts[EnvelopeRejection.BadSignature]);

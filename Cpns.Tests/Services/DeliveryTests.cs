@@ -168,7 +168,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
         Assert.Equal(DeliveryError.NotAMember, Assert.IsType<ContentRejected>(await DeliverAsync("d-b", "x", target: "p5")).Error);
         Assert.Equal(DeliveryError.InvalidRequest, Assert.IsType<ContentRejected>(await DeliverAsync("bad id!", "x")).Error);
         Assert.Equal(DeliveryError.TooLarge,
-            Assert.IsType<ContentRejected>(await DeliverAsync("d-c", new string('x', Settings.MaxContentBytes + 1))).Error);
+            Assert.IsType<ContentRejected>(await DeliverAsync("d-c", new string('x', Settings.Delivery.MaxContentBytes + 1))).Error);
         Assert.IsType<ContentAccepted>(await DeliverAsync("d-ok", "fine"));
         Assert.Equal(DeliveryError.Duplicate, Assert.IsType<ContentRejected>(await DeliverAsync("d-ok", "again")).Error);
 
