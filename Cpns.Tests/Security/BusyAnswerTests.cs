@@ -13,7 +13,9 @@ namespace Cpns.Tests.Security;
 /// Backpressure: the server's key function, registry and SMF, once behind, answer "busy, retry after" at once instead of
 /// going silent, and their requesters wait and ask again.
 /// </summary>
-public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(output, "cpns.load.busy-mailbox-depth = 3")
+public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(output,
+    // No lease sweeps: while a function is held for a test, only the request under test reaches it.
+    "cpns.load.busy-mailbox-depth = 3\ncpns.registration.cleaner-interval = 1h")
 {
     [Fact]
     public async Task An_overloaded_key_function_answers_every_request_some_with_busy_and_a_retry_time()
@@ -138,9 +140,8 @@ public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(outp
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
         using var busy = new MetricRecorder("cpns.busy_answers", "function");
-        var keptBusy = KeepBusyAsync(Server.Smf, new GetGroup("nothing"), () => busy["server-smf"] > 0);
-        Pnes["p1"].Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"])), TestActor);
-        await keptBusy;
+        await BehindAsync(Server.Smf, new GetGroup("nothing"),
+            () => Pnes["p1"].Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Pull, ["p1"])), TestActor));
 
         var accepted = await ExpectMsgAsync<GroupAccepted>(Timeout);
         Assert.Equal(("grp", GroupChange.Created, 1L), (accepted.GroupId, accepted.Change, accepted.Epoch));
@@ -153,12 +154,12 @@ public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(outp
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
         using var busy = new MetricRecorder("cpns.busy_answers", "function");
         using var refused = new MetricRecorder("cpns.registrations.refused", "reason");
-        var keptBusy = KeepBusyAsync(Server.Registry, new GetLease("nothing"), () => busy["registry"] > 0);
-        var latecomer = StartPne("p2", "g1");
-        await keptBusy;
+        await ProvisionedAsync("p2", EntityKind.Pne);
+        IActorRef latecomer = null!;
+        await BehindAsync(Server.Registry, new GetLease("nothing"), () => latecomer = StartPne("p2", "g1"));
 
-        Assert.Equal(1, busy["registry"]); // the PN GW's batch with p2 met the busy registry
         await AwaitRegisteredAsync([latecomer]);
+        Assert.Equal(1, busy["registry"]); // the PN GW's batch with p2 met the busy registry first
         Assert.Equal(["p1", "p2"], (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Pnes.Select(p => p.DeviceId));
         Assert.Equal(0, refused["Busy"]); // nothing was refused on the way
     }
@@ -168,32 +169,42 @@ public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(outp
     {
         await StartServerAsync();
         using var busy = new MetricRecorder("cpns.busy_answers", "function");
-        var keptBusy = KeepBusyAsync(Server.Registry, new GetLease("nothing"), () => busy["registry"] > 0);
-        var gateway = StartGateway("g1");
-        await keptBusy;
-        Assert.Equal(1, busy["registry"]);
+        await ProvisionedAsync("g1", EntityKind.PnGateway);
+        IActorRef gateway = null!;
+        await BehindAsync(Server.Registry, new GetLease("nothing"), () => gateway = StartGateway("g1"));
         await AwaitRegisteredAsync([gateway]);
+        Assert.Equal(1, busy["registry"]); // its hello met the busy registry first
         Assert.Equal(["g1"], (await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout)).Gateways.Select(g => g.DeviceId));
     }
 
+    /// <summary>The device is provisioned before the registry is held, so that its hello is the first thing to reach it.</summary>
+    private async Task ProvisionedAsync(string deviceId, EntityKind kind)
+    {
+        EnrolmentTokenFor(deviceId, kind);
+        await Server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout); // answered after the provisioning is durable
+    }
+
     /// <summary>
-    /// Keeps a function's queue about a thousand deep with node-local queries (never turned away) until <paramref name="done"/>
-    /// (a busy answer to the request under test was counted), then lets it drain: the request sent again finds it keeping up.
+    /// Puts the request that <paramref name="send"/> causes behind nothing and ahead of a few node-local queries (never
+    /// turned away): the function is held while the request arrives, the queries are queued behind it, and the function
+    /// goes on. It meets the request with more waiting than the busy threshold (3), so it answers busy; the request sent
+    /// again after the wait finds it keeping up.
     /// </summary>
-    private async Task KeepBusyAsync(IActorRef function, object query, Func<bool> done)
+    private async Task BehindAsync(IActorRef function, object query, Action send)
     {
         var bystander = CreateTestProbe();
-        var mailbox = ((ActorRefWithCell)function).Underlying;
-        var deadline = DateTime.UtcNow + Timeout;
-        while (!done() && DateTime.UtcNow < deadline)
+        var cell = ((ActorRefWithCell)function).Underlying;
+        cell.Suspend();
+        try
         {
-            if (mailbox.NumberOfMessages < 1_000)
-            {
-                for (var i = 0; i < 200; i++)
-                    function.Tell(query, bystander.Ref);
-            }
-
-            await Task.Yield();
+            send();
+            await AwaitConditionAsync(() => Task.FromResult(cell.NumberOfMessages >= 1), Timeout);
+            for (var i = 0; i < 10; i++)
+                function.Tell(query, bystander.Ref);
+        }
+        finally
+        {
+            cell.Resume(null!);
         }
     }
 }
