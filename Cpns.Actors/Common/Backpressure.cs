@@ -23,10 +23,11 @@ public sealed class Backpressure(IActorRef self, int busyMailboxDepth, string fu
     /// Counts one busy answer and says how long its requester waits: about the time the backlog takes to drain at a few
     /// thousand messages a second, jittered so that the retries do not come back together.
     /// </summary>
-    public int TurnAway(long backlog)
+    public BusyAnswer TurnAway(long backlog)
     {
         CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", function));
-        return (int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), MinRetryAfterMs, MaxRetryAfterMs);
+        return new BusyAnswer((int)Math.Clamp(backlog / 2 + Random.Shared.Next(0, 250), MinRetryAfterMs, MaxRetryAfterMs),
+            $"{backlog} messages waiting");
     }
 
     /// <summary>How long a requester waits after a busy answer: what it was told, never less than the shortest wait.</summary>
@@ -35,3 +36,6 @@ public sealed class Backpressure(IActorRef self, int busyMailboxDepth, string fu
     public const int MinRetryAfterMs = 100;
     public const int MaxRetryAfterMs = 10_000;
 }
+
+/// <summary>What a busy answer says: when to ask again, and why (for the requester's log).</summary>
+public readonly record struct BusyAnswer(int RetryAfterMs, string Detail);

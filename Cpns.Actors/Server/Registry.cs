@@ -336,16 +336,16 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
             // Behind: the costly work is turned away (a challenge, then the proof and a credential; every PNE's proof and
             // credential); leases, heartbeats and deregistrations are cheap and are kept up.
             case AuthHello hello when hello.DeviceId == senderId && _backpressure.Backlog() is > 0 and var backlog:
-                var retryAfter = _backpressure.TurnAway(backlog);
-                _link.Send(Sender, new RegistrationRejected(hello.DeviceId, RegistrationError.Busy, $"{backlog} messages waiting",
-                    RetryAfterMs: retryAfter));
+                var busyHello = _backpressure.TurnAway(backlog);
+                _link.Send(Sender, new RegistrationRejected(hello.DeviceId, RegistrationError.Busy, busyHello.Detail,
+                    RetryAfterMs: busyHello.RetryAfterMs));
                 break;
             case RegisterPnes batch when batch.GatewayId == senderId && _gateways.ContainsKey(senderId) &&
                                          _backpressure.Backlog() is > 0 and var backlog:
-                var waitFor = _backpressure.TurnAway(backlog);
+                var busyBatch = _backpressure.TurnAway(backlog);
                 _link.Send(Sender, new PnesRegistered(batch.GatewayId, batch.Pnes
-                    .Select(p => new PneRegistrationResult(p.DeviceId, null, 0, null, RegistrationError.Busy, null, $"{backlog} messages waiting"))
-                    .ToList(), waitFor));
+                    .Select(p => new PneRegistrationResult(p.DeviceId, null, 0, null, RegistrationError.Busy, null, busyBatch.Detail))
+                    .ToList(), busyBatch.RetryAfterMs));
                 break;
             case AuthHello hello when hello.DeviceId == senderId:
                 OnHello(hello);

@@ -521,8 +521,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void AnswerBusy(GroupKeyRequest request, long backlog)
     {
-        var retryAfter = _backpressure.TurnAway(backlog);
-        _link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.Busy, $"{backlog} messages waiting", retryAfter));
+        var busy = _backpressure.TurnAway(backlog);
+        _link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.Busy, busy.Detail, busy.RetryAfterMs));
     }
 
     /// <summary>Pull steps 9 → 10: a PN GW asks for an epoch; it gets it wrapped for itself alone, if it may.</summary>

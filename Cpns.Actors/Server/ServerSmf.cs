@@ -294,8 +294,8 @@ public sealed class ServerSmf : CpnsPersistentActor
                 if (_backpressure.Backlog() is > 0 and var backlog)
                 {
                     // A membership change costs a rekey: wrapping and signing for every PN GW of the group.
-                    _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.Busy, $"{backlog} messages waiting",
-                        _backpressure.TurnAway(backlog)));
+                    var busy = _backpressure.TurnAway(backlog);
+                    _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.Busy, busy.Detail, busy.RetryAfterMs));
                     return;
                 }
 
