@@ -83,6 +83,9 @@ public static class ChannelBenchmark
         progress?.Report("Ed25519 and X25519: BouncyCastle against libsodium (NSec), the same keys");
         results.AddRange(Backends(messagesPerRound, warmupRounds, rounds));
 
+        progress?.Report("X.509 credentials: BouncyCastle's Ed25519 against libsodium");
+        results.AddRange(Credentials(messagesPerRound, warmupRounds, rounds, now));
+
         progress?.Report("session handshake");
         var handshakeBytes = 0;
         var handshake = Time(1, Math.Max(1, warmupRounds), Math.Max(5, rounds), () =>
@@ -179,6 +182,71 @@ public static class ChannelBenchmark
                 using var secret = x25519.Agree(ephemeral, sodiumPeer);
                 NSec.Cryptography.KeyDerivationAlgorithm.HkdfSha256.DeriveBytes(secret!, shared, shared, 32);
             }), 32),
+        ];
+    }
+
+    /// <summary>
+    /// A credential issued (at every registration) and checked (by the PN GW and the server, and by each PNE of its PN GW's):
+    /// BouncyCastle building and signing it against BouncyCastle building it and libsodium signing it; BouncyCastle parsing
+    /// and verifying it against the verifier in use, on first sight (parse, libsodium verify) and when seen before.
+    /// </summary>
+    private static IEnumerable<ChannelMeasurement> Credentials(int perRound, int warmupRounds, int rounds, DateTimeOffset now)
+    {
+        var rootSecret = new byte[32];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(rootSecret);
+        var authority = CredentialAuthority.FromPrivateKey("bench-kmc", rootSecret);
+        var bcRoot = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(rootSecret);
+        var bcRootPublic = bcRoot.GeneratePublicKey();
+        var device = EntityIdentity.Generate("p00001", EntityKind.Pne);
+        var credential = authority.Issue(device.DeviceId, EntityKind.Pne, device.PublicKeys, now.AddMinutes(-5), TimeSpan.FromDays(1));
+        var der = credential.Der.ToArray();
+        var parser = new Org.BouncyCastle.X509.X509CertificateParser();
+        if (!parser.ReadCertificate(der).IsSignatureValid(bcRootPublic))
+            throw new InvalidOperationException("BouncyCastle does not verify the credential libsodium signed");
+
+        Org.BouncyCastle.X509.X509Certificate BouncyCastleIssue()
+        {
+            var generator = new Org.BouncyCastle.X509.X509V3CertificateGenerator();
+            generator.SetSerialNumber(Org.BouncyCastle.Math.BigInteger.One);
+            generator.SetIssuerDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=bench-kmc"));
+            generator.SetSubjectDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=p00001"));
+            generator.SetNotBefore(now.AddMinutes(-5).UtcDateTime);
+            generator.SetNotAfter(now.AddDays(1).UtcDateTime);
+            generator.SetPublicKey(new Org.BouncyCastle.Crypto.Parameters.Ed25519PublicKeyParameters(device.PublicKeys.Signing.Span));
+            generator.AddExtension(Org.BouncyCastle.Asn1.X509.X509Extensions.AuthorityKeyIdentifier, false,
+                Org.BouncyCastle.X509.Extension.X509ExtensionUtilities.CreateAuthorityKeyIdentifier(bcRoot.GeneratePublicKey()));
+            generator.AddExtension(CredentialOids.EntityKind, false, new Org.BouncyCastle.Asn1.DerUtf8String("Pne"));
+            generator.AddExtension(CredentialOids.AgreementKey, false,
+                new Org.BouncyCastle.Asn1.DerOctetString(device.PublicKeys.Agreement.ToArray()));
+            return generator.Generate(new Org.BouncyCastle.Crypto.Operators.Asn1SignatureFactory("Ed25519", bcRoot));
+        }
+
+        var verifier = authority.Verifier();
+        // Credentials not seen before, one for every check timed (each has a serial of its own, so nothing is remembered).
+        var unseen = Enumerable.Range(0, (warmupRounds + rounds) * perRound)
+            .Select(_ => authority.Issue(device.DeviceId, EntityKind.Pne, device.PublicKeys, now.AddMinutes(-5), TimeSpan.FromDays(1)))
+            .ToArray();
+        var next = 0;
+        return
+        [
+            new("X.509 credential issue", "BouncyCastle", Time(perRound, warmupRounds, rounds, () => BouncyCastleIssue()), der.Length),
+            new("X.509 credential issue", "libsodium signer (in use)", Time(perRound, warmupRounds, rounds, () =>
+                authority.Issue(device.DeviceId, EntityKind.Pne, device.PublicKeys, now.AddMinutes(-5), TimeSpan.FromDays(1))), der.Length),
+            new("X.509 credential check", "BouncyCastle", Time(perRound, warmupRounds, rounds, () =>
+            {
+                if (!parser.ReadCertificate(der).IsSignatureValid(bcRootPublic))
+                    throw new InvalidOperationException("credential did not verify");
+            }), der.Length),
+            new("X.509 credential check", "libsodium, first sight (in use)", Time(perRound, warmupRounds, rounds, () =>
+            {
+                if (!verifier.Verify(unseen[next++], now).Valid)
+                    throw new InvalidOperationException("credential did not verify");
+            }), der.Length),
+            new("X.509 credential check", "libsodium, seen before (in use)", Time(perRound, warmupRounds, rounds, () =>
+            {
+                if (!verifier.Verify(credential, now).Valid)
+                    throw new InvalidOperationException("credential did not verify");
+            }), der.Length),
         ];
     }
 

@@ -24,6 +24,9 @@ public sealed record FlowStep(
     FlowKind Kind,
     FlowLeg Leg) : ICpnsMessage, IWithGroupId
 {
+    /// <summary>When the step was sent (<see cref="System.Diagnostics.Stopwatch"/> ticks of this process), not when a subscriber heard it.</summary>
+    public long SentAt { get; init; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
     public override string ToString() => $"{Kind}/{Leg} {GroupId}#{Epoch} step {Step}: {From} -> {To}";
 }
 
@@ -34,4 +37,8 @@ public sealed record KeyInstalled(
     string HolderId,
     DeliveryMode Mode,
     bool IsMember,
-    Octets KeyCheck) : ICpnsMessage, IWithGroupId;
+    Octets KeyCheck) : ICpnsMessage, IWithGroupId
+{
+    /// <summary>When the key was installed (<see cref="System.Diagnostics.Stopwatch"/> ticks of this process), not when a subscriber heard it.</summary>
+    public long InstalledAt { get; init; } = System.Diagnostics.Stopwatch.GetTimestamp();
+}

@@ -1,7 +1,10 @@
 using Cpns.Actors.Protocol;
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
 using Org.BouncyCastle.Asn1;
+using Org.BouncyCastle.Asn1.EdEC;
 using Org.BouncyCastle.Asn1.X509;
-using Org.BouncyCastle.Crypto.Operators;
+using Org.BouncyCastle.Crypto;
 using Org.BouncyCastle.Crypto.Parameters;
 using Org.BouncyCastle.Math;
 using Org.BouncyCastle.Security;
@@ -67,13 +70,18 @@ public static class CredentialOids
 public sealed class CredentialAuthority
 {
     private readonly Ed25519PrivateKeyParameters _rootKey;
+    private readonly CertificateSigner _signer;
+    private readonly AuthorityKeyIdentifier _authorityKeyId;
     private readonly SecureRandom _random = new();
 
     private CredentialAuthority(string name, Ed25519PrivateKeyParameters rootKey)
     {
         Name = name;
         _rootKey = rootKey;
-        RootPublicKey = Octets.Own(rootKey.GeneratePublicKey().GetEncoded());
+        var rootPublic = rootKey.GeneratePublicKey();
+        RootPublicKey = Octets.Own(rootPublic.GetEncoded());
+        _signer = new CertificateSigner(Sodium.SigningSecretOf(rootKey.GetEncoded(), out _));
+        _authorityKeyId = X509ExtensionUtilities.CreateAuthorityKeyIdentifier(rootPublic);
     }
 
     public string Name { get; }
@@ -87,7 +95,7 @@ public sealed class CredentialAuthority
 
     internal byte[] ExportPrivateKey() => _rootKey.GetEncoded();
 
-    public CredentialVerifier Verifier() => new(RootPublicKey);
+    public CredentialVerifier Verifier() => CredentialVerifier.For(RootPublicKey);
 
     public Credential Issue(string deviceId, EntityKind kind, PublicKeys keys, DateTimeOffset notBefore, TimeSpan validity) =>
         IssueWithSerial(deviceId, kind, keys, notBefore, validity).Credential;
@@ -109,31 +117,121 @@ public sealed class CredentialAuthority
         generator.SetPublicKey(new Ed25519PublicKeyParameters(keys.Signing.Span));
         generator.AddExtension(X509Extensions.BasicConstraints, true, new BasicConstraints(false));
         generator.AddExtension(X509Extensions.KeyUsage, true, new KeyUsage(KeyUsage.DigitalSignature));
-        generator.AddExtension(X509Extensions.AuthorityKeyIdentifier, false,
-            X509ExtensionUtilities.CreateAuthorityKeyIdentifier(_rootKey.GeneratePublicKey()));
+        generator.AddExtension(X509Extensions.AuthorityKeyIdentifier, false, _authorityKeyId);
         generator.AddExtension(CredentialOids.EntityKind, false, new DerUtf8String(kind.ToString()));
         generator.AddExtension(CredentialOids.AgreementKey, false, new DerOctetString(keys.Agreement.ToArray()));
         if (pnSecurityCeiling is { } ceiling)
             generator.AddExtension(CredentialOids.PnSecurityCeiling, false, new DerUtf8String(ceiling.ToString()));
-        var certificate = generator.Generate(new Asn1SignatureFactory("Ed25519", _rootKey));
+        var certificate = generator.Generate(_signer);
         return (new Credential(Octets.Own(certificate.GetEncoded())), certificate.SerialNumber.ToString(16));
+    }
+
+    /// <summary>
+    /// Signs a certificate's to-be-signed part with libsodium's Ed25519, as every envelope is signed (BouncyCastle's own
+    /// signer is several times slower; <c>cpns bench channel</c> measures both): BouncyCastle still builds the certificate.
+    /// </summary>
+    private sealed class CertificateSigner(byte[] signingSecret) : ISignatureFactory
+    {
+        private static readonly AlgorithmIdentifier Ed25519 = new(EdECObjectIdentifiers.id_Ed25519);
+
+        public object AlgorithmDetails => Ed25519;
+
+        public IStreamCalculator<IBlockResult> CreateCalculator() => new Calculator(signingSecret);
+
+        private sealed class Calculator(byte[] secret) : IStreamCalculator<IBlockResult>
+        {
+            private readonly MemoryStream _signed = new();
+
+            public Stream Stream => _signed;
+
+            public IBlockResult GetResult()
+            {
+                CryptoOperations.Signed();
+                return new SimpleBlockResult(Sodium.Sign(secret, _signed.ToArray())); // the generator has closed the stream by now
+            }
+        }
     }
 }
 
-/// <summary>Checks credentials against the KMC root: signature, validity, revocation, kind and subject.</summary>
-public sealed class CredentialVerifier(Octets rootPublicKey)
+/// <summary>
+/// Checks credentials against the KMC root: signature, validity, revocation, kind and subject. One per root key in the
+/// process (<see cref="For"/>), shared by every entity that trusts that root.
+/// </summary>
+public sealed class CredentialVerifier
 {
-    private readonly Ed25519PublicKeyParameters _root = new(rootPublicKey.Span);
-    private readonly byte[] _rootKeyId =
-        X509ExtensionUtilities.CreateAuthorityKeyIdentifier(new Ed25519PublicKeyParameters(rootPublicKey.Span)).KeyIdentifier.GetOctets();
+    private static readonly ConcurrentDictionary<Octets, CredentialVerifier> ByRoot = new();
 
-    public Octets RootPublicKey { get; } = rootPublicKey;
+    private readonly VerificationKey? _root;
+    private readonly byte[] _rootKeyId;
+
+    // What the root signed does not change: a credential's signature is checked and its fields read once, however many
+    // entities of the process are shown it (every PNE of a PN GW its PN GW's, the PN GW and the server each PNE's).
+    // Validity, revocation, subject and kind are checked at every call. Emptied when it outgrows its bound.
+    private const int MaxRemembered = 1 << 15;
+    private readonly ConcurrentDictionary<Octets, VerifiedCredential> _signedByRoot = new();
+
+    private CredentialVerifier(Octets rootPublicKey)
+    {
+        RootPublicKey = rootPublicKey;
+        _root = VerificationKey.TryCreate(rootPublicKey);
+        _rootKeyId = X509ExtensionUtilities.CreateAuthorityKeyIdentifier(new Ed25519PublicKeyParameters(rootPublicKey.Span)).KeyIdentifier
+            .GetOctets();
+    }
+
+    public static CredentialVerifier For(Octets rootPublicKey) => ByRoot.GetOrAdd(rootPublicKey, key => new CredentialVerifier(key));
+
+    public Octets RootPublicKey { get; }
 
     public CredentialCheck Verify(Credential? credential, DateTimeOffset now, IReadOnlySet<string>? revokedSerials = null,
         string? expectedDeviceId = null, params EntityKind[] allowedKinds)
     {
         if (credential is null || credential.Der.Length == 0)
             return CredentialCheck.Fail(CredentialError.Malformed, "no credential");
+        var digest = Octets.Own(SHA256.HashData(credential.Der.Span));
+        if (!_signedByRoot.TryGetValue(digest, out var signed))
+        {
+            var read = Read(credential);
+            if (read.Credential is null)
+                return read;
+            signed = read.Credential;
+            if (_signedByRoot.Count >= MaxRemembered)
+                _signedByRoot.Clear();
+            _signedByRoot[digest] = signed;
+        }
+
+        return Check(signed, now, revokedSerials, expectedDeviceId, allowedKinds);
+    }
+
+    private static CredentialCheck Check(VerifiedCredential credential, DateTimeOffset now, IReadOnlySet<string>? revokedSerials,
+        string? expectedDeviceId, EntityKind[] allowedKinds)
+    {
+        var (deviceId, kind, serial) = (credential.DeviceId, credential.Kind, credential.Serial);
+        if (revokedSerials is not null && revokedSerials.Contains(serial))
+            return CredentialCheck.Fail(CredentialError.Revoked, $"credential {serial} of {deviceId} is revoked");
+        if (now < credential.NotBefore)
+            return CredentialCheck.Fail(CredentialError.NotYetValid, $"credential of {deviceId} is valid from {credential.NotBefore:u}");
+        if (now > credential.NotAfter)
+            return CredentialCheck.Fail(CredentialError.Expired, $"credential of {deviceId} expired at {credential.NotAfter:u}");
+        if (expectedDeviceId is not null && deviceId != expectedDeviceId)
+            return CredentialCheck.Fail(CredentialError.WrongSubject, $"credential is for {deviceId}, not {expectedDeviceId}");
+        if (allowedKinds.Length > 0 && !allowedKinds.Contains(kind))
+            return CredentialCheck.Fail(CredentialError.WrongKind, $"{deviceId} is a {kind}, not {string.Join(" or ", allowedKinds)}");
+        return new CredentialCheck(credential, null, null);
+    }
+
+    /// <summary>The root's signature over the to-be-signed part, checked with libsodium as any envelope's.</summary>
+    private bool SignedByRoot(X509Certificate certificate)
+    {
+        var structure = certificate.CertificateStructure;
+        var algorithm = structure.SignatureAlgorithm;
+        return _root is not null && EdECObjectIdentifiers.id_Ed25519.Equals(algorithm.Algorithm) && algorithm.Parameters is null &&
+               algorithm.Equals(structure.TbsCertificate.Signature) &&
+               _root.Verify(certificate.GetTbsCertificate(), Octets.Own(certificate.GetSignature()));
+    }
+
+    /// <summary>The credential's signature and fields: what does not depend on the time or on revocation.</summary>
+    private CredentialCheck Read(Credential credential)
+    {
         X509Certificate certificate;
         try
         {
@@ -150,7 +248,7 @@ public sealed class CredentialVerifier(Octets rootPublicKey)
             var authorityKeyId = X509ExtensionUtilities.GetAuthorityKeyIdentifier(certificate)?.KeyIdentifier.GetOctets();
             if (authorityKeyId is null || !authorityKeyId.AsSpan().SequenceEqual(_rootKeyId))
                 return CredentialCheck.Fail(CredentialError.UnknownIssuer, "credential was not issued by this KMC root");
-            if (!certificate.IsSignatureValid(_root))
+            if (!SignedByRoot(certificate))
                 return CredentialCheck.Fail(CredentialError.BadSignature, "credential signature does not verify against the KMC root");
 
             var deviceId = certificate.SubjectDN.GetValueList(X509Name.CN).FirstOrDefault() ?? "";
@@ -173,19 +271,8 @@ public sealed class CredentialVerifier(Octets rootPublicKey)
             }
 
             var serial = certificate.SerialNumber.ToString(16);
-            if (revokedSerials is not null && revokedSerials.Contains(serial))
-                return CredentialCheck.Fail(CredentialError.Revoked, $"credential {serial} of {deviceId} is revoked");
             var notBefore = new DateTimeOffset(DateTime.SpecifyKind(certificate.NotBefore, DateTimeKind.Utc));
             var notAfter = new DateTimeOffset(DateTime.SpecifyKind(certificate.NotAfter, DateTimeKind.Utc));
-            if (now < notBefore)
-                return CredentialCheck.Fail(CredentialError.NotYetValid, $"credential of {deviceId} is valid from {notBefore:u}");
-            if (now > notAfter)
-                return CredentialCheck.Fail(CredentialError.Expired, $"credential of {deviceId} expired at {notAfter:u}");
-            if (expectedDeviceId is not null && deviceId != expectedDeviceId)
-                return CredentialCheck.Fail(CredentialError.WrongSubject, $"credential is for {deviceId}, not {expectedDeviceId}");
-            if (allowedKinds.Length > 0 && !allowedKinds.Contains(kind))
-                return CredentialCheck.Fail(CredentialError.WrongKind, $"{deviceId} is a {kind}, not {string.Join(" or ", allowedKinds)}");
-
             return new CredentialCheck(new VerifiedCredential(deviceId, kind,
                 new PublicKeys(Octets.Own(signing.GetEncoded()), Octets.Own(agreement)), serial, notBefore, notAfter, ceiling), null, null);
         }

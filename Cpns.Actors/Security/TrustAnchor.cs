@@ -7,7 +7,7 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public sealed record TrustAnchor(Octets KmcRootPublicKey, string? ServerId = null, Octets? ServerSigningKey = null)
 {
-    public CredentialVerifier Verifier() => new(KmcRootPublicKey);
+    public CredentialVerifier Verifier() => CredentialVerifier.For(KmcRootPublicKey);
 
     /// <summary>Why a server that proved its credential is still not ours, or null when it is the pinned one (or none is pinned).</summary>
     public string? PinProblem(string serverId, Octets signingKey) =>

@@ -69,7 +69,7 @@ public sealed class DeliveryCollector : UntypedActor
         switch (message)
         {
             case FlowStep { Step: 1, Leg: FlowLeg.ServerToGateway, Kind: not FlowKind.Revoke } step:
-                _requestedAt.TryAdd((step.GroupId, step.Epoch), Stopwatch.GetTimestamp());
+                _requestedAt.TryAdd((step.GroupId, step.Epoch), step.SentAt);
                 break;
             case FlowStep:
                 break;
@@ -80,7 +80,7 @@ public sealed class DeliveryCollector : UntypedActor
                     _pull++;
                 if (_requestedAt.TryGetValue((installed.GroupId, installed.Epoch), out var at))
                 {
-                    var latency = Stopwatch.GetElapsedTime(at).TotalMilliseconds;
+                    var latency = Stopwatch.GetElapsedTime(at, installed.InstalledAt).TotalMilliseconds;
                     _latenciesMs.Add(latency);
                     (installed.Mode == DeliveryMode.Push ? _pushLatenciesMs : _pullLatenciesMs).Add(latency);
                 }

@@ -87,7 +87,7 @@ public sealed class CommandLineTests : IDisposable
         Assert.Contains($"made the key manager cpns-server-gkm-a of gateway node 'a' in {managerFile}", stdout);
         var manager = Cpns.Actors.Distributed.KeyManagerSecrets.Load(managerFile, "cpns-server");
         Assert.Equal("cpns-server-gkm-a", manager.Identity.DeviceId);
-        var managerCredential = new Cpns.Actors.Security.CredentialVerifier(manager.Server.KmcRootPublicKey).Verify(manager.Credential,
+        var managerCredential = Cpns.Actors.Security.CredentialVerifier.For(manager.Server.KmcRootPublicKey).Verify(manager.Credential,
             DateTimeOffset.UtcNow, null, "cpns-server-gkm-a", Cpns.Actors.Protocol.EntityKind.KeyManager);
         Assert.True(managerCredential.Valid, managerCredential.Detail);
         // Provisioned again, the node keeps its manager (its journal is sealed under that manager's KEK).

@@ -129,6 +129,55 @@ public sealed class CredentialTests
         Assert.Equal(CredentialError.WrongSubject, _kmc.Verifier().Verify(credential, Now, null, "p2").Error);
     }
 
+    [Fact]
+    public void The_root_signature_is_plain_Ed25519_over_the_certificate_both_ways()
+    {
+        // Signed here through libsodium: BouncyCastle's own verifier accepts it.
+        var certificate = new Org.BouncyCastle.X509.X509CertificateParser().ReadCertificate(Issue().Der.ToArray());
+        Assert.True(certificate.IsSignatureValid(new Org.BouncyCastle.Crypto.Parameters.Ed25519PublicKeyParameters(_kmc.RootPublicKey.Span)));
+
+        // Signed by BouncyCastle's own signer: checked here through libsodium, and a changed byte in it is refused.
+        var root = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(new Org.BouncyCastle.Security.SecureRandom());
+        var rootPublic = root.GeneratePublicKey();
+        var generator = new Org.BouncyCastle.X509.X509V3CertificateGenerator();
+        generator.SetSerialNumber(Org.BouncyCastle.Math.BigInteger.One);
+        generator.SetIssuerDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=other-kmc"));
+        generator.SetSubjectDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=p1"));
+        generator.SetNotBefore(Now.AddHours(-1).UtcDateTime);
+        generator.SetNotAfter(Now.AddDays(1).UtcDateTime);
+        generator.SetPublicKey(new Org.BouncyCastle.Crypto.Parameters.Ed25519PublicKeyParameters(_device.PublicKeys.Signing.Span));
+        generator.AddExtension(Org.BouncyCastle.Asn1.X509.X509Extensions.AuthorityKeyIdentifier, false,
+            Org.BouncyCastle.X509.Extension.X509ExtensionUtilities.CreateAuthorityKeyIdentifier(rootPublic));
+        generator.AddExtension(CredentialOids.EntityKind, false, new Org.BouncyCastle.Asn1.DerUtf8String("Pne"));
+        generator.AddExtension(CredentialOids.AgreementKey, false, new Org.BouncyCastle.Asn1.DerOctetString(_device.PublicKeys.Agreement.ToArray()));
+        var der = generator.Generate(new Org.BouncyCastle.Crypto.Operators.Asn1SignatureFactory("Ed25519", root)).GetEncoded();
+        var verifier = CredentialVerifier.For(Octets.Own(rootPublic.GetEncoded()));
+        var check = verifier.Verify(new Credential(Octets.Own(der)), Now, null, "p1", EntityKind.Pne);
+        Assert.True(check.Valid, check.Detail);
+        der[^10] ^= 1; // inside the signature
+        Assert.Equal(CredentialError.BadSignature, verifier.Verify(new Credential(Octets.Own(der)), Now).Error);
+    }
+
+    [Fact]
+    public void A_credential_is_verified_once_but_its_validity_revocation_kind_and_subject_at_every_check()
+    {
+        var credential = Issue(Now.AddHours(-1), TimeSpan.FromDays(1));
+        var verifier = _kmc.Verifier();
+        Assert.Same(verifier, CredentialVerifier.For(_kmc.RootPublicKey));
+        var before = CryptoOperations.Now();
+        Assert.True(verifier.Verify(credential, Now).Valid);
+        // The same bytes again, as another entity is shown them (a copy, not the same object): no second signature check.
+        var copy = new Credential(Octets.CopyFrom(credential.Der.Span));
+        Assert.True(verifier.Verify(copy, Now, null, "p1", EntityKind.Pne).Valid);
+        Assert.Equal(1, (CryptoOperations.Now() - before).Verifications);
+
+        Assert.Equal(CredentialError.Expired, verifier.Verify(copy, Now.AddDays(2)).Error);
+        Assert.Equal(CredentialError.NotYetValid, verifier.Verify(copy, Now.AddHours(-2)).Error);
+        Assert.Equal(CredentialError.Revoked, verifier.Verify(copy, Now, new HashSet<string> { verifier.Verify(copy, Now).Credential!.Serial }).Error);
+        Assert.Equal(CredentialError.WrongKind, verifier.Verify(copy, Now, null, null, EntityKind.Server).Error);
+        Assert.Equal(CredentialError.WrongSubject, verifier.Verify(copy, Now, null, "p2").Error);
+    }
+
     [Theory]
     [InlineData(new byte[0])]
     [InlineData(new byte[] { 0x30, 0x03, 0x02, 0x01 })]
