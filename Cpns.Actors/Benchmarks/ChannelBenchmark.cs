@@ -204,22 +204,8 @@ public static class ChannelBenchmark
         if (!parser.ReadCertificate(der).IsSignatureValid(bcRootPublic))
             throw new InvalidOperationException("BouncyCastle does not verify the credential libsodium signed");
 
-        Org.BouncyCastle.X509.X509Certificate BouncyCastleIssue()
-        {
-            var generator = new Org.BouncyCastle.X509.X509V3CertificateGenerator();
-            generator.SetSerialNumber(Org.BouncyCastle.Math.BigInteger.One);
-            generator.SetIssuerDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=bench-kmc"));
-            generator.SetSubjectDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=p00001"));
-            generator.SetNotBefore(now.AddMinutes(-5).UtcDateTime);
-            generator.SetNotAfter(now.AddDays(1).UtcDateTime);
-            generator.SetPublicKey(new Org.BouncyCastle.Crypto.Parameters.Ed25519PublicKeyParameters(device.PublicKeys.Signing.Span));
-            generator.AddExtension(Org.BouncyCastle.Asn1.X509.X509Extensions.AuthorityKeyIdentifier, false,
-                Org.BouncyCastle.X509.Extension.X509ExtensionUtilities.CreateAuthorityKeyIdentifier(bcRoot.GeneratePublicKey()));
-            generator.AddExtension(CredentialOids.EntityKind, false, new Org.BouncyCastle.Asn1.DerUtf8String("Pne"));
-            generator.AddExtension(CredentialOids.AgreementKey, false,
-                new Org.BouncyCastle.Asn1.DerOctetString(device.PublicKeys.Agreement.ToArray()));
-            return generator.Generate(new Org.BouncyCastle.Crypto.Operators.Asn1SignatureFactory("Ed25519", bcRoot));
-        }
+        Org.BouncyCastle.X509.X509Certificate BouncyCastleIssue() => BouncyCastleCredential.Issue(
+            bcRoot, "bench-kmc", device.DeviceId, EntityKind.Pne, device.PublicKeys, now.AddMinutes(-5), TimeSpan.FromDays(1));
 
         var verifier = authority.Verifier();
         // Credentials not seen before, one for every check timed (each has a serial of its own, so nothing is remembered).

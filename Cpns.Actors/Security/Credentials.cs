@@ -106,24 +106,34 @@ public sealed class CredentialAuthority
     {
         if (!DeviceIds.IsValid(deviceId))
             throw new ArgumentException($"'{deviceId}' is not a valid device id", nameof(deviceId));
-        var generator = new X509V3CertificateGenerator();
         var serial = new byte[16];
         _random.NextBytes(serial);
-        generator.SetSerialNumber(new BigInteger(1, serial));
-        generator.SetIssuerDN(new X509Name($"CN={Name}"));
+        var generator = Unsigned(Name, new BigInteger(1, serial), deviceId, kind, keys, notBefore, validity, _authorityKeyId,
+            pnSecurityCeiling);
+        var certificate = generator.Generate(_signer);
+        return (new Credential(Octets.Own(certificate.GetEncoded())), certificate.SerialNumber.ToString(16));
+    }
+
+    /// <summary>The certificate a credential is, before it is signed.</summary>
+    public static X509V3CertificateGenerator Unsigned(string issuer, BigInteger serial, string deviceId, EntityKind kind,
+        PublicKeys keys, DateTimeOffset notBefore, TimeSpan validity, AuthorityKeyIdentifier authorityKeyId,
+        SecurityLevel? pnSecurityCeiling = null)
+    {
+        var generator = new X509V3CertificateGenerator();
+        generator.SetSerialNumber(serial);
+        generator.SetIssuerDN(new X509Name($"CN={issuer}"));
         generator.SetSubjectDN(new X509Name($"CN={deviceId}"));
         generator.SetNotBefore(notBefore.UtcDateTime);
         generator.SetNotAfter((notBefore + validity).UtcDateTime);
         generator.SetPublicKey(new Ed25519PublicKeyParameters(keys.Signing.Span));
         generator.AddExtension(X509Extensions.BasicConstraints, true, new BasicConstraints(false));
         generator.AddExtension(X509Extensions.KeyUsage, true, new KeyUsage(KeyUsage.DigitalSignature));
-        generator.AddExtension(X509Extensions.AuthorityKeyIdentifier, false, _authorityKeyId);
+        generator.AddExtension(X509Extensions.AuthorityKeyIdentifier, false, authorityKeyId);
         generator.AddExtension(CredentialOids.EntityKind, false, new DerUtf8String(kind.ToString()));
         generator.AddExtension(CredentialOids.AgreementKey, false, new DerOctetString(keys.Agreement.ToArray()));
         if (pnSecurityCeiling is { } ceiling)
             generator.AddExtension(CredentialOids.PnSecurityCeiling, false, new DerUtf8String(ceiling.ToString()));
-        var certificate = generator.Generate(_signer);
-        return (new Credential(Octets.Own(certificate.GetEncoded())), certificate.SerialNumber.ToString(16));
+        return generator;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Cpns.Actors.Benchmarks;
 using Cpns.Actors;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
@@ -139,18 +140,8 @@ public sealed class CredentialTests
         // Signed by BouncyCastle's own signer: checked here through libsodium, and a changed byte in it is refused.
         var root = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(new Org.BouncyCastle.Security.SecureRandom());
         var rootPublic = root.GeneratePublicKey();
-        var generator = new Org.BouncyCastle.X509.X509V3CertificateGenerator();
-        generator.SetSerialNumber(Org.BouncyCastle.Math.BigInteger.One);
-        generator.SetIssuerDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=other-kmc"));
-        generator.SetSubjectDN(new Org.BouncyCastle.Asn1.X509.X509Name("CN=p1"));
-        generator.SetNotBefore(Now.AddHours(-1).UtcDateTime);
-        generator.SetNotAfter(Now.AddDays(1).UtcDateTime);
-        generator.SetPublicKey(new Org.BouncyCastle.Crypto.Parameters.Ed25519PublicKeyParameters(_device.PublicKeys.Signing.Span));
-        generator.AddExtension(Org.BouncyCastle.Asn1.X509.X509Extensions.AuthorityKeyIdentifier, false,
-            Org.BouncyCastle.X509.Extension.X509ExtensionUtilities.CreateAuthorityKeyIdentifier(rootPublic));
-        generator.AddExtension(CredentialOids.EntityKind, false, new Org.BouncyCastle.Asn1.DerUtf8String("Pne"));
-        generator.AddExtension(CredentialOids.AgreementKey, false, new Org.BouncyCastle.Asn1.DerOctetString(_device.PublicKeys.Agreement.ToArray()));
-        var der = generator.Generate(new Org.BouncyCastle.Crypto.Operators.Asn1SignatureFactory("Ed25519", root)).GetEncoded();
+        var der = BouncyCastleCredential.Issue(root, "other-kmc", "p1", EntityKind.Pne, _device.PublicKeys,
+            Now.AddHours(-1), TimeSpan.FromDays(1)).GetEncoded();
         var verifier = CredentialVerifier.For(Octets.Own(rootPublic.GetEncoded()));
         var check = verifier.Verify(new Credential(Octets.Own(der)), Now, null, "p1", EntityKind.Pne);
         Assert.True(check.Valid, check.Detail);
