@@ -115,7 +115,7 @@ public sealed record RevocationNotice(string DeviceId, IReadOnlyList<string> Ser
         new(deviceId, serials, revokedAtMs, server.DeviceId, server.Sign(SignedPart(deviceId, serials, revokedAtMs, server.DeviceId).Bytes));
 
     public bool VerifiedBy(string serverId, Octets serverSigningKey) =>
-        ServerId == serverId && EntityIdentity.Verify(serverSigningKey, SignedPart(DeviceId, Serials, RevokedAtMs, ServerId).Bytes, Signature);
+        ServerId == serverId && EntityIdentity.VerifyStatement(serverSigningKey, SignedPart(DeviceId, Serials, RevokedAtMs, ServerId).Bytes, Signature);
 }
 
 /// <summary>Asks a PN GW or a PNE which credentials it refuses as revoked.</summary>

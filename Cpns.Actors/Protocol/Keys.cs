@@ -151,7 +151,7 @@ public sealed record EpochAnnouncement(string GroupId, long Epoch, Octets KeyChe
         new(groupId, epoch, keyCheck, manager.DeviceId, manager.Sign(SignedPart(groupId, epoch, keyCheck, manager.DeviceId).Bytes));
 
     public bool VerifiedBy(Octets managerSigningKey) =>
-        EntityIdentity.Verify(managerSigningKey, SignedPart(GroupId, Epoch, KeyCheck, ManagerId).Bytes, Signature);
+        EntityIdentity.VerifyStatement(managerSigningKey, SignedPart(GroupId, Epoch, KeyCheck, ManagerId).Bytes, Signature);
 }
 
 /// <summary>A holder acknowledges an installed epoch to whoever delivered it.</summary>

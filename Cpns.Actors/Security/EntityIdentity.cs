@@ -77,6 +77,10 @@ public sealed class EntityIdentity
     public static bool Verify(Octets signingPublicKey, ReadOnlySpan<byte> message, Octets signature) =>
         VerificationKey.TryCreate(signingPublicKey) is { } key && key.Verify(message, signature);
 
+    /// <inheritdoc cref="VerificationKey.VerifyStatement"/>
+    public static bool VerifyStatement(Octets signingPublicKey, ReadOnlySpan<byte> message, Octets signature) =>
+        VerificationKey.TryCreate(signingPublicKey) is { } key && key.VerifyStatement(message, signature);
+
     /// <summary>The raw X25519 shared secret with a peer; callers feed it to HKDF, never use it directly.</summary>
     /// <exception cref="InvalidOperationException">The peer key is a low-order point (the agreement holds no secret).</exception>
     internal byte[] Agree(Octets peerAgreementPublicKey) =>
@@ -130,5 +134,47 @@ public sealed class VerificationKey
     {
         CryptoOperations.Verified();
         return signature.Length == 64 && SignatureAlgorithm.Ed25519.Verify(_key, message, signature.Span);
+    }
+
+    // Statements found good, by digest of key, signature and message; emptied when it grows past the bound.
+    private const int MaxStatements = 1 << 16;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(UInt128, UInt128), bool> GoodStatements = new();
+    private static int _statementCount;
+
+    /// <summary>
+    /// Checks a statement that many entities of the process check in the same bytes — an epoch announcement every holder of
+    /// the group checks, a revocation notice every PNE checks — once per process: a good signature is remembered (by a
+    /// SHA-256 digest of key, signature and statement), a bad one is checked again every time. Not for envelopes, whose
+    /// bytes only their one receiver sees.
+    /// </summary>
+    public bool VerifyStatement(ReadOnlySpan<byte> message, Octets signature)
+    {
+        if (signature.Length != 64)
+            return false;
+        var digest = StatementDigest(message, signature);
+        if (GoodStatements.ContainsKey(digest))
+            return true;
+        if (!Verify(message, signature))
+            return false;
+        if (Interlocked.Increment(ref _statementCount) > MaxStatements)
+        {
+            GoodStatements.Clear();
+            Interlocked.Exchange(ref _statementCount, 0);
+        }
+
+        GoodStatements[digest] = true;
+        return true;
+    }
+
+    private (UInt128, UInt128) StatementDigest(ReadOnlySpan<byte> message, Octets signature)
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(Encoded.Span);
+        hash.AppendData(signature.Span);
+        hash.AppendData(message);
+        Span<byte> digest = stackalloc byte[32];
+        hash.GetHashAndReset(digest);
+        return (System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest[16..]));
     }
 }
