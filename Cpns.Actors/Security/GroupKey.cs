@@ -12,6 +12,10 @@ public sealed class GroupKey : IDisposable
 {
     private readonly byte[] _material;
 
+    // One ephemeral key for every wrap of this epoch's key made here, destroyed with the key: a recorded wrap stays closed
+    // to whoever later takes the node, as with an ephemeral per wrap, once the key it carries is gone from the node too.
+    private X25519Secret? _wrapEphemeral;
+
     private GroupKey(string groupId, long epoch, byte[] material)
     {
         GroupId = groupId;
@@ -53,7 +57,8 @@ public sealed class GroupKey : IDisposable
 
     /// <summary>Wraps the key for one recipient alone, ephemeral-static (see <see cref="PairwiseKeys"/>).</summary>
     public Octets WrapFor(PairwiseKeys wrapper, string recipientId, Octets recipientAgreementKey) =>
-        wrapper.SealFor(recipientId, recipientAgreementKey, _material, WrapContext(GroupId, Epoch, recipientId));
+        wrapper.SealFor(recipientId, recipientAgreementKey, _material, WrapContext(GroupId, Epoch, recipientId),
+            _wrapEphemeral ??= X25519Secret.Generate());
 
     /// <summary>The key wrapped for one recipient alone, as the delivery that carries it (push step 8, pull step 10).</summary>
     public GroupKeyDelivery DeliveryFor(PairwiseKeys wrapper, string recipientId, Octets recipientAgreementKey, DeliveryMode mode,
@@ -81,7 +86,11 @@ public sealed class GroupKey : IDisposable
         Encoding.UTF8.GetBytes($"cpns/group-key/v1|{groupId}|{epoch}|{recipientId}");
 
     /// <summary>Zeroes the key material; the key is unusable afterwards.</summary>
-    public void Dispose() => CryptographicOperations.ZeroMemory(_material);
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(_material);
+        _wrapEphemeral?.Dispose();
+    }
 
     public override string ToString() => $"GroupKey({GroupId}#{Epoch}, kcv {KeyCheck.ToHex()})";
 }

@@ -26,12 +26,19 @@ public sealed class PairwiseKeys(EntityIdentity self)
     /// <summary>Seals <paramref name="plaintext"/> for <paramref name="peerId"/> alone: ephemeral public key ‖ AEAD box.</summary>
     public Octets SealFor(string peerId, Octets peerAgreementKey, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {
-        byte[] ephemeralPublic, agreed;
-        using (var ephemeral = X25519Secret.Generate())
-        {
-            ephemeralPublic = ephemeral.PublicKey.ToArray();
-            agreed = ephemeral.Agree(peerAgreementKey) ?? throw new InvalidOperationException($"{peerId} has a low-order agreement key");
-        }
+        using var ephemeral = X25519Secret.Generate();
+        return SealFor(peerId, peerAgreementKey, plaintext, associatedData, ephemeral);
+    }
+
+    /// <summary>
+    /// Seals under an ephemeral key the caller keeps for several seals of one thing (an epoch's key to each of its
+    /// recipients) and destroys with it: a seal then costs one agreement, not a key generation and an agreement.
+    /// </summary>
+    public Octets SealFor(string peerId, Octets peerAgreementKey, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData,
+        X25519Secret ephemeral)
+    {
+        var ephemeralPublic = ephemeral.PublicKey.ToArray();
+        var agreed = ephemeral.Agree(peerAgreementKey) ?? throw new InvalidOperationException($"{peerId} has a low-order agreement key");
 
         var key = SealKey(agreed, KeyFor(peerId, peerAgreementKey), ephemeralPublic, Self.DeviceId, peerId);
         try

@@ -24,9 +24,11 @@ public sealed class DeliveryCollector : UntypedActor
         public static readonly GetStats Instance = new();
     }
 
-    public sealed record Stats(long PushInstalls, long PullInstalls, IReadOnlyList<double> LatenciesMs, IReadOnlyList<double> PushLatenciesMs,
-        IReadOnlyList<double> PullLatenciesMs)
+    public sealed record Stats(long PushInstalls, long PullInstalls, IReadOnlyList<TimedDelivery> Deliveries)
         : INoSerializationVerificationNeeded;
+
+    /// <summary>One member's key, timed from the epoch's first step to its install; a new group's first epoch is its first key.</summary>
+    public readonly record struct TimedDelivery(double Ms, DeliveryMode Mode, bool FirstKey);
 
     public sealed record GetRegistered : INoSerializationVerificationNeeded
     {
@@ -40,9 +42,7 @@ public sealed class DeliveryCollector : UntypedActor
 
     private readonly Dictionary<(string GroupId, long Epoch), long> _requestedAt = new();
     private readonly Dictionary<(string GroupId, string Member), long> _installedEpoch = new();
-    private readonly List<double> _latenciesMs = new();
-    private readonly List<double> _pushLatenciesMs = new();
-    private readonly List<double> _pullLatenciesMs = new();
+    private readonly List<TimedDelivery> _deliveries = new();
     private HashSet<(string GroupId, string Member)>? _outstanding;
     private Dictionary<string, long>? _expectedEpoch;
     private long _push;
@@ -81,8 +81,7 @@ public sealed class DeliveryCollector : UntypedActor
                 if (_requestedAt.TryGetValue((installed.GroupId, installed.Epoch), out var at))
                 {
                     var latency = Stopwatch.GetElapsedTime(at, installed.InstalledAt).TotalMilliseconds;
-                    _latenciesMs.Add(latency);
-                    (installed.Mode == DeliveryMode.Push ? _pushLatenciesMs : _pullLatenciesMs).Add(latency);
+                    _deliveries.Add(new TimedDelivery(latency, installed.Mode, installed.Epoch == 1));
                 }
                 var key = (installed.GroupId, installed.HolderId);
                 if (!_installedEpoch.TryGetValue(key, out var known) || known < installed.Epoch)
@@ -113,7 +112,7 @@ public sealed class DeliveryCollector : UntypedActor
                 Sender.Tell(new Registered(_registeredGateways.Count, _registeredPnes.Count));
                 break;
             case GetStats:
-                Sender.Tell(new Stats(_push, _pull, _latenciesMs.ToList(), _pushLatenciesMs.ToList(), _pullLatenciesMs.ToList()));
+                Sender.Tell(new Stats(_push, _pull, _deliveries.ToList()));
                 break;
             default:
                 Unhandled(message);

@@ -93,6 +93,16 @@ public sealed record SimulationResult
     public double PullP99Ms { get; init; }
     public double PullMaxMs { get; init; }
 
+    /// <summary>A new group's first key to its members (all groups made at once, so under the heaviest load of the run).</summary>
+    public LatencySummary FirstKeyPush { get; init; } = LatencySummary.None;
+
+    public LatencySummary FirstKeyPull { get; init; } = LatencySummary.None;
+
+    /// <summary>Each later epoch's key to its members: the rekeys of membership churn.</summary>
+    public LatencySummary RekeyPush { get; init; } = LatencySummary.None;
+
+    public LatencySummary RekeyPull { get; init; } = LatencySummary.None;
+
     /// <summary>Seconds each phase took, by phase name, in order.</summary>
     public IReadOnlyDictionary<string, double> PhaseSeconds { get; init; } = new Dictionary<string, double>();
 
@@ -159,4 +169,17 @@ public sealed class SimulationStalledException(SimulationPhase phase, Exception 
     : Exception($"the run stopped in phase {phase}: {cause.Message}", cause)
 {
     public SimulationPhase Phase { get; } = phase;
+}
+
+/// <summary>How long some deliveries took, from their epoch's first step to the member's install.</summary>
+public sealed record LatencySummary(long Count, double P50Ms, double P99Ms, double MaxMs)
+{
+    public static readonly LatencySummary None = new(0, 0, 0, 0);
+
+    public static LatencySummary Of(double[] sorted) => sorted.Length == 0
+        ? None
+        : new(sorted.Length, Math.Round(SimulationRunner.Percentile(sorted, 0.50), 3), Math.Round(SimulationRunner.Percentile(sorted, 0.99), 3),
+            Math.Round(sorted[^1], 3));
+
+    public override string ToString() => Count == 0 ? "none" : $"{P50Ms:0.#} / {P99Ms:0.#} / {MaxMs:0.#}";
 }

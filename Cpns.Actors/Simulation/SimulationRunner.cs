@@ -126,9 +126,11 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 : new ContentOutcome(0, 0, 0, 0);
             var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
             var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, AskTimeout);
-            var latencies = stats.LatenciesMs.Order().ToArray();
-            var push = stats.PushLatenciesMs.Order().ToArray();
-            var pull = stats.PullLatenciesMs.Order().ToArray();
+            double[] Sorted(Func<DeliveryCollector.TimedDelivery, bool> which) =>
+                stats.Deliveries.Where(which).Select(d => d.Ms).Order().ToArray();
+            var latencies = Sorted(_ => true);
+            var push = Sorted(d => d.Mode == DeliveryMode.Push);
+            var pull = Sorted(d => d.Mode == DeliveryMode.Pull);
             progress?.Report(new SimulationProgress(SimulationPhase.Done, 1, 1));
             var crypto = CryptoOperations.Now() - cryptoBefore;
             wall.Stop();
@@ -144,6 +146,10 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 PullP50Ms = Math.Round(Percentile(pull, 0.50), 3),
                 PullP99Ms = Math.Round(Percentile(pull, 0.99), 3),
                 PullMaxMs = Math.Round(pull.Length == 0 ? 0 : pull[^1], 3),
+                FirstKeyPush = LatencySummary.Of(Sorted(d => d is { FirstKey: true, Mode: DeliveryMode.Push })),
+                FirstKeyPull = LatencySummary.Of(Sorted(d => d is { FirstKey: true, Mode: DeliveryMode.Pull })),
+                RekeyPush = LatencySummary.Of(Sorted(d => d is { FirstKey: false, Mode: DeliveryMode.Push })),
+                RekeyPull = LatencySummary.Of(Sorted(d => d is { FirstKey: false, Mode: DeliveryMode.Pull })),
                 PhaseSeconds = phaseSeconds,
                 PneRegistrationsPerSecond = phaseSeconds.TryGetValue(nameof(SimulationPhase.RegisteringPnes), out var registering) && registering > 0
                     ? Math.Round(options.Pnes / registering, 1)
@@ -452,7 +458,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         return new ContentOutcome(groups.Count, accepted.Count, due, dueAccepted - waiting.Count);
     }
 
-    private static double Percentile(double[] sorted, double p)
+    internal static double Percentile(double[] sorted, double p)
     {
         if (sorted.Length == 0)
             return 0;

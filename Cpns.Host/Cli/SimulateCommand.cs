@@ -235,7 +235,11 @@ public static class SimulateCommand
         Row("key delivery p50 (ms)", result.KeyDeliveryP50Ms.ToString("0.###"));
         Row("key delivery p99 (ms)", result.KeyDeliveryP99Ms.ToString("0.###"));
         Row("  push p50 / p99 / max (ms)", $"{result.PushP50Ms:0.#} / {result.PushP99Ms:0.#} / {result.PushMaxMs:0.#}");
+        Row("    new groups' first keys", result.FirstKeyPush.ToString());
+        Row("    rekeys", result.RekeyPush.ToString());
         Row("  pull p50 / p99 / max (ms)", $"{result.PullP50Ms:0.#} / {result.PullP99Ms:0.#} / {result.PullMaxMs:0.#}");
+        Row("    new groups' first keys", result.FirstKeyPull.ToString());
+        Row("    rekeys", result.RekeyPull.ToString());
         if (result.ContentSent > 0)
         {
             Row("content sent / accepted (one per group)", $"{result.ContentSent} / {result.ContentAccepted}");

@@ -40,6 +40,11 @@ public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(outp
         Assert.InRange(result.WallOverFloor, ratio * 0.95, ratio * 1.05);
         Assert.Equal(result.KeysDeliveredPush > 0, result.PushP50Ms > 0);
         Assert.Equal(result.KeysDeliveredPull > 0, result.PullP50Ms > 0);
+        // Every timed delivery is a new group's first key or a rekey's, nothing in both.
+        Assert.True(result.FirstKeyPush.Count > 0 && result.FirstKeyPull.Count > 0, "each group's first epoch reached its members");
+        Assert.True(result.RekeyPush.Count > 0 && result.RekeyPull.Count > 0, "the churn rekeyed both kinds of group");
+        Assert.Equal(result.PushMaxMs, Math.Max(result.FirstKeyPush.MaxMs, result.RekeyPush.MaxMs));
+        Assert.Equal(result.PullMaxMs, Math.Max(result.FirstKeyPull.MaxMs, result.RekeyPull.MaxMs));
     }
 
     [Fact]

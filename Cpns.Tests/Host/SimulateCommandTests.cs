@@ -29,11 +29,12 @@ public sealed class SimulateCommandTests : IDisposable
         Assert.Equal(
             ["gateways", "pnes", "groups", "changeRate", "members", "membersWithCurrentKey", "keysDeliveredPush", "keysDeliveredPull",
                 "epochs", "keyDeliveryP50Ms", "keyDeliveryP99Ms", "wallSeconds", "pushP50Ms", "pushP99Ms", "pushMaxMs", "pullP50Ms",
-                "pullP99Ms", "pullMaxMs", "phaseSeconds", "pneRegistrationsPerSecond", "retries", "busyAnswers", "envelopesRefused",
+                "pullP99Ms", "pullMaxMs", "firstKeyPush", "firstKeyPull", "rekeyPush", "rekeyPull", "phaseSeconds", "pneRegistrationsPerSecond", "retries", "busyAnswers", "envelopesRefused",
                 "bytesPerPne", "crypto", "cryptoUnitCosts", "cryptoFloorSeconds", "wallOverFloor", "bothDevices", "legacyDevices", "sleepingPnes",
                 "contentSent", "contentAccepted", "contentDue", "contentOpened"],
             root.EnumerateObject().Select(p => p.Name));
         Assert.Equal(20, root.GetProperty("changeRate").GetDouble());
+        Assert.Equal(["count", "p50Ms", "p99Ms", "maxMs"], root.GetProperty("rekeyPush").EnumerateObject().Select(p => p.Name));
         Assert.True(root.GetProperty("cryptoFloorSeconds").GetDouble() > 0);
         Assert.True(root.GetProperty("crypto").GetProperty("signatures").GetInt64() > 0);
         Assert.Equal((10, 200, 5), (root.GetProperty("gateways").GetInt32(), root.GetProperty("pnes").GetInt32(),

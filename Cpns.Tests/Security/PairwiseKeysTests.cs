@@ -25,12 +25,16 @@ public sealed class PairwiseKeysTests
         using var key = GroupKey.Generate("grp", 4);
         var wrapper = new PairwiseKeys(Manager);
         var first = key.WrapFor(wrapper, "g1", Gateway.PublicKeys.Agreement);
+        var before = CryptoOperations.Now();
         var second = key.WrapFor(wrapper, "g1", Gateway.PublicKeys.Agreement);
+        Assert.Equal(1, (CryptoOperations.Now() - before).Agreements); // the epoch's ephemeral with the recipient's key, nothing more
 
         Assert.Equal(key.KeyCheck, OpenedBy(Gateway, first)?.KeyCheck);
         Assert.Equal(key.KeyCheck, OpenedBy(Gateway, second)?.KeyCheck);
-        Assert.NotEqual(first, second);
-        Assert.NotEqual(first.Span[..32].ToArray(), second.Span[..32].ToArray()); // a fresh ephemeral key each time
+        Assert.NotEqual(first, second); // a fresh nonce
+        Assert.Equal(first.Span[..32].ToArray(), second.Span[..32].ToArray()); // one ephemeral key for the epoch's wraps
+        using var next = GroupKey.Generate("grp", 5);
+        Assert.NotEqual(first.Span[..32].ToArray(), next.WrapFor(wrapper, "g1", Gateway.PublicKeys.Agreement).Span[..32].ToArray());
         Assert.Equal(32 + Aead.Overhead + Aead.KeySize, first.Length);
     }
 
