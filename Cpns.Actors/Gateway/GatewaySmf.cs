@@ -14,6 +14,8 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
 {
     private sealed record FanOut(string GroupId) : INoSerializationVerificationNeeded;
 
+    private readonly HashSet<string> _fanOutDue = new(StringComparer.Ordinal);
+
     private sealed class LocalGroupState(DeliveryMode mode)
     {
         public DeliveryMode Mode { get; } = mode;
@@ -101,7 +103,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
                 Sender.Tell(_link.Counters());
                 break;
             case FanOut fanOut:
-                if (_groups.TryGetValue(fanOut.GroupId, out var due))
+                if (_fanOutDue.Remove(fanOut.GroupId) && _groups.TryGetValue(fanOut.GroupId, out var due))
                     CarryIntoPn(fanOut.GroupId, due);
                 break;
             case GroupKeyAvailable available:
@@ -170,6 +172,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     /// <summary>This PN GW takes no more part in the group (none of its members left here, or the group was deleted).</summary>
     private LocalGroupState? ForgetGroup(string groupId)
     {
+        _fanOutDue.Remove(groupId);
         Timers.Cancel(("fan-out", groupId));
         _fallbackPulled.Remove(groupId);
         _missingAhead.Remove(groupId);
@@ -187,14 +190,17 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     }
 
     /// <summary>
-    /// The PN hears of a new epoch after the coalescing window, and only of the newest one if more arrived: under
-    /// a burst of changes its members are not sent keys that are already superseded.
+    /// The PN hears of a new epoch once the notices already waiting here are read (or after the coalescing window, when
+    /// one is set), and only of the newest if more came meanwhile: under a burst of changes its members are not sent keys
+    /// that are already superseded, and without a window no epoch waits for a timer.
     /// </summary>
     private void ScheduleFanOut(string groupId, LocalGroupState group)
     {
+        if (!_fanOutDue.Add(groupId))
+            return;
         if (_settings.Keys.PnFanoutCoalesce <= TimeSpan.Zero)
-            CarryIntoPn(groupId, group);
-        else if (!Timers.IsTimerActive(("fan-out", groupId)))
+            Self.Tell(new FanOut(groupId));
+        else
             Timers.StartSingleTimer(("fan-out", groupId), new FanOut(groupId), _settings.Keys.PnFanoutCoalesce);
     }
 

@@ -259,4 +259,41 @@ public sealed class GroupKeyFlowTests(ITestOutputHelper output) : CpnsTestKit(ou
         // The removed member hears of its removal on its own path: it drops every epoch of the group.
         await AwaitAssertAsync(async () => Assert.Empty((await KeyStateAsync(Pnes["p3"], "grp")).Epochs), Timeout);
     }
+
+    [Fact]
+    public async Task A_PN_GW_behind_on_a_burst_of_changes_carries_only_the_newest_epoch_into_its_PN()
+    {
+        await StartNetworkAsync(["g1"], Enumerable.Range(1, 3).ToDictionary(i => $"p{i}", _ => "g1"));
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1"])), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
+
+        // The PN GW's SMF is held while two changes reach it: their notices wait in its mailbox, one behind the other.
+        var flow = new FlowRecorder(this);
+        var smf = ((ActorRefWithCell)await Sys.ActorSelection("/user/gateway-g1/smf").ResolveOne(Timeout)).Underlying;
+        smf.Suspend();
+        try
+        {
+            Server.Smf.Tell(new LocalRequest(new AddMember("grp", "p1", "p2")), TestActor);
+            Server.Smf.Tell(new LocalRequest(new AddMember("grp", "p1", "p3")), TestActor);
+            Assert.Equal(2, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+            Assert.Equal(3, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+            await flow.UntilAsync(s => s.Any(x => x is { Leg: FlowLeg.ServerToGateway, Step: 7, Epoch: 3 }), Timeout);
+            await AwaitConditionAsync(() => Task.FromResult(smf.NumberOfMessages >= 2), Timeout);
+        }
+        finally
+        {
+            smf.Resume(null!);
+        }
+
+        await flow.UntilAsync(s => s.Count(x => x is { Leg: FlowLeg.GatewayToPne, Step: 8, Epoch: 3 }) == 3, Timeout);
+        Assert.Equal(
+        [
+            (7, "gateway-g1/smf", "pne-p1/smf"), (7, "gateway-g1/smf", "pne-p2/smf"), (7, "gateway-g1/smf", "pne-p3/smf"),
+            (8, "gateway-g1/cskmf", "pne-p1/cskmf"), (8, "gateway-g1/cskmf", "pne-p2/cskmf"), (8, "gateway-g1/cskmf", "pne-p3/cskmf"),
+        ], FlowRecorder.Shape(flow.Steps.Where(x => x.Leg == FlowLeg.GatewayToPne)).Order());
+        Assert.All(flow.Steps.Where(x => x.Leg == FlowLeg.GatewayToPne), x => Assert.Equal(3, x.Epoch)); // epoch 2 never went in
+        foreach (var member in new[] { "p1", "p2", "p3" })
+            await AwaitAssertAsync(async () => Assert.Equal(3, (await KeyStateAsync(Pnes[member], "grp")).CurrentEpoch), Timeout);
+    }
 }
