@@ -19,6 +19,9 @@ public static class Deployment
     public static Task<ServerEndpoints> EndpointsOf(IActorRef server, TimeSpan timeout) =>
         server.Ask<ServerEndpoints>(GetServerEndpoints.Instance, timeout);
 
+    public static async Task<IActorRef> ChargingOf(IActorRef server, TimeSpan timeout) =>
+        (await server.Ask<ChargingFunction>(GetChargingFunction.Instance, timeout)).Charging;
+
     /// <param name="enrolmentToken">The operator's one-time token for a PN GW that has never registered (see <see cref="Enrolment"/>).</param>
     public static IActorRef StartGateway(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor,
         IActorRef serverRegistry, CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0,

@@ -45,3 +45,11 @@ public sealed record GetServerEndpoints : INodeLocal
 {
     public static readonly GetServerEndpoints Instance = new();
 }
+
+/// <summary>Asks the <c>server</c> actor for its charging function, which no other entity reaches (the operator's API does).</summary>
+public sealed record GetChargingFunction : INodeLocal
+{
+    public static readonly GetChargingFunction Instance = new();
+}
+
+public sealed record ChargingFunction(IActorRef Charging) : INodeLocal;

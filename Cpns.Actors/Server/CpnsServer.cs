@@ -11,6 +11,8 @@ namespace Cpns.Actors.Server;
 public sealed class CpnsServer : UntypedActor
 {
     private readonly ServerEndpoints _endpoints;
+    private readonly IActorRef _charging;
+    private readonly IActorRef _usage;
 
     /// <param name="keyManagers">The Group Key Managers' shard region in the distributed topology; null when centralized.</param>
     public CpnsServer(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers)
@@ -26,10 +28,10 @@ public sealed class CpnsServer : UntypedActor
         var capabilities = Context.ActorOf(ServerCapabilities.Props(identity, settings), "capabilities");
         var status = Context.ActorOf(ServerStatus.Props(identity, settings), "status");
         var dm = Context.ActorOf(ServerDm.Props(identity, settings), "dm");
-        var directory = Context.ActorOf(ServerDirectory.Props(identity, settings), "directory");
-        var delivery = Context.ActorOf(ServerDelivery.Props(identity, smf, cskmf, settings), "delivery");
-        var usage = Context.ActorOf(ServerUsage.Props(identity, settings), "usage");
-        Context.ActorOf(ServerCharging.Props(settings), "charging");
+        var directory = Context.ActorOf(ServerDirectory.Props(identity, smf, capabilities, settings), "directory");
+        _charging = Context.ActorOf(ServerCharging.Props(settings), "charging");
+        var usage = _usage = Context.ActorOf(ServerUsage.Props(identity, _charging, settings), "usage");
+        var delivery = Context.ActorOf(ServerDelivery.Props(identity, smf, cskmf, usage, settings), "delivery");
         var registry = Context.ActorOf(
             Registry.Props(
                 r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
@@ -51,6 +53,12 @@ public sealed class CpnsServer : UntypedActor
         {
             case GetServerEndpoints:
                 Sender.Tell(_endpoints);
+                break;
+            case GetChargingFunction:
+                Sender.Tell(new ChargingFunction(_charging));
+                break;
+            case ReplayUsage replay when Sender.Equals(_charging):
+                _usage.Forward(replay);
                 break;
             default:
                 Unhandled(message);

@@ -14,12 +14,12 @@ namespace Cpns.Actors.Server;
 /// </summary>
 public sealed class ServerCharging : CpnsPersistentActor
 {
-    private readonly ActorSelection _usage;
     private readonly List<ChargingRecord> _records = new();
     private long _lastUsageIndex;
 
-    public ServerCharging(CpnsSettings settings) : base(settings) =>
-        _usage = Context.ActorSelection(Self.Path.Parent / "usage");
+    public ServerCharging(CpnsSettings settings) : base(settings)
+    {
+    }
 
     public static Props Props(CpnsSettings settings) => Akka.Actor.Props.Create<ServerCharging>(settings);
 
@@ -39,7 +39,8 @@ public sealed class ServerCharging : CpnsPersistentActor
                 Apply(charged);
                 break;
             case RecoveryCompleted:
-                _usage.Tell(new ReplayUsage(_lastUsageIndex));
+                // Made before usage (which hands it every report), it reaches usage through the server entity.
+                Context.Parent.Tell(new ReplayUsage(_lastUsageIndex));
                 break;
         }
     }
@@ -59,7 +60,7 @@ public sealed class ServerCharging : CpnsPersistentActor
             case ChargeUsage charge when charge.UsageSequence > _lastUsageIndex + 1:
                 Log.Info("charging: usage report {0} arrived after {1}; asking for the ones between", charge.UsageSequence,
                     _lastUsageIndex);
-                _usage.Tell(new ReplayUsage(_lastUsageIndex));
+                Sender.Tell(new ReplayUsage(_lastUsageIndex));
                 break;
             case ChargeUsage charge:
                 Persist(new ChargesRecordedEvent(charge.UsageSequence, Rate(charge).ToList()), e =>

@@ -26,7 +26,7 @@ public sealed class ServerDelivery : UntypedActor
     private readonly SecureLink _link;
     private readonly IActorRef _smf;
     private readonly IActorRef _cskmf;
-    private readonly ActorSelection _usage;
+    private readonly IActorRef _usage;
     private readonly Placements _placements = new();
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
     private readonly Queue<string> _seenOrder = new();
@@ -35,18 +35,18 @@ public sealed class ServerDelivery : UntypedActor
     private long _rejected;
     private long _gatewayMessages;
 
-    public ServerDelivery(EntityIdentity identity, IActorRef smf, IActorRef cskmf, CpnsSettings settings)
+    public ServerDelivery(EntityIdentity identity, IActorRef smf, IActorRef cskmf, IActorRef usage, CpnsSettings settings)
     {
         _settings = settings;
         _serverId = identity.DeviceId;
         _link = new SecureLink(Context, identity, settings, _log);
         _smf = smf;
         _cskmf = cskmf;
-        _usage = Context.ActorSelection(Self.Path.Parent / "usage");
+        _usage = usage;
     }
 
-    public static Props Props(EntityIdentity identity, IActorRef smf, IActorRef cskmf, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<ServerDelivery>(identity, smf, cskmf, settings);
+    public static Props Props(EntityIdentity identity, IActorRef smf, IActorRef cskmf, IActorRef usage, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<ServerDelivery>(identity, smf, cskmf, usage, settings);
 
     private long NowMs => Context.System.Scheduler.Now.ToUnixTimeMilliseconds();
 

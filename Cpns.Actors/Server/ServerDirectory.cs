@@ -41,8 +41,8 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
     private TimeSpan AskTimeout => Settings.Timeouts.Ask;
 
     private readonly SecureLink _link;
-    private readonly ActorSelection _smf;
-    private readonly ActorSelection _capabilities;
+    private readonly IActorRef _smf;
+    private readonly IActorRef _capabilities;
     private readonly DirectoryIndex _index = new();
     private readonly Placements _placements = new();
     private readonly HashSet<string> _unreachable = new(StringComparer.Ordinal);
@@ -59,18 +59,18 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         public static readonly PublishPeers Instance = new();
     }
 
-    public ServerDirectory(EntityIdentity identity, CpnsSettings settings) : base(settings)
+    public ServerDirectory(EntityIdentity identity, IActorRef smf, IActorRef capabilities, CpnsSettings settings) : base(settings)
     {
         _identity = identity;
         _link = new SecureLink(Context, identity, settings, Log);
-        _smf = Context.ActorSelection(Self.Path.Parent / "smf");
-        _capabilities = Context.ActorSelection(Self.Path.Parent / "capabilities");
+        _smf = smf;
+        _capabilities = capabilities;
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<ServerDirectory>(identity, settings);
+    public static Props Props(EntityIdentity identity, IActorRef smf, IActorRef capabilities, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<ServerDirectory>(identity, smf, capabilities, settings);
 
     public override string PersistenceId => $"directory-{Settings.ServerId}";
 

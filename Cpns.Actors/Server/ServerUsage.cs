@@ -19,7 +19,7 @@ public sealed class ServerUsage : CpnsPersistentActor
     public const int MaxRecordsPerReport = 10_000;
 
     private readonly SecureLink _link;
-    private readonly ActorSelection _charging;
+    private readonly IActorRef _charging;
     private readonly Placements _placements = new();
     private readonly List<UsageRecordedEvent> _reports = new();
     private readonly HashSet<(string Source, long Sequence)> _recorded = new();
@@ -27,13 +27,14 @@ public sealed class ServerUsage : CpnsPersistentActor
     private long _lastIndex;
     private long _invalidRecords;
 
-    public ServerUsage(EntityIdentity identity, CpnsSettings settings) : base(settings)
+    public ServerUsage(EntityIdentity identity, IActorRef charging, CpnsSettings settings) : base(settings)
     {
         _link = new SecureLink(Context, identity, settings, Log);
-        _charging = Context.ActorSelection(Self.Path.Parent / "charging");
+        _charging = charging;
     }
 
-    public static Props Props(EntityIdentity identity, CpnsSettings settings) => Akka.Actor.Props.Create<ServerUsage>(identity, settings);
+    public static Props Props(EntityIdentity identity, IActorRef charging, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<ServerUsage>(identity, charging, settings);
 
     public override string PersistenceId => $"usage-{Settings.ServerId}";
 

@@ -318,13 +318,27 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     private static async Task WaitForAsync(SimulationPhase phase, int expected, IProgress<SimulationProgress>? progress,
         CancellationToken cancellationToken, Func<Task<int>> count)
     {
-        var done = await count();
+        // A count that does not come back in time (the process is busy with the phase itself) is no progress, not a failure:
+        // only two minutes without progress end the run.
+        async Task<int?> CountNow()
+        {
+            try
+            {
+                return await count();
+            }
+            catch (AskTimeoutException)
+            {
+                return null;
+            }
+        }
+
+        var done = await CountNow() ?? 0;
         var lastChange = Stopwatch.StartNew();
         while (done < expected)
         {
             progress?.Report(new SimulationProgress(phase, done, expected));
             await Task.Delay(PollInterval, cancellationToken);
-            var now = await count();
+            var now = await CountNow() ?? done;
             if (now != done)
                 lastChange.Restart();
             else if (lastChange.Elapsed > TimeSpan.FromMinutes(2))

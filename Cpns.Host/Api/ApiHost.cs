@@ -78,7 +78,8 @@ public static class ApiHost
         return options;
     }
 
-    public static WebApplication Build(ApiOptions options, ActorSystem system, ServerEndpoints server)
+    /// <param name="charging">The server's charging function (<see cref="Deployment.ChargingOf"/>), which no other entity reaches.</param>
+    public static WebApplication Build(ApiOptions options, ActorSystem system, ServerEndpoints server, IActorRef charging)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "cpns" });
         builder.Logging.ClearProviders();
@@ -102,7 +103,7 @@ public static class ApiHost
         });
         services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
         services.AddSingleton(options.Clients);
-        services.AddSingleton(new ServerFunctions(system, server, options.AskTimeout));
+        services.AddSingleton(new ServerFunctions(system, server, charging, options.AskTimeout));
         services.AddAuthentication(ApiKeyAuthentication.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthentication>(ApiKeyAuthentication.SchemeName, null);
         services.AddAuthorizationBuilder()

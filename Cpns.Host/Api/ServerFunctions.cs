@@ -8,7 +8,7 @@ namespace Cpns.Host.Api;
 /// The server entity's functions as the API reaches them: the same actors and the same node-local requests the host
 /// and the tests use, asked with a bounded wait. No function is implemented a second time here.
 /// </summary>
-public sealed class ServerFunctions(ActorSystem system, ServerEndpoints server, TimeSpan timeout)
+public sealed class ServerFunctions(ActorSystem system, ServerEndpoints server, IActorRef charging, TimeSpan timeout)
 {
     public ActorSystem System { get; } = system;
 
@@ -16,7 +16,7 @@ public sealed class ServerFunctions(ActorSystem system, ServerEndpoints server, 
 
     public TimeSpan Timeout { get; } = timeout;
 
-    public ICanTell Charging => System.ActorSelection(Server.Usage.Path.Parent / "charging");
+    public ICanTell Charging { get; } = charging;
 
     public ICanTell ClusterStatus => System.ActorSelection($"/user/{ClusterNodes.StatusActorName}");
 

@@ -81,9 +81,8 @@ public static class ChargingCommand
                 var system = AkkaHostBuilder.ActorSystemOf(host);
                 var timeout = TimeSpan.FromSeconds(60);
                 var secrets = Actors.Server.ServerSecrets.Generate(settings.ServerId); // reading records needs no key
-                var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), timeout);
-                var statement = await system.ActorSelection(server.Usage.Path.Parent / "charging")
-                    .Ask<ChargingStatement>(query, timeout, cancellationToken);
+                var charging = await Deployment.ChargingOf(Deployment.StartServer(system, secrets, settings), timeout);
+                var statement = await charging.Ask<ChargingStatement>(query, timeout, cancellationToken);
                 var text = parse.GetValue(format) switch
                 {
                     Format.Csv => ChargingExport.ToCsv(statement.Records),

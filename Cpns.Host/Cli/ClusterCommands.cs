@@ -164,7 +164,8 @@ public static class ClusterCommands
 
                 await using var inbox = new ProvisioningInbox(node.DataDirectory, endpoints.Registry, Say);
                 await using var api = parse.GetValue(http) is { } listen
-                    ? await StartApiAsync(listen, parse.GetValue(apiRate), transport, node, system, endpoints, cancellationToken)
+                    ? await StartApiAsync(listen, parse.GetValue(apiRate), transport, node, system, endpoints,
+                        await Deployment.ChargingOf(server, TimeSpan.FromSeconds(60)), cancellationToken)
                     : null;
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
@@ -181,14 +182,14 @@ public static class ClusterCommands
     }
 
     private static async Task<Microsoft.AspNetCore.Builder.WebApplication> StartApiAsync(string listen, int rate, NodeTransport transport,
-        NodeOptions node, ActorSystem system, ServerEndpoints endpoints, CancellationToken cancellationToken)
+        NodeOptions node, ActorSystem system, ServerEndpoints endpoints, IActorRef charging, CancellationToken cancellationToken)
     {
         ApiOptions.TryParseListen(listen, out var address);
         var clients = new ApiClientStore(Path.Combine(node.DataDirectory, ApiClientStore.FileName));
         var api = ApiHost.Build(new ApiOptions
         {
             Listen = address, Certificate = transport.Certificate, Clients = clients, RequestsPerSecond = rate, Burst = rate * 2,
-        }, system, endpoints);
+        }, system, endpoints, charging);
         await api.StartAsync(cancellationToken);
         var url = ApiHost.BaseAddress(api);
         Say($"HTTP API on {url} (docs {url}docs, OpenAPI {url}openapi/v1.json, metrics {url}metrics, health {url}health/ready); " +

@@ -32,7 +32,7 @@ public sealed class HttpApiTests(ITestOutputHelper output) : CpnsTestKit(output,
     private async Task<ApiUnderTest> StartAsync(int requestsPerSecond = 1000, long maxBodyBytes = 1_500_000)
     {
         await StartNetworkAsync(["g1", "g2"], Layout);
-        return await ApiUnderTest.StartAsync(Sys, Server, requestsPerSecond, maxBodyBytes);
+        return await ApiUnderTest.StartAsync(Sys, Server, await Deployment.ChargingOf(ServerActor, Timeout), requestsPerSecond, maxBodyBytes);
     }
 
     private static async Task<T> OkAsync<T>(HttpResponseMessage response, HttpStatusCode expected = HttpStatusCode.OK)

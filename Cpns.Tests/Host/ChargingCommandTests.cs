@@ -41,7 +41,7 @@ public sealed class ChargingCommandTests : CpnsTestKit
             Assert.IsType<ContentAccepted>(await Server.Delivery.Ask<object>(
                 new DeliverContent($"d-{i}", "ace:label", "s-tracks", "band", Octets.Own(new byte[2000 + i])), Timeout));
 
-        var charging = Sys.ActorSelection(Server.Usage.Path.Parent / "charging");
+        var charging = await Deployment.ChargingOf(ServerActor, Timeout);
         ChargingStatement statement = null!;
         await AwaitAssertAsync(async () =>
         {

@@ -71,7 +71,8 @@ public abstract class RecoveryTests : CpnsTestKit
         using var restarted = ActorSystem.Create("cpns", Config(_storage));
         try
         {
-            var server = await Deployment.EndpointsOf(Deployment.StartServer(restarted, Secrets, Settings), Timeout);
+            var serverActor = Deployment.StartServer(restarted, Secrets, Settings);
+            var server = await Deployment.EndpointsOf(serverActor, Timeout);
 
             var inventoryAfter = await server.Registry.Ask<Inventory>(GetInventory.Instance, Timeout);
             Assert.Equal(inventoryBefore.Gateways, inventoryAfter.Gateways);
@@ -206,7 +207,7 @@ public abstract class RecoveryTests : CpnsTestKit
             Assert.IsType<ContentAccepted>(await Server.Delivery.Ask<object>(new DeliverContent($"d-{i}", "ace:news", "s-news",
                 "listeners", Octets.Own(new byte[100 * (i + 1)])), Timeout));
 
-        var charging = Sys.ActorSelection(Server.Usage.Path.Parent / "charging");
+        var charging = await Deployment.ChargingOf(ServerActor, Timeout);
         var search = new LocalRequest(new SearchServices("operator", ["radio"], new Dictionary<string, string>(), 0, 10));
         var foundBefore = await Server.Directory.Ask<SearchResult>(search, Timeout);
         Assert.Equal(["s-news", "s-radio"], foundBefore.Hits.Select(h => h.ServiceId).Order());
@@ -225,13 +226,14 @@ public abstract class RecoveryTests : CpnsTestKit
         using var restarted = ActorSystem.Create("cpns", Config(_storage));
         try
         {
-            var server = await Deployment.EndpointsOf(Deployment.StartServer(restarted, Secrets, Settings), Timeout);
+            var serverActor = Deployment.StartServer(restarted, Secrets, Settings);
+            var server = await Deployment.EndpointsOf(serverActor, Timeout);
             var foundAfter = await server.Directory.Ask<SearchResult>(search, Timeout);
             Assert.Equal(foundBefore.Hits.Select(h => (h.ServiceId, h.Description.OffererId)),
                 foundAfter.Hits.Select(h => (h.ServiceId, h.Description.OffererId)));
             var usageAfter = await server.Usage.Ask<UsageSummary>(new QueryUsage(GroupId: "listeners"), Timeout);
             Assert.Equal(usageBefore.Records, usageAfter.Records);
-            var statementAfter = await restarted.ActorSelection(server.Usage.Path.Parent / "charging")
+            var statementAfter = await (await Deployment.ChargingOf(serverActor, Timeout))
                 .Ask<ChargingStatement>(new GetStatement(StatementSubject.Group, "listeners"), Timeout);
             Assert.Equal(statementBefore.Records, statementAfter.Records);
             Assert.Equal(statementBefore.TotalAmount, statementAfter.TotalAmount);

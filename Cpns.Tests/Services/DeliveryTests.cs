@@ -61,7 +61,6 @@ public sealed class DeliveryTests(ITestOutputHelper output)
 
     private async Task<ContentStats> StatsAsync(string gateway) => await Gateways[gateway].Ask<ContentStats>(GetContentStats.Instance, Timeout);
 
-    private ActorSelection Charging => Sys.ActorSelection(Server.Usage.Path.Parent / "charging");
 
     private static string Text(ReceivedItem item)
     {
@@ -233,7 +232,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
         ChargingStatement statement = null!;
         await AwaitAssertAsync(async () =>
         {
-            statement = await Charging.Ask<ChargingStatement>(new GetStatement(StatementSubject.Group, "cinema"), Timeout);
+            statement = await (await Deployment.ChargingOf(ServerActor, Timeout)).Ask<ChargingStatement>(new GetStatement(StatementSubject.Group, "cinema"), Timeout);
             Assert.Equal(downTotal + upTotal, statement.TotalVolumeBytes);
         }, Dilated(TimeSpan.FromSeconds(10)));
         var usage = await Server.Usage.Ask<UsageSummary>(new QueryUsage(GroupId: "cinema"), Timeout);
@@ -247,7 +246,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
         }
 
         Assert.Equal(statement.Records.Sum(r => r.Amount), statement.TotalAmount);
-        var p4Statement = await Charging.Ask<ChargingStatement>(new GetStatement(StatementSubject.User, "p4"), Timeout);
+        var p4Statement = await (await Deployment.ChargingOf(ServerActor, Timeout)).Ask<ChargingStatement>(new GetStatement(StatementSubject.User, "p4"), Timeout);
         Assert.Equal(sizes.Sum() + upBytes, p4Statement.TotalVolumeBytes);
         Assert.All(p4Statement.Records, r => Assert.Equal("p4", r.UserId));
 

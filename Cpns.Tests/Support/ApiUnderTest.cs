@@ -35,7 +35,7 @@ public sealed partial class ApiUnderTest : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    public static async Task<ApiUnderTest> StartAsync(ActorSystem system, ServerEndpoints server, int requestsPerSecond = 1000,
+    public static async Task<ApiUnderTest> StartAsync(ActorSystem system, ServerEndpoints server, IActorRef charging, int requestsPerSecond = 1000,
         long maxBodyBytes = 1_500_000)
     {
         var folder = Path.Combine(Path.GetTempPath(), "cpns-api-" + Guid.NewGuid().ToString("N"));
@@ -50,7 +50,7 @@ public sealed partial class ApiUnderTest : IAsyncDisposable
             RequestsPerSecond = requestsPerSecond,
             Burst = requestsPerSecond,
             MaxBodyBytes = maxBodyBytes,
-        }, system, server);
+        }, system, server, charging);
         await app.StartAsync();
         return new ApiUnderTest(folder, deployment, app, store);
     }
