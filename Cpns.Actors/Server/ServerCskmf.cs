@@ -56,7 +56,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly Dictionary<(string GroupId, long Epoch), (RequestGroupKey Request, IActorRef Smf)> _pending = new();
     private readonly Dictionary<string, long> _reservedEpoch = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IActorRef> _pendingRevocations = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, SecurityLevel> _gatewayLevels = new(StringComparer.Ordinal);
+    private readonly Placements _placements = new();
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private readonly HashSet<string> _rekeyRequested = new(StringComparer.Ordinal);
     private readonly SiblingRef _smf;
@@ -161,23 +161,11 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                     _link.Guard.Trust(senderId, _managers!.KeysOf(senderId).Signing); // from now on in a session too
                 OnSigned(inner, senderId);
                 break;
-            case GatewayPlaced placed:
-                _gatewayLevels[placed.GatewayId] = placed.PnSecurityLevel;
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+            case GatewayPlaced or EntitiesRemoved:
+                _placements.ApplyAndTrust(message, _link.Guard, trustPnes: false);
                 break;
             case PnesPlaced or PneMoved:
-                break;
-            case EntitiesRemoved removed:
-                foreach (var id in removed.DeviceIds)
-                {
-                    _gatewayLevels.Remove(id);
-                    if (removed.Revoked)
-                        _link.Guard.Revoke(id);
-                    else
-                        _link.Guard.Forget(id);
-                }
-
-                break;
+                break; // PNEs reach it through their PN GW's CSKMF, which it needs no placement for
             case RequestGroupKey request:
                 OnRequestGroupKey(request);
                 break;
@@ -576,7 +564,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     /// <summary>A key enters a PN only if the PN GW reports that PN at least as secure as the group requires.</summary>
     private string? LevelProblem(string gatewayId, SecurityLevel required)
     {
-        var level = _gatewayLevels.GetValueOrDefault(gatewayId, SecurityLevel.None);
+        var level = _placements.LevelOf(gatewayId);
         return level < required ? $"the PN of {gatewayId} offers {level} security; the group requires {required}" : null;
     }
 

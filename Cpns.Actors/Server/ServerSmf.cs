@@ -57,8 +57,6 @@ public sealed class ServerSmf : CpnsPersistentActor
         }
     }
 
-    private sealed record GatewayPlacement(string GatewayId, PublicKeys Keys, SecurityLevel PnSecurityLevel, GatewayEndpoints Endpoints);
-
     /// <summary>A request, who to answer, and whether the answer is sealed (the request was).</summary>
     private sealed record Request(object Command, IActorRef ReplyTo, bool Sealed)
     {
@@ -76,11 +74,10 @@ public sealed class ServerSmf : CpnsPersistentActor
     private readonly SecureLink _link;
     private readonly Dictionary<string, Group> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _deleted = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, GatewayPlacement> _gateways = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _gatewayOfPne = new(StringComparer.Ordinal);
+    // Members that left stay placed where they were, so that the notice of their removal reaches their PN GW.
+    private readonly Placements _placements = new();
     private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Queue<Request>> _waiting = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _departed = new(StringComparer.Ordinal);
 
     public ServerSmf(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) : base(settings)
     {
@@ -178,23 +175,16 @@ public sealed class ServerSmf : CpnsPersistentActor
                     OnSigned(inner, senderId);
                 break;
             case GatewayPlaced placed:
-                var levelBefore = _gateways.GetValueOrDefault(placed.GatewayId)?.PnSecurityLevel;
-                _gateways[placed.GatewayId] = new GatewayPlacement(placed.GatewayId, placed.Keys, placed.PnSecurityLevel, placed.Endpoints);
+                var levelBefore = _placements.KnownGateway(placed.GatewayId)?.PnSecurityLevel;
+                _placements.ApplyAndTrust(placed, _link.Guard, trustPnes: true);
                 if (levelBefore is { } before && before != placed.PnSecurityLevel)
                     RekeyForLevel(placed.GatewayId, before, placed.PnSecurityLevel);
-                _departed.Remove(placed.GatewayId);
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
                 break;
             case PnesPlaced placed:
-                foreach (var pne in placed.Pnes)
-                {
-                    _gatewayOfPne[pne.DeviceId] = placed.GatewayId;
-                    _departed.Remove(pne.DeviceId);
-                    _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
-                }
-
+                _placements.ApplyAndTrust(placed, _link.Guard, trustPnes: true);
                 break;
             case EntitiesRemoved removed:
+                _placements.ApplyAndTrust(removed, _link.Guard, trustPnes: true);
                 OnEntitiesRemoved(removed);
                 break;
             case PneMoved moved:
@@ -271,7 +261,7 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         switch (message)
         {
-            case SyncGroups sync when sync.DeviceId == senderId && _gateways.ContainsKey(senderId):
+            case SyncGroups sync when sync.DeviceId == senderId && _placements.KnownGateway(senderId) is not null:
                 Resync(senderId);
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
@@ -346,7 +336,7 @@ public sealed class ServerSmf : CpnsPersistentActor
             _waiting.Remove(groupId);
     }
 
-    private bool IsRegistered(string id) => GatewayOf(id) is not null && !_departed.Contains(id);
+    private bool IsRegistered(string id) => GatewayOf(id) is not null && !_placements.HasLeft(id);
 
     /// <summary>Why a member cannot be reached with this group's key, if it cannot.</summary>
     private (GroupError Error, string Detail)? Unreachable(string memberId, SecurityLevel required)
@@ -354,7 +344,7 @@ public sealed class ServerSmf : CpnsPersistentActor
         if (!IsRegistered(memberId))
             return (GroupError.UnknownMember, $"{memberId} is not registered");
         var gatewayId = GatewayOf(memberId)!;
-        var level = _gateways[gatewayId].PnSecurityLevel;
+        var level = Gateway(gatewayId).PnSecurityLevel;
         return level < required
             ? (GroupError.InsufficientSecurityLevel, $"the PN of {memberId} (behind {gatewayId}) offers {level} security; the group needs {required}")
             : null;
@@ -535,18 +525,15 @@ public sealed class ServerSmf : CpnsPersistentActor
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g =>
             {
-                var gateway = _gateways[g.Key];
+                var gateway = Gateway(g.Key);
                 return new KeyDeliveryTarget(gateway.GatewayId, gateway.Endpoints.Cskmf, gateway.Keys.Agreement,
                     gateway.PnSecurityLevel, g.ToList());
             })
             .ToList();
 
-    private string? GatewayOf(string deviceId)
-    {
-        if (_gateways.ContainsKey(deviceId))
-            return deviceId;
-        return _gatewayOfPne.TryGetValue(deviceId, out var gateway) && _gateways.ContainsKey(gateway) ? gateway : null;
-    }
+    private string? GatewayOf(string deviceId) => _placements.LastGatewayOf(deviceId);
+
+    private GatewayPlaced Gateway(string gatewayId) => _placements.KnownGateway(gatewayId)!;
 
     private void OnKeyReady(GroupKeyReady ready)
     {
@@ -593,7 +580,7 @@ public sealed class ServerSmf : CpnsPersistentActor
             if (local.Count == 0)
                 continue;
             var notice = new GroupNotice(group.Id, group.Epoch, group.Mode, NoticeKind.Updated, _cskmf, local, []);
-            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.SealFor(_gateways[gatewayId].Endpoints.Smf, notice), group.Id,
+            FlowTrace.Send(Context, Gateway(gatewayId).Endpoints.Smf, _link.SealFor(Gateway(gatewayId).Endpoints.Smf, notice), group.Id,
                 group.Epoch, 7,
                 group.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
             if (group.Mode == DeliveryMode.Push)
@@ -616,7 +603,7 @@ public sealed class ServerSmf : CpnsPersistentActor
         {
             var notice = new GroupNotice(group.Id, group.Epoch, group.Mode, kind, _cskmf, localMembers,
                 gatewayId == removedAt ? [removed!] : []);
-            FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf, _link.SealFor(_gateways[gatewayId].Endpoints.Smf, notice), group.Id,
+            FlowTrace.Send(Context, Gateway(gatewayId).Endpoints.Smf, _link.SealFor(Gateway(gatewayId).Endpoints.Smf, notice), group.Id,
                 group.Epoch, 7,
                 group.Mode.ToFlowKind(), FlowLeg.ServerToGateway);
         }
@@ -642,8 +629,8 @@ public sealed class ServerSmf : CpnsPersistentActor
             Apply(e);
             Reply(inFlight.Request, new GroupAccepted(e.GroupId, GroupChange.Deleted, e.FinalEpoch, []));
             foreach (var gatewayId in gateways)
-                FlowTrace.Send(Context, _gateways[gatewayId].Endpoints.Smf,
-                    _link.SealFor(_gateways[gatewayId].Endpoints.Smf, new GroupDeletedNotice(e.GroupId, e.FinalEpoch)),
+                FlowTrace.Send(Context, Gateway(gatewayId).Endpoints.Smf,
+                    _link.SealFor(Gateway(gatewayId).Endpoints.Smf, new GroupDeletedNotice(e.GroupId, e.FinalEpoch)),
                     e.GroupId, e.FinalEpoch, 5, FlowKind.Revoke, FlowLeg.ServerToGateway);
             SnapshotIfDue();
             StartNext(e.GroupId);
@@ -679,11 +666,6 @@ public sealed class ServerSmf : CpnsPersistentActor
     {
         foreach (var id in removed.DeviceIds)
         {
-            _departed.Add(id);
-            if (removed.Revoked)
-                _link.Guard.Revoke(id);
-            else
-                _link.Guard.Forget(id);
             foreach (var group in _groups.Values.Where(g => g.Members.Contains(id)))
                 Enqueue(new Request(new RemoveMember(group.Id, Operator.Id, id), ActorRefs.Nobody, Sealed: false));
             // Its privileges go too (a manager's or administrator's above all): nothing of them waits for whoever comes next.

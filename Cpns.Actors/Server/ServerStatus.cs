@@ -56,31 +56,22 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
         switch (message)
         {
             case GatewayPlaced placed:
-                _placements.Apply(placed);
-                _link.Guard.Trust(placed.GatewayId, placed.Keys.Signing);
+                _placements.ApplyAndTrust(placed, _link.Guard, trustPnes: true);
                 Set(placed.GatewayId, s => s with { Presence = Presence.Online, Reachable = true });
                 break;
             case PnesPlaced placed:
-                _placements.Apply(placed);
+                _placements.ApplyAndTrust(placed, _link.Guard, trustPnes: true);
                 foreach (var pne in placed.Pnes)
-                {
-                    _link.Guard.Trust(pne.DeviceId, pne.Keys.Signing);
                     Set(pne.DeviceId, s => s with { Presence = Presence.Online, Reachable = true });
-                }
-
                 break;
             case EntitiesRemoved removed:
+                // Watchers of the PN it was in hear it went offline before it leaves the placements.
                 foreach (var id in removed.DeviceIds)
-                {
                     Set(id, s => s with { Presence = Presence.Offline, Reachable = false });
-                    _link.Guard.Forget(id);
-                }
-
                 // What a departed device subscribed to over CPNS ends with it.
                 var departed = removed.DeviceIds.ToHashSet(StringComparer.Ordinal);
                 DropWatchers(w => w.OverCpns && departed.Contains(w.WatcherId));
-
-                _placements.Apply(removed);
+                _placements.ApplyAndTrust(removed, _link.Guard, trustPnes: true);
                 break;
             case ISecureWire wire:
                 if (_link.TryOpen(wire, out var inner, out var senderId))
