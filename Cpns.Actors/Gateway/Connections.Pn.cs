@@ -25,7 +25,13 @@ public sealed partial class Connections
         public bool Sleeping;
     }
 
-    private TimeSpan BatchReplyTimeout => Settings.Timeouts.BatchReply;
+    // How long a batch waits for the registry's answer before it goes again: learnt from the answers (sent once only, as
+    // Karn's rule has it), doubled by every wait that runs out, so that an overloaded registry is not sent its work twice.
+    private AdaptiveTimeout? _batchReplyTime;
+    private readonly Dictionary<long, long> _batchSentOnce = new();
+
+    private AdaptiveTimeout BatchReplyTime => _batchReplyTime ??=
+        new AdaptiveTimeout(Settings.Timeouts.BatchReply, Settings.Timeouts.BatchReply * 8);
 
     private ChallengeBook? _pneChallengeBook;
 
@@ -231,6 +237,7 @@ public sealed partial class Connections
             return;
         var batchId = ++_nextBatchId;
         _inFlightBatches[batchId] = ids;
+        _batchSentOnce[batchId] = System.Diagnostics.Stopwatch.GetTimestamp();
         SendBatch(batchId, ids);
     }
 
@@ -240,18 +247,22 @@ public sealed partial class Connections
         if (pnes.Count == 0)
         {
             _inFlightBatches.Remove(batchId);
+            _batchSentOnce.Remove(batchId);
             return;
         }
 
         _link.Send(_server!.Registry, new RegisterPnes(_identity.DeviceId, pnes));
-        Timers.StartSingleTimer(("batch", batchId), new ResendBatch(batchId), BatchReplyTimeout);
+        Timers.StartSingleTimer(("batch", batchId), new ResendBatch(batchId), BatchReplyTime.Current);
     }
 
     private void Resend(long batchId)
     {
         if (!_inFlightBatches.TryGetValue(batchId, out var ids))
             return;
-        Log.Warning("{0}: no answer to a batch of {1} PNE registrations; sending it again", _identity.DeviceId, ids.Count);
+        BatchReplyTime.TimedOut();
+        _batchSentOnce.Remove(batchId);
+        Log.Warning("{0}: no answer to a batch of {1} PNE registrations; sending it again (waiting {2:0.#} s this time)",
+            _identity.DeviceId, ids.Count, BatchReplyTime.Current.TotalSeconds);
         SendBatch(batchId, ids);
     }
 
@@ -285,6 +296,8 @@ public sealed partial class Connections
         {
             _inFlightBatches.Remove(batchId);
             Timers.Cancel(("batch", batchId));
+            if (_batchSentOnce.Remove(batchId, out var sentAt))
+                BatchReplyTime.Observe(System.Diagnostics.Stopwatch.GetElapsedTime(sentAt));
         }
 
         if (registered.Results.Any(r => r.Error == RegistrationError.Busy))
