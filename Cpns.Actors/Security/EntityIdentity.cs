@@ -168,12 +168,17 @@ public sealed class VerificationKey
 
     private (UInt128, UInt128) StatementDigest(ReadOnlySpan<byte> message, Octets signature)
     {
-        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        hash.AppendData(Encoded.Span);
-        hash.AppendData(signature.Span);
-        hash.AppendData(message);
+        // One contiguous input, hashed at once: no hash object per check on the path every holder of an epoch takes.
+        var length = Encoded.Length + signature.Length + message.Length;
+        var rented = length > 512 ? System.Buffers.ArrayPool<byte>.Shared.Rent(length) : null;
+        var input = rented is null ? stackalloc byte[length] : rented.AsSpan(0, length);
+        Encoded.Span.CopyTo(input);
+        signature.Span.CopyTo(input[Encoded.Length..]);
+        message.CopyTo(input[(Encoded.Length + signature.Length)..]);
         Span<byte> digest = stackalloc byte[32];
-        hash.GetHashAndReset(digest);
+        System.Security.Cryptography.SHA256.HashData(input, digest);
+        if (rented is not null)
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         return (System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest),
             System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest[16..]));
     }

@@ -270,9 +270,7 @@ public sealed class GroupKeyFlowTests(ITestOutputHelper output) : CpnsTestKit(ou
 
         // The PN GW's SMF is held while two changes reach it: their notices wait in its mailbox, one behind the other.
         var flow = new FlowRecorder(this);
-        var smf = ((ActorRefWithCell)await Sys.ActorSelection("/user/gateway-g1/smf").ResolveOne(Timeout)).Underlying;
-        smf.Suspend();
-        try
+        await WhileHeldAsync(await Sys.ActorSelection("/user/gateway-g1/smf").ResolveOne(Timeout), async smf =>
         {
             Server.Smf.Tell(new LocalRequest(new AddMember("grp", "p1", "p2")), TestActor);
             Server.Smf.Tell(new LocalRequest(new AddMember("grp", "p1", "p3")), TestActor);
@@ -280,11 +278,7 @@ public sealed class GroupKeyFlowTests(ITestOutputHelper output) : CpnsTestKit(ou
             Assert.Equal(3, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
             await flow.UntilAsync(s => s.Any(x => x is { Leg: FlowLeg.ServerToGateway, Step: 7, Epoch: 3 }), Timeout);
             await AwaitConditionAsync(() => Task.FromResult(smf.NumberOfMessages >= 2), Timeout);
-        }
-        finally
-        {
-            smf.Resume(null!);
-        }
+        });
 
         await flow.UntilAsync(s => s.Count(x => x is { Leg: FlowLeg.GatewayToPne, Step: 8, Epoch: 3 }) == 3, Timeout);
         Assert.Equal(

@@ -24,10 +24,8 @@ public sealed class BatchResendTests(ITestOutputHelper output) : CpnsTestKit(out
 
         var warnings = CreateTestProbe();
         Sys.EventStream.Subscribe(warnings.Ref, typeof(Warning));
-        var registry = ((ActorRefWithCell)Server.Registry).Underlying;
-        registry.Suspend();
         var waits = new List<string>();
-        try
+        await WhileHeldAsync(Server.Registry, async _ =>
         {
             StartPne("p1", "g1");
             while (waits.Count < 3)
@@ -36,11 +34,7 @@ public sealed class BatchResendTests(ITestOutputHelper output) : CpnsTestKit(out
                 if (warning.Message.ToString() is { } text && text.Contains("no answer to a batch of 1 PNE registrations"))
                     waits.Add(text[(text.IndexOf("(waiting ", StringComparison.Ordinal) + 9)..text.IndexOf(" s this time", StringComparison.Ordinal)]);
             }
-        }
-        finally
-        {
-            registry.Resume(null!);
-        }
+        });
 
         Assert.Equal(["0.4", "0.8", "1.6"], waits); // 200 ms, then twice that after each wait that ran out
         await AwaitRegisteredAsync([Pnes["p1"]]);

@@ -193,18 +193,12 @@ public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(outp
     private async Task BehindAsync(IActorRef function, object query, Action send)
     {
         var bystander = CreateTestProbe();
-        var cell = ((ActorRefWithCell)function).Underlying;
-        cell.Suspend();
-        try
+        await WhileHeldAsync(function, async cell =>
         {
             send();
             await AwaitConditionAsync(() => Task.FromResult(cell.NumberOfMessages >= 1), Timeout);
             for (var i = 0; i < 10; i++)
                 function.Tell(query, bystander.Ref);
-        }
-        finally
-        {
-            cell.Resume(null!);
-        }
+        });
     }
 }

@@ -172,6 +172,24 @@ public abstract class CpnsTestKit : TestKit
         }
     }
 
+    /// <summary>
+    /// Holds <paramref name="function"/> (its mailbox fills, nothing is processed) while <paramref name="whileHeld"/> runs,
+    /// then lets it go on: the deterministic way to put messages behind one another or to leave a request unanswered.
+    /// </summary>
+    protected static async Task WhileHeldAsync(IActorRef function, Func<ICell, Task> whileHeld)
+    {
+        var cell = ((ActorRefWithCell)function).Underlying;
+        cell.Suspend();
+        try
+        {
+            await whileHeld(cell);
+        }
+        finally
+        {
+            cell.Resume(null!);
+        }
+    }
+
     protected async Task AwaitRegisteredAsync(IEnumerable<IActorRef> entities)
     {
         foreach (var entity in entities)
