@@ -89,6 +89,8 @@ public sealed record CpnsSettings
             {
                 BusyMailboxDepth = Math.Max(0, c.GetInt("load.busy-mailbox-depth")),
                 MaxBusyAnswers = Math.Max(0, c.GetInt("load.max-busy-answers")),
+                RegistrationsInProgress = Math.Max(0, c.GetInt("load.registrations-in-progress")),
+                BusyLag = c.GetTimeSpan("load.busy-lag"),
             },
             Connections = new ConnectionSettings
             {
@@ -214,6 +216,12 @@ public sealed record LoadSettings
 {
     public required int BusyMailboxDepth { get; init; }
     public required int MaxBusyAnswers { get; init; }
+
+    /// <summary>How many PNEs a PN GW takes in at once, from its answer to their scan until the server's answer (0: no bound).</summary>
+    public required int RegistrationsInProgress { get; init; }
+
+    /// <summary>A node whose actors wait longer than this for a thread says it is busy to PNEs that scan for it (zero: never).</summary>
+    public required TimeSpan BusyLag { get; init; }
 }
 
 /// <summary><c>cpns.connections</c>: keep-alives, downlink queues and re-registration spread.</summary>

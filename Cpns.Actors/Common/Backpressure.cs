@@ -30,6 +30,23 @@ public sealed class Backpressure(IActorRef self, int busyMailboxDepth, string fu
             $"{backlog} messages waiting");
     }
 
+    /// <summary>
+    /// The node's actors wait longer than <c>cpns.load.busy-lag</c> for a thread (<see cref="DispatcherLag"/>): new work
+    /// that would add to everyone's queue is turned away, counted, for about as long as the node is behind. What is already
+    /// under way goes on, and catches up.
+    /// </summary>
+    public BusyAnswer? NodeBehind(ActorSystem system, TimeSpan busyLag)
+    {
+        if (busyLag <= TimeSpan.Zero || DispatcherLag.Of(system).Current is var lag && lag <= busyLag)
+            return null;
+        CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", function));
+        return new BusyAnswer(RetryAfterLag(lag, Random.Shared), $"this node is {lag.TotalMilliseconds:0} ms behind");
+    }
+
+    /// <summary>A wait between one and two times the node's lag: a crowd turned away together does not come back together.</summary>
+    public static int RetryAfterLag(TimeSpan lag, Random random) =>
+        (int)Math.Clamp(lag.TotalMilliseconds * (1 + random.NextDouble()), MinRetryAfterMs, MaxRetryAfterMs);
+
     /// <summary>How long a requester waits after a busy answer: what it was told, never less than the shortest wait.</summary>
     public static TimeSpan WaitFor(int retryAfterMs) => TimeSpan.FromMilliseconds(Math.Max(retryAfterMs, MinRetryAfterMs));
 

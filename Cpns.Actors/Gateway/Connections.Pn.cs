@@ -37,6 +37,13 @@ public sealed partial class Connections
 
     private ChallengeBook PneChallenges => _pneChallengeBook ??= new ChallengeBook(_identity, AuthTranscripts.PneContext, Settings.Security.AuthenticationTimeout);
     private readonly List<(AuthHello Hello, IActorRef ReplyTo)> _helloBacklog = new();
+    private RegistrationAdmission? _registrationAdmission;
+
+    private RegistrationAdmission Admission => _registrationAdmission ??=
+        new RegistrationAdmission(Settings.Load.RegistrationsInProgress, Settings.Load.BusyLag);
+
+    /// <summary>PNEs challenged and not yet answered, and those waiting for the server's answer.</summary>
+    private int RegistrationsInProgress => PneChallenges.OpenCount(NowMs) + _waiting.Count;
     private readonly Dictionary<string, (PneRegistration Registration, IActorRef ReplyTo)> _waiting = new(StringComparer.Ordinal);
     private readonly Dictionary<long, List<string>> _inFlightBatches = new();
     private readonly HashSet<string> _registeredPnes = new(StringComparer.Ordinal);
@@ -134,6 +141,7 @@ public sealed partial class Connections
 
     private void OnPneHello(AuthHello hello)
     {
+        Admission.Arrived(hello.DeviceId);
         if (hello.Kind != EntityKind.Pne || !DeviceIds.IsValid(hello.DeviceId))
         {
             RejectPne(Sender, hello.DeviceId, RegistrationError.InvalidRequest, "a PNE authenticates as Pne with a valid id");

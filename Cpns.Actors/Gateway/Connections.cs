@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using Akka.Actor;
 using Akka.Event;
@@ -53,14 +54,24 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
     private (Credential Credential, SecurityLevel? Ceiling)? _ownCeiling;
 
     /// <summary>This PN GW's answer to a PNE's scan; the ceiling is read from its credential once per credential.</summary>
-    private GatewayAdvertisement Advertisement()
+    private GatewayAdvertisement Advertisement(string deviceId)
     {
         var registered = _registrationId is not null && _credential is not null;
         if (registered && _ownCeiling?.Credential != _credential)
             _ownCeiling = (_credential!, _verifier.Verify(_credential!, Context.System.Scheduler.Now).Credential?.PnSecurityCeiling);
+        var retryAfterMs = registered && !_registeredPnes.Contains(deviceId)
+            ? Admission.Answer(deviceId, RegistrationsInProgress, DispatcherLag.Of(Context.System).Current, NowMs,
+                NowMs + (long)(Settings.Discovery.ScanWindow + PlaceHeldAfterScan).TotalMilliseconds, Random.Shared)
+            : 0;
+        if (retryAfterMs > 0)
+            CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", "pn-gw-admission"));
         return new GatewayAdvertisement(_identity.DeviceId, _identity.Kind, Context.Parent, registered, _pnTable.Count,
-            PnSecurity.Held(_capabilities.PnSecurityLevel, registered ? _ownCeiling!.Value.Ceiling : null), registered && _acceptBridges);
+            PnSecurity.Held(_capabilities.PnSecurityLevel, registered ? _ownCeiling!.Value.Ceiling : null), registered && _acceptBridges,
+            retryAfterMs);
     }
+
+    /// <summary>How long after its scan window a PNE that was told "come in" has its place held for its hello.</summary>
+    private static readonly TimeSpan PlaceHeldAfterScan = TimeSpan.FromSeconds(2);
 
     /// <summary>What the PN GW's functions are all told (a PNE attached or left, the server, reachability).</summary>
     private void TellFunctions(object message)
@@ -183,8 +194,8 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             case UpdateCapabilities update when update.DeviceId == _identity.DeviceId:
                 UpdateOwnCapabilities(update, Sender);
                 break;
-            case DiscoverGateways:
-                Sender.Tell(Advertisement());
+            case DiscoverGateways discover:
+                Sender.Tell(Advertisement(discover.DeviceId));
                 break;
             case GetKnownRevocations:
                 Sender.Tell(new KnownRevocations(_revokedDevices.Order(StringComparer.Ordinal).ToList(),

@@ -25,6 +25,9 @@ public sealed class GatewayCskmf : KeyHolder
     private readonly Dictionary<string, LkhMember> _trees = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (GroupKey Key, EpochAnnouncement Announcement)> _unplaced = new(StringComparer.Ordinal);
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
+    // PNE pulls of an epoch this PN GW does not hold yet (its own key is still on the way): answered once it is here.
+    private readonly Dictionary<string, Dictionary<string, (GroupKeyRequest Request, IActorRef ReplyTo)>> _heldPulls =
+        new(StringComparer.Ordinal);
     private ServerEndpoints? _server;
     private KnownKeyManagers? _managers;
     private readonly DownlinkQueues _downlink;
@@ -96,6 +99,9 @@ public sealed class GatewayCskmf : KeyHolder
             case ExportLkhPath export:
                 ExportPath(export);
                 break;
+            case HeldPullsDue due:
+                ReleaseHeldPulls(due.GroupId, waitOver: true);
+                break;
             case GetKeyAcks query:
                 var current = Ring.Current(query.GroupId);
                 var acked = current is null ? [] : _acks.GetValueOrDefault((query.GroupId, current.Key.Epoch)) ?? [];
@@ -116,7 +122,7 @@ public sealed class GatewayCskmf : KeyHolder
         switch (message)
         {
             case GroupKeyRequest request:
-                ServePneRequest(request, senderId);
+                ServePneRequest(request, senderId, Sender);
                 break;
             case GroupRekeyBroadcast broadcast:
                 OnBroadcast(broadcast, senderId);
@@ -158,6 +164,7 @@ public sealed class GatewayCskmf : KeyHolder
     protected override void OnInstalled(InstalledKey installed)
     {
         var key = installed.Key;
+        ReleaseHeldPulls(key.GroupId, waitOver: false);
         foreach (var stale in _acks.Keys.Where(k => k.GroupId == key.GroupId && k.Epoch < key.Epoch - 1).ToList())
             _acks.Remove(stale);
         if (installed.LocalMembers.Contains(Identity.DeviceId))
@@ -309,20 +316,36 @@ public sealed class GatewayCskmf : KeyHolder
             FlowTrace.Send(Context, pne.Endpoints.Cskmf, Link.SealFor(pne.Endpoints.Cskmf, delivery), groupId, epoch, 8, FlowKind.Push,
                 FlowLeg.GatewayToPne));
 
-    /// <summary>Pull steps 9 → 10 inside the PN.</summary>
-    private void ServePneRequest(GroupKeyRequest request, string senderId)
+    /// <summary>
+    /// Pull steps 9 → 10 inside the PN. A pull of an epoch newer than any held here — a PNE that heard of the epoch, or whose
+    /// push did not come in time, while this PN GW's own key is still on the way — waits here for it (one per PNE, for at
+    /// most <c>cpns.keys.pull-retry-max</c>) and is answered once, instead of being refused and asked again.
+    /// </summary>
+    private void ServePneRequest(GroupKeyRequest request, string senderId, IActorRef replyTo)
     {
         if (request.RequesterId != senderId)
         {
-            Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotAuthorized,
+            Link.Send(replyTo, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotAuthorized,
                 $"request names {request.RequesterId} but is signed by {senderId}"));
             return;
         }
 
         var (held, error) = Ring.Get(request.GroupId, request.Epoch, NowMs, Settings.Keys.GraceWindow);
+        if (held is null && error is KeyError.UnknownGroup or KeyError.NotYetAvailable && _pnes.ContainsKey(senderId))
+        {
+            if (!_heldPulls.TryGetValue(request.GroupId, out var waiting))
+            {
+                _heldPulls[request.GroupId] = waiting = new Dictionary<string, (GroupKeyRequest, IActorRef)>(StringComparer.Ordinal);
+                Timers.StartSingleTimer(("held-pulls", request.GroupId), new HeldPullsDue(request.GroupId), Settings.Keys.PullRetryMax);
+            }
+
+            waiting[senderId] = (request, replyTo);
+            return;
+        }
+
         if (held is null)
         {
-            Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, error!.Value,
+            Link.Send(replyTo, new GroupKeyRefused(request.GroupId, request.Epoch, error!.Value,
                 $"{Identity.DeviceId} cannot give {request.GroupId}#{request.Epoch}"));
             return;
         }
@@ -330,13 +353,42 @@ public sealed class GatewayCskmf : KeyHolder
         if (!held.LocalMembers.Contains(senderId) || !_pnes.TryGetValue(senderId, out var pne))
         {
             Log.Info("{0}: refused {1}#{2} to non-member {3}", Identity.DeviceId, request.GroupId, request.Epoch, senderId);
-            Link.Send(Sender, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotAuthorized,
+            Link.Send(replyTo, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotAuthorized,
                 $"{senderId} is not a member of {request.GroupId}#{request.Epoch} here"));
             return;
         }
 
-        FlowTrace.Send(Context, Sender, Link.SealFor(Sender, WrapFor(held.Key, pne, DeliveryMode.Pull, held.Announcement)), request.GroupId,
-            request.Epoch, 10, FlowKind.Pull, FlowLeg.GatewayToPne);
+        FlowTrace.Send(Context, replyTo, Link.SealFor(replyTo, WrapFor(held.Key, pne, DeliveryMode.Pull, held.Announcement)),
+            request.GroupId, request.Epoch, 10, FlowKind.Pull, FlowLeg.GatewayToPne);
+    }
+
+    private sealed record HeldPullsDue(string GroupId) : INoSerializationVerificationNeeded;
+
+    /// <summary>The pulls held for a group that now has a key here are served; when the wait runs out, told "not yet".</summary>
+    private void ReleaseHeldPulls(string groupId, bool waitOver)
+    {
+        if (!_heldPulls.TryGetValue(groupId, out var waiting))
+            return;
+        var current = Ring.Current(groupId)?.Key.Epoch ?? 0;
+        foreach (var (senderId, (request, replyTo)) in waiting.ToList())
+        {
+            if (request.Epoch <= current)
+            {
+                waiting.Remove(senderId);
+                ServePneRequest(request, senderId, replyTo);
+            }
+            else if (waitOver)
+            {
+                waiting.Remove(senderId);
+                Link.Send(replyTo, new GroupKeyRefused(request.GroupId, request.Epoch, KeyError.NotYetAvailable,
+                    $"{Identity.DeviceId} does not hold {request.GroupId}#{request.Epoch} yet"));
+            }
+        }
+
+        if (waiting.Count > 0)
+            return;
+        _heldPulls.Remove(groupId);
+        Timers.Cancel(("held-pulls", groupId));
     }
 
     private GroupKeyDelivery WrapFor(GroupKey key, PneAttached pne, DeliveryMode mode, EpochAnnouncement announcement) =>

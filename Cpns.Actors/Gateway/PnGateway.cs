@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Akka.Actor;
 using Cpns.Actors.Local;
 using Cpns.Actors.Protocol;
@@ -29,6 +30,7 @@ public sealed class PnGateway : UntypedActor
     public PnGateway(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken, RepresentativeFactory? representatives)
     {
+        DispatcherLag.Of(Context.System); // the node's lag probe runs from its first function on (ARCHITECTURE.md §9)
         _cskmf = Context.ActorOf(GatewayCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
         _relay = Context.ActorOf(Relay.Props(identity, capabilities, settings), "relay");

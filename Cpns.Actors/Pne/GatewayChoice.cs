@@ -4,8 +4,8 @@ using Cpns.Actors.Protocol;
 namespace Cpns.Actors.Pne;
 
 /// <summary>
-/// Which PN GW a PNE registers through, from the advertisements its scan heard. Only one that takes it in counts (a
-/// new PNE needs a registered PN GW; a PNE whose PN GW went away also needs one that takes PNEs from another PN GW).
+/// Which PN GW a PNE registers through, from the advertisements its scan heard. Only one that takes it in now counts (a
+/// new PNE needs a registered PN GW that is not busy; a PNE whose PN GW went away also needs one that takes PNEs from another PN GW).
 /// Among those: the most secure PN first, then a dedicated PN GW before a BOTH device, then the lighter load — loads
 /// within a factor of two count as equal, so a PNE does not leave a good PN GW for one a few PNEs lighter. Ties are
 /// broken by a rendezvous hash of the PNE's id and the PN GW's, so a crowd that starts at once spreads over equal PN
@@ -16,7 +16,7 @@ public static class GatewayChoice
     public static IReadOnlyList<GatewayAdvertisement> Rank(string deviceId, IEnumerable<GatewayAdvertisement> heard, bool moving,
         IReadOnlySet<string> failed) =>
         heard
-            .Where(a => a.AcceptsNewPnes && (!moving || a.AcceptsMovingPnes))
+            .Where(a => a.AcceptsNewPnes && !a.Busy && (!moving || a.AcceptsMovingPnes))
             .DistinctBy(a => a.GatewayId, StringComparer.Ordinal)
             .OrderBy(a => failed.Contains(a.GatewayId))
             .ThenByDescending(a => a.PnSecurity)

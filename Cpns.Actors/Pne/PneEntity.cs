@@ -75,6 +75,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private Octets? _clientNonce;
     private string? _serverId;
     private int _attempts;
+    private bool _scanAfterBusy;
     private IActorRef? _deregistrationAsker;
     private (IActorRef Asker, IActorRef Target)? _move;
     private bool _asleep;
@@ -443,7 +444,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     /// </summary>
     private void Register()
     {
-        _attempts++;
+        // A scan that heard only busy PN GWs was no failed attempt: the next one waits no longer for it.
+        if (!_scanAfterBusy)
+            _attempts++;
+        _scanAfterBusy = false;
         if (_lastTried is not null)
             _failedGateways.Add(_lastTried);
         _lastTried = null;
@@ -464,6 +468,15 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         Timers.Cancel(ScanEnds.Instance);
         var moving = _lostGatewayId is not null && _credential is not null;
         var ranked = GatewayChoice.Rank(_identity.DeviceId, _heard.Values, moving, _failedGateways);
+        if (ranked.Count == 0 && _heard.Values.Where(a => a.AcceptsNewPnes && a.Busy).Select(a => a.RetryAfterMs).DefaultIfEmpty()
+                .Min() is > 0 and var retryAfterMs)
+        {
+            _log.Debug("{0}: every PN GW that takes it in is busy; scanning again in {1} ms", _identity.DeviceId, retryAfterMs);
+            _scanAfterBusy = true;
+            Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, Backpressure.WaitFor(retryAfterMs));
+            return;
+        }
+
         if (ranked.Count == 0)
         {
             // Asked again at the next attempt: a PN GW not registered yet says it cannot take PNEs in.

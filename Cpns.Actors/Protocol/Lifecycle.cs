@@ -11,13 +11,19 @@ public sealed record DiscoverGateways(string DeviceId) : ICpnsMessage, IWithDevi
 /// <summary>
 /// A PN GW answers discovery: who it is, whether it is a PN GW only or also a PNE (BOTH), whether it takes in a new
 /// PNE (it is registered itself) and one coming from another PN GW (its bridge policy), how many PNEs it serves, and
-/// the security it holds its PN to (its declared level, never above its credential's ceiling). A PNE chooses among
+/// the security it holds its PN to (its declared level, never above its credential's ceiling), and whether it is too busy
+/// to take a PNE in right now (then after how long to scan again; a forged "busy" delays a PNE by at most
+/// <c>Backpressure.MaxRetryAfterMs</c>, no more than a dropped answer would). A PNE chooses among
 /// the answers (<c>Pne.GatewayChoice</c>); the advertisement is a hint, and the challenge–response that follows is what
 /// authenticates the PN GW.
 /// </summary>
 public sealed record GatewayAdvertisement(string GatewayId, EntityKind Mode, IActorRef Gateway, bool AcceptsNewPnes,
-    int Load = 0, SecurityLevel PnSecurity = SecurityLevel.None, bool AcceptsMovingPnes = false)
-    : ICpnsMessage, IWithGatewayId;
+    int Load = 0, SecurityLevel PnSecurity = SecurityLevel.None, bool AcceptsMovingPnes = false, int RetryAfterMs = 0)
+    : ICpnsMessage, IWithGatewayId
+{
+    /// <summary>A PN GW too busy to take a PNE in now says after how long to scan again (0: it takes PNEs in).</summary>
+    public bool Busy => RetryAfterMs > 0;
+}
 
 // ---- Leases ----
 

@@ -27,6 +27,19 @@ public sealed class ChallengeBook(EntityIdentity verifier, string context, TimeS
         return new AuthChallenge(hello.DeviceId, verifier.DeviceId, verifierCredential, hello.ClientNonce, nonce, signature);
     }
 
+    /// <summary>Challenges issued and neither answered nor expired.</summary>
+    public int OpenCount(long nowMs)
+    {
+        var open = 0;
+        foreach (var challenge in _open.Values)
+        {
+            if (challenge.ExpiresAtMs >= nowMs)
+                open++;
+        }
+
+        return open;
+    }
+
     /// <summary>The hello a registration answers, taken once, if it answers its device's open challenge in time.</summary>
     public AuthHello? Take(string deviceId, AuthProof proof, PublicKeys keys, long nowMs)
     {

@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Akka.Actor;
 using Cpns.Actors.Protocol;
 
@@ -17,22 +18,23 @@ public sealed class CpnsServer : UntypedActor
     /// <param name="keyManagers">The Group Key Managers' shard region in the distributed topology; null when centralized.</param>
     public CpnsServer(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers)
     {
+        DispatcherLag.Of(Context.System); // the node's lag probe runs from its first function on (ARCHITECTURE.md §9)
         var identity = secrets.Identity;
         var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
             Context.System.Scheduler.Now.AddMinutes(-5), settings.Security.CredentialValidity);
-        var kmc = Context.ActorOf(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
-        var cskmf = Context.ActorOf(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers is null
+        var kmc = Function(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
+        var cskmf = Function(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers is null
             ? null
             : keyManagers with { Verifier = secrets.Authority.Verifier() }), "cskmf");
-        var smf = Context.ActorOf(ServerSmf.Props(identity, cskmf, settings), "smf");
-        var capabilities = Context.ActorOf(ServerCapabilities.Props(identity, settings), "capabilities");
-        var status = Context.ActorOf(ServerStatus.Props(identity, settings), "status");
-        var dm = Context.ActorOf(ServerDm.Props(identity, settings), "dm");
-        var directory = Context.ActorOf(ServerDirectory.Props(identity, smf, capabilities, settings), "directory");
-        _charging = Context.ActorOf(ServerCharging.Props(settings), "charging");
-        var usage = _usage = Context.ActorOf(ServerUsage.Props(identity, _charging, settings), "usage");
-        var delivery = Context.ActorOf(ServerDelivery.Props(identity, smf, cskmf, usage, settings), "delivery");
-        var registry = Context.ActorOf(
+        var smf = Function(ServerSmf.Props(identity, cskmf, settings), "smf");
+        var capabilities = Function(ServerCapabilities.Props(identity, settings), "capabilities");
+        var status = Function(ServerStatus.Props(identity, settings), "status");
+        var dm = Function(ServerDm.Props(identity, settings), "dm");
+        var directory = Function(ServerDirectory.Props(identity, smf, capabilities, settings), "directory");
+        _charging = Function(ServerCharging.Props(settings), "charging");
+        var usage = _usage = Function(ServerUsage.Props(identity, _charging, settings), "usage");
+        var delivery = Function(ServerDelivery.Props(identity, smf, cskmf, usage, settings), "delivery");
+        var registry = Function(
             Registry.Props(
                 r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
                     delivery, usage) { KeyManagers = keyManagers is not null },
@@ -43,6 +45,15 @@ public sealed class CpnsServer : UntypedActor
         _endpoints = new ServerEndpoints(identity.DeviceId, identity.PublicKeys, registry, smf, cskmf, capabilities, status, dm,
             directory, delivery, usage) { KeyManagers = keyManagers is not null };
     }
+
+    /// <summary>
+    /// The server's functions each serve the whole network: on <c>cpns.network-dispatcher</c> they work through many
+    /// messages a turn, where on the default dispatcher they would get a PNE's share — in a simulation, one turn in as many
+    /// as there are busy PNEs, however little work each of those has.
+    /// </summary>
+    public const string Dispatcher = "cpns.network-dispatcher";
+
+    private IActorRef Function(Props props, string name) => Context.ActorOf(props.WithDispatcher(Dispatcher), name);
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
         Akka.Actor.Props.Create(typeof(CpnsServer), secrets, settings, keyManagers);

@@ -192,6 +192,11 @@ public sealed class ServerSmf : CpnsPersistentActor
                 foreach (var group in _groups.Values.Where(g => g.Members.Contains(moved.DeviceId)))
                     Enqueue(new Request(new Rekey(group.Id), ActorRefs.Nobody, Sealed: false));
                 break;
+            case LocalRequest { Request: CreateGroup or AddMember or RemoveMember or DeleteGroup } local
+                when _backpressure.NodeBehind(Context.System, Settings.Load.BusyLag) is { } busy:
+                // The operator's changes too: each costs a rekey, whose deliveries would queue behind everyone's.
+                Sender.Tell(new GroupRejected(((IWithGroupId)local.Request).GroupId, GroupError.Busy, busy.Detail, busy.RetryAfterMs));
+                break;
             case LocalRequest { Request: CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege } local:
                 Enqueue(new Request(local.Request, Sender, Sealed: false));
                 break;
@@ -281,10 +286,12 @@ public sealed class ServerSmf : CpnsPersistentActor
                     return;
                 }
 
-                if (_backpressure.Backlog() is > 0 and var backlog)
+                // A membership change costs a rekey: wrapping and signing for every PN GW of the group.
+                var turnedAway = _backpressure.Backlog() is > 0 and var backlog ? _backpressure.TurnAway(backlog)
+                    : message is GrantPrivilege ? null
+                    : _backpressure.NodeBehind(Context.System, Settings.Load.BusyLag);
+                if (turnedAway is { } busy)
                 {
-                    // A membership change costs a rekey: wrapping and signing for every PN GW of the group.
-                    var busy = _backpressure.TurnAway(backlog);
                     _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.Busy, busy.Detail, busy.RetryAfterMs));
                     return;
                 }

@@ -1,3 +1,4 @@
+using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using System.Diagnostics;
 using Akka.Actor;
@@ -368,6 +369,13 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         async Task<(string GroupId, object Reply)> Run((string GroupId, ICpnsMessage Command) c)
         {
             var reply = await smf.Ask<object>(new LocalRequest(c.Command), TimeSpan.FromMinutes(2), cancellationToken);
+            // A server behind on its deliveries takes no new change for a while: the change goes again when it says.
+            while (reply is GroupRejected { Error: GroupError.Busy } busy)
+            {
+                await Task.Delay(Backpressure.WaitFor(busy.RetryAfterMs), cancellationToken);
+                reply = await smf.Ask<object>(new LocalRequest(c.Command), TimeSpan.FromMinutes(2), cancellationToken);
+            }
+
             if (reply is GroupAccepted ack)
                 acknowledged?.Invoke(new Acknowledgement("group", ack.GroupId, null, ack.Epoch, ack.Members));
             progress?.Report(new SimulationProgress(phase, Interlocked.Increment(ref done), commands.Count));
