@@ -46,6 +46,27 @@ public sealed class SessionTests
     }
 
     [Fact]
+    public void A_session_in_steady_use_keeps_its_cipher_and_every_record_still_opens_once_and_only_unchanged()
+    {
+        // Past the first records each direction keeps its cipher context: the same bytes as a context made per record.
+        var (gateway, server) = Establish(End("g1", EntityKind.PnGateway), End("cpns-server", EntityKind.Server));
+        for (var i = 1; i <= 40; i++)
+        {
+            var up = gateway.Seal("UsageReport", Encoding.UTF8.GetBytes($"report {i}"), Now);
+            var down = server.Seal("UsageAck", Encoding.UTF8.GetBytes($"ack {i}"), Now);
+            Assert.Equal($"report {i}", Encoding.UTF8.GetString(server.Open(up, Now)));
+            Assert.Equal($"ack {i}", Encoding.UTF8.GetString(gateway.Open(down, Now)));
+            Assert.Equal(SessionRefusal.Replayed, Refusal(() => server.Open(up, Now)));
+            var flipped = down.Ciphertext.ToArray();
+            flipped[^1] ^= 1;
+            Assert.Equal(SessionRefusal.BadRecord, Refusal(() => gateway.Open(down with { Ciphertext = Octets.Own(flipped) }, Now)));
+        }
+
+        gateway.Dispose();
+        server.Dispose();
+    }
+
+    [Fact]
     public void A_replayed_record_is_refused_by_its_receiver_and_opens_for_no_other_receiver()
     {
         var g1 = End("g1", EntityKind.PnGateway);
