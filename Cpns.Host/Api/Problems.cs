@@ -29,6 +29,8 @@ public static class Problems
     {
         DirectoryRejected r => Of(Status(r.Error), "directory", r.Error.ToString(), r.Detail),
         SearchRejected r => Of(Status(r.Error), "directory", r.Error.ToString(), r.Detail),
+        GroupRejected { Error: GroupError.Busy, RetryAfterMs: > 0 } r =>
+            new RetryAfter(Of(StatusCodes.Status503ServiceUnavailable, "group", r.Error.ToString(), r.Detail), r.RetryAfterMs),
         GroupRejected r => Of(r.Error switch
         {
             GroupError.InvalidRequest => StatusCodes.Status400BadRequest,
@@ -57,6 +59,16 @@ public static class Problems
         }, "dm", r.Status.ToString(), r.Detail),
         _ => Unavailable($"unexpected answer {refusal.GetType().Name}"),
     };
+
+    /// <summary>A busy answer says when to come back, as the server function said it (RFC 9110 Retry-After, whole seconds).</summary>
+    private sealed class RetryAfter(IResult problem, int retryAfterMs) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfterMs / 1000.0)).ToString();
+            return problem.ExecuteAsync(httpContext);
+        }
+    }
 
     private static int Status(DirectoryError error) => error switch
     {

@@ -1,7 +1,13 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Akka.Actor;
+using Cpns.Actors;
 using Cpns.Actors.Common;
 using Cpns.Actors.Local;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Security;
+using Cpns.Host.Api;
 using Cpns.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -34,18 +40,38 @@ public sealed class NodeBehindTests(ITestOutputHelper output) : CpnsTestKit(outp
         });
     }
 
+    /// <summary>Holds the devices' thread until the node is more than a second behind (the hold lasts 1.5 s).</summary>
+    private async Task HoldUntilBehindAsync()
+    {
+        var hog = Sys.ActorOf(Props.Create(() => new ThreadHog()));
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        hog.Tell(new Hold(holding));
+        await holding.Task.WaitAsync(Timeout);
+        await AwaitConditionAsync(() => Task.FromResult(DispatcherLag.Of(Sys).Current > TimeSpan.FromSeconds(1)), Timeout,
+            TimeSpan.FromMilliseconds(10));
+    }
+
+    [Fact]
+    public async Task The_operator_API_answers_a_change_asked_of_a_node_behind_with_503_and_when_to_come_back()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
+        await using var api = await ApiUnderTest.StartAsync(Sys, Server, await Deployment.ChargingOf(ServerActor, Timeout));
+        var op = api.Client("op", ApiRole.Operator);
+        await HoldUntilBehindAsync();
+
+        var response = await op.PostAsJsonAsync("operator/v1/groups", new NewGroupBody("grp", DeliveryMode.Push, ["p1"]), ApiHost.Json);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, $"{(int)response.StatusCode}: {body}");
+        Assert.Equal("urn:cpns:problem:group:busy", JsonDocument.Parse(body).RootElement.GetProperty("type").GetString());
+        Assert.InRange(response.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0, 1, Backpressure.MaxRetryAfterMs / 1000);
+    }
+
     [Fact]
     public async Task A_node_behind_turns_new_changes_and_new_PNEs_away_for_as_long_and_takes_them_once_caught_up()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
         using var busy = new MetricRecorder("cpns.busy_answers", "function");
-        var hog = Sys.ActorOf(Props.Create(() => new ThreadHog()));
-
-        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        hog.Tell(new Hold(holding));
-        await holding.Task.WaitAsync(Timeout); // the devices' one thread is held from now on
-        await AwaitConditionAsync(() => Task.FromResult(DispatcherLag.Of(Sys).Current > TimeSpan.FromSeconds(1)), Timeout,
-            TimeSpan.FromMilliseconds(10));
+        await HoldUntilBehindAsync();
         Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1"])), TestActor);
         var scanner = CreateTestProbe();
         Gateways["g1"].Tell(new DiscoverGateways("p2"), scanner.Ref);
