@@ -84,9 +84,20 @@ public sealed class ServerSmf : CpnsPersistentActor
         _cskmf = cskmf;
         _link = new SecureLink(Context, identity, settings, Log);
         _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "server-smf");
+        _keyFunction = new Backpressure(cskmf, settings.Load.BusyMailboxDepth, "server-smf");
     }
 
     private readonly Backpressure _backpressure;
+    private readonly Backpressure _keyFunction;
+
+    /// <summary>
+    /// A change that costs a rekey waits while the key function it needs is behind (its mailbox past the busy depth) or
+    /// the node is: its deliveries would only queue behind the ones under way.
+    /// </summary>
+    private BusyAnswer? RekeyTurnedAway() =>
+        _keyFunction.Backlog() is > 0 and var keysWaiting
+            ? _keyFunction.TurnAway(keysWaiting)
+            : _backpressure.NodeBehind(Context.System, Settings.Load.BusyLag);
 
     public static Props Props(EntityIdentity identity, IActorRef cskmf, CpnsSettings settings) =>
         Akka.Actor.Props.Create<ServerSmf>(identity, cskmf, settings);
@@ -193,7 +204,7 @@ public sealed class ServerSmf : CpnsPersistentActor
                     Enqueue(new Request(new Rekey(group.Id), ActorRefs.Nobody, Sealed: false));
                 break;
             case LocalRequest { Request: CreateGroup or AddMember or RemoveMember or DeleteGroup } local
-                when _backpressure.NodeBehind(Context.System, Settings.Load.BusyLag) is { } busy:
+                when RekeyTurnedAway() is { } busy:
                 // The operator's changes too: each costs a rekey, whose deliveries would queue behind everyone's.
                 Sender.Tell(new GroupRejected(((IWithGroupId)local.Request).GroupId, GroupError.Busy, busy.Detail, busy.RetryAfterMs));
                 break;
@@ -289,7 +300,7 @@ public sealed class ServerSmf : CpnsPersistentActor
                 // A membership change costs a rekey: wrapping and signing for every PN GW of the group.
                 var turnedAway = _backpressure.Backlog() is > 0 and var backlog ? _backpressure.TurnAway(backlog)
                     : message is GrantPrivilege ? null
-                    : _backpressure.NodeBehind(Context.System, Settings.Load.BusyLag);
+                    : RekeyTurnedAway();
                 if (turnedAway is { } busy)
                 {
                     _link.Send(Sender, new GroupRejected(((IWithGroupId)message).GroupId, GroupError.Busy, busy.Detail, busy.RetryAfterMs));

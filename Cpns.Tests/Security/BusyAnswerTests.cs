@@ -136,6 +136,34 @@ public sealed class BusyAnswerTests(ITestOutputHelper output) : CpnsTestKit(outp
     }
 
     [Fact]
+    public async Task A_change_is_turned_away_while_the_key_function_it_needs_is_behind_and_goes_through_once_it_caught_up()
+    {
+        await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
+        using var busy = new MetricRecorder("cpns.busy_answers", "function");
+        var bystander = CreateTestProbe();
+        await WhileHeldAsync(Server.Cskmf, async cell =>
+        {
+            for (var i = 0; i < 10; i++)
+                Server.Cskmf.Tell(GetKeyDeliveryStats.Instance, bystander.Ref);
+            await AwaitConditionAsync(() => Task.FromResult(cell.NumberOfMessages >= 10), Timeout);
+            Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1"])), TestActor);
+            var rejected = await ExpectMsgAsync<GroupRejected>(Timeout);
+            Assert.Equal(("grp", GroupError.Busy), (rejected.GroupId, rejected.Error));
+            Assert.InRange(rejected.RetryAfterMs, Backpressure.MinRetryAfterMs, Backpressure.MaxRetryAfterMs);
+            // A change that costs no rekey is not held back by the key function.
+            Server.Smf.Tell(new LocalRequest(new GrantPrivilege("grp", "operator", "p1", Privilege.View)), TestActor);
+            Assert.Equal(GroupError.UnknownGroup, (await ExpectMsgAsync<GroupRejected>(Timeout)).Error);
+        });
+
+        Assert.Equal(1, busy["server-smf"]);
+        for (var i = 0; i < 10; i++)
+            await bystander.ExpectMsgAsync<KeyDeliveryStats>(Timeout); // the key function has caught up
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1"])), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await KeyStateAsync(Pnes["p1"], "grp")).CurrentEpoch), Timeout);
+    }
+
+    [Fact]
     public async Task A_pne_whose_group_request_is_answered_busy_sends_it_again_after_the_wait_and_its_application_hears_the_outcome()
     {
         await StartNetworkAsync(["g1"], new Dictionary<string, string> { ["p1"] = "g1" });
