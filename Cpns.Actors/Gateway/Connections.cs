@@ -59,9 +59,10 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         var registered = _registrationId is not null && _credential is not null;
         if (registered && _ownCeiling?.Credential != _credential)
             _ownCeiling = (_credential!, _verifier.Verify(_credential!, Context.System.Scheduler.Now).Credential?.PnSecurityCeiling);
+        var now = NowMs;
         var retryAfterMs = registered && !_registeredPnes.Contains(deviceId)
-            ? Admission.Answer(deviceId, RegistrationsInProgress, DispatcherLag.Of(Context.System).Current, NowMs,
-                NowMs + (long)(Settings.Discovery.ScanWindow + PlaceHeldAfterScan).TotalMilliseconds, Random.Shared)
+            ? Admission.Answer(deviceId, RegistrationsInProgress, DispatcherLag.Of(Context.System).Current, now,
+                now + (long)(Settings.Discovery.ScanWindow + PlaceHeldAfterScan).TotalMilliseconds, Random.Shared)
             : 0;
         if (retryAfterMs > 0)
             CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", "pn-gw-admission"));

@@ -331,7 +331,7 @@ public sealed class GatewayCskmf : KeyHolder
         }
 
         var (held, error) = Ring.Get(request.GroupId, request.Epoch, NowMs, Settings.Keys.GraceWindow);
-        if (held is null && error is KeyError.UnknownGroup or KeyError.NotYetAvailable && _pnes.ContainsKey(senderId))
+        if (held is null && error is (KeyError.UnknownGroup or KeyError.NotYetAvailable) && _pnes.ContainsKey(senderId))
         {
             if (!_heldPulls.TryGetValue(request.GroupId, out var waiting))
             {
