@@ -5,7 +5,7 @@ using CsvHelper;
 using CsvHelper.Configuration;
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors;
+namespace Cpns.Actors.Common;
 
 /// <summary>
 /// Charging data records as CSV (RFC 4180, one header row, times in UTC ISO 8601 with milliseconds, amounts in

@@ -1,7 +1,7 @@
 using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors;
+namespace Cpns.Actors.Common;
 
 /// <summary>
 /// The searchable schema of service descriptions and the relevance ranking, the same for the central Metadata
@@ -60,7 +60,7 @@ public sealed class DirectoryIndex
     /// <summary>A description's problem, if it has one.</summary>
     public static string? Validate(ServiceDescription d)
     {
-        if (!Security.DeviceIds.IsValid(d.ServiceId))
+        if (!DeviceIds.IsValid(d.ServiceId))
             return "a service id is 1 to 128 letters, digits, '-', '_', '.' or ':'";
         if (string.IsNullOrWhiteSpace(d.Name) || d.Name.Length > 200)
             return "a service needs a name of at most 200 characters";

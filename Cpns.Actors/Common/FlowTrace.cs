@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors;
+namespace Cpns.Actors.Common;
 
 /// <summary>
 /// A sibling function of the same entity, addressed by path (e.g. a PN GW's SMF reaching <c>cskmf/seca</c>), so

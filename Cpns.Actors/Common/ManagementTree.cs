@@ -1,6 +1,6 @@
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors;
+namespace Cpns.Actors.Common;
 
 /// <summary>
 /// A device's management tree (after OMA DM): nodes such as <c>./DevInfo/Id</c> or <c>./CPNS/Lifetime</c>, each with

@@ -1,7 +1,7 @@
 using System.Xml.Linq;
 using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors;
+namespace Cpns.Actors.Common;
 
 /// <summary>
 /// An entity's status as a Presence Information Data Format document (RFC 3863), with the RPID "busy" activity

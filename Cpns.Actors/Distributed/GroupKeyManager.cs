@@ -7,6 +7,7 @@ using Cpns.Actors.Persistence;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
 using Cpns.Actors.Server;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Distributed;
 

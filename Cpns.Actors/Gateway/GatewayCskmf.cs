@@ -2,6 +2,7 @@ using Akka.Event;
 using Akka.Actor;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Gateway;
 

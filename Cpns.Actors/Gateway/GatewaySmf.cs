@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Gateway;
 

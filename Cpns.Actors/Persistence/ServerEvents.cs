@@ -172,7 +172,7 @@ public sealed record DirectorySnapshot(IReadOnlyList<ServiceStoredEvent> Service
 public sealed record UsageRecordedEvent(long Index, string Source, long Sequence, IReadOnlyList<UsageRecord> Records) : ICpnsEvent
 {
     /// <summary>The reporting PN GW's signed envelope the records came in (null for the server's own records).</summary>
-    public Security.SignedEnvelope? Proof { get; init; }
+    public SignedEnvelope? Proof { get; init; }
 }
 
 public sealed record UsageSnapshot(IReadOnlyList<UsageRecordedEvent> Reports) : ICpnsEvent;

@@ -1,4 +1,3 @@
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -103,19 +102,13 @@ public sealed record CredentialRevoked(string DeviceId, IReadOnlyList<string> Se
 public sealed record RevocationNotice(string DeviceId, IReadOnlyList<string> Serials, long RevokedAtMs, string ServerId, Octets Signature)
     : ICpnsMessage, IWithDeviceId
 {
-    private static Transcript SignedPart(string deviceId, IReadOnlyList<string> serials, long revokedAtMs, string serverId)
+    public static Transcript SignedPart(string deviceId, IReadOnlyList<string> serials, long revokedAtMs, string serverId)
     {
         var transcript = new Transcript("cpns/revocation/v1").Add(deviceId).Add(revokedAtMs).Add(serverId).Add(serials.Count);
         foreach (var serial in serials)
             transcript = transcript.Add(serial);
         return transcript;
     }
-
-    public static RevocationNotice Sign(EntityIdentity server, string deviceId, IReadOnlyList<string> serials, long revokedAtMs) =>
-        new(deviceId, serials, revokedAtMs, server.DeviceId, server.Sign(SignedPart(deviceId, serials, revokedAtMs, server.DeviceId).Bytes));
-
-    public bool VerifiedBy(string serverId, Octets serverSigningKey) =>
-        ServerId == serverId && EntityIdentity.VerifyStatement(serverSigningKey, SignedPart(DeviceId, Serials, RevokedAtMs, ServerId).Bytes, Signature);
 }
 
 /// <summary>Asks a PN GW or a PNE which credentials it refuses as revoked.</summary>

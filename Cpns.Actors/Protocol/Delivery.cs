@@ -1,4 +1,3 @@
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -161,13 +160,7 @@ public sealed record GetUsageProof(long Index) : INodeLocal;
 /// A recorded report and the envelope its PN GW signed (null for the server's own records): anyone holding the PN GW's
 /// public key can check, later and without the server, that this PN GW reported exactly this (non-repudiation, §5.4).
 /// </summary>
-public sealed record UsageProof(long Index, string Source, long Sequence, SignedEnvelope? Envelope) : INodeLocal
-{
-    public bool VerifiedBy(Octets signingKey) =>
-        Envelope is { } e && e.SenderId == Source &&
-        EntityIdentity.Verify(signingKey, SignedEnvelope.SignedPart(e.SenderId, e.Channel, e.Sequence, e.TimestampMs,
-            e.Manifest, e.Payload, e.OffersSessions).Bytes, e.Signature);
-}
+public sealed record UsageProof(long Index, string Source, long Sequence, SignedEnvelope? Envelope) : INodeLocal;
 
 // ---- Charging (seed §5.3.1.11) ----
 

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -120,7 +119,7 @@ public sealed record SearchGrantRequest(string ConsumerId) : ICpnsMessage;
 public sealed record SearchGrant(string ConsumerId, string GatewayId, IReadOnlyDictionary<string, Privilege> Privileges, long ExpiresAtMs,
     string ServerId, Octets Signature) : ICpnsMessage
 {
-    private static Transcript SignedPart(string consumerId, string gatewayId, IReadOnlyDictionary<string, Privilege> privileges,
+    public static Transcript SignedPart(string consumerId, string gatewayId, IReadOnlyDictionary<string, Privilege> privileges,
         long expiresAtMs, string serverId)
     {
         var transcript = new Transcript("cpns/search-grant/v1").Add(consumerId).Add(gatewayId).Add(expiresAtMs).Add(serverId)
@@ -129,15 +128,6 @@ public sealed record SearchGrant(string ConsumerId, string GatewayId, IReadOnlyD
             transcript = transcript.Add(groupId).Add((long)privilege);
         return transcript;
     }
-
-    public static SearchGrant Sign(EntityIdentity server, string consumerId, string gatewayId, IReadOnlyDictionary<string, Privilege> privileges,
-        long expiresAtMs) =>
-        new(consumerId, gatewayId, privileges, expiresAtMs, server.DeviceId,
-            server.Sign(SignedPart(consumerId, gatewayId, privileges, expiresAtMs, server.DeviceId).Bytes));
-
-    public bool VerifiedBy(string serverId, Octets serverSigningKey) =>
-        ServerId == serverId &&
-        EntityIdentity.Verify(serverSigningKey, SignedPart(ConsumerId, GatewayId, Privileges, ExpiresAtMs, ServerId).Bytes, Signature);
 }
 
 public sealed record SearchGrantRefused(string ConsumerId, DirectoryError Error, string Detail) : ICpnsMessage;

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 

@@ -1,4 +1,3 @@
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -146,12 +145,6 @@ public sealed record EpochAnnouncement(string GroupId, long Epoch, Octets KeyChe
 {
     public static Transcript SignedPart(string groupId, long epoch, Octets keyCheck, string managerId) =>
         new Transcript("cpns/epoch/v1").Add(groupId).Add(epoch).Add(keyCheck).Add(managerId);
-
-    public static EpochAnnouncement Sign(EntityIdentity manager, string groupId, long epoch, Octets keyCheck) =>
-        new(groupId, epoch, keyCheck, manager.DeviceId, manager.Sign(SignedPart(groupId, epoch, keyCheck, manager.DeviceId).Bytes));
-
-    public bool VerifiedBy(Octets managerSigningKey) =>
-        EntityIdentity.VerifyStatement(managerSigningKey, SignedPart(GroupId, Epoch, KeyCheck, ManagerId).Bytes, Signature);
 }
 
 /// <summary>A holder acknowledges an installed epoch to whoever delivered it.</summary>

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -119,14 +118,8 @@ public sealed record Wake(string DeviceId) : INodeLocal, IWithDeviceId;
 
 // ---- Devices without CPNS features, represented by their PN GW (seed §5.3.1.7) ----
 
-/// <summary>
-/// The PN GW takes a device with no CPNS stack into its PN: it runs a PNE for it (<c>legacy-{id}</c>) under an identity
-/// the PN GW's host keeps for it, enrolled by the operator's token like any PNE. The PNE's group keys stay in the PN GW;
-/// what it opens goes to <paramref name="Device"/> over the PN's own link as <see cref="LegacyContent"/>. When the device
-/// goes away (its actor stops), its PNE deregisters.
-/// </summary>
-public sealed record AdoptLegacyDevice(EntityIdentity Identity, string DeviceKind, PnTechnology Link, string? EnrolmentToken,
-    IActorRef Device) : INodeLocal;
+// The command that adopts one is node-local and carries the device's identity: Local.AdoptLegacyDevice.
+
 
 /// <summary>The PN GW runs the device's PNE at <paramref name="Representative"/>: the device's applications ask it (node-local API).</summary>
 public sealed record LegacyDeviceAdopted(string DeviceId, IActorRef Representative) : INodeLocal, IWithDeviceId;
@@ -203,14 +196,6 @@ public sealed record MoveConsent(
 {
     public static Transcript SignedPart(string deviceId, string fromGatewayId, string toGatewayId, Octets nonce, long timestampMs) =>
         new Transcript("cpns/move/v1").Add(deviceId).Add(fromGatewayId).Add(toGatewayId).Add(nonce).Add(timestampMs);
-
-    public static MoveConsent Sign(EntityIdentity pne, Credential credential, string fromGatewayId, string toGatewayId, Octets nonce,
-        long timestampMs) =>
-        new(pne.DeviceId, fromGatewayId, toGatewayId, nonce, timestampMs, credential,
-            pne.Sign(SignedPart(pne.DeviceId, fromGatewayId, toGatewayId, nonce, timestampMs).Bytes));
-
-    public bool VerifiedBy(Octets signingKey) =>
-        EntityIdentity.Verify(signingKey, SignedPart(DeviceId, FromGatewayId, ToGatewayId, Nonce, TimestampMs).Bytes, Signature);
 }
 
 /// <summary>The answer to <see cref="TakeOverPn"/>.</summary>

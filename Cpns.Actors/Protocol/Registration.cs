@@ -1,6 +1,5 @@
 using System.Text.Json.Serialization;
 using Akka.Actor;
-using Cpns.Actors.Security;
 
 namespace Cpns.Actors.Protocol;
 
@@ -21,7 +20,7 @@ public enum RegistrationError
 /// <summary>
 /// A PN GW registers with the server's registry. A first registration (no credential, an id not yet bound to keys)
 /// carries <paramref name="Enrolment"/>: the proof of the one-time token the operator provisioned for this id and kind
-/// (<see cref="Security.Enrolment"/>).
+/// (<c>Security.Enrolment</c>).
 /// </summary>
 public sealed record RegisterGateway(
     string GatewayId,
@@ -138,8 +137,6 @@ public sealed record PneAttached(string DeviceId, PublicKeys Keys, PneEndpoints 
 
 public sealed record PneDetached(string DeviceId) : INodeLocal, IWithDeviceId;
 
-/// <param name="Verifier">Checks credentials against the KMC root this PN GW was provisioned with (a Group Key Manager's, say).</param>
-public sealed record ServerAttached(ServerEndpoints Server, Credential ServerCredential, CredentialVerifier Verifier) : INodeLocal;
 
 // ---- Inside a PNE: its GW became known ----
 

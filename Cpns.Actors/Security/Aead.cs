@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 using System.Security.Cryptography;
 
 namespace Cpns.Actors.Security;
@@ -8,10 +9,10 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public static class Aead
 {
-    public const int KeySize = 32;
-    public const int NonceSize = 12;
-    public const int TagSize = 16;
-    public const int Overhead = NonceSize + TagSize;
+    public const int KeySize = SealedLayout.KeySize;
+    public const int NonceSize = SealedLayout.NonceSize;
+    public const int TagSize = SealedLayout.TagSize;
+    public const int Overhead = SealedLayout.Overhead;
 
     public static Octets Seal(ReadOnlySpan<byte> key, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {

@@ -13,20 +13,6 @@ using Org.BouncyCastle.X509.Extension;
 
 namespace Cpns.Actors.Security;
 
-/// <summary>An X.509 v3 certificate (DER) the KMC issued: it binds a device id, its kind and its two public keys.</summary>
-public sealed record Credential(Octets Der) : ICpnsMessage;
-
-public enum CredentialError
-{
-    Malformed,
-    UnknownIssuer,
-    BadSignature,
-    Expired,
-    NotYetValid,
-    Revoked,
-    WrongKind,
-    WrongSubject,
-}
 
 /// <summary>What a credential that checked out says.</summary>
 public sealed record VerifiedCredential(
@@ -293,10 +279,3 @@ public sealed class CredentialVerifier
     }
 }
 
-/// <summary>What a device id may look like: it becomes a certificate subject and part of actor names.</summary>
-public static class DeviceIds
-{
-    public static bool IsValid(string? id) =>
-        !string.IsNullOrEmpty(id) && id.Length <= 128 &&
-        id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
-}

@@ -7,8 +7,6 @@ using SignatureAlgorithm = NSec.Cryptography.SignatureAlgorithm;
 
 namespace Cpns.Actors.Security;
 
-/// <summary>The public half of an entity's identity: what others need to verify it and to agree keys with it.</summary>
-public sealed record PublicKeys(Octets Signing, Octets Agreement);
 
 /// <summary>
 /// An entity's long-term key pairs: Ed25519 for signatures, X25519 for key agreement.

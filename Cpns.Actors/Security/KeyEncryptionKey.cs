@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Security;
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Security;
 

@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 using System.Security.Cryptography;
 
 namespace Cpns.Actors.Security;

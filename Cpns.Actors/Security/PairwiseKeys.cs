@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Security;
 

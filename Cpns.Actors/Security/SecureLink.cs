@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Serialization;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Security;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Security;
 

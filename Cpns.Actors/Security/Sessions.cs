@@ -17,11 +17,6 @@ public enum SessionSuite
     X25519Ed25519Aes256GcmSha256 = 1,
 }
 
-/// <summary>
-/// What travels between two entities' functions: a signed envelope (a first message, or one relayed or broadcast), a
-/// handshake step, a session record, or a session refusal. <see cref="SecureLink"/> is the one place that opens them.
-/// </summary>
-public interface ISecureWire : ICpnsMessage;
 
 /// <summary>
 /// Handshake 1/3: the initiator's id (and its credential, when the responder does not already hold its key), a fresh

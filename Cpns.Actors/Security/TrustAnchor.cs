@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 namespace Cpns.Actors.Security;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 namespace Cpns.Actors.Security;
 
 /// <summary>An X25519 private key as plain bytes (the entity's own, or one ephemeral), agreed through libsodium.</summary>

@@ -109,15 +109,6 @@ public sealed class ProtocolSerializer : SerializerWithStringManifest
     }
 }
 
-internal sealed class OctetsJsonConverter : JsonConverter<Octets>
-{
-    public override Octets Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        Octets.Own(reader.GetBytesFromBase64());
-
-    public override void Write(Utf8JsonWriter writer, Octets value, JsonSerializerOptions options) =>
-        writer.WriteBase64StringValue(value.Span);
-}
-
 internal sealed class ActorRefJsonConverter(ExtendedActorSystem system) : JsonConverter<IActorRef>
 {
     public override IActorRef Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)

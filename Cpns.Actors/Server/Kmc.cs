@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Cpns.Actors.Protocol;
 using Cpns.Actors.Security;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Server;
 

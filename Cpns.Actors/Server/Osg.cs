@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Cpns.Actors.Protocol;
+using Cpns.Actors.Common;
 
 namespace Cpns.Actors.Server;
 

@@ -5,6 +5,7 @@ using Cpns.Actors;
 using Cpns.Actors.Protocol;
 using Cpns.Host.Hosting;
 using Spectre.Console;
+using Cpns.Actors.Common;
 
 namespace Cpns.Host.Cli;
 

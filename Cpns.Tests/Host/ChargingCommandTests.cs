@@ -6,6 +6,7 @@ using Cpns.Actors.Protocol;
 using Cpns.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
+using Cpns.Actors.Common;
 
 namespace Cpns.Tests.Host;
 

@@ -1,3 +1,4 @@
+using Cpns.Actors.Security;
 using Cpns.Actors.Local;
 using Akka.Actor;
 using Cpns.Actors.Protocol;
@@ -94,7 +95,7 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
         Assert.Contains("a move needs the PNE's own proof or consent", stolen.Detail);
 
         // The nonce the server issues to g2 for a takeover; g3's is no good for g2.
-        async Task<Cpns.Actors.Octets> NonceForAsync(string gatewayId)
+        async Task<Octets> NonceForAsync(string gatewayId)
         {
             Server.Registry.Tell(SealAs(Identities[gatewayId], new MoveNonceRequest(gatewayId)), TestActor);
             return (await ExpectSealedAsync<MoveNonceIssued>()).Nonce;
@@ -108,7 +109,7 @@ public sealed class MoveTests(ITestOutputHelper output) : CpnsTestKit(output)
                      (MoveConsent.Sign(forgedBy, credential, "g1", "g2", nonce, now), "not signed with its keys"),
                      (MoveConsent.Sign(p1, credential, "g1", "g3", nonce, now), "for another move"),
                      (MoveConsent.Sign(p1, credential, "g1", "g2", nonce, now - 3_600_000), "stale"),
-                     (MoveConsent.Sign(p1, credential, "g1", "g2", Cpns.Actors.Octets.Own(new byte[32]), now), "does not sign a nonce this server issued"),
+                     (MoveConsent.Sign(p1, credential, "g1", "g2", Octets.Own(new byte[32]), now), "does not sign a nonce this server issued"),
                      (MoveConsent.Sign(p1, credential, "g1", "g2", await NonceForAsync("g3"), now), "does not sign a nonce this server issued"),
                  })
             Assert.Contains(why, (await RegisterThroughG2Async(consent)).Detail);

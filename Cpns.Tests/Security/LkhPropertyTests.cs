@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 using System.Security.Cryptography;
 using Cpns.Actors.Security;
 using FsCheck;

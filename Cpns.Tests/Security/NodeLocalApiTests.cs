@@ -1,3 +1,4 @@
+using Cpns.Actors.Gateway;
 using System.Collections.Concurrent;
 using System.Runtime.Serialization;
 using System.Text.Json;

@@ -55,7 +55,7 @@ public sealed class ProtocolSerializerTests(ITestOutputHelper output) : CpnsTest
         Assert.Equal(TestActor, back.KeyLocation);
         Assert.Equal(["p1"], back.LocalMembers);
 
-        var record = new Cpns.Actors.Security.SessionRecord(Cpns.Actors.Octets.Own([1, 2, 3, 255]), 3, "GroupNotice", Cpns.Actors.Octets.Own([0, 9]));
+        var record = new Cpns.Actors.Security.SessionRecord(Octets.Own([1, 2, 3, 255]), 3, "GroupNotice", Octets.Own([0, 9]));
         Assert.Equal(record, Serializer.FromBinary(Serializer.ToBinary(record), Serializer.Manifest(record)));
     }
 
@@ -86,13 +86,13 @@ public sealed class ProtocolSerializerTests(ITestOutputHelper output) : CpnsTest
         var sequence = 0L;
         foreach (var garbage in new[] { "garbage"u8.ToArray(), "{\"GroupId\": null}"u8.ToArray(), "{\"GroupId\": [1,"u8.ToArray(), Array.Empty<byte>() })
         {
-            var body = Cpns.Actors.Octets.Own(garbage);
+            var body = Octets.Own(garbage);
             var now = Sys.Scheduler.Now.ToUnixTimeMilliseconds();
             var signature = Identities["p1"].Sign(
-                Cpns.Actors.Security.SignedEnvelope.SignedPart("p1", "malformed", ++sequence, now, nameof(CreateGroup), body).Bytes);
-            Server.Smf.Tell(new Cpns.Actors.Security.SignedEnvelope("p1", "malformed", sequence, now, nameof(CreateGroup), body, signature), TestActor);
+                Cpns.Actors.Protocol.SignedEnvelope.SignedPart("p1", "malformed", ++sequence, now, nameof(CreateGroup), body).Bytes);
+            Server.Smf.Tell(new Cpns.Actors.Protocol.SignedEnvelope("p1", "malformed", sequence, now, nameof(CreateGroup), body, signature), TestActor);
             var refused = await ExpectMsgAsync<Cpns.Actors.Protocol.EnvelopeRejected>(Timeout);
-            Assert.Equal(Cpns.Actors.Security.EnvelopeRejection.Malformed, refused.Reason);
+            Assert.Equal(Cpns.Actors.Protocol.EnvelopeRejection.Malformed, refused.Reason);
         }
 
         // Same actor, same state: it counted each refusal and goes on answering.

@@ -7,6 +7,7 @@ using Cpns.Actors.Security;
 using Cpns.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
+using Cpns.Actors.Common;
 
 namespace Cpns.Tests.Services;
 

@@ -1,3 +1,4 @@
+using Cpns.Actors.Security;
 using Akka.Actor;
 using Cpns.Actors;
 using Cpns.Actors.Local;

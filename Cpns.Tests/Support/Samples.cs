@@ -2,6 +2,7 @@ using System.Collections;
 using System.Reflection;
 using Akka.Actor;
 using Cpns.Actors;
+using Cpns.Actors.Protocol;
 
 namespace Cpns.Tests.Support;
 

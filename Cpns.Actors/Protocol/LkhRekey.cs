@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
-using Cpns.Actors.Protocol;
 
-namespace Cpns.Actors.Security;
+namespace Cpns.Actors.Protocol;
 
 /// <summary>
 /// What every member of an LKH group receives on a membership change: the size of the new tree, which leaves
@@ -10,7 +9,7 @@ namespace Cpns.Actors.Security;
 public sealed record LkhRekey(string GroupId, long Epoch, int Size, IReadOnlyList<LkhMove> Moves, Octets PackedWraps)
     : ICpnsMessage, IWithGroupId
 {
-    public const int WrapBytes = 8 + Aead.Overhead + Aead.KeySize;
+    public const int WrapBytes = 8 + SealedLayout.Overhead + SealedLayout.KeySize;
 
     public int WrapCount => PackedWraps.Length / WrapBytes;
 

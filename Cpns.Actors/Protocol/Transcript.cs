@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 
-namespace Cpns.Actors.Security;
+namespace Cpns.Actors.Protocol;
 
 /// <summary>
 /// Canonical bytes for signing: a domain label, then each field length-prefixed, so no two different field

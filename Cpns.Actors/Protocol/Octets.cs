@@ -1,13 +1,13 @@
 using System.Security.Cryptography;
 
-namespace Cpns.Actors;
+namespace Cpns.Actors.Protocol;
 
 /// <summary>
 /// An immutable byte string with value equality, so protocol records holding key material,
 /// signatures or content compare by content and can be shared between actors safely.
 /// </summary>
 [Newtonsoft.Json.JsonConverter(typeof(OctetsNewtonsoftConverter))]
-[System.Text.Json.Serialization.JsonConverter(typeof(Serialization.OctetsJsonConverter))]
+[System.Text.Json.Serialization.JsonConverter(typeof(OctetsJsonConverter))]
 public sealed class Octets : IEquatable<Octets>
 {
     public static readonly Octets Empty = new([]);
@@ -71,4 +71,16 @@ internal sealed class OctetsNewtonsoftConverter : Newtonsoft.Json.JsonConverter<
     public override Octets? ReadJson(Newtonsoft.Json.JsonReader reader, Type objectType, Octets? existingValue,
         bool hasExistingValue, Newtonsoft.Json.JsonSerializer serializer) =>
         reader.Value is string base64 ? Octets.FromBase64(base64) : null;
+}
+
+/// <summary>Base64 in the protocol serializer's JSON.</summary>
+internal sealed class OctetsJsonConverter : System.Text.Json.Serialization.JsonConverter<Octets>
+{
+    public override Octets Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert,
+        System.Text.Json.JsonSerializerOptions options) =>
+        Octets.Own(reader.GetBytesFromBase64());
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, Octets value,
+        System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteBase64StringValue(value.Span);
 }
