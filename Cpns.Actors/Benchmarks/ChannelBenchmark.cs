@@ -75,7 +75,7 @@ public static class ChannelBenchmark
                     throw new InvalidOperationException("signature did not verify");
             }), 64));
             results.Add(new ChannelMeasurement(name, "AES-256-GCM seal + open only", Time(messagesPerRound, warmupRounds, rounds, () =>
-                receiving.Open(sending.Seal(manifest, payload, now), now)), Aead.TagSize));
+                receiving.Open(sending.Seal(manifest, payload, now), now)), SealedLayout.TagSize));
             results.Add(new ChannelMeasurement(name, "serialize + deserialize only", Time(messagesPerRound, warmupRounds, rounds, () =>
                 serializer.FromBinary(serializer.ToBinary(message), manifest)), payload.Length));
         }

@@ -2,7 +2,7 @@ namespace Cpns.Actors.Protocol;
 
 /// <summary>
 /// What travels between two entities' functions: a signed envelope (a first message, or one relayed or broadcast), a
-/// handshake step, a session record, or a session refusal. <see cref="SecureLink"/> is the one place that opens them.
+/// handshake step, a session record, or a session refusal. <c>Security.SecureLink</c> is the one place that opens them.
 /// </summary>
 public interface ISecureWire : ICpnsMessage;
 

@@ -1,5 +1,6 @@
-using Cpns.Actors.Protocol;
 using System.Security.Cryptography;
+using Cpns.Actors.Protocol;
+using static Cpns.Actors.Protocol.SealedLayout;
 
 namespace Cpns.Actors.Security;
 
@@ -9,10 +10,6 @@ namespace Cpns.Actors.Security;
 /// </summary>
 public static class Aead
 {
-    public const int KeySize = SealedLayout.KeySize;
-    public const int NonceSize = SealedLayout.NonceSize;
-    public const int TagSize = SealedLayout.TagSize;
-    public const int Overhead = SealedLayout.Overhead;
 
     public static Octets Seal(ReadOnlySpan<byte> key, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {

@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 using System.Diagnostics;
 
 namespace Cpns.Actors.Security;
@@ -50,7 +51,7 @@ public static class CryptoOperations
         var message = new byte[200];
         var signature = identity.Sign(message);
         var key = VerificationKey.TryCreate(identity.PublicKeys.Signing)!;
-        var aeadKey = new byte[Aead.KeySize];
+        var aeadKey = new byte[SealedLayout.KeySize];
         var costs = new UnitCosts(
             Fastest(perRound, rounds, () => identity.Sign(message)),
             Fastest(perRound, rounds, () => key.Verify(message, signature)),

@@ -34,12 +34,12 @@ public sealed class GroupKey : IDisposable
     internal ReadOnlySpan<byte> Material => _material;
 
     public static GroupKey Generate(string groupId, long epoch) =>
-        new(groupId, epoch, RandomNumberGenerator.GetBytes(Aead.KeySize));
+        new(groupId, epoch, RandomNumberGenerator.GetBytes(SealedLayout.KeySize));
 
     internal static GroupKey FromMaterial(string groupId, long epoch, ReadOnlySpan<byte> material)
     {
-        if (material.Length != Aead.KeySize)
-            throw new CryptographicException($"a group key is {Aead.KeySize} bytes, got {material.Length}");
+        if (material.Length != SealedLayout.KeySize)
+            throw new CryptographicException($"a group key is {SealedLayout.KeySize} bytes, got {material.Length}");
         return new GroupKey(groupId, epoch, material.ToArray());
     }
 
@@ -76,7 +76,7 @@ public sealed class GroupKey : IDisposable
     {
         if (material is null)
             return null;
-        if (material.Length == Aead.KeySize)
+        if (material.Length == SealedLayout.KeySize)
             return new GroupKey(groupId, epoch, material);
         CryptographicOperations.ZeroMemory(material);
         return null;

@@ -14,12 +14,12 @@ public sealed class KeyEncryptionKey
 
     private KeyEncryptionKey(byte[] key) => _key = key;
 
-    public static KeyEncryptionKey Generate() => new(RandomNumberGenerator.GetBytes(Aead.KeySize));
+    public static KeyEncryptionKey Generate() => new(RandomNumberGenerator.GetBytes(SealedLayout.KeySize));
 
     public static KeyEncryptionKey FromBytes(ReadOnlySpan<byte> key) =>
-        key.Length == Aead.KeySize
+        key.Length == SealedLayout.KeySize
             ? new KeyEncryptionKey(key.ToArray())
-            : throw new CryptographicException($"a key-encryption key is {Aead.KeySize} bytes");
+            : throw new CryptographicException($"a key-encryption key is {SealedLayout.KeySize} bytes");
 
     internal byte[] Export() => (byte[])_key.Clone();
 

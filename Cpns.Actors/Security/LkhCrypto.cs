@@ -1,3 +1,4 @@
+using Cpns.Actors.Protocol;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -13,6 +14,6 @@ public static class LkhCrypto
         Encoding.UTF8.GetBytes($"cpns/lkh/v1|{groupId}|{epoch}|{node}|{under}");
 
     public static GroupKey GroupKeyFrom(ReadOnlySpan<byte> rootKey, string groupId, long epoch) =>
-        GroupKey.FromMaterial(groupId, epoch, HKDF.DeriveKey(HashAlgorithmName.SHA256, rootKey.ToArray(), Aead.KeySize,
+        GroupKey.FromMaterial(groupId, epoch, HKDF.DeriveKey(HashAlgorithmName.SHA256, rootKey.ToArray(), SealedLayout.KeySize,
             "cpns/lkh/group-key"u8.ToArray(), Encoding.UTF8.GetBytes($"{groupId}|{epoch}")));
 }

@@ -8,7 +8,7 @@ namespace Cpns.Actors.Security;
 /// <summary>Seals an LKH path for one member and opens it there (ephemeral-static, by the key manager).</summary>
 public static class LkhPathSealing
 {
-    private const int EntryBytes = 4 + Aead.KeySize;
+    private const int EntryBytes = 4 + SealedLayout.KeySize;
 
     extension(LkhPath)
     {
@@ -49,7 +49,7 @@ public static class LkhPathSealing
             {
                 var path = new List<(int, byte[])>();
                 for (var offset = 0; offset < plain.Length; offset += EntryBytes)
-                    path.Add((BinaryPrimitives.ReadInt32BigEndian(plain.AsSpan(offset)), plain.AsSpan(offset + 4, Aead.KeySize).ToArray()));
+                    path.Add((BinaryPrimitives.ReadInt32BigEndian(plain.AsSpan(offset)), plain.AsSpan(offset + 4, SealedLayout.KeySize).ToArray()));
                 return size >= 1 && position >= size && position <= 2 * size - 1 &&
                        path.Select(p => p.Item1).SequenceEqual(LkhTree.NodesAbove(position))
                     ? path

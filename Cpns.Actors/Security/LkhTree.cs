@@ -65,7 +65,7 @@ public sealed class LkhTree
     public void Build(IReadOnlyList<(string MemberId, byte[] LeafKey)> members, Func<int, byte[]>? internalKey = null) =>
         Restore(members.Select((m, i) => (m.MemberId, members.Count + i, m.LeafKey)),
             Enumerable.Range(1, Math.Max(0, members.Count - 1))
-                .Select(node => (node, internalKey?.Invoke(node) ?? RandomNumberGenerator.GetBytes(Aead.KeySize))));
+                .Select(node => (node, internalKey?.Invoke(node) ?? RandomNumberGenerator.GetBytes(SealedLayout.KeySize))));
 
     /// <summary>Puts a tree back as it was: members at their positions, internal nodes with their keys.</summary>
     public void Restore(IEnumerable<(string MemberId, int Position, byte[] LeafKey)> leaves, IEnumerable<(int Node, byte[] Key)> internalKeys)
@@ -176,7 +176,7 @@ public sealed class LkhTree
         {
             if (_keys.TryGetValue(node, out var old))
                 CryptographicOperations.ZeroMemory(old);
-            var key = RandomNumberGenerator.GetBytes(Aead.KeySize);
+            var key = RandomNumberGenerator.GetBytes(SealedLayout.KeySize);
             _keys[node] = key;
             foreach (var child in new[] { 2 * node, 2 * node + 1 })
                 wraps.Add(new LkhWrap(node, child, Aead.Seal(_keys[child], key, LkhCrypto.WrapContext(_groupId, epoch, node, child))));

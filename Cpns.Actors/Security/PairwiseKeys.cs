@@ -22,7 +22,7 @@ public sealed class PairwiseKeys(EntityIdentity self)
     public EntityIdentity Self { get; } = self;
 
     /// <summary>What <see cref="SealFor"/> adds to the plaintext.</summary>
-    public const int Overhead = EphemeralSize + Aead.Overhead;
+    public const int Overhead = EphemeralSize + SealedLayout.Overhead;
 
     /// <summary>Seals <paramref name="plaintext"/> for <paramref name="peerId"/> alone: ephemeral public key ‖ AEAD box.</summary>
     public Octets SealFor(string peerId, Octets peerAgreementKey, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
@@ -95,7 +95,7 @@ public sealed class PairwiseKeys(EntityIdentity self)
             var ids = string.CompareOrdinal(Self.DeviceId, peerId) <= 0
                 ? $"{Self.DeviceId}|{peerId}"
                 : $"{peerId}|{Self.DeviceId}";
-            key = HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, Aead.KeySize, StaticSalt, Encoding.UTF8.GetBytes(ids));
+            key = HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, SealedLayout.KeySize, StaticSalt, Encoding.UTF8.GetBytes(ids));
         }
         finally
         {
@@ -114,7 +114,7 @@ public sealed class PairwiseKeys(EntityIdentity self)
         var info = Encoding.UTF8.GetBytes($"{senderId}>{recipientId}|{Convert.ToBase64String(ephemeralPublic)}");
         try
         {
-            return HKDF.DeriveKey(HashAlgorithmName.SHA256, input, Aead.KeySize, SealSalt, info);
+            return HKDF.DeriveKey(HashAlgorithmName.SHA256, input, SealedLayout.KeySize, SealSalt, info);
         }
         finally
         {

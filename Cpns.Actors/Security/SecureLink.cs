@@ -129,7 +129,7 @@ public sealed class SecureLink
         var now = _context.System.Scheduler.Now;
         if (_sessions?.ById(record.SessionId) is not { } session)
             return RefuseRecord(record, SessionRefusal.UnknownSession, "record of a session this function does not hold");
-        if (record.Ciphertext.Length > Guard.MaxPayloadBytes + Aead.TagSize)
+        if (record.Ciphertext.Length > Guard.MaxPayloadBytes + SealedLayout.TagSize)
             return Settle(Guard.Refuse(EnvelopeRejection.Oversized, $"record of {record.Ciphertext.Length} bytes"), Describe(record, session),
                 out message, out senderId);
 

@@ -230,8 +230,8 @@ internal static class Handshake
         {
             var salt = SHA256.HashData(transcript);
             byte[] Derive(string label, int length) => HKDF.DeriveKey(HashAlgorithmName.SHA256, shared, length, salt, Encoding.UTF8.GetBytes(label));
-            return new SessionKeys(Octets.Own(Derive("cpns/session/v1 id", 16)), Derive("cpns/session/v1 i->r", Aead.KeySize),
-                Derive("cpns/session/v1 r->i", Aead.KeySize));
+            return new SessionKeys(Octets.Own(Derive("cpns/session/v1 id", 16)), Derive("cpns/session/v1 i->r", SealedLayout.KeySize),
+                Derive("cpns/session/v1 r->i", SealedLayout.KeySize));
         }
         finally
         {
@@ -300,13 +300,13 @@ public sealed class Session : IDisposable
             throw new SessionRefusedException(SessionRefusal.Expired, $"session with {PeerId} has expired: handshake again");
         var sequence = ++_sent;
         CryptoOperations.Sealed();
-        var output = new byte[payload.Length + Aead.TagSize];
-        Span<byte> nonce = stackalloc byte[Aead.NonceSize];
+        var output = new byte[payload.Length + SealedLayout.TagSize];
+        Span<byte> nonce = stackalloc byte[SealedLayout.NonceSize];
         Nonce(nonce, _sendDirection, sequence);
         Span<byte> associated = stackalloc byte[_sendContext.Length + MaxManifestBytes + 12];
         var steady = now - _lastSealed < SteadyGap;
         _lastSealed = now;
-        var send = _sendCipher ?? new AesGcm(_sendKey, Aead.TagSize);
+        var send = _sendCipher ?? new AesGcm(_sendKey, SealedLayout.TagSize);
         try
         {
             send.Encrypt(nonce, payload, output.AsSpan(0, payload.Length), output.AsSpan(payload.Length),
@@ -326,19 +326,19 @@ public sealed class Session : IDisposable
             throw new SessionRefusedException(SessionRefusal.UnknownSession, "record of another session");
         if (now >= _expiresAt)
             throw new SessionRefusedException(SessionRefusal.Expired, $"session with {PeerId} has expired");
-        if (record.Sequence <= 0 || record.Ciphertext.Length < Aead.TagSize || Encoding.UTF8.GetByteCount(record.Manifest) > MaxManifestBytes)
+        if (record.Sequence <= 0 || record.Ciphertext.Length < SealedLayout.TagSize || Encoding.UTF8.GetByteCount(record.Manifest) > MaxManifestBytes)
             throw new SessionRefusedException(SessionRefusal.BadRecord, "record header is incomplete");
         CryptoOperations.Sealed();
         var box = record.Ciphertext.Span;
-        var plaintext = new byte[box.Length - Aead.TagSize];
-        Span<byte> nonce = stackalloc byte[Aead.NonceSize];
+        var plaintext = new byte[box.Length - SealedLayout.TagSize];
+        Span<byte> nonce = stackalloc byte[SealedLayout.NonceSize];
         Nonce(nonce, _receiveDirection, record.Sequence);
         try
         {
             Span<byte> associated = stackalloc byte[_receiveContext.Length + MaxManifestBytes + 12];
             var steady = now - _lastOpened < SteadyGap;
             _lastOpened = now;
-            var receive = _receiveCipher ?? new AesGcm(_receiveKey, Aead.TagSize);
+            var receive = _receiveCipher ?? new AesGcm(_receiveKey, SealedLayout.TagSize);
             try
             {
                 receive.Decrypt(nonce, box[..plaintext.Length], box[plaintext.Length..], plaintext,

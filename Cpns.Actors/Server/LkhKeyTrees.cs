@@ -78,7 +78,7 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
         return Change(existing, groupId, epoch, key, leaving, joining);
     }
 
-    private static byte[] NewLeafKey() => RandomNumberGenerator.GetBytes(Aead.KeySize);
+    private static byte[] NewLeafKey() => RandomNumberGenerator.GetBytes(SealedLayout.KeySize);
 
     private LkhEpochRecord Change(GroupTree existing, string groupId, long epoch, GroupKey key, IReadOnlyList<string> left,
         IReadOnlyList<(string MemberId, Octets AgreementKey)> joining)

@@ -92,7 +92,7 @@ public sealed class ServerDelivery : UntypedActor
     {
         void Reply(object answer) => replyTo.Tell(answer);
 
-        if (Invalid(deliver.DeliveryId, deliver.ServiceId, deliver.GroupId, deliver.Payload.Length + Aead.Overhead) is { } problem)
+        if (Invalid(deliver.DeliveryId, deliver.ServiceId, deliver.GroupId, deliver.Payload.Length + SealedLayout.Overhead) is { } problem)
         {
             Reply(Reject(deliver.DeliveryId, problem.Error, problem.Detail));
             return;
@@ -174,8 +174,8 @@ public sealed class ServerDelivery : UntypedActor
     {
         if (!DeviceIds.IsValid(deliveryId) || !DeviceIds.IsValid(serviceId) || !DeviceIds.IsValid(groupId))
             return (DeliveryError.InvalidRequest, "delivery, service and group ids are 1 to 128 letters, digits, '-', '_', '.' or ':'");
-        if (bytes > _settings.Delivery.MaxContentBytes + Aead.Overhead)
-            return (DeliveryError.TooLarge, $"{bytes - Aead.Overhead} bytes is over the {_settings.Delivery.MaxContentBytes}-byte content limit");
+        if (bytes > _settings.Delivery.MaxContentBytes + SealedLayout.Overhead)
+            return (DeliveryError.TooLarge, $"{bytes - SealedLayout.Overhead} bytes is over the {_settings.Delivery.MaxContentBytes}-byte content limit");
         if (_seen.Contains(deliveryId))
             return (DeliveryError.Duplicate, $"delivery {deliveryId} was already made");
         return null;

@@ -35,7 +35,7 @@ public sealed class PairwiseKeysTests
         Assert.Equal(first.Span[..32].ToArray(), second.Span[..32].ToArray()); // one ephemeral key for the epoch's wraps
         using var next = GroupKey.Generate("grp", 5);
         Assert.NotEqual(first.Span[..32].ToArray(), next.WrapFor(wrapper, "g1", Gateway.PublicKeys.Agreement).Span[..32].ToArray());
-        Assert.Equal(32 + Aead.Overhead + Aead.KeySize, first.Length);
+        Assert.Equal(32 + SealedLayout.Overhead + SealedLayout.KeySize, first.Length);
     }
 
     [Fact]

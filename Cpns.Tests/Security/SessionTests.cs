@@ -42,7 +42,7 @@ public sealed class SessionTests
         Assert.Equal("hello gateway", Encoding.UTF8.GetString(gateway.Open(down, Now)));
         Assert.Equal((1, 1), (up.Sequence, down.Sequence));
         Assert.True(up.Ciphertext.Span.IndexOf("hello server"u8) < 0, "the payload is encrypted");
-        Assert.Equal("hello server"u8.Length + Aead.TagSize, up.Ciphertext.Length);
+        Assert.Equal("hello server"u8.Length + SealedLayout.TagSize, up.Ciphertext.Length);
     }
 
     [Fact]

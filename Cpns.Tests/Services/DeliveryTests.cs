@@ -80,7 +80,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
         Assert.Equal(["p1", "p2"], accepted.Gateways["g1"]);
         Assert.Equal(["p3", "p4"], accepted.Gateways["g2"]);
         Assert.Empty(accepted.Unplaced);
-        Assert.Equal(Encoding.UTF8.GetByteCount("tonight: the third man") + Aead.Overhead, accepted.CiphertextBytes);
+        Assert.Equal(Encoding.UTF8.GetByteCount("tonight: the third man") + SealedLayout.Overhead, accepted.CiphertextBytes);
 
         foreach (var member in new[] { "p1", "p2", "p3", "p4" })
         {
@@ -206,7 +206,7 @@ public sealed class DeliveryTests(ITestOutputHelper output)
         Pnes["p3"].Tell(new SendContent("d-up", "s-film", "cinema", Octets.Own(new byte[200])), TestActor);
         var up = await ExpectMsgAsync<ContentAccepted>(Timeout);
         var upBytes = (long)up.CiphertextBytes;
-        Assert.Equal(200 + Aead.Overhead, upBytes);
+        Assert.Equal(200 + SealedLayout.Overhead, upBytes);
 
         // Delivered: every text to p1..p4; d-up to p1, p2, p4.
         var downTotal = 4 * sizes.Sum() + 3 * upBytes;
