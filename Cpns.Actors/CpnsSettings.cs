@@ -57,7 +57,7 @@ public sealed record CpnsSettings
                 RetryMax = c.GetTimeSpan("registration.retry-max"),
             },
             Timeouts = new TimeoutSettings(c.GetTimeSpan("timeouts.ask"), c.GetTimeSpan("timeouts.device-relay"),
-                c.GetTimeSpan("timeouts.batch-reply")),
+                c.GetTimeSpan("timeouts.batch-reply"), c.GetTimeSpan("timeouts.node-start"), c.GetTimeSpan("timeouts.server-join")),
             Directory = new DirectorySettings
             {
                 Distributed = c.GetString("directory.mode", "central") switch
@@ -71,6 +71,7 @@ public sealed record CpnsSettings
                 DefaultLifetime = c.GetTimeSpan("directory.default-lifetime"),
                 MaxPage = c.GetInt("directory.max-page"),
                 FanOutTimeout = c.GetTimeSpan("directory.fan-out-timeout"),
+                PeerPublishWindow = c.GetTimeSpan("directory.peer-publish-window"),
             },
             Keys = new KeySettings
             {
@@ -102,6 +103,7 @@ public sealed record CpnsSettings
             Discovery = new DiscoverySettings
             {
                 ScanWindow = c.GetTimeSpan("discovery.scan-window"),
+                PlaceHeldAfterScan = c.GetTimeSpan("discovery.place-held-after-scan"),
             },
             Status = new StatusSettings
             {
@@ -128,6 +130,8 @@ public sealed record CpnsSettings
             {
                 KeyManagerRetry = c.GetTimeSpan("cluster.key-manager-retry"),
                 KeyManagerShards = Math.Max(1, c.GetInt("cluster.key-manager-shards")),
+                StatusTimeout = c.GetTimeSpan("cluster.status-timeout"),
+                ResolveTimeout = c.GetTimeSpan("cluster.resolve-timeout"),
             },
             Usage = new UsageSettings
             {
@@ -167,7 +171,7 @@ public sealed record CpnsSettings
 }
 
 /// <summary><c>cpns.timeouts</c>: how long a function waits for an answer before it answers "timed out" itself.</summary>
-public sealed record TimeoutSettings(TimeSpan Ask, TimeSpan DeviceRelay, TimeSpan BatchReply);
+public sealed record TimeoutSettings(TimeSpan Ask, TimeSpan DeviceRelay, TimeSpan BatchReply, TimeSpan NodeStart, TimeSpan ServerJoin);
 
 /// <summary><c>cpns.keys</c>: how group keys are kept, rekeyed and delivered (push and pull).</summary>
 public sealed record KeySettings
@@ -209,6 +213,7 @@ public sealed record DirectorySettings
     public required TimeSpan DefaultLifetime { get; init; }
     public required int MaxPage { get; init; }
     public required TimeSpan FanOutTimeout { get; init; }
+    public required TimeSpan PeerPublishWindow { get; init; }
 }
 
 /// <summary><c>cpns.load</c>: when a server function on the hot path turns requests away with "busy, retry after".</summary>
@@ -237,6 +242,7 @@ public sealed record ConnectionSettings
 public sealed record DiscoverySettings
 {
     public required TimeSpan ScanWindow { get; init; }
+    public required TimeSpan PlaceHeldAfterScan { get; init; }
 }
 
 /// <summary><c>cpns.status</c>: status watching.</summary>
@@ -268,6 +274,8 @@ public sealed record ClusterSettings
 {
     public required TimeSpan KeyManagerRetry { get; init; }
     public required int KeyManagerShards { get; init; }
+    public required TimeSpan StatusTimeout { get; init; }
+    public required TimeSpan ResolveTimeout { get; init; }
 }
 
 /// <summary><c>cpns.usage</c>: usage reports.</summary>

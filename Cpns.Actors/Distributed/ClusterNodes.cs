@@ -79,7 +79,7 @@ public static class ClusterNodes
                 try
                 {
                     return await system.ActorSelection(new RootActorPath(server.Address) / "user" / Deployment.ServerActorName / "registry")
-                        .ResolveOne(TimeSpan.FromSeconds(3));
+                        .ResolveOne(CpnsSettings.From(system).Cluster.ResolveTimeout);
                 }
                 catch (ActorNotFoundException)
                 {

@@ -12,7 +12,7 @@ namespace Cpns.Actors.Distributed;
 /// </summary>
 public sealed class ClusterStatusActor : ReceiveActor
 {
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(3);
+    private readonly TimeSpan _askTimeout = CpnsSettings.From(Context.System).Cluster.StatusTimeout;
     private readonly IActorRef? _localKeyManagers;
 
     public static Props Props(IActorRef? localKeyManagers) => Akka.Actor.Props.Create(typeof(ClusterStatusActor), localKeyManagers);
@@ -27,18 +27,18 @@ public sealed class ClusterStatusActor : ReceiveActor
             var sender = Sender;
             sender.Tell(await LocalManagersAsync(node));
         });
-        Receive<GetClusterStatus>(_ => StatusAsync(system, node).PipeTo(Sender));
+        Receive<GetClusterStatus>(_ => StatusAsync(system, node, _askTimeout).PipeTo(Sender));
     }
 
     private async Task<LocalGroupKeyManagers> LocalManagersAsync(string node)
     {
         if (_localKeyManagers is null)
             return new LocalGroupKeyManagers(node, []);
-        var state = await _localKeyManagers.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, AskTimeout);
+        var state = await _localKeyManagers.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, _askTimeout);
         return new LocalGroupKeyManagers(node, state.Shards.SelectMany(s => s.EntityIds).Order(StringComparer.Ordinal).ToList());
     }
 
-    private static async Task<ClusterStatus> StatusAsync(ActorSystem system, string node)
+    private static async Task<ClusterStatus> StatusAsync(ActorSystem system, string node, TimeSpan askTimeout)
     {
         var state = Cluster.Get(system).State;
         var members = state.Members
@@ -53,7 +53,7 @@ public sealed class ClusterStatusActor : ReceiveActor
             try
             {
                 var local = await system.ActorSelection(new RootActorPath(member.Address) / "user" / ClusterNodes.StatusActorName)
-                    .Ask<LocalGroupKeyManagers>(GetLocalGroupKeyManagers.Instance, AskTimeout);
+                    .Ask<LocalGroupKeyManagers>(GetLocalGroupKeyManagers.Instance, askTimeout);
                 managers.AddRange(local.GroupIds.Select(g => new GroupManagerPlacement(g, local.Node)));
             }
             catch (Exception e) when (e is AskTimeoutException or ActorNotFoundException)
@@ -69,10 +69,10 @@ public sealed class ClusterStatusActor : ReceiveActor
             var root = new RootActorPath(server.Address) / "user" / Deployment.ServerActorName;
             try
             {
-                var list = await system.ActorSelection(root / "smf").Ask<GroupList>(ListGroups.Instance, AskTimeout);
+                var list = await system.ActorSelection(root / "smf").Ask<GroupList>(ListGroups.Instance, askTimeout);
                 foreach (var group in list.Groups)
                 {
-                    var acks = await system.ActorSelection(root / "cskmf").Ask<KeyAcks>(new GetKeyAcks(group.GroupId), AskTimeout);
+                    var acks = await system.ActorSelection(root / "cskmf").Ask<KeyAcks>(new GetKeyAcks(group.GroupId), askTimeout);
                     groups.Add(new GroupStatusLine(group.GroupId, acks.Epoch, group.Members.Count,
                         managers.FirstOrDefault(m => m.GroupId == group.GroupId)?.Node, acks.Acknowledged, acks.Pending));
                 }

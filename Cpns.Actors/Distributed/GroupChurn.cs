@@ -19,7 +19,7 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
         public static readonly Tick Instance = new();
     }
 
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+    private readonly TimeSpan _askTimeout = CpnsSettings.From(Context.System).Timeouts.Ask;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _random = new(7);
     private int _turn;
@@ -50,11 +50,11 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
 
     private async Task<string?> ChangeOneAsync(ServerEndpoints server, int groups, int membersPerGroup)
     {
-        var pnes = (await server.Registry.Ask<Inventory>(GetInventory.Instance, AskTimeout)).Pnes.Select(p => p.DeviceId)
+        var pnes = (await server.Registry.Ask<Inventory>(GetInventory.Instance, _askTimeout)).Pnes.Select(p => p.DeviceId)
             .Order(StringComparer.Ordinal).ToList();
         if (pnes.Count == 0)
             return null;
-        var existing = (await server.Smf.Ask<GroupList>(ListGroups.Instance, AskTimeout)).Groups.ToDictionary(g => g.GroupId);
+        var existing = (await server.Smf.Ask<GroupList>(ListGroups.Instance, _askTimeout)).Groups.ToDictionary(g => g.GroupId);
 
         for (var i = 1; i <= groups; i++)
         {
@@ -62,7 +62,7 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
                 continue;
             var members = pnes.OrderBy(_ => _random.Next()).Take(Math.Max(1, membersPerGroup)).ToList();
             var mode = i % 2 == 1 ? DeliveryMode.Push : DeliveryMode.Pull;
-            return Describe(await server.Smf.Ask<object>(new LocalRequest(new CreateGroup(GroupName(i), Operator.Id, mode, members)), AskTimeout),
+            return Describe(await server.Smf.Ask<object>(new LocalRequest(new CreateGroup(GroupName(i), Operator.Id, mode, members)), _askTimeout),
                 $"created ({mode.ToString().ToLowerInvariant()}, {members.Count} members)");
         }
 
@@ -71,14 +71,14 @@ public sealed class GroupChurn : ReceiveActor, IWithTimers
         if (group.Members.Count < membersPerGroup + 1 && outsiders.Count > 0)
         {
             var joining = outsiders[_random.Next(outsiders.Count)];
-            return Describe(await server.Smf.Ask<object>(new LocalRequest(new AddMember(group.GroupId, Operator.Id, joining)), AskTimeout),
+            return Describe(await server.Smf.Ask<object>(new LocalRequest(new AddMember(group.GroupId, Operator.Id, joining)), _askTimeout),
                 $"{joining} joined");
         }
 
         if (group.Members.Count <= 1)
             return null;
         var leaving = group.Members[_random.Next(group.Members.Count)];
-        return Describe(await server.Smf.Ask<object>(new LocalRequest(new RemoveMember(group.GroupId, Operator.Id, leaving)), AskTimeout),
+        return Describe(await server.Smf.Ask<object>(new LocalRequest(new RemoveMember(group.GroupId, Operator.Id, leaving)), _askTimeout),
             $"{leaving} left");
     }
 

@@ -62,7 +62,7 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
         var now = NowMs;
         var retryAfterMs = registered && !_registeredPnes.Contains(deviceId)
             ? Admission.Answer(deviceId, RegistrationsInProgress, DispatcherLag.Of(Context.System).Current, now,
-                now + (long)(Settings.Discovery.ScanWindow + PlaceHeldAfterScan).TotalMilliseconds, Random.Shared)
+                now + (long)(Settings.Discovery.ScanWindow + Settings.Discovery.PlaceHeldAfterScan).TotalMilliseconds, Random.Shared)
             : 0;
         if (retryAfterMs > 0)
             CpnsMetrics.BusyAnswers.Add(1, CpnsMetrics.Tag("function", "pn-gw-admission"));
@@ -70,9 +70,6 @@ public sealed partial class Connections : CpnsPersistentActor, IWithTimers
             PnSecurity.Held(_capabilities.PnSecurityLevel, registered ? _ownCeiling!.Value.Ceiling : null), registered && _acceptBridges,
             retryAfterMs);
     }
-
-    /// <summary>How long after its scan window a PNE that was told "come in" has its place held for its hello.</summary>
-    private static readonly TimeSpan PlaceHeldAfterScan = TimeSpan.FromSeconds(2);
 
     /// <summary>What the PN GW's functions are all told (a PNE attached or left, the server, reachability).</summary>
     private void TellFunctions(object message)

@@ -108,7 +108,7 @@ public sealed class ServerDirectory : CpnsPersistentActor, IWithTimers
         {
             // The PN GWs of a distributed directory search each other: each is told who its peers are, changes coalesced.
             if (Settings.Directory.Distributed && message is GatewayPlaced or EntitiesRemoved && !Timers.IsTimerActive(PublishPeers.Instance))
-                Timers.StartSingleTimer(PublishPeers.Instance, PublishPeers.Instance, TimeSpan.FromMilliseconds(100));
+                Timers.StartSingleTimer(PublishPeers.Instance, PublishPeers.Instance, Settings.Directory.PeerPublishWindow);
             return;
         }
 

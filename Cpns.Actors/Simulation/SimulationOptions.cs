@@ -38,6 +38,15 @@ public sealed record SimulationOptions
     /// <summary>How long to wait for every member to hold its group's current key.</summary>
     public TimeSpan ConvergenceTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>How long the run waits for one answer of the simulated network (a registration batch, a key state).</summary>
+    public TimeSpan AskTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the run looks again at a phase's progress.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>A phase that makes no progress for this long (or a group change not answered in it) ends the run.</summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
     public string? Validate()
     {
         if (Gateways < 1)

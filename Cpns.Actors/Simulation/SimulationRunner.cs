@@ -16,9 +16,6 @@ namespace Cpns.Actors.Simulation;
 public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, ServerSecrets secrets,
     Action<Acknowledgement>? acknowledged = null)
 {
-    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
-
     public static string GatewayId(int index) => $"g{index:D4}";
 
     public static string PneId(int index) => $"p{index:D5}";
@@ -40,13 +37,13 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         try
         {
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 0, 1));
-            var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), AskTimeout);
+            var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), options.AskTimeout);
             // The simulation is its own operator: every device it starts is provisioned for enrolment first.
             EntityKind KindOf(int gateway) => gateway < options.BothDevices ? EntityKind.Both : EntityKind.PnGateway;
             var tokens = await Deployment.ProvisionAsync(server.Registry,
                 Enumerable.Range(0, options.Gateways).Select(g => (GatewayId(g), KindOf(g)))
                     .Concat(Enumerable.Range(0, options.Pnes).Select(p => (PneId(p), EntityKind.Pne)))
-                    .Concat(Enumerable.Range(0, options.LegacyDevices).Select(l => (LegacyId(l), EntityKind.Pne))), AskTimeout);
+                    .Concat(Enumerable.Range(0, options.LegacyDevices).Select(l => (LegacyId(l), EntityKind.Pne))), options.AskTimeout);
             progress?.Report(new SimulationProgress(SimulationPhase.StartingServer, 1, 1));
 
             var workingSetBefore = Environment.WorkingSet;
@@ -54,9 +51,9 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             for (var g = 0; g < options.Gateways; g++)
                 gateways.Add(Deployment.StartGateway(system, EntityIdentity.Generate(GatewayId(g), KindOf(g)),
                     secrets.TrustAnchor, server.Registry, settings, enrolmentToken: tokens[GatewayId(g)]));
-            await WaitForAsync(SimulationPhase.RegisteringGateways, options.Gateways, progress, cancellationToken,
+            await WaitForAsync(options, SimulationPhase.RegisteringGateways, options.Gateways, progress, cancellationToken,
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
-                    AskTimeout)).Gateways);
+                    options.AskTimeout)).Gateways);
 
             // The PNEs start registering as they are made: the phase's time includes making them (their keys, their actors).
             progress?.Report(new SimulationProgress(SimulationPhase.RegisteringPnes, 0, options.Pnes + options.LegacyDevices));
@@ -79,16 +76,16 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                 var device = system.ActorOf(LegacyDeviceModel.Props(id), $"sim-device-{id}-{Guid.NewGuid():N}");
                 var gateway = gateways[l % gateways.Count];
                 var adopted = await gateway.Ask<object>(new AdoptLegacyDevice(EntityIdentity.Generate(id, EntityKind.Pne), "screen",
-                    new PnTechnology("hdmi-cec", SecurityLevel.High), tokens[id], device), AskTimeout, cancellationToken);
+                    new PnTechnology("hdmi-cec", SecurityLevel.High), tokens[id], device), options.AskTimeout, cancellationToken);
                 pnes[id] = adopted is LegacyDeviceAdopted { Representative: var representative }
                     ? representative
                     : throw new InvalidOperationException($"{id}: {(adopted as LegacyDeviceRefused)?.Reason ?? adopted.ToString()}");
                 inboxes[id] = device;
             }
 
-            await WaitForAsync(SimulationPhase.RegisteringPnes, options.Pnes + options.LegacyDevices, progress, cancellationToken,
+            await WaitForAsync(options, SimulationPhase.RegisteringPnes, options.Pnes + options.LegacyDevices, progress, cancellationToken,
                 async () => (await collector.Ask<DeliveryCollector.Registered>(DeliveryCollector.GetRegistered.Instance,
-                    AskTimeout)).Pnes);
+                    options.AskTimeout)).Pnes);
 
             var bytesPerPne = options.Pnes == 0 ? 0 : Math.Max(0, Environment.WorkingSet - workingSetBefore) / (double)options.Pnes;
             // A BOTH device is a group member like a PNE: it holds the key and sends and receives content.
@@ -99,34 +96,34 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             var plan = Plan(options, memberIds, random);
             var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
 
-            await RunAllAsync(SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (ICpnsMessage)g.Create)).ToList(),
+            await RunAllAsync(options, SimulationPhase.CreatingGroups, plan.Select(g => (g.GroupId, (ICpnsMessage)g.Create)).ToList(),
                 options.ChangeRate, server.Smf, finalState, progress, cancellationToken);
             // Round by round, so that one group's changes are spread over the phase like everyone else's.
             var churn = Enumerable.Range(0, plan.Count == 0 ? 0 : plan.Max(g => g.Churn.Count))
                 .SelectMany(round => plan.Where(g => round < g.Churn.Count).Select(g => (g.GroupId, g.Churn[round])))
                 .ToList();
-            await RunAllAsync(SimulationPhase.Churning, churn, options.ChangeRate, server.Smf, finalState, progress, cancellationToken);
+            await RunAllAsync(options, SimulationPhase.Churning, churn, options.ChangeRate, server.Smf, finalState, progress, cancellationToken);
 
-            var outstanding = await collector.Ask<int>(new DeliveryCollector.Expect(finalState), AskTimeout);
+            var outstanding = await collector.Ask<int>(new DeliveryCollector.Expect(finalState), options.AskTimeout);
             var totalMembers = finalState.Values.Sum(s => s.Members.Count);
             var deadline = Stopwatch.StartNew();
             while (outstanding > 0 && deadline.Elapsed < options.ConvergenceTimeout)
             {
                 progress?.Report(new SimulationProgress(SimulationPhase.Converging, totalMembers - outstanding, totalMembers));
-                await Task.Delay(PollInterval, cancellationToken);
-                outstanding = await collector.Ask<int>(DeliveryCollector.GetOutstanding.Instance, AskTimeout);
+                await Task.Delay(options.PollInterval, cancellationToken);
+                outstanding = await collector.Ask<int>(DeliveryCollector.GetOutstanding.Instance, options.AskTimeout);
             }
 
             progress?.Report(new SimulationProgress(SimulationPhase.Converging, totalMembers - outstanding, totalMembers));
 
-            var current = await VerifyAsync(server, devices, finalState, progress);
+            var current = await VerifyAsync(options, server, devices, finalState, progress);
             foreach (var (id, device) in devices)
                 inboxes.TryAdd(id, device);
             var content = options.Content
                 ? await DeliverContentAsync(options, devices, inboxes, gatewayOf, finalState, progress, cancellationToken)
                 : new ContentOutcome(0, 0, 0, 0);
-            var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, AskTimeout);
-            var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, AskTimeout);
+            var stats = await collector.Ask<DeliveryCollector.Stats>(DeliveryCollector.GetStats.Instance, options.AskTimeout);
+            var delivery = await server.Cskmf.Ask<KeyDeliveryStats>(GetKeyDeliveryStats.Instance, options.AskTimeout);
             double[] Sorted(Func<DeliveryCollector.TimedDelivery, bool> which) =>
                 stats.Deliveries.Where(which).Select(d => d.Ms).Order().ToArray();
             var latencies = Sorted(_ => true);
@@ -316,7 +313,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         return chosen.Order().Select(i => ids[i]);
     }
 
-    private static async Task WaitForAsync(SimulationPhase phase, int expected, IProgress<SimulationProgress>? progress,
+    private static async Task WaitForAsync(SimulationOptions options, SimulationPhase phase, int expected, IProgress<SimulationProgress>? progress,
         CancellationToken cancellationToken, Func<Task<int>> count)
     {
         // A count that does not come back in time (the process is busy with the phase itself) is no progress, not a failure:
@@ -338,12 +335,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         while (done < expected)
         {
             progress?.Report(new SimulationProgress(phase, done, expected));
-            await Task.Delay(PollInterval, cancellationToken);
+            await Task.Delay(options.PollInterval, cancellationToken);
             var now = await CountNow() ?? done;
             if (now != done)
                 lastChange.Restart();
-            else if (lastChange.Elapsed > TimeSpan.FromMinutes(2))
-                throw new TimeoutException($"{phase}: stuck at {done} of {expected} for two minutes");
+            else if (lastChange.Elapsed > options.StallTimeout)
+                throw new TimeoutException($"{phase}: stuck at {done} of {expected} for {options.StallTimeout.TotalSeconds:0} s");
             done = now;
         }
 
@@ -351,7 +348,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     }
 
     /// <summary>Sends every command at once (the server applies each group's changes in order) and awaits every answer.</summary>
-    private async Task RunAllAsync(SimulationPhase phase, IReadOnlyList<(string GroupId, ICpnsMessage Command)> commands,
+    private async Task RunAllAsync(SimulationOptions options, SimulationPhase phase, IReadOnlyList<(string GroupId, ICpnsMessage Command)> commands,
         double changesPerSecond, IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
@@ -368,12 +365,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
 
         async Task<(string GroupId, object Reply)> Run((string GroupId, ICpnsMessage Command) c)
         {
-            var reply = await smf.Ask<object>(new LocalRequest(c.Command), TimeSpan.FromMinutes(2), cancellationToken);
+            var reply = await smf.Ask<object>(new LocalRequest(c.Command), options.StallTimeout, cancellationToken);
             // A server behind on its deliveries takes no new change for a while: the change goes again when it says.
             while (reply is GroupRejected { Error: GroupError.Busy } busy)
             {
                 await Task.Delay(Backpressure.WaitFor(busy.RetryAfterMs), cancellationToken);
-                reply = await smf.Ask<object>(new LocalRequest(c.Command), TimeSpan.FromMinutes(2), cancellationToken);
+                reply = await smf.Ask<object>(new LocalRequest(c.Command), options.StallTimeout, cancellationToken);
             }
 
             if (reply is GroupAccepted ack)
@@ -397,7 +394,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
     }
 
     /// <summary>Counts the members whose current key matches the server's current epoch and key check value.</summary>
-    private static async Task<int> VerifyAsync(ServerEndpoints server, IReadOnlyDictionary<string, IActorRef> pnes,
+    private static async Task<int> VerifyAsync(SimulationOptions options, ServerEndpoints server, IReadOnlyDictionary<string, IActorRef> pnes,
         Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState, IProgress<SimulationProgress>? progress)
     {
         var total = finalState.Values.Sum(s => s.Members.Count);
@@ -405,12 +402,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         var current = 0;
         foreach (var (groupId, (epoch, members)) in finalState)
         {
-            var serverState = await server.Cskmf.Ask<HeldGroupKey>(new GetKeyState(groupId), AskTimeout);
+            var serverState = await server.Cskmf.Ask<HeldGroupKey>(new GetKeyState(groupId), options.AskTimeout);
             if (serverState.CurrentEpoch != epoch)
                 continue;
             foreach (var chunk in members.Chunk(2000))
             {
-                var states = await Task.WhenAll(chunk.Select(m => pnes[m].Ask<HeldGroupKey>(new GetKeyState(groupId), AskTimeout)));
+                var states = await Task.WhenAll(chunk.Select(m => pnes[m].Ask<HeldGroupKey>(new GetKeyState(groupId), options.AskTimeout)));
                 current += states.Count(s => s.CurrentEpoch == epoch && s.KeyCheck == serverState.KeyCheck);
                 checkedCount += chunk.Length;
                 progress?.Report(new SimulationProgress(SimulationPhase.Verifying, checkedCount, total));
@@ -442,10 +439,10 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         {
             if (sleepDeadline.Elapsed > options.ConvergenceTimeout)
                 throw new TimeoutException($"{awake.Count} PN GWs did not hear their PNEs go to sleep");
-            var reach = await Task.WhenAll(awake.Select(id => gatewayOf[id].Ask<Reachability>(new GetReachability(id), AskTimeout)));
+            var reach = await Task.WhenAll(awake.Select(id => gatewayOf[id].Ask<Reachability>(new GetReachability(id), options.AskTimeout)));
             awake.ExceptWith(reach.Where(r => r.Sleeping).Select(r => r.DeviceId));
             if (awake.Count > 0)
-                await Task.Delay(PollInterval, cancellationToken);
+                await Task.Delay(options.PollInterval, cancellationToken);
         }
 
         var groups = finalState.Where(kv => kv.Value.Members.Count > 0).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
@@ -453,7 +450,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         progress?.Report(new SimulationProgress(SimulationPhase.DeliveringContent, 0, due));
         var answers = await Task.WhenAll(groups.Select(g => devices[g.Value.Members[0]].Ask<object>(
             new SendContent($"sim-{g.Key}", "sim-service", g.Key, Octets.Own(System.Text.Encoding.UTF8.GetBytes($"hello {g.Key}"))),
-            AskTimeout, cancellationToken)));
+            options.AskTimeout, cancellationToken)));
         var accepted = groups.Where((_, i) => answers[i] is ContentAccepted).ToList();
         foreach (var id in sleepers)
             devices[id].Tell(new Wake(id));
@@ -465,7 +462,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             foreach (var byMember in waiting.GroupBy(w => w.Member).Chunk(2000))
             {
                 var received = await Task.WhenAll(byMember.Select(m =>
-                    inboxes[m.Key].Ask<ReceivedContent>(new GetReceivedContent(m.Key), AskTimeout, cancellationToken)));
+                    inboxes[m.Key].Ask<ReceivedContent>(new GetReceivedContent(m.Key), options.AskTimeout, cancellationToken)));
                 foreach (var inbox in received)
                 foreach (var item in inbox.Items.Where(i => i.Error is null))
                     waiting.Remove((inbox.DeviceId, item.DeliveryId));
@@ -473,7 +470,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
 
             progress?.Report(new SimulationProgress(SimulationPhase.DeliveringContent, due - waiting.Count, due));
             if (waiting.Count > 0)
-                await Task.Delay(PollInterval, cancellationToken);
+                await Task.Delay(options.PollInterval, cancellationToken);
         }
 
         var dueAccepted = accepted.Sum(g => g.Value.Members.Count - 1);

@@ -47,6 +47,9 @@ public sealed record ApiOptions
 
     public TimeSpan AskTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long a readiness probe waits for the journal and the registry.</summary>
+    public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     public static bool TryParseListen(string? text, out IPEndPoint endpoint)
     {
         endpoint = null!;
@@ -144,8 +147,8 @@ public static class ApiHost
                 ? HealthCheckResult.Unhealthy("the actor system is terminated")
                 : HealthCheckResult.Healthy(), ["live", "ready"])
             .AddCheck("cluster-member", () => ClusterMemberHealth(system), ["ready"])
-            .AddAsyncCheck("journal", cancellationToken => JournalHealthAsync(system, cancellationToken), ["ready"])
-            .AddAsyncCheck("registry", cancellationToken => RegistryHealthAsync(server, cancellationToken), ["ready"]);
+            .AddAsyncCheck("journal", cancellationToken => JournalHealthAsync(system, options.HealthTimeout, cancellationToken), ["ready"])
+            .AddAsyncCheck("registry", cancellationToken => RegistryHealthAsync(server, options.HealthTimeout, cancellationToken), ["ready"]);
         services.AddOpenApi(openApi => openApi.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "CPNS server node";
@@ -215,33 +218,33 @@ public static class ApiHost
     }
 
     /// <summary>A replay of a persistence id nobody uses: it reaches the database and back, writing nothing.</summary>
-    private static async Task<HealthCheckResult> JournalHealthAsync(ActorSystem system, CancellationToken cancellationToken)
+    private static async Task<HealthCheckResult> JournalHealthAsync(ActorSystem system, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
             var journal = Persistence.Instance.Apply(system).JournalFor(null);
             var answer = await journal.Ask<object>(replyTo => new ReplayMessages(1, long.MaxValue, 1, "cpns-health-probe", replyTo),
-                TimeSpan.FromSeconds(5), cancellationToken);
+                timeout, cancellationToken);
             return answer is RecoverySuccess
                 ? HealthCheckResult.Healthy("the journal answers")
                 : HealthCheckResult.Unhealthy($"the journal refused a replay: {(answer as ReplayMessagesFailure)?.Cause.Message ?? answer.GetType().Name}");
         }
         catch (AskTimeoutException)
         {
-            return HealthCheckResult.Unhealthy("the journal did not answer within 5 s");
+            return HealthCheckResult.Unhealthy($"the journal did not answer within {timeout.TotalSeconds:0.#} s");
         }
     }
 
-    private static async Task<HealthCheckResult> RegistryHealthAsync(ServerEndpoints server, CancellationToken cancellationToken)
+    private static async Task<HealthCheckResult> RegistryHealthAsync(ServerEndpoints server, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
-            var inventory = await server.Registry.Ask<Inventory>(GetInventory.Instance, TimeSpan.FromSeconds(5), cancellationToken);
+            var inventory = await server.Registry.Ask<Inventory>(GetInventory.Instance, timeout, cancellationToken);
             return HealthCheckResult.Healthy($"{inventory.Gateways.Count} PN GWs, {inventory.Pnes.Count} PNEs registered");
         }
         catch (AskTimeoutException)
         {
-            return HealthCheckResult.Unhealthy("the registry did not answer within 5 s");
+            return HealthCheckResult.Unhealthy($"the registry did not answer within {timeout.TotalSeconds:0.#} s");
         }
     }
 

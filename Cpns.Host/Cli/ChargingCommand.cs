@@ -80,7 +80,7 @@ public static class ChargingCommand
             try
             {
                 var system = AkkaHostBuilder.ActorSystemOf(host);
-                var timeout = TimeSpan.FromSeconds(60);
+                var timeout = settings.Timeouts.NodeStart;
                 var secrets = Actors.Server.ServerSecrets.Generate(settings.ServerId); // reading records needs no key
                 var charging = await Deployment.ChargingOf(Deployment.StartServer(system, secrets, settings), timeout);
                 var statement = await charging.Ask<ChargingStatement>(query, timeout, cancellationToken);

@@ -154,7 +154,7 @@ public static class ClusterCommands
             try
             {
                 var server = await ClusterNodes.StartServerNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
-                var endpoints = await Deployment.EndpointsOf(server, TimeSpan.FromSeconds(60));
+                var endpoints = await Deployment.EndpointsOf(server, settings.Timeouts.NodeStart);
                 Say($"server node {Akka.Cluster.Cluster.Get(system).SelfAddress} is up (server id {settings.ServerId}, key file {secretsPath})");
                 if (parse.GetValue(demoGroups) > 0)
                 {
@@ -162,10 +162,10 @@ public static class ClusterCommands
                         TimeSpan.FromSeconds(parse.GetValue(demoInterval)), line => Say($"group {line}")), "group-churn");
                 }
 
-                await using var inbox = new ProvisioningInbox(node.DataDirectory, endpoints.Registry, Say);
+                await using var inbox = new ProvisioningInbox(node.DataDirectory, endpoints.Registry, settings.Timeouts.Ask, Say);
                 await using var api = parse.GetValue(http) is { } listen
                     ? await StartApiAsync(listen, parse.GetValue(apiRate), transport, node, system, endpoints,
-                        await Deployment.ChargingOf(server, TimeSpan.FromSeconds(60)), cancellationToken)
+                        await Deployment.ChargingOf(server, settings.Timeouts.NodeStart), cancellationToken)
                     : null;
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
@@ -276,7 +276,7 @@ public static class ClusterCommands
                 await ClusterNodes.StartGatewayNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 var prefix = parse.GetValue(name) ?? $"n{self.Port}";
-                var registry = await ClusterNodes.FindServerRegistryAsync(system, TimeSpan.FromMinutes(2)).WaitAsync(cancellationToken);
+                var registry = await ClusterNodes.FindServerRegistryAsync(system, settings.Timeouts.ServerJoin).WaitAsync(cancellationToken);
                 system.ActorOf(Props.Create(() => new KeyInstallReporter(line => Say(line))), "key-install-reporter");
 
                 // Kept in the data folder: started again, the node's entities come back with the keys their ids are bound to.

@@ -98,7 +98,7 @@ public static class StateCommand
 
     public static async Task<DurableState> ReadAsync(ActorSystem system, CpnsSettings settings, ServerSecrets secrets)
     {
-        var timeout = TimeSpan.FromSeconds(60);
+        var timeout = settings.Timeouts.NodeStart;
         var server = await Deployment.EndpointsOf(Deployment.StartServer(system, secrets, settings), timeout);
         var inventory = await server.Registry.Ask<Inventory>(GetInventory.Instance, timeout);
         var groups = await server.Smf.Ask<GroupList>(ListGroups.Instance, timeout);

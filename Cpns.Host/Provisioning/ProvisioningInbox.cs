@@ -20,14 +20,16 @@ public sealed class ProvisioningInbox : IAsyncDisposable
 
     private readonly string _folder;
     private readonly IActorRef _registry;
+    private readonly TimeSpan _askTimeout;
     private readonly Action<string> _say;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
-    public ProvisioningInbox(string dataFolder, IActorRef registry, Action<string> say)
+    public ProvisioningInbox(string dataFolder, IActorRef registry, TimeSpan askTimeout, Action<string> say)
     {
         _folder = Path.Combine(dataFolder, FolderName);
         _registry = registry;
+        _askTimeout = askTimeout;
         _say = say;
         _loop = Task.Run(RunAsync);
     }
@@ -81,7 +83,7 @@ public sealed class ProvisioningInbox : IAsyncDisposable
 
         try
         {
-            var answer = await _registry.Ask<DevicesProvisioned>(new ProvisionDevices(devices), TimeSpan.FromSeconds(30), _stop.Token);
+            var answer = await _registry.Ask<DevicesProvisioned>(new ProvisionDevices(devices), _askTimeout, _stop.Token);
             File.Delete(file);
             _say($"provisioned {answer.DeviceIds.Count} devices for enrolment from {Path.GetFileName(file)}" +
                  (answer.Refused.Count == 0 ? "" : $"; refused: {string.Join("; ", answer.Refused.Select(r => $"{r.DeviceId} ({r.Detail})"))}"));
