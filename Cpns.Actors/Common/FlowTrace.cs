@@ -3,33 +3,6 @@ using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Common;
 
-/// <summary>
-/// A sibling function of the same entity, addressed by path (e.g. a PN GW's SMF reaching <c>cskmf/seca</c>), so
-/// functions that need each other can be created in any order.
-/// </summary>
-public sealed class SiblingRef
-{
-    private SiblingRef(ActorSelection selection, ActorPath path)
-    {
-        Selection = selection;
-        Path = path;
-    }
-
-    public ActorSelection Selection { get; }
-
-    public ActorPath Path { get; }
-
-    public static SiblingRef Of(IActorContext context, params string[] names)
-    {
-        var path = context.Self.Path.Parent;
-        foreach (var name in names)
-            path /= name;
-        return new SiblingRef(context.ActorSelection(path), path);
-    }
-
-    public void Tell(object message, IActorRef sender) => Selection.Tell(message, sender);
-}
-
 /// <summary>Sends one numbered key-flow step and publishes it as a <see cref="FlowStep"/> on the event stream.</summary>
 public static class FlowTrace
 {
@@ -59,12 +32,10 @@ public static class FlowTrace
         to.Tell(message, context.Self);
     }
 
-    public static void Send(IActorContext context, SiblingRef to, object message, string groupId, long epoch, int step,
-        FlowKind kind, FlowLeg leg)
-    {
-        Publish(context, to.Path, groupId, epoch, step, kind, leg);
-        to.Tell(message, context.Self);
-    }
+    /// <summary>The same step to a sibling, published when it is sent (at once, or on the sibling's introduction).</summary>
+    public static void Send(IActorContext context, Sibling to, object message, string groupId, long epoch, int step,
+        FlowKind kind, FlowLeg leg) =>
+        to.Send(actor => Send(context, actor, message, groupId, epoch, step, kind, leg));
 
     private static void Publish(IActorContext context, ActorPath to, string groupId, long epoch, int step, FlowKind kind,
         FlowLeg leg) =>

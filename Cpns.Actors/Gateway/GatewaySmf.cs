@@ -28,7 +28,8 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
 
     private readonly string _gatewayId;
     private readonly IActorRef _cskmf;
-    private readonly SiblingRef _seca;
+    /// <summary>The CSKMF's SECA, introduced by the CSKMF.</summary>
+    private readonly Sibling _seca = new("seca");
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, LocalGroupState> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PneEndpoints> _pnes = new(StringComparer.Ordinal);
@@ -48,7 +49,7 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
         _downlink = new DownlinkQueues("smf", settings.Connections.DownlinkQueue);
         _gatewayId = identity.DeviceId;
         _cskmf = cskmf;
-        _seca = SiblingRef.Of(Context, "cskmf", "seca");
+        cskmf.Tell(SiblingsWanted.Instance, Self);
         _link = new SecureLink(Context, identity, settings, _log);
     }
 
@@ -61,6 +62,8 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SiblingIs when _seca.TryMeet(message, Sender, _cskmf):
+                break;
             case ISecureWire wire:
                 if (_link.TryOpen(wire, out var inner, out var senderId))
                 {

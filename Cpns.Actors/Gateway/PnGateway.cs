@@ -80,6 +80,9 @@ public sealed class PnGateway : UntypedActor
     {
         switch (message)
         {
+            case SiblingsWanted when Sender.Equals(_cskmf):
+                Sender.Tell(new SiblingIs("smf", _smf));
+                break;
             // What the PN GW's own applications ask of it comes through its node-local API (LocalRequest).
             case ISecureWire or GetRegistrationStatus or DiscoverGateways or UplinkSeen or GetReachability or SetGatewayPolicy
                 or TakeOverPn or UpdateCapabilities or LocalRequest { Request: DmAlert } or DmAlert or GetSecurityCounters

@@ -179,6 +179,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SiblingsWanted when Sender.Equals(_cskmf):
+                Sender.Tell(new SiblingIs("smf", _smf));
+                break;
             // What the device's own applications ask of it, through the node-local API only: the PNE then signs the
             // request itself. The same records arriving bare (from another process) are not its applications' words.
             case LocalRequest local:

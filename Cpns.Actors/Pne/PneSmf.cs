@@ -15,7 +15,8 @@ public sealed class PneSmf : UntypedActor
 {
     private readonly string _deviceId;
     private readonly IActorRef _cskmf;
-    private readonly SiblingRef _seca;
+    /// <summary>The CSKMF's SECA, introduced by the CSKMF.</summary>
+    private readonly Sibling _seca = new("seca");
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly Dictionary<string, LocalGroup> _groups = new(StringComparer.Ordinal);
@@ -27,7 +28,7 @@ public sealed class PneSmf : UntypedActor
     {
         _deviceId = identity.DeviceId;
         _cskmf = cskmf;
-        _seca = SiblingRef.Of(Context, "cskmf", "seca");
+        cskmf.Tell(SiblingsWanted.Instance, Self);
         _link = new SecureLink(Context, identity, settings, _log);
         _pullOnDemand = settings.Keys.PullOnDemand;
     }
@@ -39,6 +40,8 @@ public sealed class PneSmf : UntypedActor
     {
         switch (message)
         {
+            case SiblingIs when _seca.TryMeet(message, Sender, _cskmf):
+                break;
             case ISecureWire wire:
                 if (_link.TryOpen(wire, out var inner, out var senderId))
                 {

@@ -32,12 +32,20 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
         Settings = settings;
         Pairwise = new PairwiseKeys(identity);
         Link = new SecureLink(Context, identity, settings, Log);
-        Seca = Context.ActorOf(SecurityAgent.Props(identity, inboundLeg, settings), "seca");
-        Smf = SiblingRef.Of(Context, "smf");
+        Seca = Context.Child("seca") is var kept && !kept.IsNobody()
+            ? kept
+            : Context.ActorOf(SecurityAgent.Props(identity, inboundLeg, settings), "seca");
+        Context.Parent.Tell(SiblingsWanted.Instance, Self);
         _pushTimeout = new AdaptiveTimeout(settings.Keys.PushTimeout, settings.Keys.PushTimeoutMax);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>
+    /// The SECA is restarted with its holder rather than made anew, so the SMF it was introduced to keeps sending to the
+    /// same actor.
+    /// </summary>
+    protected override void PreRestart(Exception reason, object message) => PostStop();
 
     protected EntityIdentity Identity { get; }
 
@@ -51,7 +59,8 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     protected IActorRef Seca { get; }
 
-    protected SiblingRef Smf { get; }
+    /// <summary>The entity's SMF, introduced by the entity root; it is told in turn who this holder's SECA is.</summary>
+    protected Sibling Smf { get; } = new("smf");
 
     protected ILoggingAdapter Log { get; } = Context.GetLogger();
 
@@ -152,6 +161,12 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 break;
             case GetSecurityCounters:
                 Sender.Tell(Link.Counters());
+                break;
+            case SiblingIs when Smf.TryMeet(message, Sender, Context.Parent):
+                Smf.Tell(new SiblingIs("seca", Seca), Self);
+                break;
+            case SiblingsWanted:
+                Sender.Tell(new SiblingIs("seca", Seca));
                 break;
             default:
                 OnOther(message);

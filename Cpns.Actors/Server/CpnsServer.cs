@@ -14,6 +14,8 @@ public sealed class CpnsServer : UntypedActor
     private readonly ServerEndpoints _endpoints;
     private readonly IActorRef _charging;
     private readonly IActorRef _usage;
+    private readonly IActorRef _cskmf;
+    private readonly IActorRef _smf;
 
     /// <param name="keyManagers">The Group Key Managers' shard region in the distributed topology; null when centralized.</param>
     public CpnsServer(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers)
@@ -27,10 +29,11 @@ public sealed class CpnsServer : UntypedActor
             ? null
             : keyManagers with { Verifier = secrets.Authority.Verifier() }), "cskmf");
         var smf = Function(ServerSmf.Props(identity, cskmf, settings), "smf");
+        (_cskmf, _smf) = (cskmf, smf);
         var capabilities = Function(ServerCapabilities.Props(identity, settings), "capabilities");
-        var status = Function(ServerStatus.Props(identity, settings), "status");
-        var dm = Function(ServerDm.Props(identity, settings), "dm");
         var directory = Function(ServerDirectory.Props(identity, smf, capabilities, settings), "directory");
+        var status = Function(ServerStatus.Props(identity, smf, directory, settings), "status");
+        var dm = Function(ServerDm.Props(identity, settings), "dm");
         _charging = Function(ServerCharging.Props(settings), "charging");
         var usage = _usage = Function(ServerUsage.Props(identity, _charging, settings), "usage");
         var delivery = Function(ServerDelivery.Props(identity, smf, cskmf, usage, settings), "delivery");
@@ -67,6 +70,9 @@ public sealed class CpnsServer : UntypedActor
                 break;
             case GetChargingFunction:
                 Sender.Tell(new ChargingFunction(_charging));
+                break;
+            case SiblingsWanted when Sender.Equals(_cskmf):
+                Sender.Tell(new SiblingIs("smf", _smf));
                 break;
             case ReplayUsage replay when Sender.Equals(_charging):
                 _usage.Forward(replay);

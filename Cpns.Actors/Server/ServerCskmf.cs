@@ -59,7 +59,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly Placements _placements = new();
     private readonly Dictionary<(string GroupId, long Epoch), HashSet<string>> _acks = new();
     private readonly HashSet<string> _rekeyRequested = new(StringComparer.Ordinal);
-    private readonly SiblingRef _smf;
+    private readonly Sibling _smf = new("smf");
     private readonly KeyManagerRegion? _keyManagers;
     private readonly Backpressure _backpressure;
 
@@ -78,7 +78,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _pairwise = new PairwiseKeys(identity);
         _link = new SecureLink(Context, identity, settings, Log);
         _osg = Context.ActorOf(Osg.Props(kmc), "osg");
-        _smf = SiblingRef.Of(Context, "smf");
+        Context.Parent.Tell(SiblingsWanted.Instance, Self);
         _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "server-cskmf");
     }
 
@@ -143,6 +143,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     {
         switch (message)
         {
+            case SiblingIs when _smf.TryMeet(message, Sender, Context.Parent):
+                break;
             case SignedEnvelope { Manifest: nameof(GroupKeyRequest) } envelope when _backpressure.Backlog() is > 0 and var backlog:
                 AnswerBusy(envelope, backlog);
                 break;

@@ -27,8 +27,8 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SecureLink _link;
     private readonly CpnsSettings _settings;
-    private readonly SiblingRef _smf;
-    private readonly SiblingRef _directory;
+    private readonly IActorRef _smf;
+    private readonly IActorRef _directory;
     private readonly Placements _placements = new();
     private readonly Dictionary<string, EntityStatus> _statuses = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<Watcher>> _watchers = new(StringComparer.Ordinal);
@@ -37,20 +37,20 @@ public sealed class ServerStatus : UntypedActor, IWithTimers
     private readonly Dictionary<(Watcher, string DeviceId), EntityStatus> _lastSent = new();
     private long _nextRequestId;
 
-    public ServerStatus(EntityIdentity identity, CpnsSettings settings)
+    public ServerStatus(EntityIdentity identity, IActorRef smf, IActorRef directory, CpnsSettings settings)
     {
         _settings = settings;
         _link = new SecureLink(Context, identity, settings, _log);
-        _smf = SiblingRef.Of(Context, "smf");
-        _directory = SiblingRef.Of(Context, "directory");
+        _smf = smf;
+        _directory = directory;
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     private StatusStats _stats = new(0, 0, 0);
 
-    public static Props Props(EntityIdentity identity, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<ServerStatus>(identity, settings);
+    public static Props Props(EntityIdentity identity, IActorRef smf, IActorRef directory, CpnsSettings settings) =>
+        Akka.Actor.Props.Create<ServerStatus>(identity, smf, directory, settings);
 
     protected override void OnReceive(object message)
     {

@@ -87,6 +87,30 @@ public sealed class GroupKeyFlowTests(ITestOutputHelper output) : CpnsTestKit(ou
         ], FlowRecorder.Shape(flow.Steps.Where(s => s.Leg == FlowLeg.GatewayToPne)));
     }
 
+    [Fact]
+    public async Task A_restarted_PN_GW_CSKMF_keeps_its_SECA_and_its_SMF_still_reaches_it()
+    {
+        await StartOneGatewayOnePneAsync();
+        var cskmf = await Sys.ActorSelection("/user/gateway-g1/cskmf").ResolveOne(Timeout);
+        var seca = await Sys.ActorSelection("/user/gateway-g1/cskmf/seca").ResolveOne(Timeout);
+        ((IInternalActorRef)cskmf).Restart(new InvalidOperationException("restarted by the test"));
+        await AwaitAssertAsync(async () => Assert.NotNull(await cskmf.Ask<object>(GetSecurityCounters.Instance, Timeout)), Timeout);
+        Assert.Equal(seca, await Sys.ActorSelection("/user/gateway-g1/cskmf/seca").ResolveOne(Timeout)); // same actor, same uid
+
+        var flow = new FlowRecorder(this);
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("music", "p1", DeliveryMode.Pull, ["p1"])), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+
+        // The SMF was introduced to the SECA once, before the restart; its step 8 still reaches the SECA, which pulls.
+        var steps = await flow.UntilAsync(s => s.Any(x => x is { Leg: FlowLeg.ServerToGateway, Step: 9 }), Timeout);
+        Assert.Equal(
+        [
+            (7, "server/smf", "gateway-g1/smf"),
+            (8, "gateway-g1/smf", "gateway-g1/cskmf/seca"),
+            (9, "gateway-g1/cskmf/seca", "server/cskmf"),
+        ], FlowRecorder.Shape(steps.Where(s => s is { Leg: FlowLeg.ServerToGateway, Step: >= 7 and <= 9 })));
+    }
+
     [Theory]
     [InlineData(DeliveryMode.Pull)]
     [InlineData(DeliveryMode.Push)]
