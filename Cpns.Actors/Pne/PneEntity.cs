@@ -12,7 +12,8 @@ namespace Cpns.Actors.Pne;
 /// A PNE entity (<c>pne-{id}</c>): parent of <c>cskmf</c> (with <c>seca</c>) and <c>smf</c>. It authenticates its PN
 /// GW (mutual challenge–response on CPNS-1: the PN GW's credential must chain to the KMC root it was provisioned
 /// with), registers through it, asking again with backoff until answered, and sends its own service-group
-/// requests to the server signed, through the PN GW.
+/// requests to the server signed, through the PN GW. It is in one of two states (<see cref="Unregistered"/>,
+/// <see cref="Registered"/>); what the device's applications ask before it is registered gets a typed refusal.
 /// </summary>
 public sealed partial class PneEntity : UntypedActor, IWithTimers
 {
@@ -130,44 +131,37 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     private void ScheduleRenewal(int lifetimeSeconds, double fraction = 0.5) =>
         Timers.StartSingleTimer(RenewLease.Instance, RenewLease.Instance, TimeSpan.FromSeconds(lifetimeSeconds * fraction));
 
-    /// <summary>What the device's own applications ask of it (the node-local API); the PNE signs the request itself.</summary>
-    private void OnApplicationRequest(ICpnsMessage request)
+    /// <summary>What the device's own applications ask of it (the node-local API), registered: the PNE signs the request itself.</summary>
+    private void OnApplicationRequest(ICpnsMessage request, PneRegistered registration)
     {
+        var connections = registration.Gateway.Connections;
         switch (request)
         {
-            case PublishStatus publish when _registration is not null:
-                _link.SendSigned(_registration.Gateway.Connections, publish with { DeviceId = _identity.DeviceId });
+            case PublishStatus publish:
+                _link.SendSigned(connections, publish with { DeviceId = _identity.DeviceId });
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
                 SubmitGroupRequest((IWithGroupId)request);
                 break;
-            case SubscribeStatus subscribe when _registration is null:
-                Sender.Tell(new WatchRejected(_identity.DeviceId, subscribe.Target, GroupError.NotAuthorized,
-                    $"{_identity.DeviceId} is not registered yet"));
-                break;
             case SubscribeStatus subscribe:
                 _statusWatchers[subscribe.Target] = Sender;
-                _link.SendSigned(_registration.Gateway.Connections, subscribe with { WatcherId = _identity.DeviceId });
-                break;
-            case DmAlert when _registration is null:
-                Sender.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, $"{_identity.DeviceId} is not registered yet",
-                    ((DmAlert)request).RequestId));
+                _link.SendSigned(connections, subscribe with { WatcherId = _identity.DeviceId });
                 break;
             case DmAlert alert:
                 var alertId = ++_nextRequestId;
                 _dmAlerts[alertId] = (Sender, alert.RequestId);
-                _link.SendSigned(_registration.Gateway.Connections, alert with { DeviceId = _identity.DeviceId, RequestId = alertId });
+                _link.SendSigned(connections, alert with { DeviceId = _identity.DeviceId, RequestId = alertId });
                 break;
             case UnsubscribeStatus unsubscribe:
                 _statusWatchers.Remove(unsubscribe.Target);
-                if (_registration is not null)
-                    _link.SendSigned(_registration.Gateway.Connections, unsubscribe with { WatcherId = _identity.DeviceId });
+                _link.SendSigned(connections, unsubscribe with { WatcherId = _identity.DeviceId });
                 break;
             case PublishService or WithdrawService or NegotiateService:
-                SubmitServiceRequest((IWithServiceId)request);
+                _directoryRequests.AwaitService(((IWithServiceId)request).ServiceId, Sender);
+                _link.SendSigned(connections, request);
                 break;
             case SearchServices search:
-                SubmitSearch(search);
+                _link.SendSigned(connections, _directoryRequests.AwaitSearch(search, _identity.DeviceId, Sender));
                 break;
             default:
                 Unhandled(request);
@@ -175,18 +169,132 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         }
     }
 
-    protected override void OnReceive(object message)
+    /// <summary>What the device's applications ask before it is registered: each request gets its typed refusal.</summary>
+    private void RefuseUnregistered(ICpnsMessage request)
+    {
+        var notYet = $"{_identity.DeviceId} is not registered yet";
+        switch (request)
+        {
+            case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege:
+                Sender.Tell(new GroupRejected(((IWithGroupId)request).GroupId, GroupError.NotAuthorized, notYet));
+                break;
+            case SubscribeStatus subscribe:
+                Sender.Tell(new WatchRejected(_identity.DeviceId, subscribe.Target, GroupError.NotAuthorized, notYet));
+                break;
+            case DmAlert alert:
+                Sender.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, notYet, alert.RequestId));
+                break;
+            case UnsubscribeStatus unsubscribe:
+                _statusWatchers.Remove(unsubscribe.Target);
+                break;
+            case PublishService or WithdrawService or NegotiateService:
+                Sender.Tell(new DirectoryRejected(((IWithServiceId)request).ServiceId, DirectoryError.NotAuthorized, notYet));
+                break;
+            case SearchServices search:
+                Sender.Tell(new SearchRejected(search.ConsumerId, DirectoryError.NotAuthorized, notYet, search.RequestId));
+                break;
+            default:
+                Unhandled(request);
+                break;
+        }
+    }
+
+    /// <summary>Sets the registration, and the state with it.</summary>
+    private void SetRegistration(PneRegistered? registration)
+    {
+        _registration = registration;
+        Become(registration is null ? Unregistered : Registered);
+    }
+
+    // Two states. Unregistered: scanning for a PN GW, authenticating with it, waiting for its answer — or deregistered on
+    // purpose, staying away. Registered: through _registration's PN GW, with heartbeats, a lease and the applications'
+    // requests. What either takes is in Either.
+    protected override void OnReceive(object message) => Unregistered(message);
+
+    private void Unregistered(object message)
+    {
+        switch (message)
+        {
+            case LocalRequest local:
+                RefuseUnregistered(local.Request);
+                break;
+            case RetryRegistration:
+                Register();
+                break;
+            case GatewayAdvertisement advertisement when _scanning:
+                _log.Debug("{0}: discovered {1} ({2}, {3} PNEs, PN security {4})", _identity.DeviceId, advertisement.GatewayId,
+                    advertisement.Mode, advertisement.Load, advertisement.PnSecurity);
+                _heard[advertisement.GatewayId] = advertisement;
+                if (_heard.Count >= _inReach.Count || _scanWindowOver)
+                    Choose();
+                break;
+            case ScanEnds when _scanning && _heard.Count == 0:
+                // PN GWs busy with a crowd of PNEs answer late, not never: the first answer decides.
+                _scanWindowOver = true;
+                break;
+            case ScanEnds when _scanning:
+                Choose();
+                break;
+            case MoveToGateway move:
+                Sender.Tell(new BridgeAnswer(move.DeviceId, "", new Credential(Octets.Empty), false, $"{_identity.DeviceId} is not registered"));
+                break;
+            case DeregisterDevice:
+                Sender.Tell(new RegistrationEnded(_identity.DeviceId, DeregistrationReason.Deregistered));
+                break;
+            case GatewayAdvertisement or ScanEnds or RenewLease or Beat:
+                break; // late: an answer to a scan already decided, a lease or heartbeat of a registration that ended
+            default:
+                Either(message);
+                break;
+        }
+    }
+
+    private void Registered(object message)
+    {
+        var registration = _registration!;
+        switch (message)
+        {
+            case LocalRequest local:
+                OnApplicationRequest(local.Request, registration);
+                break;
+            case RenewLease:
+                _link.Send(registration.Gateway.Connections, new RefreshLease(_identity.DeviceId, _lifetimeSeconds));
+                ScheduleRenewal(registration.LifetimeSeconds, 0.125);
+                break;
+            case Beat:
+                if (!_asleep)
+                    _link.Send(registration.Gateway.Connections, new Heartbeat(_identity.DeviceId, CapabilityHash.Of(_capabilities)));
+                break;
+            case Sleep sleep:
+                _asleep = true;
+                if (sleep.Announce)
+                    _link.Send(registration.Gateway.Connections, new GoingToSleep(_identity.DeviceId));
+                break;
+            case MoveToGateway move:
+                _move = (Sender, move.TargetGateway);
+                move.TargetGateway.Tell(_link.Seal(new BridgeRequest(_identity.DeviceId, _credential!, registration.GatewayId)), Self);
+                break;
+            case DeregisterDevice:
+                _deregistrationAsker = Sender;
+                _link.Send(registration.Gateway.Connections, new Deregister(_identity.DeviceId));
+                break;
+            case RetryRegistration or GatewayAdvertisement or ScanEnds:
+                break; // a retry or a scan's answer from before the registration
+            default:
+                Either(message);
+                break;
+        }
+    }
+
+    private void Either(object message)
     {
         switch (message)
         {
             case SiblingsWanted when Sender.Equals(_cskmf):
                 Sender.Tell(new SiblingIs("smf", _smf));
                 break;
-            // What the device's own applications ask of it, through the node-local API only: the PNE then signs the
-            // request itself. The same records arriving bare (from another process) are not its applications' words.
-            case LocalRequest local:
-                OnApplicationRequest(local.Request);
-                break;
+            // What the device's own applications ask of it comes through the node-local API only (LocalRequest, above): the
+            // same records arriving bare (from another process) are not its applications' words.
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege or PublishService or WithdrawService
                 or NegotiateService or SearchServices or PublishStatus or SubscribeStatus or UnsubscribeStatus or DmAlert:
                 _link.CountRefusal("BareRequest");
@@ -197,10 +305,6 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 if (_link.TryOpenSelfSigned(wire, SigningKeyIn, out var inner, out var senderId))
                     OnSigned(inner, senderId);
                 break;
-            case RetryRegistration:
-                if (_registration is null)
-                    Register();
-                break;
             case ResendGroupRequest resend:
                 SendGroupRequest(resend.GroupId);
                 break;
@@ -209,68 +313,18 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                 GroupRequestAnswered(unanswered.GroupId, new GroupRejected(unanswered.GroupId, GroupError.TimedOut,
                     $"the server did not answer within {_settings.Timeouts.Ask.TotalSeconds:0.#} s"));
                 break;
-            case GatewayAdvertisement advertisement when _registration is null && _scanning:
-                _log.Debug("{0}: discovered {1} ({2}, {3} PNEs, PN security {4})", _identity.DeviceId, advertisement.GatewayId,
-                    advertisement.Mode, advertisement.Load, advertisement.PnSecurity);
-                _heard[advertisement.GatewayId] = advertisement;
-                if (_heard.Count >= _inReach.Count || _scanWindowOver)
-                    Choose();
-                break;
-            case GatewayAdvertisement:
-                break; // a late answer to a scan already decided
-            case ScanEnds when _scanning && _heard.Count == 0:
-                // PN GWs busy with a crowd of PNEs answer late, not never: the first answer decides.
-                _scanWindowOver = true;
-                break;
-            case ScanEnds when _scanning:
-                Choose();
-                break;
-            case ScanEnds:
-                break;
             case Terminated gone when gone.ActorRef.Equals(_watchedGateway):
                 OnGatewayGone(gone.ActorRef);
                 break;
             case Terminated:
                 break; // a PN GW this PNE no longer uses
-            case RenewLease:
-                if (_registration is not null)
-                {
-                    _link.Send(_registration.Gateway.Connections, new RefreshLease(_identity.DeviceId, _lifetimeSeconds));
-                    ScheduleRenewal(_registration.LifetimeSeconds, 0.125);
-                }
-
-                break;
-            case Beat:
-                if (_registration is not null && !_asleep)
-                    _link.Send(_registration.Gateway.Connections, new Heartbeat(_identity.DeviceId,
-                        CapabilityHash.Of(_capabilities)));
-                break;
             case UpdateCapabilities update:
                 _capabilities = update.Capabilities;
                 Self.Tell(Beat.Instance); // the new hash goes out at once
                 break;
-            case Sleep sleep when _registration is not null:
-                _asleep = true;
-                if (sleep.Announce)
-                    _link.Send(_registration.Gateway.Connections, new GoingToSleep(_identity.DeviceId));
-                break;
             case Wake:
                 _asleep = false;
                 Self.Tell(Beat.Instance);
-                break;
-            case MoveToGateway move when _registration is not null && _credential is not null:
-                _move = (Sender, move.TargetGateway);
-                move.TargetGateway.Tell(_link.Seal(new BridgeRequest(_identity.DeviceId, _credential, _registration.GatewayId)), Self);
-                break;
-            case MoveToGateway move:
-                Sender.Tell(new BridgeAnswer(move.DeviceId, "", new Credential(Octets.Empty), false, $"{_identity.DeviceId} is not registered"));
-                break;
-            case DeregisterDevice when _registration is not null:
-                _deregistrationAsker = Sender;
-                _link.Send(_registration.Gateway.Connections, new Deregister(_identity.DeviceId));
-                break;
-            case DeregisterDevice:
-                Sender.Tell(new RegistrationEnded(_identity.DeviceId, DeregistrationReason.Deregistered));
                 break;
             case SendContent or GetReceivedContent:
                 OnContent(message);
@@ -364,12 +418,12 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
                     ScheduleRenewal(renewed.LifetimeSeconds);
                 }
                 else
-                    Unregistered(DeregistrationReason.Expired);
+                    EndRegistration(DeregistrationReason.Expired);
                 break;
             case RegistrationEnded { Reason: DeregistrationReason.Moved }:
                 break; // the old PN GW letting go after a move
             case RegistrationEnded ended when senderId == _registration?.GatewayId:
-                Unregistered(ended.Reason);
+                EndRegistration(ended.Reason);
                 break;
             case BridgeAnswer answer when answer.GatewayId == senderId && _move is { } move:
                 _move = null;
@@ -510,7 +564,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         _log.Info("{0}: its PN GW {1} went away; scanning {2} other PN GWs within reach", _identity.DeviceId, _registration.GatewayId,
             _inReach.Count);
         _lostGatewayId = _registration.GatewayId;
-        _registration = null;
+        SetRegistration(null);
         Timers.Cancel(RenewLease.Instance);
         Timers.Cancel(Beat.Instance);
         _attempts = 0;
@@ -570,7 +624,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         Timers.Cancel(RetryRegistration.Instance);
         Timers.Cancel(ScanEnds.Instance);
         _scanning = false;
-        _registration = registered;
+        SetRegistration(registered);
         _lostGatewayId = null;
         _lastTried = null;
         _failedGateways.Clear();
@@ -648,7 +702,7 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         })
         .Command("./CPNS/Reregister", () =>
         {
-            _registration = null;
+            SetRegistration(null);
             _attempts = 0;
             Register();
             return null;
@@ -658,10 +712,10 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
     /// The registration ended: deregistered on purpose (it stays away), or expired (it registers again, which the
     /// server answers with a new registration id).
     /// </summary>
-    private void Unregistered(DeregistrationReason reason)
+    private void EndRegistration(DeregistrationReason reason)
     {
         _log.Info("{0}: registration ended ({1})", _identity.DeviceId, reason);
-        _registration = null;
+        SetRegistration(null);
         Timers.Cancel(RenewLease.Instance);
         Timers.Cancel(Beat.Instance);
         if (reason == DeregistrationReason.Deregistered)
@@ -675,41 +729,9 @@ public sealed partial class PneEntity : UntypedActor, IWithTimers
         Register();
     }
 
-    /// <summary>The PNE publishes, withdraws or negotiates a service: signed, relayed by its PN GW to the server's directory.</summary>
-    private void SubmitServiceRequest(IWithServiceId request)
-    {
-        if (_registration is null)
-        {
-            Sender.Tell(new DirectoryRejected(request.ServiceId, DirectoryError.NotAuthorized, $"{_identity.DeviceId} is not registered yet"));
-            return;
-        }
-
-        _directoryRequests.AwaitService(request.ServiceId, Sender);
-        _link.SendSigned(_registration.Gateway.Connections, request);
-    }
-
-    /// <summary>The PNE searches as itself; its PN GW answers from its cache or asks the server.</summary>
-    private void SubmitSearch(SearchServices search)
-    {
-        if (_registration is null)
-        {
-            Sender.Tell(new SearchRejected(search.ConsumerId, DirectoryError.NotAuthorized, $"{_identity.DeviceId} is not registered yet",
-                search.RequestId));
-            return;
-        }
-
-        _link.SendSigned(_registration.Gateway.Connections, _directoryRequests.AwaitSearch(search, _identity.DeviceId, Sender));
-    }
-
     /// <summary>The PNE's own request, signed, relayed by its PN GW to the server's SMF; the answer comes back signed.</summary>
     private void SubmitGroupRequest(IWithGroupId request)
     {
-        if (_registration is null)
-        {
-            Sender.Tell(new GroupRejected(request.GroupId, GroupError.NotAuthorized, $"{_identity.DeviceId} is not registered yet"));
-            return;
-        }
-
         if (_groupRequests.Add(request.GroupId, (ICpnsMessage)request, Sender))
             SendGroupRequest(request.GroupId);
     }
