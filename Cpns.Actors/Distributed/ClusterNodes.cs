@@ -33,38 +33,50 @@ public static class ClusterNodes
     }
 
     /// <summary>
-    /// A server node: the server entity with its key registry, and a proxy to the Group Key Managers (each gateway node's
-    /// own, known by its KMC credential).
+    /// A server node, once Up: the server entity with its key registry, reaching the Group Key Managers (each gateway
+    /// node's own, known by its KMC credential) through <paramref name="keyManagerProxy"/>.
     /// </summary>
-    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings)
+    public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings,
+        IActorRef keyManagerProxy)
     {
         await WhenUpAsync(system);
-        var server = Deployment.StartServer(system, secrets, settings, KeyManagers(StartKeyManagerProxy(system, settings)));
+        var server = Deployment.StartServer(system, secrets, settings, KeyManagers(keyManagerProxy));
         StartStatus(system, null);
         return server;
+    }
+
+    /// <summary>A gateway node, once Up: it hosts Group Key Managers in <paramref name="keyManagerRegion"/>, and PN GWs.</summary>
+    public static async Task StartGatewayNodeAsync(ActorSystem system, IActorRef keyManagerRegion)
+    {
+        await WhenUpAsync(system);
+        StartStatus(system, keyManagerRegion);
     }
 
     /// <summary>The Group Key Managers behind a shard region (or its proxy), as the server's CSKMF reaches them.</summary>
     public static KeyManagerRegion KeyManagers(IActorRef region) =>
         new(region, (groupId, message) => new ShardingEnvelope(groupId, message));
 
-    /// <summary>The server node's way to the Group Key Managers, which run on gateway nodes only.</summary>
+    /// <summary>A gateway node's Group Key Manager for a group, with this node's own secrets (none of the server's).</summary>
+    public static Func<string, Props> KeyManagerProps(KeyManagerSecrets secrets, CpnsSettings settings) =>
+        groupId => GroupKeyManager.Props(groupId, secrets, settings);
+
+    public static IMessageExtractor KeyManagerExtractor(CpnsSettings settings) =>
+        new GroupKeyManagerExtractor(settings.Cluster.KeyManagerShards);
+
+    /// <summary>
+    /// The Group Key Managers' shard region started in an actor system made by hand (the in-process cluster tests); a
+    /// <c>cpns gateway</c> process starts the same region through Akka.Hosting (<c>WithShardRegion</c>).
+    /// </summary>
+    public static IActorRef StartKeyManagerRegion(ActorSystem system, KeyManagerSecrets secrets, CpnsSettings settings) =>
+        ClusterSharding.Get(system).Start(GroupKeyManager.TypeName, KeyManagerProps(secrets, settings),
+            ClusterShardingSettings.Create(system).WithRole(GatewayRole), KeyManagerExtractor(settings));
+
+    /// <summary>The server node's way to the Group Key Managers, which run on gateway nodes only (by hand, as above).</summary>
     public static IActorRef StartKeyManagerProxy(ActorSystem system, CpnsSettings settings) =>
-        ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole, new GroupKeyManagerExtractor(settings.Cluster.KeyManagerShards));
+        ClusterSharding.Get(system).StartProxy(GroupKeyManager.TypeName, GatewayRole, KeyManagerExtractor(settings));
 
     public static IActorRef StartStatus(ActorSystem system, IActorRef? localKeyManagers) =>
         system.ActorOf(ClusterStatusActor.Props(localKeyManagers), StatusActorName);
-
-    /// <summary>A gateway node: it hosts Group Key Managers, with this node's own secrets (none of the server's), and PN GWs.</summary>
-    public static async Task<IActorRef> StartGatewayNodeAsync(ActorSystem system, KeyManagerSecrets secrets, CpnsSettings settings)
-    {
-        await WhenUpAsync(system);
-        var region = ClusterSharding.Get(system).Start(GroupKeyManager.TypeName,
-            groupId => GroupKeyManager.Props(groupId, secrets, settings),
-            ClusterShardingSettings.Create(system).WithRole(GatewayRole), new GroupKeyManagerExtractor(settings.Cluster.KeyManagerShards));
-        StartStatus(system, region);
-        return region;
-    }
 
     /// <summary>The server entity's registry on the cluster's server node, once there is one.</summary>
     public static async Task<IActorRef> FindServerRegistryAsync(ActorSystem system, TimeSpan timeout)

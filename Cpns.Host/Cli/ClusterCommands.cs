@@ -148,12 +148,13 @@ public static class ClusterCommands
             var secrets = ServerSecrets.LoadOrCreate(secretsPath, settings.ServerId);
             var transport = options.Transport(parse, node, "server", createAuthority: true);
 
-            using var host = AkkaHostBuilder.Build(config, transport);
+            using var host = AkkaHostBuilder.Build(config, transport, akka => akka.WithGroupKeyManagerProxy(settings));
             await host.StartAsync(cancellationToken);
             var system = AkkaHostBuilder.ActorSystemOf(host);
             try
             {
-                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
+                var keyManagers = await AkkaHostBuilder.RequiredActorAsync<GroupKeyManagers>(host, cancellationToken);
+                var server = await ClusterNodes.StartServerNodeAsync(system, secrets, settings, keyManagers).WaitAsync(cancellationToken);
                 var endpoints = await Deployment.EndpointsOf(server, settings.Timeouts.NodeStart);
                 Say($"server node {Akka.Cluster.Cluster.Get(system).SelfAddress} is up (server id {settings.ServerId}, key file {secretsPath})");
                 if (parse.GetValue(demoGroups) > 0)
@@ -268,12 +269,13 @@ public static class ClusterCommands
                 : parse.GetValue(options.Port) is > 0 and var port ? $"gateway-n{port}" : "gateway";
             var transport = options.Transport(parse, node, nodeName, createAuthority: false);
 
-            using var host = AkkaHostBuilder.Build(config, transport);
+            using var host = AkkaHostBuilder.Build(config, transport, akka => akka.WithGroupKeyManagers(secrets, settings));
             await host.StartAsync(cancellationToken);
             var system = AkkaHostBuilder.ActorSystemOf(host);
             try
             {
-                await ClusterNodes.StartGatewayNodeAsync(system, secrets, settings).WaitAsync(cancellationToken);
+                var keyManagers = await AkkaHostBuilder.RequiredActorAsync<GroupKeyManagers>(host, cancellationToken);
+                await ClusterNodes.StartGatewayNodeAsync(system, keyManagers).WaitAsync(cancellationToken);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 var prefix = parse.GetValue(name) ?? $"n{self.Port}";
                 var registry = await ClusterNodes.FindServerRegistryAsync(system, settings.Timeouts.ServerJoin).WaitAsync(cancellationToken);

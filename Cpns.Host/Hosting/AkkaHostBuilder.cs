@@ -1,6 +1,8 @@
 using Akka.Actor;
+using Akka.Cluster.Hosting;
 using Akka.Configuration;
 using Akka.Hosting;
+using Cpns.Actors;
 using Cpns.Actors.Distributed;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -13,7 +15,21 @@ public static class AkkaBuilderExtensions
     /// <summary>The whole configuration of a `cpns` process, replacing Akka's own defaults where it says so.</summary>
     public static AkkaConfigurationBuilder WithCpnsConfiguration(this AkkaConfigurationBuilder builder, Config config) =>
         builder.AddHocon(config, HoconAddMode.Prepend);
+
+    /// <summary>A gateway node's shard region of Group Key Managers, with this node's own secrets; in the registry as <see cref="GroupKeyManagers"/>.</summary>
+    public static AkkaConfigurationBuilder WithGroupKeyManagers(this AkkaConfigurationBuilder builder, KeyManagerSecrets secrets,
+        CpnsSettings settings) =>
+        builder.WithShardRegion<GroupKeyManagers>(GroupKeyManager.TypeName, ClusterNodes.KeyManagerProps(secrets, settings),
+            ClusterNodes.KeyManagerExtractor(settings), new ShardOptions { Role = ClusterNodes.GatewayRole });
+
+    /// <summary>A server node's proxy to the Group Key Managers on the gateway nodes; in the registry as <see cref="GroupKeyManagers"/>.</summary>
+    public static AkkaConfigurationBuilder WithGroupKeyManagerProxy(this AkkaConfigurationBuilder builder, CpnsSettings settings) =>
+        builder.WithShardRegionProxy<GroupKeyManagers>(GroupKeyManager.TypeName, ClusterNodes.GatewayRole,
+            ClusterNodes.KeyManagerExtractor(settings));
 }
+
+/// <summary>The actor registry's key of a node's Group Key Managers (the region on a gateway node, the proxy on a server node).</summary>
+public sealed class GroupKeyManagers;
 
 /// <summary>Runs an actor system as a Microsoft.Extensions.Hosting service (Akka.Hosting), the way every `cpns` command does.</summary>
 public static class AkkaHostBuilder
@@ -41,4 +57,8 @@ public static class AkkaHostBuilder
     }
 
     public static ActorSystem ActorSystemOf(IHost host) => host.Services.GetRequiredService<ActorSystem>();
+
+    /// <summary>An actor the host started and registered under <typeparamref name="TKey"/> (Akka.Hosting's <c>IRequiredActor</c>).</summary>
+    public static Task<IActorRef> RequiredActorAsync<TKey>(IHost host, CancellationToken cancellationToken) =>
+        host.Services.GetRequiredService<IRequiredActor<TKey>>().GetAsync(cancellationToken);
 }

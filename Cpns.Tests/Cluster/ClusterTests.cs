@@ -93,7 +93,7 @@ public sealed class ClusterTests : CpnsTestKit
         Watch(node);
         await Akka.Cluster.Cluster.Get(node).JoinAsync(Akka.Cluster.Cluster.Get(Sys).SelfAddress);
         _managerSecrets[name] = KeyManagerSecrets.Generate(Secrets, name, DateTimeOffset.UtcNow);
-        await ClusterNodes.StartGatewayNodeAsync(node, _managerSecrets[name], Settings);
+        await ClusterNodes.StartGatewayNodeAsync(node, ClusterNodes.StartKeyManagerRegion(node, _managerSecrets[name], Settings));
         var registry = await ClusterNodes.FindServerRegistryAsync(node, Timeout);
 
         var identity = EntityIdentity.Generate(gatewayId, EntityKind.PnGateway);
