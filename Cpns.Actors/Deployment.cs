@@ -7,14 +7,14 @@ using Cpns.Actors.Server;
 
 namespace Cpns.Actors;
 
-/// <summary>Starts the enabler's entities in an actor system, under the names ARCHITECTURE.md §1 gives them.</summary>
+/// <summary>Starts the enabler's entities in an actor system, under the names design §1 gives them.</summary>
 public static class Deployment
 {
     public const string ServerActorName = "server";
 
     /// <param name="keyManagers">The distributed topology: the Group Key Managers' shard region (see <see cref="Distributed.ClusterNodes"/>).</param>
     public static IActorRef StartServer(ActorSystem system, ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
-        system.ActorOf(CpnsServer.Props(secrets, settings, keyManagers), ServerActorName);
+        system.ActorOf(ServerEntity.Props(secrets, settings, keyManagers), ServerActorName);
 
     public static Task<ServerEndpoints> EndpointsOf(IActorRef server, TimeSpan timeout) =>
         server.Ask<ServerEndpoints>(GetServerEndpoints.Instance, timeout);
@@ -26,11 +26,11 @@ public static class Deployment
     public static IActorRef StartGateway(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor,
         IActorRef serverRegistry, CpnsSettings settings, DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0,
         string? enrolmentToken = null) =>
-        system.ActorOf(PnGateway.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds, enrolmentToken,
+        system.ActorOf(GatewayEntity.Props(identity, trustAnchor, serverRegistry, settings, capabilities, lifetimeSeconds, enrolmentToken,
                 (adopt, gateway) => PneEntity.Props(adopt.Identity, trustAnchor, gateway, settings,
                     DeviceCapabilities.Legacy(adopt.DeviceKind, adopt.Link), enrolmentToken: adopt.EnrolmentToken,
                     representedDevice: adopt.Device)),
-            PnGateway.ActorName(identity.DeviceId));
+            GatewayEntity.ActorName(identity.DeviceId));
 
     /// <summary>Starts a PNE that registers with the PN GW entity <paramref name="gateway"/>.</summary>
     public static IActorRef StartPne(ActorSystem system, EntityIdentity identity, TrustAnchor trustAnchor, IActorRef gateway,

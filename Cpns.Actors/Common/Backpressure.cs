@@ -3,7 +3,7 @@ using Akka.Actor;
 namespace Cpns.Actors.Common;
 
 /// <summary>
-/// Backpressure for a function on the hot path (ARCHITECTURE.md §9): how far behind it is — the messages waiting in its
+/// Backpressure for a function on the hot path (design §9): how far behind it is — the messages waiting in its
 /// mailbox beyond <c>cpns.load.busy-mailbox-depth</c> — and how long a requester it turns away should wait. A function
 /// that is behind answers "busy, retry after" at once, without the request's public-key work: waiting in a long queue
 /// would only make the request stale and its retry one more in the queue.

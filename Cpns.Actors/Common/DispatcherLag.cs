@@ -4,7 +4,7 @@ using Akka.Actor;
 namespace Cpns.Actors.Common;
 
 /// <summary>
-/// How long this node's actors wait for a thread (ARCHITECTURE.md §9): a probe on the default dispatcher is due every
+/// How long this node's actors wait for a thread (design §9): a probe on the default dispatcher is due every
 /// <c>cpns.load.lag-probe-interval</c> and measures how late it runs. A mailbox shows one function's backlog; this shows a
 /// node behind on all its work — the case of a simulation, where every PN GW shares the process's cores. Read from any
 /// thread; a probe that is overdue counts as late by as much as it is overdue, so the figure does not wait for the probe.

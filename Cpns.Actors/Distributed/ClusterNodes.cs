@@ -7,8 +7,8 @@ using Cpns.Actors.Server;
 namespace Cpns.Actors.Distributed;
 
 /// <summary>
-/// The distributed CPNS Server on Akka.Cluster (ARCHITECTURE.md §4): nodes with role <c>server</c> run the server
-/// entity, whose CSKMF is the central key registry; nodes with role <c>gateway</c> host PN GWs and the Group Key
+/// The distributed CPNS Server on Akka.Cluster (design §4): nodes with role <c>server</c> run the server
+/// entity, whose CSKMF keeps every group's epochs; nodes with role <c>gateway</c> host PN GWs and the Group Key
 /// Managers, one per service group, sharded and restricted to that role. Everything starts once the node is Up.
 /// </summary>
 public static class ClusterNodes
@@ -33,7 +33,7 @@ public static class ClusterNodes
     }
 
     /// <summary>
-    /// A server node, once Up: the server entity with its key registry, reaching the Group Key Managers (each gateway
+    /// A server node, once Up: the server entity, reaching the Group Key Managers (each gateway
     /// node's own, known by its KMC credential) through <paramref name="keyManagerProxy"/>.
     /// </summary>
     public static async Task<IActorRef> StartServerNodeAsync(ActorSystem system, ServerSecrets secrets, CpnsSettings settings,

@@ -14,7 +14,7 @@ namespace Cpns.Actors.Distributed;
 /// <summary>
 /// The Group Key Manager of one service group (seed §5.3.1.9.5, distributed case): the group's CSKMF, running on a
 /// gateway node as a sharded, persistent entity. It creates each epoch's key (persisted wrapped under the KEK before
-/// anyone hears of it), registers it at the central key registry on the server node (indirect delivery: members
+/// anyone hears of it), registers it at the server's CSKMF on the server node (indirect delivery: members
 /// pull from there), delivers it directly when the group is pushed, and destroys the keys when the group is deleted.
 /// When its node leaves or crashes, sharding starts it on another gateway node, where it recovers from the journal
 /// and carries on from the same epoch: an epoch it made is announced again with the same key, never a new one. Each
@@ -50,7 +50,7 @@ public sealed class GroupKeyManager : CpnsPersistentActor
         _serverKeys = secrets.ServerKeys;
         _pairwise = new PairwiseKeys(secrets.Identity);
         _link = new SecureLink(Context, secrets.Identity, settings, Log);
-        _link.Guard.Trust(_serverId, _serverKeys.Signing); // it takes commands from the central key registry alone
+        _link.Guard.Trust(_serverId, _serverKeys.Signing); // it takes commands from the server's CSKMF alone
         _node = Cluster.Get(Context.System).SelfAddress.ToString();
     }
 

@@ -11,7 +11,7 @@ namespace Cpns.Actors.Gateway;
 
 /// <summary>
 /// A PN GW's connection management (<c>connections</c>), a thin actor over four parts that each keep their own state:
-/// the registration with the server (<see cref="ServerLink"/>: authenticate, register, heartbeats, leases, and register
+/// the registration with the server (<see cref="GatewayRegistration"/>: authenticate, register, heartbeats, leases, and register
 /// again — after a jittered wait — when the server restarted or lost it); the durable PN table against which PNEs are
 /// verified (<see cref="PnTable"/>, with <see cref="PnRegistrations"/>, the registrations forwarded in batches), so a
 /// restarted PN GW registers its whole PN again as one batch; which PNEs can be reached (<see cref="PnLinks"/>); and
@@ -61,7 +61,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     private readonly SecureLink _link;
     private readonly string? _enrolmentToken;
 
-    private readonly ServerLink _server = new();
+    private readonly GatewayRegistration _ownRegistration = new();
     private readonly PnTable _pnTable;
     private readonly PnRegistrations _registrations;
     private readonly PnLinks _pnLinks = new();
@@ -119,14 +119,14 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
             function.Tell(message);
     }
 
-    protected override object CreateSnapshot() => _pnTable.Snapshot(_server.Credential);
+    protected override object CreateSnapshot() => _pnTable.Snapshot(_ownRegistration.Credential);
 
     protected override void OnRecover(object message)
     {
         switch (message)
         {
             case SnapshotOffer { Snapshot: PnTableSnapshot snapshot }:
-                _server.Credential = snapshot.Credential;
+                _ownRegistration.Credential = snapshot.Credential;
                 _pnTable.Restore(snapshot);
                 foreach (var revoked in snapshot.RevokedDevices ?? [])
                     _link.Guard.Revoke(revoked);
@@ -145,10 +145,10 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
 
     private void Apply(ICpnsEvent @event)
     {
-        if (@event is GatewayCredentialStored stored)
-            _server.Credential = stored.Credential;
+        if (@event is GatewayCredentialStoredEvent stored)
+            _ownRegistration.Credential = stored.Credential;
         _pnTable.Apply(@event);
-        if (@event is RevocationLearned revoked)
+        if (@event is RevocationLearnedEvent revoked)
             _link.Guard.Revoke(revoked.DeviceId);
     }
 
@@ -163,7 +163,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
                 OnConsentTimeout();
                 break;
             case RetryRegistration:
-                if (!_server.IsRegistered)
+                if (!_ownRegistration.IsRegistered)
                     Register();
                 break;
             case FlushBatch:
@@ -210,7 +210,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
                 Sender.Tell(_pnTable.Known());
                 break;
             case GetRegistrationStatus:
-                Sender.Tell(new RegistrationStatus(_identity.DeviceId, _server.IsRegistered, _server.RegistrationId,
+                Sender.Tell(new RegistrationStatus(_identity.DeviceId, _ownRegistration.IsRegistered, _ownRegistration.RegistrationId,
                     _registrations.RegisteredCount));
                 break;
             case GetReachability query:
@@ -231,7 +231,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         // A hello, challenge or registration carries (or names the credential of) the key that signed it.
         if (!_link.TryOpenSelfSigned(wire, SigningKeyIn, out var message, out var senderId))
             return;
-        if (senderId == _server.ServerId || message is AuthChallenge)
+        if (senderId == _ownRegistration.ServerId || message is AuthChallenge)
         {
             OnFromServer(message, senderId);
             return;
@@ -275,9 +275,9 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     /// <summary>This PN GW's answer to a PNE's scan; the ceiling is read from its credential once per credential.</summary>
     private GatewayAdvertisement Advertisement(string deviceId)
     {
-        var registered = _server.CanAdmit;
-        if (registered && _ownCeiling?.Credential != _server.Credential)
-            _ownCeiling = (_server.Credential!, _verifier.Verify(_server.Credential!, Context.System.Scheduler.Now).Credential?.PnSecurityCeiling);
+        var registered = _ownRegistration.CanAdmit;
+        if (registered && _ownCeiling?.Credential != _ownRegistration.Credential)
+            _ownCeiling = (_ownRegistration.Credential!, _verifier.Verify(_ownRegistration.Credential!, Context.System.Scheduler.Now).Credential?.PnSecurityCeiling);
         var now = NowMs;
         var retryAfterMs = registered && !_registrations.IsRegistered(deviceId)
             ? Admission.Answer(deviceId, RegistrationsInProgress, DispatcherLag.Of(Context.System).Current, now,
@@ -301,33 +301,33 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     {
         _capabilities = update.Capabilities;
         _functions.Relay.Tell(update);
-        if (_server.Server is not { } server || !_server.IsRegistered)
+        if (_ownRegistration.Server is not { } server || !_ownRegistration.IsRegistered)
         {
             asker.Tell(new Status.Failure(new InvalidOperationException(
                 $"{_identity.DeviceId} is not registered yet; its registration will carry the new capabilities")));
             return;
         }
 
-        _server.CapabilitiesAsker = asker;
+        _ownRegistration.CapabilitiesAsker = asker;
         _link.Send(server.Registry, new GatewayCapabilitiesChanged(_identity.DeviceId, update.Capabilities));
     }
 
     /// <summary>Device-initiated DM (seed §5.1.2) by the PN GW itself: its own alert, signed by it, to the server's DM.</summary>
     private void RaiseAlert(DmAlert alert, IActorRef asker)
     {
-        if (_server.Server is not { } server || !_server.IsRegistered)
+        if (_ownRegistration.Server is not { } server || !_ownRegistration.IsRegistered)
         {
             asker.Tell(new DmAlertAnswer(_identity.DeviceId, 0, false, $"{_identity.DeviceId} is not registered yet", alert.RequestId));
             return;
         }
 
-        _link.Send(server.Dm, alert with { DeviceId = _identity.DeviceId, RequestId = _server.AlertAsked(asker, alert.RequestId) });
+        _link.Send(server.Dm, alert with { DeviceId = _identity.DeviceId, RequestId = _ownRegistration.AlertAsked(asker, alert.RequestId) });
     }
 
     private void OnFromServer(object message, string senderId)
     {
-        if (_server.ServerId is not null && senderId == _server.ServerId)
-            _server.LastHeardMs = NowMs; // anything authenticated from the server shows it is there
+        if (_ownRegistration.ServerId is not null && senderId == _ownRegistration.ServerId)
+            _ownRegistration.LastHeardMs = NowMs; // anything authenticated from the server shows it is there
         switch (message)
         {
             case AuthChallenge challenge when senderId == challenge.VerifierId:
@@ -336,32 +336,32 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
             case GatewayRegistered registered:
                 OnRegistered(registered);
                 break;
-            case RegistrationRejected { Error: RegistrationError.Busy } busy when busy.DeviceId == _identity.DeviceId && !_server.IsRegistered:
+            case RegistrationRejected { Error: RegistrationError.Busy } busy when busy.DeviceId == _identity.DeviceId && !_ownRegistration.IsRegistered:
                 Log.Info("{0}: the server is busy ({1}); registering again in {2} ms", _identity.DeviceId, busy.Detail, busy.RetryAfterMs);
-                _server.AttemptNotCounted();
+                _ownRegistration.AttemptNotCounted();
                 Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance, Backpressure.WaitFor(busy.RetryAfterMs));
                 break;
             case RegistrationRejected rejected when rejected.DeviceId == _identity.DeviceId:
                 Log.Warning("{0}: the server refused this PN GW: {1}{2} ({3})", _identity.DeviceId, rejected.Error,
                     rejected.Auth is null ? "" : "/" + rejected.Auth, rejected.Detail);
                 break;
-            case DmAlertAnswer answer when answer.DeviceId == _identity.DeviceId && _server.AlertAnswered(answer.RequestId, out var alerted):
+            case DmAlertAnswer answer when answer.DeviceId == _identity.DeviceId && _ownRegistration.AlertAnswered(answer.RequestId, out var alerted):
                 alerted.Asker.Tell(answer with { RequestId = alerted.TheirRequestId });
                 break;
             case GatewayCapabilitiesAccepted accepted when accepted.GatewayId == _identity.DeviceId:
                 Log.Info("{0}: the server holds this PN to {1} security", _identity.DeviceId, accepted.PnSecurityLevel);
-                _server.CapabilitiesAsker?.Tell(accepted);
-                _server.CapabilitiesAsker = null;
+                _ownRegistration.CapabilitiesAsker?.Tell(accepted);
+                _ownRegistration.CapabilitiesAsker = null;
                 break;
             case HeartbeatAck ack:
-                _server.LastHeardMs = NowMs;
-                if (_server.RestartedSince(ack))
+                _ownRegistration.LastHeardMs = NowMs;
+                if (_ownRegistration.RestartedSince(ack))
                     ServerLost("the server restarted");
                 break;
             case PnesRegistered registered:
                 OnPnesRegistered(registered);
                 break;
-            case MoveNonceIssued issued when senderId == _server.ServerId:
+            case MoveNonceIssued issued when senderId == _ownRegistration.ServerId:
                 OnMoveNonce(issued);
                 break;
             case CredentialRevoked revoked:
@@ -381,23 +381,23 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
 
     private void Register()
     {
-        var nonce = _server.NextHello();
-        _registry.Tell(_link.Seal(new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _server.Credential, nonce,
+        var nonce = _ownRegistration.NextHello();
+        _registry.Tell(_link.Seal(new AuthHello(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _ownRegistration.Credential, nonce,
             AuthTranscripts.GatewayContext)), Self);
         Timers.StartSingleTimer(RetryRegistration.Instance, RetryRegistration.Instance,
-            Settings.Registration.Backoff.Delay(_server.Attempts + 1));
+            Settings.Registration.Backoff.Delay(_ownRegistration.Attempts + 1));
     }
 
     private void OnServerChallenge(AuthChallenge challenge)
     {
-        if (!_server.AnswersOurHello(challenge, _identity.DeviceId))
+        if (!_ownRegistration.AnswersOurHello(challenge, _identity.DeviceId))
         {
             Log.Warning("{0}: a challenge that answers no hello of ours; ignored", _identity.DeviceId);
             return;
         }
 
         var serverKey = _link.Guard.LastSelfSignedKey!; // from its credential, checked while opening
-        if (ChallengeClaimant.Answer(AuthTranscripts.GatewayContext, _identity, challenge, serverKey, _server.Credential, _enrolmentToken)
+        if (ChallengeClaimant.Answer(AuthTranscripts.GatewayContext, _identity, challenge, serverKey, _ownRegistration.Credential, _enrolmentToken)
             is not { } answer)
         {
             Log.Warning("{0}: the server's challenge signature does not verify; not registering with it", _identity.DeviceId);
@@ -411,17 +411,17 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         }
 
         _link.Guard.Trust(challenge.VerifierId, serverKey);
-        _server.Challenged(challenge);
-        _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _server.Credential,
+        _ownRegistration.Challenged(challenge);
+        _registry.Tell(_link.Seal(new RegisterGateway(_identity.DeviceId, _identity.Kind, _identity.PublicKeys, _ownRegistration.Credential,
             answer.Proof, _capabilities, _lifetimeSeconds, Endpoints, answer.Enrolment)), Self);
     }
 
     private void OnRegistered(GatewayRegistered registered)
     {
-        if (_server.Credential == registered.Credential)
+        if (_ownRegistration.Credential == registered.Credential)
             Registered(registered);
         else
-            Persist(new GatewayCredentialStored(registered.Credential), e =>
+            Persist(new GatewayCredentialStoredEvent(registered.Credential), e =>
             {
                 Apply(e);
                 Registered(registered);
@@ -431,9 +431,9 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     private void Registered(GatewayRegistered registered)
     {
         Timers.Cancel(RetryRegistration.Instance);
-        _server.Registered(registered, NowMs);
+        _ownRegistration.Registered(registered, NowMs);
         ScheduleOwnRenewal();
-        TellFunctions(new ServerAttached(registered.Server, _server.ServerCredential!, _verifier));
+        TellFunctions(new ServerAttached(registered.Server, _ownRegistration.ServerCredential!, _verifier));
         Context.System.EventStream.Publish(new EntityRegistered(_identity.DeviceId, _identity.Kind, registered.RegistrationId));
         foreach (var (hello, replyTo) in _helloBacklog)
             Challenge(hello, replyTo);
@@ -447,9 +447,9 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     /// </summary>
     private void CheckServerLink()
     {
-        if (!_server.IsRegistered || _server.Server is not { } server)
+        if (!_ownRegistration.IsRegistered || _ownRegistration.Server is not { } server)
             return;
-        if (_server.Silent(NowMs, Settings))
+        if (_ownRegistration.Silent(NowMs, Settings))
         {
             ServerLost("the server stopped answering heartbeats");
             return;
@@ -477,7 +477,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
 
     private void Unregistered()
     {
-        _server.Lost();
+        _ownRegistration.Lost();
         _registrations.ServerLost();
         Timers.Cancel(RenewOwnLease.Instance);
     }
@@ -485,13 +485,13 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     /// <summary>The lease is renewed at half its lifetime (and asked again at three quarters if no answer came).</summary>
     private void ScheduleOwnRenewal(double fraction = 0.5) =>
         Timers.StartSingleTimer(RenewOwnLease.Instance, RenewOwnLease.Instance,
-            TimeSpan.FromSeconds(_server.GrantedLifetimeSeconds * fraction));
+            TimeSpan.FromSeconds(_ownRegistration.GrantedLifetimeSeconds * fraction));
 
     private void RenewOwn()
     {
-        if (!_server.IsRegistered)
+        if (!_ownRegistration.IsRegistered)
             return;
-        _server.RefreshWanted(_identity.DeviceId, _lifetimeSeconds, Self);
+        _ownRegistration.RefreshWanted(_identity.DeviceId, _lifetimeSeconds, Self);
         FlushLeaseRefreshes();
         ScheduleOwnRenewal(0.25);
     }
@@ -500,7 +500,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     private void FlushLeaseRefreshes()
     {
         Timers.Cancel(FlushRefreshes.Instance);
-        if (_server.Server is not { } server || _server.TakeRefreshes() is not { Count: > 0 } refreshes)
+        if (_ownRegistration.Server is not { } server || _ownRegistration.TakeRefreshes() is not { Count: > 0 } refreshes)
             return;
         _link.Send(server.Registry, new RefreshRegistrations(_identity.DeviceId, refreshes));
     }
@@ -509,13 +509,13 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     {
         foreach (var result in refreshed.Results)
         {
-            if (!_server.RefreshAnswered(result.DeviceId, out var replyTo))
+            if (!_ownRegistration.RefreshAnswered(result.DeviceId, out var replyTo))
                 continue;
             if (result.DeviceId == _identity.DeviceId)
             {
                 if (result.Renewed)
                 {
-                    _server.GrantedLifetimeSeconds = result.LifetimeSeconds;
+                    _ownRegistration.GrantedLifetimeSeconds = result.LifetimeSeconds;
                     ScheduleOwnRenewal();
                 }
                 else
@@ -542,7 +542,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
                 continue;
             }
 
-            var replyTo = _server.DeregistrationAnswered(id) ?? (_pnTable.TryGet(id, out var known) ? known.Endpoints.Pne : null);
+            var replyTo = _ownRegistration.DeregistrationAnswered(id) ?? (_pnTable.TryGet(id, out var known) ? known.Endpoints.Pne : null);
             if (replyTo is not null)
                 _link.Send(replyTo, new RegistrationEnded(id, ended.Reason));
             Detach(id);
@@ -550,7 +550,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     }
 
     private void OnRevoked(CredentialRevoked revoked) =>
-        Persist(new RevocationLearned(revoked.DeviceId, revoked.Serials, revoked.Notice), learned =>
+        Persist(new RevocationLearnedEvent(revoked.DeviceId, revoked.Serials, revoked.Notice), learned =>
         {
             Apply(learned);
             foreach (var pne in _pnTable.Pnes.Where(p => p.DeviceId != learned.DeviceId))
@@ -587,28 +587,28 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
                 Announce(_pnLinks.FellAsleep(senderId));
                 break;
             case RefreshLease refresh when _registrations.IsRegistered(senderId):
-                _server.RefreshWanted(senderId, refresh.LifetimeSeconds, Sender);
+                _ownRegistration.RefreshWanted(senderId, refresh.LifetimeSeconds, Sender);
                 if (Settings.Registration.BatchWindow <= TimeSpan.Zero)
                     FlushLeaseRefreshes();
                 else if (!Timers.IsTimerActive(FlushRefreshes.Instance))
                     Timers.StartSingleTimer(FlushRefreshes.Instance, FlushRefreshes.Instance, Settings.Registration.BatchWindow);
                 break;
             case Deregister deregister when deregister.DeviceId == senderId && _registrations.IsRegistered(senderId):
-                _server.DeregistrationAsked(senderId, Sender);
-                _link.Send(_server.Server!.Registry, new DeregisterEntities(_identity.DeviceId, [senderId]));
+                _ownRegistration.DeregistrationAsked(senderId, Sender);
+                _link.Send(_ownRegistration.Server!.Registry, new DeregisterEntities(_identity.DeviceId, [senderId]));
                 break;
             case CreateGroup or AddMember or RemoveMember or DeleteGroup or GrantPrivilege when _registrations.IsRegistered(senderId):
                 // A PNE's own signed request: relayed unchanged, so the server checks the PNE's signature itself.
-                RelayToServer(envelope, message, senderId, _server.Server?.Smf);
+                RelayToServer(envelope, message, senderId, _ownRegistration.Server?.Smf);
                 break;
             case PublishStatus or SubscribeStatus or UnsubscribeStatus when _registrations.IsRegistered(senderId):
-                RelayToServer(envelope, message, senderId, _server.Server?.Status);
+                RelayToServer(envelope, message, senderId, _ownRegistration.Server?.Status);
                 break;
             case DmAlert when _registrations.IsRegistered(senderId):
-                RelayToServer(envelope, message, senderId, _server.Server?.Dm);
+                RelayToServer(envelope, message, senderId, _ownRegistration.Server?.Dm);
                 break;
             case PublishService or WithdrawService or NegotiateService when _registrations.IsRegistered(senderId):
-                RelayToServer(envelope, message, senderId, _server.Server?.Directory);
+                RelayToServer(envelope, message, senderId, _ownRegistration.Server?.Directory);
                 break;
             case PostContent post when _registrations.IsRegistered(senderId):
                 if (envelope is null)
@@ -660,14 +660,14 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (!_server.CanAdmit)
+        if (!_ownRegistration.CanAdmit)
             _helloBacklog.Add((hello, Sender)); // challenged once this PN GW is registered itself
         else
             Challenge(hello, Sender);
     }
 
     private void Challenge(AuthHello hello, IActorRef replyTo) =>
-        _link.Send(replyTo, PneChallenges.Issue(hello, _server.Credential!, NowMs));
+        _link.Send(replyTo, PneChallenges.Issue(hello, _ownRegistration.Credential!, NowMs));
 
     private void OnRegisterPne(RegisterPne register)
     {
@@ -715,7 +715,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     private void Flush()
     {
         Timers.Cancel(FlushBatch.Instance);
-        if (_server.Server is null || !_server.IsRegistered || _registrations.WaitingCount == 0)
+        if (_ownRegistration.Server is null || !_ownRegistration.IsRegistered || _registrations.WaitingCount == 0)
             return;
         if (_registrations.BusyForMs(NowMs) is > 0 and var wait)
         {
@@ -729,7 +729,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
 
     private void SendBatch(long batchId, List<PneRegistration> pnes)
     {
-        _link.Send(_server.Server!.Registry, new RegisterPnes(_identity.DeviceId, pnes));
+        _link.Send(_ownRegistration.Server!.Registry, new RegisterPnes(_identity.DeviceId, pnes));
         Timers.StartSingleTimer(("batch", batchId), new ResendBatch(batchId), _registrations.ReplyTimeout);
     }
 
@@ -800,7 +800,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         if (accepted.Count == 0)
             return;
         // The PN table is durable before any PNE hears it is registered.
-        Persist(new PnTableJoined(accepted.Select(a => a.Registration with { Moving = false }).ToList()), e =>
+        Persist(new PnTableJoinedEvent(accepted.Select(a => a.Registration with { Moving = false }).ToList()), e =>
         {
             Apply(e);
             foreach (var (_, replyTo, result) in accepted)
@@ -809,7 +809,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
                 HandedOverRegistered(result.DeviceId);
                 Heard(result.DeviceId);
                 _link.Send(replyTo, new PneRegistered(result.DeviceId, _identity.DeviceId, result.RegistrationId!,
-                    result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, Endpoints, _server.ServerCredential!)
+                    result.LifetimeSeconds, result.Credential!, _identity.PublicKeys, Endpoints, _ownRegistration.ServerCredential!)
                 {
                     Revocations = _pnTable.Notices.ToList(),
                 });
@@ -826,7 +826,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         _link.Guard.Forget(pneId);
         TellFunctions(new PneDetached(pneId));
         if (_pnTable.Contains(pneId))
-            Persist(new PnTableLeft(new[] { pneId }), Apply);
+            Persist(new PnTableLeftEvent(new[] { pneId }), Apply);
     }
 
     // ---- Reachability ----
@@ -854,7 +854,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         TellFunctions(change);
         Context.System.EventStream.Publish(change);
         // The server's status function hears it too (reachable is part of an entity's status).
-        if (_server.Server is { } server && _registrations.IsRegistered(change.DeviceId))
+        if (_ownRegistration.Server is { } server && _registrations.IsRegistered(change.DeviceId))
             _link.Send(server.Status, new ReachabilityReport(_identity.DeviceId, change.DeviceId, change.Reachable));
     }
 
@@ -863,18 +863,18 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     /// <summary>A PNE from another PN asks to be taken in.</summary>
     private void OnBridgeRequest(BridgeRequest request)
     {
-        var accepted = _moves.AcceptBridges && _server.CanAdmit;
+        var accepted = _moves.AcceptBridges && _ownRegistration.CanAdmit;
         var reason = accepted ? "" : _moves.AcceptBridges ? "this PN GW is not registered yet" : "this PN GW takes in no PNEs from other PNs";
         if (accepted)
             _moves.Bridged(request.DeviceId);
         Log.Info("{0}: bridge request of {1} from {2}: {3}", _identity.DeviceId, request.DeviceId, request.FromGatewayId,
             accepted ? "allowed" : "denied");
-        _link.Send(Sender, new BridgeAnswer(request.DeviceId, _identity.DeviceId, _server.Credential!, accepted, reason));
+        _link.Send(Sender, new BridgeAnswer(request.DeviceId, _identity.DeviceId, _ownRegistration.Credential!, accepted, reason));
     }
 
     private void TakeOver(TakeOverPn takeOver)
     {
-        if (!_server.CanAdmit || _server.Server is not { } server || _moves.Current is not null)
+        if (!_ownRegistration.CanAdmit || _ownRegistration.Server is not { } server || _moves.Current is not null)
         {
             Sender.Tell(new HandoverResult(takeOver.OldGatewayId, _identity.DeviceId, false, 0,
                 _moves.Current is not null ? "a takeover is already under way" : "this PN GW is not registered yet"));
@@ -890,7 +890,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
     {
         if (issued.GatewayId != _identity.DeviceId || _moves.NonceIssued(issued.Nonce) is not { } takeover)
             return;
-        takeover.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _server.Credential!, Endpoints, issued.Nonce)), Self);
+        takeover.OldGateway.Tell(_link.Seal(new HandoverRequest(_identity.DeviceId, _ownRegistration.Credential!, Endpoints, issued.Nonce)), Self);
     }
 
     /// <summary>
@@ -902,7 +902,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         if (!_moves.AgreeToHandover)
         {
             Log.Info("{0}: refused to hand its PN to {1}", _identity.DeviceId, request.NewGatewayId);
-            _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _server.Credential!, false, "this PN GW does not hand its PN over", []));
+            _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _ownRegistration.Credential!, false, "this PN GW does not hand its PN over", []));
             return;
         }
 
@@ -910,7 +910,7 @@ public sealed class Connections : CpnsPersistentActor, IWithTimers
         foreach (var pne in pnes)
             _link.Send(pne.Endpoints.Pne, new HomeChanged(pne.DeviceId, request.NewGatewayId, request.NewGatewayCredential,
                 request.NewGateway, request.MoveNonce));
-        _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _server.Credential!, true, "", pnes));
+        _link.Send(Sender, new HandoverAnswer(_identity.DeviceId, _ownRegistration.Credential!, true, "", pnes));
         Log.Warning("{0}: handed its PN of {1} PNEs to {2}", _identity.DeviceId, pnes.Count, request.NewGatewayId);
         foreach (var pne in pnes)
             Detach(pne.DeviceId);

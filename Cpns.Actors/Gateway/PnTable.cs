@@ -34,15 +34,15 @@ public sealed class PnTable(CredentialVerifier verifier)
     {
         switch (@event)
         {
-            case PnTableJoined joined:
+            case PnTableJoinedEvent joined:
                 foreach (var pne in joined.Pnes)
                     _pnes[pne.DeviceId] = pne;
                 break;
-            case PnTableLeft left:
+            case PnTableLeftEvent left:
                 foreach (var id in left.DeviceIds)
                     _pnes.Remove(id);
                 break;
-            case RevocationLearned revoked:
+            case RevocationLearnedEvent revoked:
                 _revokedDevices.Add(revoked.DeviceId);
                 _revokedSerials.UnionWith(revoked.Serials);
                 if (revoked.Notice is not null)

@@ -6,18 +6,18 @@ namespace Cpns.Actors.Persistence;
 
 // ---- A PN GW's own durable state: its credential and its PN table ----
 
-public sealed record GatewayCredentialStored(Credential Credential) : ICpnsEvent;
+public sealed record GatewayCredentialStoredEvent(Credential Credential) : ICpnsEvent;
 
 /// <summary>PNEs that registered through this PN GW (with their credentials), one event per batch the server accepted.</summary>
-public sealed record PnTableJoined(IReadOnlyList<PneRegistration> Pnes) : ICpnsEvent;
+public sealed record PnTableJoinedEvent(IReadOnlyList<PneRegistration> Pnes) : ICpnsEvent;
 
-public sealed record PnTableLeft(IReadOnlyList<string> DeviceIds) : ICpnsEvent;
+public sealed record PnTableLeftEvent(IReadOnlyList<string> DeviceIds) : ICpnsEvent;
 
 /// <summary>
 /// The server revoked an entity's credentials: kept, so a restarted PN GW still refuses them, with the server's signed
 /// notice it passes on to its PNEs (journals written before notices existed hold none).
 /// </summary>
-public sealed record RevocationLearned(
+public sealed record RevocationLearnedEvent(
     string DeviceId,
     IReadOnlyList<string> Serials,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RevocationNotice? Notice = null) : ICpnsEvent;

@@ -2,10 +2,10 @@
 namespace Cpns.Actors.Protocol;
 
 // ---- The distributed topology (seed §5.3.1.9.5): a Group Key Manager per service group on a gateway node ----
-// Between the server's CSKMF (the central key registry) and a group's Group Key Manager; all signed by the
+// Between the server's CSKMF (which keeps every epoch the managers make) and a group's Group Key Manager; all signed by the
 // distributed CPNS Server's identity, so a cluster peer cannot forge them.
 
-/// <summary>Step 2 (distributed): the central key registry asks the group's Group Key Manager for the key of an epoch.</summary>
+/// <summary>Step 2 (distributed): the server's CSKMF asks the group's Group Key Manager for the key of an epoch.</summary>
 public sealed record GkmCreateKey(string GroupId, long Epoch, KeyParameters Parameters) : ICpnsMessage, IWithGroupId;
 
 /// <summary>
@@ -19,7 +19,7 @@ public interface IFromKeyManager
 
 /// <summary>
 /// Step 5 (distributed): the Group Key Manager registers the epoch's key, wrapped for the server alone (the managers and
-/// the server share no KEK), at the central key registry, from which members pull it (indirect delivery).
+/// the server share no KEK), at the server's CSKMF, from which members pull it (indirect delivery).
 /// <paramref name="ManagerNode"/> is the node it runs on.
 /// </summary>
 public sealed record GkmKeyIssued(string GroupId, long Epoch, KeyParameters Parameters, Octets KeyForServer, Octets KeyCheck,

@@ -4,7 +4,7 @@ namespace Cpns.Actors.Protocol;
 public interface ICpnsMessage;
 
 /// <summary>
-/// The node-local API (ARCHITECTURE.md §5): what the host, <c>simulate</c>, tests and the operator tell a node's actors
+/// The node-local API (design §5): what the host, <c>simulate</c>, tests and the operator tell a node's actors
 /// in-process — not protocol between entities. Never serialized: bound to the node-local serializer, which refuses
 /// both directions, so none of these can leave the process or arrive from another one, whatever the sender.
 /// </summary>

@@ -5,7 +5,7 @@ using System.Security.Cryptography.X509Certificates;
 namespace Cpns.Actors.Security;
 
 /// <summary>
-/// The deployment's own certificate authority for the node transport (mutual TLS between cluster nodes, ARCHITECTURE.md
+/// The deployment's own certificate authority for the node transport (mutual TLS between cluster nodes, design
 /// §5): a CA and one certificate per node, ECDSA P-256 (.NET's TLS stack takes no Ed25519 certificates). A folder holds
 /// <c>ca.crt</c> (public: every node trusts it), <c>ca.key</c> (the operator's secret: only where certificates are
 /// issued) and <c>&lt;node&gt;.pfx</c> (one node's certificate and private key). Secrets are written owner-only.

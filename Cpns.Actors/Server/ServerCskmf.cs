@@ -65,7 +65,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     /// <param name="keyManagers">
     /// The distributed topology: the shard region (proxy) of the Group Key Managers, which make the keys on gateway
-    /// nodes; this CSKMF is then the central key registry. Null: the centralized topology, keys from the OSG/KMC here.
+    /// nodes; this CSKMF then keeps the epochs the managers make. Null: the centralized topology, keys from the OSG/KMC here.
     /// </param>
     public ServerCskmf(EntityIdentity identity, KeyEncryptionKey kek, IActorRef kmc, CpnsSettings settings, KeyManagerRegion? keyManagers = null)
         : base(settings)
@@ -77,7 +77,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         _pulls = new PullLedger(settings.Keys.PullRetryMax * 4);
         _pairwise = new PairwiseKeys(identity);
         _link = new SecureLink(Context, identity, settings, Log);
-        _osg = Context.ActorOf(Osg.Props(kmc), "osg");
+        _osg = Context.ActorOf(ServerOsg.Props(kmc), "osg");
         Context.Parent.Tell(SiblingsWanted.Instance, Self);
         _backpressure = new Backpressure(Self, settings.Load.BusyMailboxDepth, "server-cskmf");
     }

@@ -16,7 +16,7 @@ namespace Cpns.Host.Cli;
 
 /// <summary>
 /// The distributed CPNS Server as real cluster nodes: <c>cpns server</c> (role <c>server</c>: the server entity and
-/// the central key registry), <c>cpns gateway</c> (role <c>gateway</c>: PN GWs with their PNEs, and Group Key
+/// the server's CSKMF), <c>cpns gateway</c> (role <c>gateway</c>: PN GWs with their PNEs, and Group Key
 /// Managers), and <c>cpns status</c>, which asks any node how the cluster looks.
 /// </summary>
 public static class ClusterCommands
@@ -118,7 +118,7 @@ public static class ClusterCommands
             DefaultValueFactory = _ => 50,
         };
         var command = new Command("server",
-            "Run a server node of the distributed CPNS Server: the server entity (registry, SMF, central key registry, ...) " +
+            "Run a server node of the distributed CPNS Server: the server entity (registry, SMF, CSKMF, ...) " +
             "in an Akka cluster; gateway nodes join it. Runs until stopped (Ctrl-C or SIGTERM leave the cluster cleanly)")
         {
             demoGroups, demoMembers, demoInterval, http, apiRate,

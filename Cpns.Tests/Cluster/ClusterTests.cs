@@ -160,7 +160,7 @@ public sealed class ClusterTests : CpnsTestKit
             Assert.Equal(1, manager.LastEpoch);
         }
 
-        // The keys the members hold are the ones the managers made, registered at the central key registry.
+        // The keys the members hold are the ones the managers made, registered at the server's CSKMF.
         var registry = await KeyStateAsync(Server.Cskmf, "live");
         Assert.Equal(registry.KeyCheck, Assert.Single(_announcements, a => a.GroupId == "live").KeyCheck);
         Assert.Equal(registry.KeyCheck, (await KeyStateAsync(Pnes["b1"], "live")).KeyCheck);

@@ -67,9 +67,9 @@ public sealed class ConnectionsPartsTests
     }
 
     [Fact]
-    public void ServerLink_answers_only_its_last_four_hellos_and_a_busy_answer_costs_no_attempt()
+    public void GatewayRegistration_answers_only_its_last_four_hellos_and_a_busy_answer_costs_no_attempt()
     {
-        var link = new ServerLink();
+        var link = new GatewayRegistration();
         var nonces = Enumerable.Range(0, 5).Select(_ => link.NextHello()).ToList();
         Assert.Equal(5, link.Attempts);
         link.AttemptNotCounted();
@@ -83,9 +83,9 @@ public sealed class ConnectionsPartsTests
     }
 
     [Fact]
-    public void ServerLink_hands_out_each_refresh_once_and_finds_whom_to_tell()
+    public void GatewayRegistration_hands_out_each_refresh_once_and_finds_whom_to_tell()
     {
-        var link = new ServerLink();
+        var link = new GatewayRegistration();
         link.RefreshWanted("p1", 60, Nobody);
         link.RefreshWanted("p1", 90, Nobody); // the later ask replaces the earlier
         Assert.Equal([new LeaseRefresh("p1", 90)], link.TakeRefreshes());

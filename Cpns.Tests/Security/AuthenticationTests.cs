@@ -378,7 +378,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
         var secrets = ServerSecrets.Generate(Settings.ServerId);
         var fakeServer = CreateTestProbe();
         var identity = EntityIdentity.Generate("gw-careful", EntityKind.PnGateway);
-        Sys.ActorOf(Actors.Gateway.PnGateway.Props(identity, secrets.TrustAnchor, fakeServer.Ref, Settings), "gateway-gw-careful");
+        Sys.ActorOf(Actors.Gateway.GatewayEntity.Props(identity, secrets.TrustAnchor, fakeServer.Ref, Settings), "gateway-gw-careful");
 
         var hello = Unseal<AuthHello>(await fakeServer.ExpectMsgAsync<SignedEnvelope>(Timeout));
         var connections = fakeServer.LastSender;
@@ -410,7 +410,7 @@ public sealed class AuthenticationTests(ITestOutputHelper output) : CpnsTestKit(
     {
         var secrets = ServerSecrets.Generate(Settings.ServerId);
         var server = CreateTestProbe();
-        Sys.ActorOf(Actors.Gateway.PnGateway.Props(EntityIdentity.Generate("gw-pinned", EntityKind.PnGateway), secrets.TrustAnchor, server.Ref,
+        Sys.ActorOf(Actors.Gateway.GatewayEntity.Props(EntityIdentity.Generate("gw-pinned", EntityKind.PnGateway), secrets.TrustAnchor, server.Ref,
             Settings), "gateway-gw-pinned");
         var hello = Unseal<AuthHello>(await server.ExpectMsgAsync<SignedEnvelope>(Timeout));
         var connections = server.LastSender;

@@ -15,7 +15,7 @@ namespace Cpns.Actors.Server;
 /// entities that have none, and registrations are persisted before they are acknowledged — a PN GW's batch of
 /// PNE registrations as one event. Registration ids come from a persisted counter and are never reused.
 /// </summary>
-public sealed class Registry : CpnsPersistentActor, IWithTimers
+public sealed class ServerRegistry : CpnsPersistentActor, IWithTimers
 {
     /// <summary>Makes the endpoints the registry hands out, once it knows its own reference.</summary>
     public delegate ServerEndpoints ServerEndpointsFactory(IActorRef registry);
@@ -55,7 +55,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
     private readonly string _bootId = Guid.NewGuid().ToString("N");
 
     /// <param name="placementSubscribers">The server functions that must know where every entity is (SMF, CSKMF, ...).</param>
-    public Registry(ServerEndpointsFactory endpoints, IReadOnlyList<IActorRef> placementSubscribers, IActorRef kmc,
+    public ServerRegistry(ServerEndpointsFactory endpoints, IReadOnlyList<IActorRef> placementSubscribers, IActorRef kmc,
         EntityIdentity identity, Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) : base(settings)
     {
         _endpoints = endpoints;
@@ -90,7 +90,7 @@ public sealed class Registry : CpnsPersistentActor, IWithTimers
 
     public static Props Props(ServerEndpointsFactory endpoints, IReadOnlyList<IActorRef> placementSubscribers, IActorRef kmc,
         EntityIdentity identity, Credential serverCredential, TrustAnchor trustAnchor, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<Registry>(endpoints, placementSubscribers, kmc, identity, serverCredential, trustAnchor, settings);
+        Akka.Actor.Props.Create<ServerRegistry>(endpoints, placementSubscribers, kmc, identity, serverCredential, trustAnchor, settings);
 
     private void TellPlacement(object placement)
     {

@@ -9,7 +9,7 @@ namespace Cpns.Actors.Server;
 /// <c>registry</c>, <c>capabilities</c>, <c>status</c>, <c>directory</c>, <c>dm</c>, <c>delivery</c>, <c>usage</c> and
 /// <c>charging</c>. Its children fail independently; a crashed function restarts from its journal.
 /// </summary>
-public sealed class CpnsServer : UntypedActor
+public sealed class ServerEntity : UntypedActor
 {
     private readonly ServerEndpoints _endpoints;
     private readonly IActorRef _charging;
@@ -18,13 +18,13 @@ public sealed class CpnsServer : UntypedActor
     private readonly IActorRef _smf;
 
     /// <param name="keyManagers">The Group Key Managers' shard region in the distributed topology; null when centralized.</param>
-    public CpnsServer(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers)
+    public ServerEntity(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers)
     {
-        DispatcherLag.Of(Context.System); // the node's lag probe runs from its first function on (ARCHITECTURE.md §9)
+        DispatcherLag.Of(Context.System); // the node's lag probe runs from its first function on (design §9)
         var identity = secrets.Identity;
         var serverCredential = secrets.Authority.Issue(identity.DeviceId, EntityKind.Server, identity.PublicKeys,
             Context.System.Scheduler.Now.AddMinutes(-5), settings.Security.CredentialValidity);
-        var kmc = Function(Kmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
+        var kmc = Function(ServerKmc.Props(secrets.Kek, secrets.Authority, settings), "kmc");
         var cskmf = Function(ServerCskmf.Props(identity, secrets.Kek, kmc, settings, keyManagers is null
             ? null
             : keyManagers with { Verifier = secrets.Authority.Verifier() }), "cskmf");
@@ -38,7 +38,7 @@ public sealed class CpnsServer : UntypedActor
         var usage = _usage = Function(ServerUsage.Props(identity, _charging, settings), "usage");
         var delivery = Function(ServerDelivery.Props(identity, smf, cskmf, usage, settings), "delivery");
         var registry = Function(
-            Registry.Props(
+            ServerRegistry.Props(
                 r => new ServerEndpoints(identity.DeviceId, identity.PublicKeys, r, smf, cskmf, capabilities, status, dm, directory,
                     delivery, usage) { KeyManagers = keyManagers is not null },
                 // The CSKMF first: it knows a PN's security level before the SMF can ask it for a key that depends on it.
@@ -59,7 +59,7 @@ public sealed class CpnsServer : UntypedActor
     private IActorRef Function(Props props, string name) => Context.ActorOf(props.WithDispatcher(Dispatcher), name);
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
-        Akka.Actor.Props.Create(typeof(CpnsServer), secrets, settings, keyManagers);
+        Akka.Actor.Props.Create(typeof(ServerEntity), secrets, settings, keyManagers);
 
     protected override void OnReceive(object message)
     {

@@ -9,7 +9,7 @@ namespace Cpns.Actors.Gateway;
 /// the server's last sign of life, and what it asked of the server on its own and its PNEs' behalf (lease refreshes,
 /// deregistrations, DM alerts, a change of capabilities) until the answer comes.
 /// </summary>
-public sealed class ServerLink
+public sealed class GatewayRegistration
 {
     private const int HellosRemembered = 4;
 

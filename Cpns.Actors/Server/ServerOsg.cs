@@ -8,9 +8,9 @@ namespace Cpns.Actors.Server;
 /// The OMA Security Gateway, child of the server's CSKMF: it turns the CSKMF's parameterized requests into KMC
 /// requests and hands the KMC's keys back (steps 2–5), and confirms revocations.
 /// </summary>
-public sealed class Osg(IActorRef kmc) : UntypedActor
+public sealed class ServerOsg(IActorRef kmc) : UntypedActor
 {
-    public static Props Props(IActorRef kmc) => Akka.Actor.Props.Create<Osg>(kmc);
+    public static Props Props(IActorRef kmc) => Akka.Actor.Props.Create<ServerOsg>(kmc);
 
     protected override void OnReceive(object message)
     {

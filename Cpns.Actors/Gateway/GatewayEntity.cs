@@ -14,7 +14,7 @@ public delegate Props RepresentativeFactory(AdoptLegacyDevice adopt, IActorRef g
 /// <c>directory-cache</c>, <c>content</c> and <c>connections</c>, and for a BOTH device <c>pne</c>, its own PNE role.
 /// Its PNEs talk to it through this actor, which hands their envelopes to <c>connections</c>.
 /// </summary>
-public sealed class PnGateway : UntypedActor
+public sealed class GatewayEntity : UntypedActor
 {
     private readonly IActorRef _connections;
     private readonly IActorRef _smf;
@@ -27,10 +27,10 @@ public sealed class PnGateway : UntypedActor
     /// <summary>The devices without CPNS features this PN GW represents, by id: the device and the PNE it runs for it.</summary>
     private readonly Dictionary<string, (IActorRef Device, IActorRef Representative)> _legacy = new(StringComparer.Ordinal);
 
-    public PnGateway(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
+    public GatewayEntity(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, DeviceCapabilities capabilities,
         int lifetimeSeconds, CpnsSettings settings, string? enrolmentToken, RepresentativeFactory? representatives)
     {
-        DispatcherLag.Of(Context.System); // the node's lag probe runs from its first function on (ARCHITECTURE.md §9)
+        DispatcherLag.Of(Context.System); // the node's lag probe runs from its first function on (design §9)
         _cskmf = Context.ActorOf(GatewayCskmf.Props(identity, settings), "cskmf");
         _smf = Context.ActorOf(GatewaySmf.Props(identity, _cskmf, settings), "smf");
         _relay = Context.ActorOf(Relay.Props(identity, capabilities, settings), "relay");
@@ -53,7 +53,7 @@ public sealed class PnGateway : UntypedActor
     public static Props Props(EntityIdentity identity, TrustAnchor trustAnchor, IActorRef serverRegistry, CpnsSettings settings,
         DeviceCapabilities? capabilities = null, int lifetimeSeconds = 0, string? enrolmentToken = null,
         RepresentativeFactory? representatives = null) =>
-        Akka.Actor.Props.Create(typeof(PnGateway), identity, trustAnchor, serverRegistry,
+        Akka.Actor.Props.Create(typeof(GatewayEntity), identity, trustAnchor, serverRegistry,
             capabilities ?? DeviceCapabilities.Gateway(), lifetimeSeconds, settings, enrolmentToken, representatives);
 
     private void Adopt(AdoptLegacyDevice adopt)

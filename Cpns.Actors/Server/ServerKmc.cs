@@ -10,10 +10,10 @@ namespace Cpns.Actors.Server;
 /// its key-encryption key (steps 3–4), and, as the root of Device ID/Key assignment, issues the X.509
 /// credentials of registering entities, signed with its root Ed25519 key.
 /// </summary>
-public sealed class Kmc(KeyEncryptionKey kek, CredentialAuthority authority, CpnsSettings settings) : UntypedActor
+public sealed class ServerKmc(KeyEncryptionKey kek, CredentialAuthority authority, CpnsSettings settings) : UntypedActor
 {
     public static Props Props(KeyEncryptionKey kek, CredentialAuthority authority, CpnsSettings settings) =>
-        Akka.Actor.Props.Create<Kmc>(kek, authority, settings);
+        Akka.Actor.Props.Create<ServerKmc>(kek, authority, settings);
 
     protected override void OnReceive(object message)
     {
