@@ -12,23 +12,39 @@ public static class OptionRules
     /// </summary>
     public static T ValueOf<T>(this CommandResult result, Option<T> option) =>
         result.GetResult(option) is OptionResult given
-            ? given.GetValueOrDefault<T>()
+            ? given.TryValue<T>(out var value) ? value : default!
             : option.HasDefaultValue ? (T)option.GetDefaultValue()! : default!;
+
+    /// <summary>
+    /// The option's value, or false when what the user wrote does not parse as one: the parser reports that itself, so a
+    /// check of the value has nothing to add (and reading it would throw).
+    /// </summary>
+    public static bool TryValue<T>(this OptionResult result, out T value)
+    {
+        try
+        {
+            value = result.GetValueOrDefault<T>();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = default!;
+            return false;
+        }
+    }
 
     /// <summary>Rejects a value below <paramref name="minimum"/> with a message naming the option.</summary>
     public static void AtLeast(Option<int> option, int minimum) =>
         option.Validators.Add(result =>
         {
-            var value = result.GetValueOrDefault<int>();
-            if (value < minimum)
+            if (result.TryValue<int>(out var value) && value < minimum)
                 result.AddError($"{option.Name} must be at least {minimum} (got {value})");
         });
 
     public static void Positive(Option<double> option) =>
         option.Validators.Add(result =>
         {
-            var value = result.GetValueOrDefault<double>();
-            if (!(value > 0))
+            if (result.TryValue<double>(out var value) && !(value > 0))
                 result.AddError($"{option.Name} must be positive (got {value})");
         });
 

@@ -91,7 +91,7 @@ public static class SimulateCommand
         OptionRules.AtLeast(sleeping, 0);
         lkhThreshold.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<int?>() is < 0 and var value)
+            if (result.TryValue<int?>(out var given) && given is < 0 and var value)
                 result.AddError($"--lkh-threshold must be at least 0 (got {value})");
         });
         OptionRules.AtLeast(timeout, 1);

@@ -166,4 +166,17 @@ public sealed class CommandLineTests : IDisposable
         Assert.NotEqual(0, exit);
         Assert.Contains($"--config {missing} does not exist", stderr);
     }
+
+    [Theory]
+    [InlineData("simulate", "--timeout", "0.5", "System.Int32")]
+    [InlineData("simulate", "--pnes", "many", "System.Int32")]
+    [InlineData("server", "--port", "http", "System.Int32")]
+    public async Task A_value_that_does_not_parse_is_the_parser_s_one_error_not_an_exception(string command, string option,
+        string value, string type)
+    {
+        var (exit, _, stderr) = await CpnsProcess.RunAsync(TimeSpan.FromSeconds(30), command, option, value, "--data", _data);
+        Assert.Equal(1, exit); // a parse error, before any work
+        Assert.Contains($"Cannot parse argument '{value}' for option '{option}' as expected type '{type}'", stderr);
+        Assert.DoesNotContain("Exception", stderr);
+    }
 }
