@@ -74,6 +74,10 @@ public sealed class GatewayCskmf : KeyHolder
                 // The server wraps what members pull; in the distributed topology the Group Key Managers wrap what they
                 // push, each trusted once its KMC credential checks out (ManagerKeyIn).
                 Trust([(attached.Server.ServerId, attached.Server.Keys)], attached.Server.ServerId, attached.Server.Keys.Signing);
+                // Which PN GW holds which epoch is soft state at the server: one that restarted hears it again.
+                foreach (var groupId in Ring.GroupIds)
+                    if (Ring.Current(groupId) is { } holding)
+                        Acknowledge(groupId, holding.Key.Epoch);
                 break;
             case PneAttached attached:
                 _pnes[attached.DeviceId] = attached;

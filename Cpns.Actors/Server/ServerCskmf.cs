@@ -247,11 +247,18 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 OnRevoked(new OsgKeyRevoked(revoked.GroupId, revoked.FinalEpoch));
                 break;
             case GroupKeyAck ack when ack.HolderId == senderId:
-                if (_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked) && acked.Add(senderId) &&
-                    _book.Current(ack.GroupId) is { } acknowledged && acknowledged.Epoch == ack.Epoch)
+                var acknowledged = _book.Current(ack.GroupId);
+                if (_acks.TryGetValue((ack.GroupId, ack.Epoch), out var acked))
                 {
-                    CpnsMetrics.KeyDeliveryLatency.Record(Math.Max(0, NowMs - acknowledged.IssuedAtMs),
-                        CpnsMetrics.Tag("mode", acknowledged.Mode == DeliveryMode.Push ? "push" : "pull"));
+                    if (acked.Add(senderId) && acknowledged?.Epoch == ack.Epoch)
+                        CpnsMetrics.KeyDeliveryLatency.Record(Math.Max(0, NowMs - acknowledged.IssuedAtMs),
+                            CpnsMetrics.Tag("mode", acknowledged.Mode == DeliveryMode.Push ? "push" : "pull"));
+                }
+                else if (acknowledged?.Epoch == ack.Epoch)
+                {
+                    // An epoch recovered from the journal: who holds it is soft state, told again by its holders (not a
+                    // delivery this incarnation timed).
+                    _acks[(ack.GroupId, ack.Epoch)] = new HashSet<string>(StringComparer.Ordinal) { senderId };
                 }
 
                 break;

@@ -206,3 +206,29 @@ public sealed class PeriodicRekeyTests(ITestOutputHelper output) : CpnsTestKit(o
             Assert.True((await KeyStateAsync(Pnes["p2"], "grp")).CurrentEpoch >= epoch), Dilated(TimeSpan.FromSeconds(10)));
     }
 }
+
+/// <summary>Which PN GW holds which epoch is soft state at the server: after a restart its PN GWs tell it again.</summary>
+public sealed class KeyAcksAfterRestartTests(ITestOutputHelper output)
+    : CpnsTestKit(output, "cpns.connections.heartbeat-interval = 300ms\ncpns.connections.restart-spread = 100ms")
+{
+    [Fact]
+    public async Task After_a_server_restart_its_PN_GWs_tell_it_again_which_epoch_they_hold()
+    {
+        await StartNetworkAsync(["g1", "g2"], new Dictionary<string, string> { ["p1"] = "g1", ["p2"] = "g1", ["p3"] = "g2" });
+        Server.Smf.Tell(new LocalRequest(new CreateGroup("grp", "p1", DeliveryMode.Push, ["p1", "p2", "p3"])), TestActor);
+        Assert.Equal(1, (await ExpectMsgAsync<GroupAccepted>(Timeout)).Epoch);
+        await AwaitAssertAsync(async () =>
+            Assert.Equal(["g1", "g2"], (await Server.Cskmf.Ask<KeyAcks>(new GetKeyAcks("grp"), Timeout)).Acknowledged), Timeout);
+
+        // The new server knows the epoch from its journal; its PN GWs see the new boot in a heartbeat, register again and
+        // acknowledge the epoch they hold.
+        await RestartServerAsync();
+        await AwaitAssertAsync(async () =>
+        {
+            var acks = await Server.Cskmf.Ask<KeyAcks>(new GetKeyAcks("grp"), Timeout);
+            Assert.Equal(1L, acks.Epoch);
+            Assert.Equal(["g1", "g2"], acks.Acknowledged);
+            Assert.Empty(acks.Pending);
+        }, Timeout);
+    }
+}
