@@ -138,8 +138,10 @@ public sealed class GatewaySmf : UntypedActor, IWithTimers
             return;
         }
 
-        var previous = group?.LocalMembers ?? [];
-        foreach (var gone in previous.Except(notice.LocalMembers).Union(notice.Removed).Distinct())
+        // Only a member removed from the group is told its membership ended. One that is no longer reached through here
+        // but still a member has moved to another PN GW, which tells it of this epoch: told "ended" by this PN GW before
+        // it hears that it is registered there, it would drop the group's keys.
+        foreach (var gone in notice.Removed)
         {
             if (gone != _gatewayId && _pnes.TryGetValue(gone, out var pne))
             {
