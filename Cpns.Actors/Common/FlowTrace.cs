@@ -34,8 +34,13 @@ public static class FlowTrace
 
     /// <summary>The same step to a sibling, published when it is sent (at once, or on the sibling's introduction).</summary>
     public static void Send(IActorContext context, Sibling to, object message, string groupId, long epoch, int step,
-        FlowKind kind, FlowLeg leg) =>
-        to.Send(actor => Send(context, actor, message, groupId, epoch, step, kind, leg));
+        FlowKind kind, FlowLeg leg)
+    {
+        if (to.TryGet(out var known))
+            Send(context, known, message, groupId, epoch, step, kind, leg);
+        else
+            to.Send(actor => Send(context, actor, message, groupId, epoch, step, kind, leg));
+    }
 
     private static void Publish(IActorContext context, ActorPath to, string groupId, long epoch, int step, FlowKind kind,
         FlowLeg leg) =>

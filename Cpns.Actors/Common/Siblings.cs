@@ -26,7 +26,20 @@ public sealed class Sibling(string name)
 
     public string Name => name;
 
-    public void Tell(object message, IActorRef sender) => Send(actor => actor.Tell(message, sender));
+    public void Tell(object message, IActorRef sender)
+    {
+        if (_actor is { } actor)
+            actor.Tell(message, sender);
+        else
+            (_held ??= []).Add(introduced => introduced.Tell(message, sender));
+    }
+
+    /// <summary>The sibling, once introduced.</summary>
+    public bool TryGet(out IActorRef actor)
+    {
+        actor = _actor!;
+        return _actor is not null;
+    }
 
     /// <summary>Sends now if the sibling is known, else on its introduction.</summary>
     public void Send(Action<IActorRef> send)

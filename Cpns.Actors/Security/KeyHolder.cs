@@ -59,7 +59,7 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
 
     protected IActorRef Seca { get; }
 
-    /// <summary>The entity's SMF, introduced by the entity root; it is told in turn who this holder's SECA is.</summary>
+    /// <summary>The entity's SMF, introduced by the entity root (the SMF asks this holder for its SECA itself).</summary>
     protected Sibling Smf { get; } = new("smf");
 
     protected ILoggingAdapter Log { get; } = Context.GetLogger();
@@ -163,7 +163,6 @@ public abstract class KeyHolder : UntypedActor, IWithTimers
                 Sender.Tell(Link.Counters());
                 break;
             case SiblingIs when Smf.TryMeet(message, Sender, Context.Parent):
-                Smf.Tell(new SiblingIs("seca", Seca), Self);
                 break;
             case SiblingsWanted:
                 Sender.Tell(new SiblingIs("seca", Seca));
