@@ -75,8 +75,6 @@ public sealed class PnRegistrations(TimeSpan batchReply)
         return Pnes(batchId);
     }
 
-    public int BatchSize(long batchId) => _inFlight.TryGetValue(batchId, out var ids) ? ids.Count : 0;
-
     /// <summary>The batches every PNE of which the server answered: done (their resend timers can go).</summary>
     public List<long> Answered(IReadOnlySet<string> answered)
     {

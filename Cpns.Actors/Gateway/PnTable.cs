@@ -65,8 +65,6 @@ public sealed class PnTable(CredentialVerifier verifier)
     public PnTableSnapshot Snapshot(Credential? gatewayCredential) =>
         new(gatewayCredential, _pnes.Values.ToList(), _revokedDevices.ToList(), _revokedSerials.ToList(), _notices.Values.ToList());
 
-    public IReadOnlyCollection<string> RevokedDevices => _revokedDevices;
-
     public KnownRevocations Known() =>
         new(_revokedDevices.Order(StringComparer.Ordinal).ToList(), _revokedSerials.Order(StringComparer.Ordinal).ToList());
 
