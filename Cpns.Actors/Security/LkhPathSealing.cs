@@ -65,3 +65,27 @@ public static class LkhPathSealing
     private static byte[] Context(string groupId, string recipientId, long treeEpoch, int position, int size) =>
         Encoding.UTF8.GetBytes($"cpns/lkh/path/v1|{groupId}|{recipientId}|{treeEpoch}|{position}|{size}");
 }
+
+/// <summary>
+/// A member's path keys as its tree stood when they were copied, to seal away from the tree (the tree's keys change
+/// with its next epoch while the copy is sealed); zeroed once sealed or disposed.
+/// </summary>
+public sealed class LkhPathKeys(string groupId, long treeEpoch, int position, int size, IReadOnlyList<(int Node, byte[] Key)> path)
+    : IDisposable
+{
+    public static LkhPathKeys CopyOf(string groupId, long treeEpoch, int position, int size, IReadOnlyList<(int Node, byte[] Key)> path) =>
+        new(groupId, treeEpoch, position, size, path.Select(p => (p.Node, (byte[])p.Key.Clone())).ToList());
+
+    /// <summary>The path sealed by <paramref name="sealer"/> for the recipient alone.</summary>
+    public LkhPath SealFor(PairwiseKeys sealer, string recipientId, Octets recipientAgreementKey) =>
+        LkhPath.Seal(sealer, recipientId, recipientAgreementKey, groupId, treeEpoch, position, size, path);
+
+    internal IReadOnlyList<(int Node, byte[] Key)> Keys => path;
+
+    public void Dispose()
+    {
+        foreach (var (_, key) in path)
+            CryptographicOperations.ZeroMemory(key);
+    }
+}
+

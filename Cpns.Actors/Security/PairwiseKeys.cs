@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Cpns.Actors.Protocol;
@@ -9,7 +10,8 @@ namespace Cpns.Actors.Security;
 /// agreed with the peer's static key, mixed with the pair's static-static key (as HPKE's auth mode does). Only the
 /// peer opens it, only this entity could have made it, and once the ephemeral key is gone this entity's long-term key
 /// no longer opens it, so a recorded wrap stays closed to whoever later takes the wrapper's node. One instance per
-/// actor (not shared), caching the static-static key per peer.
+/// entity function, caching the static-static key per peer; safe to share with the children it hands its wrapping to
+/// (the server CSKMF's group wrappers), so that a peer's key is agreed once, not once per child.
 /// </summary>
 public sealed class PairwiseKeys(EntityIdentity self)
 {
@@ -17,7 +19,7 @@ public sealed class PairwiseKeys(EntityIdentity self)
     private static readonly byte[] StaticSalt = "cpns/pairwise/v1"u8.ToArray();
     private static readonly byte[] SealSalt = "cpns/pairwise-seal/v1"u8.ToArray();
 
-    private readonly Dictionary<(string PeerId, Octets PeerKey), byte[]> _cache = new();
+    private readonly ConcurrentDictionary<(string PeerId, Octets PeerKey), byte[]> _cache = new();
 
     public EntityIdentity Self { get; } = self;
 
@@ -102,8 +104,10 @@ public sealed class PairwiseKeys(EntityIdentity self)
             CryptographicOperations.ZeroMemory(shared);
         }
 
-        _cache[(peerId, peerAgreementKey)] = key;
-        return key;
+        if (_cache.TryAdd((peerId, peerAgreementKey), key))
+            return key;
+        CryptographicOperations.ZeroMemory(key); // another thread agreed it first
+        return _cache[(peerId, peerAgreementKey)];
     }
 
     private static byte[] SealKey(byte[] ephemeralStatic, byte[] staticStatic, byte[] ephemeralPublic, string senderId, string recipientId)
@@ -127,8 +131,8 @@ public sealed class PairwiseKeys(EntityIdentity self)
     {
         foreach (var entry in _cache.Keys.Where(k => k.PeerId == peerId).ToList())
         {
-            CryptographicOperations.ZeroMemory(_cache[entry]);
-            _cache.Remove(entry);
+            if (_cache.TryRemove(entry, out var key))
+                CryptographicOperations.ZeroMemory(key);
         }
     }
 }

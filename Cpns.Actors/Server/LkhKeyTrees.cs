@@ -205,11 +205,15 @@ public sealed class LkhKeyTrees(KeyEncryptionKey kek, int threshold)
     /// <summary>A member's path as the tree stands, sealed by <paramref name="sealer"/> for the recipient alone; null if it is no leaf.</summary>
     public LkhPath? PathFor(string groupId, string memberId, PairwiseKeys sealer, string recipientId, Octets recipientAgreementKey)
     {
-        if (!_groups.TryGetValue(groupId, out var group) || !group.Tree.Contains(memberId))
-            return null;
-        return LkhPath.Seal(sealer, recipientId, recipientAgreementKey, groupId, group.TreeEpoch, group.Tree.PositionOf(memberId),
-            group.Tree.Count, group.Tree.PathOf(memberId));
+        using var keys = PathKeysFor(groupId, memberId);
+        return keys?.SealFor(sealer, recipientId, recipientAgreementKey);
     }
+
+    /// <summary>A member's path as the tree stands, copied to be sealed elsewhere; null if it is no leaf.</summary>
+    public LkhPathKeys? PathKeysFor(string groupId, string memberId) =>
+        _groups.TryGetValue(groupId, out var group) && group.Tree.Contains(memberId)
+            ? LkhPathKeys.CopyOf(groupId, group.TreeEpoch, group.Tree.PositionOf(memberId), group.Tree.Count, group.Tree.PathOf(memberId))
+            : null;
 
     public LkhState State(string groupId) =>
         _groups.TryGetValue(groupId, out var group)

@@ -62,6 +62,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
     private readonly Sibling _smf = new("smf");
     private readonly KeyManagerRegion? _keyManagers;
     private readonly Backpressure _backpressure;
+    private readonly Dictionary<string, IActorRef> _wrappers = new(StringComparer.Ordinal);
+    private int _wrappersMade;
 
     /// <param name="keyManagers">
     /// The distributed topology: the shard region (proxy) of the Group Key Managers, which make the keys on gateway
@@ -176,6 +178,9 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
                 break;
             case DeliverGroupKey deliver:
                 Push(deliver);
+                break;
+            case GroupKeyWrapped wrapped:
+                SendWrapped(wrapped);
                 break;
             case RevokeGroupKey revoke:
                 OnRevoke(revoke);
@@ -455,24 +460,50 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
             return;
         }
 
-        if (broadcast is not null && broadcastTo.Count > 0)
+        // Wrapped by the group's child and sent from here when it is done, in the order asked (the broadcast with them).
+        if (individually.Count > 0 || broadcastTo.Count > 0)
+            WrapperOf(current.GroupId).Tell(new WrapGroupKey(current,
+                individually.Select(target => Order(current, target, target.GatewayCskmf, 8, FlowKind.Push)).ToList(),
+                broadcastTo.Count > 0 ? broadcast : null, broadcastTo));
+    }
+
+    private void PushFromHere(string groupId, long epoch) => Push(new DeliverGroupKey(groupId, epoch), fromHere: true);
+
+    /// <summary>The child that does a group's public-key work, made when the group first needs it (design §9).</summary>
+    private IActorRef WrapperOf(string groupId)
+    {
+        if (!_wrappers.TryGetValue(groupId, out var wrapper))
+            _wrappers[groupId] = wrapper = Context.ActorOf(GroupKeyWrapper.Props(_kek, _pairwise), $"wrapper-{++_wrappersMade}");
+        return wrapper;
+    }
+
+    /// <summary>A PN GW's copy of an epoch, to be wrapped by the group's wrapper; with its path when it is a leaf of the current tree.</summary>
+    private KeyWrapOrder Order(GroupEpochIssuedEvent issued, KeyDeliveryTarget target, IActorRef to, int step, FlowKind kind)
+    {
+        var path = PathKeysFor(issued, target);
+        _flatDeliveries++;
+        if (path is not null)
+            _pathsSent++;
+        return new KeyWrapOrder(target, to, path, step, kind);
+    }
+
+    /// <summary>Push step 8 or pull step 10 once wrapped: each copy goes out in its session with the PN GW (the broadcast signed once).</summary>
+    private void SendWrapped(GroupKeyWrapped wrapped)
+    {
+        var (issued, orders, broadcast, broadcastTo) = wrapped.Job;
+        if (broadcast is not null && broadcastTo is { Count: > 0 })
         {
             var sealedBroadcast = _link.Seal(broadcast);
             CountBroadcast(broadcastTo.Count, sealedBroadcast.Payload.Length);
             foreach (var target in broadcastTo)
-                FlowTrace.Send(Context, target.GatewayCskmf, sealedBroadcast, current.GroupId, current.Epoch, 8, FlowKind.Push,
+                FlowTrace.Send(Context, target.GatewayCskmf, sealedBroadcast, issued.GroupId, issued.Epoch, 8, FlowKind.Push,
                     FlowLeg.ServerToGateway);
         }
 
-        if (individually.Count == 0)
-            return;
-        using var key = _kek.Unwrap(current.GroupId, current.Epoch, current.KeyUnderKek);
-        foreach (var target in individually)
-            FlowTrace.Send(Context, target.GatewayCskmf, _link.SealFor(target.GatewayCskmf, WrapFor(key, current, target)), current.GroupId,
-                current.Epoch, 8, FlowKind.Push, FlowLeg.ServerToGateway);
+        for (var i = 0; i < orders.Count; i++)
+            FlowTrace.Send(Context, orders[i].To, _link.SealFor(orders[i].To, wrapped.Deliveries[i]), issued.GroupId, issued.Epoch,
+                orders[i].Step, orders[i].Kind, FlowLeg.ServerToGateway);
     }
-
-    private void PushFromHere(string groupId, long epoch) => Push(new DeliverGroupKey(groupId, epoch), fromHere: true);
 
     /// <summary>The rekey broadcast of an epoch that changed its group's tree by joins and leaves.</summary>
     private GroupRekeyBroadcast? BroadcastOf(GroupEpochIssuedEvent? issued) =>
@@ -565,9 +596,7 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
         _pulls.Answered(request.GroupId, request.Epoch, senderId, NowMs);
         CpnsMetrics.KeyPulls.Add(1, CpnsMetrics.Tag("outcome", "delivered"));
-        using var key = _kek.Unwrap(issued.GroupId, issued.Epoch, issued.KeyUnderKek);
-        FlowTrace.Send(Context, Sender, _link.SealFor(Sender, WrapFor(key, issued, target)), issued.GroupId, issued.Epoch, 10,
-            FlowKind.Pull, FlowLeg.ServerToGateway);
+        WrapperOf(issued.GroupId).Tell(new WrapGroupKey(issued, [Order(issued, target, Sender, 10, FlowKind.Pull)]));
     }
 
     /// <summary>A key enters a PN only if the PN GW reports that PN at least as secure as the group requires.</summary>
@@ -577,22 +606,17 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         return level < required ? $"the PN of {gatewayId} offers {level} security; the group requires {required}" : null;
     }
 
-    /// <summary>The key wrapped for one PN GW, with its path when the epoch is current and the PN GW a leaf of its tree.</summary>
-    private GroupKeyDelivery WrapFor(GroupKey key, GroupEpochIssuedEvent issued, KeyDeliveryTarget target)
-    {
-        var path = PathFor(issued, target);
-        _flatDeliveries++;
-        if (path is not null)
-            _pathsSent++;
-        return key.DeliveryFor(_pairwise, target.GatewayId, target.GatewayAgreementKey, issued.Mode, target.LocalMembers,
-            issued.Announcement, path);
-    }
-
     /// <summary>The tree stands as of the current epoch: a path goes only with the current epoch's key.</summary>
-    private LkhPath? PathFor(GroupEpochIssuedEvent issued, KeyDeliveryTarget target) =>
+    private LkhPathKeys? PathKeysFor(GroupEpochIssuedEvent issued, KeyDeliveryTarget target) =>
         issued.Lkh is not null && _book.Current(issued.GroupId)?.Epoch == issued.Epoch
-            ? _trees.PathFor(issued.GroupId, target.GatewayId, _pairwise, target.GatewayId, target.GatewayAgreementKey)
+            ? _trees.PathKeysFor(issued.GroupId, target.GatewayId)
             : null;
+
+    private LkhPath? PathFor(GroupEpochIssuedEvent issued, KeyDeliveryTarget target)
+    {
+        using var keys = PathKeysFor(issued, target);
+        return keys?.SealFor(_pairwise, target.GatewayId, target.GatewayAgreementKey);
+    }
 
     private void Refuse(GroupKeyRequest request, KeyError error, string detail)
     {
@@ -626,6 +650,8 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
         {
             _book.Apply(e);
             _trees.Drop(e.GroupId);
+            if (_wrappers.Remove(e.GroupId, out var wrapper))
+                Context.Stop(wrapper);
             foreach (var stale in _acks.Keys.Where(k => k.GroupId == e.GroupId).ToList())
                 _acks.Remove(stale);
             FlowTrace.Send(Context, smf, new GroupKeyRevoked(e.GroupId, e.FinalEpoch), e.GroupId, e.FinalEpoch, 4,

@@ -33,4 +33,15 @@ public sealed class PullLedgerTests
         Assert.False(ledger.IsCoveredRepeat("a", 1, "g1", 0 + 1));
         Assert.True(ledger.IsCoveredRepeat("c", 1, "g1", 39_000));
     }
+
+    [Fact]
+    public void A_ledger_of_answers_all_still_kept_is_not_scanned_at_every_answer()
+    {
+        var ledger = new PullLedger(TimeSpan.FromSeconds(30), pruneAbove: 3);
+        for (var i = 0; i < 1_000; i++)
+            ledger.Answered($"grp-{i}", 1, "g1", 10_000 + i); // all within the 30 s kept
+
+        Assert.Equal(1_000, ledger.Count);
+        Assert.Equal(8, ledger.Scans); // at 4, 9, 19, … 639 answers: once per doubling, not 997 times
+    }
 }
