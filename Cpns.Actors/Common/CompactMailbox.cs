@@ -20,17 +20,20 @@ public sealed class CompactMailbox(Settings settings, Config config)
     {
     }
 
-    public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new CompactMessageQueue();
+    public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new CompactMessageQueue(system.Scheduler);
 }
 
-public sealed class CompactMessageQueue : IMessageQueue, IUnboundedMessageQueueSemantics
+/// <summary>Keeps each message's arrival as <see cref="StampedMessageQueue"/> does.</summary>
+public sealed class CompactMessageQueue(ITimeProvider clock) : IMessageQueue, IUnboundedMessageQueueSemantics, IStampedQueue
 {
     /// <summary>After a burst has drained, a queue that grew beyond this gives its array back.</summary>
     private const int KeptCapacity = 16;
 
-    private readonly Queue<Envelope> _queue = new();
+    private readonly Queue<(Envelope Envelope, DateTimeOffset ArrivedAt)> _queue = new();
     private int _count;
     private int _highWater;
+
+    public DateTimeOffset? ArrivalOfCurrent { get; private set; }
 
     public bool HasMessages => Volatile.Read(ref _count) > 0;
 
@@ -38,9 +41,10 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedMessageQueueS
 
     public void Enqueue(IActorRef receiver, Envelope envelope)
     {
+        var arrivedAt = clock.Now;
         lock (_queue)
         {
-            _queue.Enqueue(envelope);
+            _queue.Enqueue((envelope, arrivedAt));
             _highWater = Math.Max(_highWater, _queue.Count);
             Volatile.Write(ref _count, _queue.Count);
         }
@@ -50,8 +54,14 @@ public sealed class CompactMessageQueue : IMessageQueue, IUnboundedMessageQueueS
     {
         lock (_queue)
         {
-            if (!_queue.TryDequeue(out envelope))
+            if (!_queue.TryDequeue(out var next))
+            {
+                envelope = default;
                 return false;
+            }
+
+            (envelope, var arrivedAt) = next;
+            ArrivalOfCurrent = arrivedAt;
             Volatile.Write(ref _count, _queue.Count);
             if (_queue.Count == 0 && _highWater > KeptCapacity)
             {

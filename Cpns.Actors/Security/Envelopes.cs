@@ -63,6 +63,7 @@ public sealed class EnvelopeGuard
     private readonly Akka.Serialization.Serialization _serialization;
     private readonly int _protocolSerializerId;
     private readonly IScheduler _clock;
+    private readonly Func<DateTimeOffset>? _arrivalOfCurrent;
     private readonly TimeSpan _maxSkew;
     private readonly int _maxPayloadBytes;
     private readonly Dictionary<string, VerificationKey> _senders = new(StringComparer.Ordinal);
@@ -72,8 +73,13 @@ public sealed class EnvelopeGuard
     private Dictionary<EnvelopeRejection, long>? _counts;
     private static readonly IReadOnlyDictionary<EnvelopeRejection, long> NoCounts = new Dictionary<EnvelopeRejection, long>();
 
-    public EnvelopeGuard(string receiver, ActorSystem system, CpnsSettings settings)
+    /// <param name="arrivalOfCurrent">
+    /// When the envelope being opened reached its receiver (<see cref="Common.MessageArrival"/>): its timestamp is checked
+    /// against that, so the receiver's own queueing never makes it stale. Null: the clock's now.
+    /// </param>
+    public EnvelopeGuard(string receiver, ActorSystem system, CpnsSettings settings, Func<DateTimeOffset>? arrivalOfCurrent = null)
     {
+        _arrivalOfCurrent = arrivalOfCurrent;
         _receiver = receiver;
         _serialization = system.Serialization;
         _protocolSerializerId = _serialization.FindSerializerForType(typeof(ICpnsMessage)).Identifier;
@@ -188,7 +194,7 @@ public sealed class EnvelopeGuard
         if (!key.Verify(signed.Bytes, envelope.Signature))
             return Reject(EnvelopeRejection.BadSignature, $"signature of {envelope.SenderId} does not verify");
 
-        var now = _clock.Now.ToUnixTimeMilliseconds();
+        var now = (_arrivalOfCurrent?.Invoke() ?? _clock.Now).ToUnixTimeMilliseconds();
         if (Math.Abs(now - envelope.TimestampMs) > _maxSkew.TotalMilliseconds)
             return Reject(EnvelopeRejection.StaleTimestamp,
                 $"timestamp is {(now - envelope.TimestampMs) / 1000.0:0.#}s off, more than {_maxSkew.TotalSeconds:0.#}s");

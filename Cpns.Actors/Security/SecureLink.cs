@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Serialization;
-using Cpns.Actors.Protocol;
 using Cpns.Actors.Common;
+using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Security;
 
@@ -31,7 +31,7 @@ public sealed class SecureLink
         var label = FlowTrace.Label(context.Self);
         // A restarted function starts its sequence numbers again: a fresh channel name keeps its old window apart.
         _sealer = new EnvelopeSealer(identity, $"{label}#{Guid.NewGuid():N}"[..(label.Length + 9)], context.System, _policy.Enabled);
-        Guard = new EnvelopeGuard(label, context.System, settings);
+        Guard = new EnvelopeGuard(label, context.System, settings, () => MessageArrival.Of(context));
         Identity = identity;
         _serializer = (SerializerWithStringManifest)context.System.Serialization.FindSerializerForType(typeof(ICpnsMessage));
     }
@@ -126,7 +126,7 @@ public sealed class SecureLink
     {
         message = null!;
         senderId = null!;
-        var now = _context.System.Scheduler.Now;
+        var now = MessageArrival.Of(_context);
         if (_sessions?.ById(record.SessionId) is not { } session)
             return RefuseRecord(record, SessionRefusal.UnknownSession, "record of a session this function does not hold");
         if (record.Ciphertext.Length > Guard.MaxPayloadBytes + SealedLayout.TagSize)
@@ -170,7 +170,7 @@ public sealed class SecureLink
 
     private void OnHello(SessionHello hello)
     {
-        var now = _context.System.Scheduler.Now;
+        var now = MessageArrival.Of(_context);
         if (!_policy.Enabled)
         {
             RefuseHandshake(hello, SessionRefusal.UnknownPeer, "sessions are off here");
@@ -198,7 +198,7 @@ public sealed class SecureLink
 
     private void OnAccept(SessionAccept accept)
     {
-        var now = _context.System.Scheduler.Now;
+        var now = MessageArrival.Of(_context);
         if (_sessions?.TakeInitiator(accept.HelloNonce, _context.Sender, now) is not { } initiator)
         {
             Refused(SessionRefusal.UnknownSession, $"an answer from {accept.ResponderId} to no handshake of this function");
@@ -221,7 +221,7 @@ public sealed class SecureLink
 
     private void OnConfirm(SessionConfirm confirm)
     {
-        var now = _context.System.Scheduler.Now;
+        var now = MessageArrival.Of(_context);
         if (_sessions?.TakeResponder(confirm.SessionId, _context.Sender, now) is not { } responder)
         {
             Refused(SessionRefusal.UnknownSession, "a confirmation of no handshake this function answered");
@@ -251,7 +251,7 @@ public sealed class SecureLink
         {
             // A peer too busy for a handshake now, or that does not trust this entity yet (it is still registering), may
             // take one later; any other refusal means envelopes only.
-            if (_sessions.TakeInitiator(refused.SessionId, _context.Sender, _context.System.Scheduler.Now) is not null &&
+            if (_sessions.TakeInitiator(refused.SessionId, _context.Sender, MessageArrival.Of(_context)) is not null &&
                 refused.Reason is not (SessionRefusal.Overloaded or SessionRefusal.UnknownPeer))
                 _sessions.Decline(_context.Sender);
             return;

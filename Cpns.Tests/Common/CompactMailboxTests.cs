@@ -12,7 +12,7 @@ public sealed class CompactMailboxTests(ITestOutputHelper output) : CpnsTestKit(
     [Fact]
     public void Messages_from_several_senders_at_once_come_out_once_each_and_in_each_senders_order()
     {
-        var queue = new CompactMessageQueue();
+        var queue = new CompactMessageQueue(Sys.Scheduler);
         const int senders = 4;
         const int each = 20_000;
         Parallel.For(0, senders, sender =>
@@ -46,9 +46,9 @@ public sealed class CompactMailboxTests(ITestOutputHelper output) : CpnsTestKit(
             Assert.Equal(i, await ExpectMsgAsync<int>(Timeout));
         Assert.IsType<CompactMessageQueue>(((ActorCell)((ActorRefWithCell)actor).Underlying).Mailbox!.MessageQueue);
 
-        var queue = new CompactMessageQueue();
+        var queue = new CompactMessageQueue(Sys.Scheduler);
         queue.Enqueue(actor, new Envelope("left over", TestActor));
-        var deadLetters = new CompactMessageQueue();
+        var deadLetters = new CompactMessageQueue(Sys.Scheduler);
         queue.CleanUp(actor, deadLetters);
         Assert.True(deadLetters.TryDequeue(out var dead));
         Assert.Equal("left over", dead.Message);
