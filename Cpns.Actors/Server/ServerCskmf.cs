@@ -469,11 +469,15 @@ public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 
     private void PushFromHere(string groupId, long epoch) => Push(new DeliverGroupKey(groupId, epoch), fromHere: true);
 
-    /// <summary>The child that does a group's public-key work, made when the group first needs it (design §9).</summary>
+    /// <summary>
+    /// The child that does a group's public-key work, made when the group first needs it (design §9); on the server's
+    /// dispatcher, as its parent, or it would get a PNE's share of turns in a simulation.
+    /// </summary>
     private IActorRef WrapperOf(string groupId)
     {
         if (!_wrappers.TryGetValue(groupId, out var wrapper))
-            _wrappers[groupId] = wrapper = Context.ActorOf(GroupKeyWrapper.Props(_kek, _pairwise), $"wrapper-{++_wrappersMade}");
+            _wrappers[groupId] = wrapper = Context.ActorOf(GroupKeyWrapper.Props(_kek, _pairwise).WithDispatcher(ServerEntity.Dispatcher),
+                $"wrapper-{++_wrappersMade}");
         return wrapper;
     }
 
