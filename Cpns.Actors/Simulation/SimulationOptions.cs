@@ -122,6 +122,10 @@ public sealed record SimulationResult
     public long BusyAnswers { get; init; }
     public long EnvelopesRefused { get; init; }
 
+    /// <summary>The retries and busy answers by the function that counted them (a SECA's key pull, a PN GW's admission, …).</summary>
+    public IReadOnlyDictionary<string, long> RetriesByFunction { get; init; } = new Dictionary<string, long>();
+    public IReadOnlyDictionary<string, long> BusyAnswersByFunction { get; init; } = new Dictionary<string, long>();
+
     /// <summary>Working set growth from before the first PN GW started to after the last PNE registered, per PNE.</summary>
     public double BytesPerPne { get; init; }
 

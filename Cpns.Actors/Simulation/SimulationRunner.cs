@@ -154,6 +154,8 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                     : 0,
                 Retries = counters.Retries,
                 BusyAnswers = counters.BusyAnswers,
+                RetriesByFunction = counters.ByFunction("retries"),
+                BusyAnswersByFunction = counters.ByFunction("busy"),
                 EnvelopesRefused = counters.EnvelopesRefused,
                 BytesPerPne = Math.Round(bytesPerPne),
                 Crypto = crypto,
@@ -229,6 +231,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         private long _retries;
         private long _busy;
         private long _refused;
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _byFunction = new(StringComparer.Ordinal);
 
         public RunCounters()
         {
@@ -238,15 +241,17 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
                     instrument.Name is "cpns.retries" or "cpns.busy_answers" or "cpns.envelopes.refused")
                     listener.EnableMeasurementEvents(instrument);
             };
-            _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+            _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
             {
                 switch (instrument.Name)
                 {
                     case "cpns.retries":
                         Interlocked.Add(ref _retries, value);
+                        Count("retries", tags, value);
                         break;
                     case "cpns.busy_answers":
                         Interlocked.Add(ref _busy, value);
+                        Count("busy", tags, value);
                         break;
                     default:
                         Interlocked.Add(ref _refused, value);
@@ -255,6 +260,21 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
             });
             _listener.Start();
         }
+
+        private void Count(string kind, ReadOnlySpan<KeyValuePair<string, object?>> tags, long value)
+        {
+            foreach (var (name, tag) in tags)
+            {
+                if (name == "function")
+                    _byFunction.AddOrUpdate($"{kind}|{tag}", value, (_, total) => total + value);
+            }
+        }
+
+        /// <summary>Retries or busy answers (<paramref name="kind"/>: "retries", "busy") by the function that counted them.</summary>
+        public IReadOnlyDictionary<string, long> ByFunction(string kind) => _byFunction
+            .Where(kv => kv.Key.StartsWith(kind + "|", StringComparison.Ordinal))
+            .OrderByDescending(kv => kv.Value)
+            .ToDictionary(kv => kv.Key[(kind.Length + 1)..], kv => kv.Value, StringComparer.Ordinal);
 
         public long Retries => Interlocked.Read(ref _retries);
         public long BusyAnswers => Interlocked.Read(ref _busy);

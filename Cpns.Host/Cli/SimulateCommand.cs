@@ -249,6 +249,10 @@ public static class SimulateCommand
 
         Row("PNE registrations per second", result.PneRegistrationsPerSecond.ToString("0.#"));
         Row("retries / busy answers / envelopes refused", $"{result.Retries} / {result.BusyAnswers} / {result.EnvelopesRefused}");
+        foreach (var (function, count) in result.RetriesByFunction)
+            Row($"  retries: {function}", count.ToString());
+        foreach (var (function, count) in result.BusyAnswersByFunction)
+            Row($"  busy answers: {function}", count.ToString());
         foreach (var (phase, seconds) in result.PhaseSeconds)
             Row($"  phase {phase} (s)", seconds.ToString("0.###"));
         Row("wall time (s)", result.WallSeconds.ToString("0.###"));

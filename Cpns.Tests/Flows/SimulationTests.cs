@@ -45,6 +45,10 @@ public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(outp
         Assert.True(result.RekeyPush.Count > 0 && result.RekeyPull.Count > 0, "the churn rekeyed both kinds of group");
         Assert.Equal(result.PushMaxMs, Math.Max(result.FirstKeyPush.MaxMs, result.RekeyPush.MaxMs));
         Assert.Equal(result.PullMaxMs, Math.Max(result.FirstKeyPull.MaxMs, result.RekeyPull.MaxMs));
+        // Retries and busy answers are explained by the functions that counted them.
+        Assert.Equal(result.Retries, result.RetriesByFunction.Values.Sum());
+        Assert.Equal(result.BusyAnswers, result.BusyAnswersByFunction.Values.Sum());
+        Assert.All(result.RetriesByFunction.Keys.Concat(result.BusyAnswersByFunction.Keys), Assert.NotEmpty);
     }
 
     [Fact]
