@@ -367,8 +367,12 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         progress?.Report(new SimulationProgress(phase, done, expected));
     }
 
-    /// <summary>Sends every command at once (the server applies each group's changes in order) and awaits every answer.</summary>
-    private async Task RunAllAsync(SimulationOptions options, SimulationPhase phase, IReadOnlyList<(string GroupId, ICpnsMessage Command)> commands,
+    /// <summary>
+    /// Sends the commands at the given rate (0: all at once) and awaits every answer. A group's changes go one after the
+    /// other, each once the one before it was answered: a change turned away busy and sent again later must not be
+    /// overtaken by the next change of its group (a removal of a member whose joining is still waiting).
+    /// </summary>
+    internal async Task RunAllAsync(SimulationOptions options, SimulationPhase phase, IReadOnlyList<(string GroupId, ICpnsMessage Command)> commands,
         double changesPerSecond, IActorRef smf, Dictionary<string, (long Epoch, IReadOnlyList<string> Members)> finalState,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
@@ -376,15 +380,21 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         progress?.Report(new SimulationProgress(phase, 0, commands.Count));
         var started = Stopwatch.StartNew();
         var replies = new List<Task<(string GroupId, object Reply)>>(commands.Count);
+        var lastOfGroup = new Dictionary<string, Task<(string GroupId, object Reply)>>(StringComparer.Ordinal);
         for (var i = 0; i < commands.Count; i++)
         {
             if (changesPerSecond > 0 && TimeSpan.FromSeconds(i / changesPerSecond) - started.Elapsed is { Ticks: > 0 } wait)
                 await Task.Delay(wait, cancellationToken);
-            replies.Add(Run(commands[i]));
+            var command = commands[i];
+            var reply = Run(command, lastOfGroup.GetValueOrDefault(command.GroupId));
+            lastOfGroup[command.GroupId] = reply;
+            replies.Add(reply);
         }
 
-        async Task<(string GroupId, object Reply)> Run((string GroupId, ICpnsMessage Command) c)
+        async Task<(string GroupId, object Reply)> Run((string GroupId, ICpnsMessage Command) c, Task<(string, object)>? before)
         {
+            if (before is not null)
+                await before;
             var reply = await smf.Ask<object>(new LocalRequest(c.Command), options.StallTimeout, cancellationToken);
             // A server behind on its deliveries takes no new change for a while: the change goes again when it says.
             while (reply is GroupRejected { Error: GroupError.Busy } busy)

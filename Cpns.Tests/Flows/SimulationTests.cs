@@ -13,6 +13,38 @@ namespace Cpns.Tests.Flows;
 public sealed class SimulationTests(ITestOutputHelper output) : CpnsTestKit(output)
 {
     [Fact]
+    public async Task A_group_s_next_change_waits_for_the_one_turned_away_busy_and_other_groups_do_not_wait()
+    {
+        var runner = new SimulationRunner(Sys, Settings, ServerSecrets.Generate(Settings.ServerId));
+        var smf = CreateTestProbe();
+        var join = new AddMember("g1", "owner", "p1");
+        var other = new AddMember("g2", "owner", "p2");
+        var leave = new RemoveMember("g1", "owner", "p1");
+        var finalState = new Dictionary<string, (long Epoch, IReadOnlyList<string> Members)>();
+        var run = runner.RunAllAsync(new SimulationOptions(), SimulationPhase.Churning, [("g1", join), ("g2", other), ("g1", leave)], 0,
+            smf.Ref, finalState, null, CancellationToken.None);
+
+        async Task<IActorRef> Asked(ICpnsMessage command)
+        {
+            Assert.Equal(command, (await smf.ExpectMsgAsync<Cpns.Actors.Local.LocalRequest>(Timeout)).Request);
+            return smf.LastSender;
+        }
+
+        var joinAsker = await Asked(join);
+        var otherAsker = await Asked(other); // another group's change does not wait for g1's
+        joinAsker.Tell(new GroupRejected("g1", GroupError.Busy, "behind", RetryAfterMs: 100));
+        otherAsker.Tell(new GroupAccepted("g2", GroupChange.MemberAdded, 2, ["owner", "p2"]));
+        // The join goes again before the leave of the same member is sent at all.
+        (await Asked(join)).Tell(new GroupAccepted("g1", GroupChange.MemberAdded, 2, ["owner", "p1"]));
+        (await Asked(leave)).Tell(new GroupAccepted("g1", GroupChange.MemberRemoved, 3, ["owner"]));
+        await run;
+
+        Assert.Equal(3L, finalState["g1"].Epoch);
+        Assert.Equal(["owner"], finalState["g1"].Members);
+        Assert.Equal(2L, finalState["g2"].Epoch);
+    }
+
+    [Fact]
     public async Task A_small_network_ends_with_every_member_holding_its_groups_current_key()
     {
         var runner = new SimulationRunner(Sys, Settings, ServerSecrets.Generate(Settings.ServerId));
