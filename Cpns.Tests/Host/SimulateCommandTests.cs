@@ -30,6 +30,7 @@ public sealed class SimulateCommandTests : IDisposable
             ["gateways", "pnes", "groups", "changeRate", "members", "membersWithCurrentKey", "keysDeliveredPush", "keysDeliveredPull",
                 "epochs", "keyDeliveryP50Ms", "keyDeliveryP99Ms", "wallSeconds", "pushP50Ms", "pushP99Ms", "pushMaxMs", "pullP50Ms",
                 "pullP99Ms", "pullMaxMs", "firstKeyPush", "firstKeyPull", "rekeyPush", "rekeyPull", "phaseSeconds", "pneRegistrationsPerSecond", "retries", "busyAnswers", "envelopesRefused",
+                "retriesByFunction", "busyAnswersByFunction",
                 "bytesPerPne", "crypto", "cryptoUnitCosts", "cryptoFloorSeconds", "wallOverFloor", "bothDevices", "legacyDevices", "sleepingPnes",
                 "contentSent", "contentAccepted", "contentDue", "contentOpened"],
             root.EnumerateObject().Select(p => p.Name));
