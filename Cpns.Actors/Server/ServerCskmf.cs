@@ -28,6 +28,8 @@ public sealed record KeyManagerRegion(IActorRef Region, Func<string, object, obj
 /// the PN GW acknowledges it. It also notices groups due for a periodic rekey.
 /// A push group whose key goes to more PN GWs than <c>cpns.keys.lkh-threshold</c> is keyed through a logical key
 /// hierarchy (<see cref="LkhKeyTrees"/>): its rekeys go out as one broadcast, signed once, of O(log n) wraps.
+/// It decides and seals here; each group's public-key work (an epoch's key and path wrapped for each PN GW) is done by
+/// that group's child, a <see cref="GroupKeyWrapper"/>, so that groups are wrapped side by side (design §9).
 /// </summary>
 public sealed class ServerCskmf : CpnsPersistentActor, IWithTimers
 {
