@@ -26,8 +26,8 @@ public static class MessageArrival
 }
 
 /// <summary>
-/// The default mailbox of every CPNS actor system (hocon/base.conf), also where an actor needs a deque (a persistent
-/// actor's stash): Akka's unbounded queue with each message's arrival kept beside it.
+/// The default mailbox of every CPNS actor system (hocon/base.conf): Akka's unbounded queue with each message's arrival
+/// kept beside it.
 /// </summary>
 public sealed class StampedMailbox(Settings settings, Config config)
     : MailboxType(settings, config), IProducesMessageQueue<StampedMessageQueue>
@@ -39,32 +39,41 @@ public sealed class StampedMailbox(Settings settings, Config config)
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new StampedMessageQueue(system.Scheduler);
 }
 
-public sealed class StampedMessageQueue(ITimeProvider clock) : IMessageQueue, IUnboundedDequeBasedMessageQueueSemantics, IStampedQueue
+/// <summary>
+/// The mailbox of the actors that stash (a persistent function stashes what comes while it persists): the stamped queue
+/// with a deque. With <c>remembered-arrivals = N</c> (the server's functions, <c>cpns.network-mailbox</c>) a secure message
+/// taken back from the stash keeps its arrival if it is among the last N taken; otherwise it counts as arriving then.
+/// </summary>
+public sealed class StampedDequeMailbox(Settings settings, Config config)
+    : MailboxType(settings, config), IProducesMessageQueue<StampedDequeMessageQueue>
+{
+    /// <summary>Where the server's functions' mailbox is configured (hocon/base.conf), for <see cref="Props.WithMailbox"/>.</summary>
+    public const string NetworkId = "cpns.network-mailbox";
+
+    private readonly int _remembered = config?.GetInt("remembered-arrivals", 0) ?? 0;
+
+    public StampedDequeMailbox() : this(null!, null!)
+    {
+    }
+
+    public override IMessageQueue Create(IActorRef owner, ActorSystem system) =>
+        new StampedDequeMessageQueue(system.Scheduler, _remembered);
+}
+
+public sealed class StampedMessageQueue(ITimeProvider clock) : IMessageQueue, IUnboundedMessageQueueSemantics, IStampedQueue
 {
     private readonly ConcurrentQueue<(Envelope Envelope, DateTimeOffset ArrivedAt)> _queue = new();
 
-    // Unstashed messages, taken before the queue; only the actor itself puts them back.
-    private Stack<Envelope>? _unstashed;
-
     public DateTimeOffset? ArrivalOfCurrent { get; private set; }
 
-    public bool HasMessages => Count > 0;
+    public bool HasMessages => !_queue.IsEmpty;
 
-    public int Count => _queue.Count + (_unstashed?.Count ?? 0);
+    public int Count => _queue.Count;
 
     public void Enqueue(IActorRef receiver, Envelope envelope) => _queue.Enqueue((envelope, clock.Now));
 
-    public void EnqueueFirst(Envelope envelope) => (_unstashed ??= new Stack<Envelope>()).Push(envelope);
-
     public bool TryDequeue(out Envelope envelope)
     {
-        if (_unstashed is { Count: > 0 })
-        {
-            envelope = _unstashed.Pop();
-            ArrivalOfCurrent = null;
-            return true;
-        }
-
         if (_queue.TryDequeue(out var next))
         {
             (envelope, var arrivedAt) = next;
@@ -73,7 +82,70 @@ public sealed class StampedMessageQueue(ITimeProvider clock) : IMessageQueue, IU
         }
 
         envelope = default;
+        ArrivalOfCurrent = null;
         return false;
+    }
+
+    public void CleanUp(IActorRef owner, IMessageQueue deadletters)
+    {
+        while (TryDequeue(out var envelope))
+            deadletters.Enqueue(owner, envelope);
+    }
+}
+
+public sealed class StampedDequeMessageQueue(ITimeProvider clock, int remembered = 0)
+    : IMessageQueue, IUnboundedDequeBasedMessageQueueSemantics, IStampedQueue
+{
+    private readonly StampedMessageQueue _queue = new(clock);
+
+    // Taken back from the stash, taken before the queue; only the actor itself puts them back.
+    private Stack<Envelope>? _unstashed;
+
+    // The arrival of each of the last secure messages taken (made when first needed), by reference, oldest first: a
+    // message the actor stashed is given back by reference.
+    private Dictionary<object, DateTimeOffset>? _arrivals;
+    private Queue<object>? _arrivalOrder;
+
+    public DateTimeOffset? ArrivalOfCurrent { get; private set; }
+
+    public bool HasMessages => Count > 0;
+
+    public int Count => _queue.Count + (_unstashed?.Count ?? 0);
+
+    public void Enqueue(IActorRef receiver, Envelope envelope) => _queue.Enqueue(receiver, envelope);
+
+    public void EnqueueFirst(Envelope envelope) => (_unstashed ??= new Stack<Envelope>()).Push(envelope);
+
+    public bool TryDequeue(out Envelope envelope)
+    {
+        if (_unstashed is { Count: > 0 })
+        {
+            envelope = _unstashed.Pop();
+            ArrivalOfCurrent = _arrivals is not null && _arrivals.TryGetValue(envelope.Message, out var arrivedAt) ? arrivedAt : null;
+            return true;
+        }
+
+        if (!_queue.TryDequeue(out envelope))
+        {
+            ArrivalOfCurrent = null;
+            return false;
+        }
+
+        ArrivalOfCurrent = _queue.ArrivalOfCurrent;
+        if (remembered > 0 && envelope.Message is Protocol.ISecureWire)
+            Remember(envelope.Message, _queue.ArrivalOfCurrent!.Value);
+        return true;
+    }
+
+    private void Remember(object message, DateTimeOffset arrivedAt)
+    {
+        _arrivals ??= new Dictionary<object, DateTimeOffset>(ReferenceEqualityComparer.Instance);
+        _arrivalOrder ??= new Queue<object>();
+        if (!_arrivals.TryAdd(message, arrivedAt))
+            return; // the same instance taken again: its first arrival stands
+        _arrivalOrder.Enqueue(message);
+        if (_arrivalOrder.Count > remembered)
+            _arrivals.Remove(_arrivalOrder.Dequeue());
     }
 
     public void CleanUp(IActorRef owner, IMessageQueue deadletters)

@@ -1,5 +1,5 @@
-using Cpns.Actors.Common;
 using Akka.Actor;
+using Cpns.Actors.Common;
 using Cpns.Actors.Protocol;
 
 namespace Cpns.Actors.Server;
@@ -56,7 +56,8 @@ public sealed class ServerEntity : UntypedActor
     /// </summary>
     public const string Dispatcher = "cpns.network-dispatcher";
 
-    private IActorRef Function(Props props, string name) => Context.ActorOf(props.WithDispatcher(Dispatcher), name);
+    private IActorRef Function(Props props, string name) =>
+        Context.ActorOf(props.WithDispatcher(Dispatcher).WithMailbox(StampedDequeMailbox.NetworkId), name);
 
     public static Props Props(ServerSecrets secrets, CpnsSettings settings, KeyManagerRegion? keyManagers = null) =>
         Akka.Actor.Props.Create(typeof(ServerEntity), secrets, settings, keyManagers);

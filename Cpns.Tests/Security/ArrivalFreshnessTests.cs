@@ -94,7 +94,74 @@ public sealed class ArrivalFreshnessTests(ITestOutputHelper output) : CpnsTestKi
         await ExpectMsgAsync("holding", Timeout);
         Assert.IsType<StampedMessageQueue>(((ActorCell)((ActorRefWithCell)plain).Underlying).Mailbox!.MessageQueue);
 
-        await StartServerAsync(); // the registry is persistent: its stash needs a deque, which the same queue is
-        Assert.IsType<StampedMessageQueue>(((ActorCell)((ActorRefWithCell)Server.Registry).Underlying).Mailbox!.MessageQueue);
+        await StartServerAsync(); // the registry is persistent: its stash needs a deque
+        Assert.IsType<StampedDequeMessageQueue>(((ActorCell)((ActorRefWithCell)Server.Registry).Underlying).Mailbox!.MessageQueue);
+    }
+
+    /// <summary>An opener that stashes what comes while it is "persisting", and opens it once it is done, as a persistent function does.</summary>
+    private sealed class StashingOpener : UntypedActor, IWithUnboundedStash
+    {
+        private readonly SecureLink _link;
+
+        public StashingOpener(CpnsSettings settings)
+        {
+            _link = new SecureLink(Context, Receiver, settings, Context.GetLogger());
+            _link.Guard.Trust(SenderIdentity.DeviceId, SenderIdentity.PublicKeys.Signing);
+        }
+
+        public IStash Stash { get; set; } = null!;
+
+        protected override void OnReceive(object message)
+        {
+            switch (message)
+            {
+                case Hold hold:
+                    Context.Sender.Tell("holding");
+                    hold.Gate.Wait();
+                    break;
+                case "persisted":
+                    Stash.UnstashAll();
+                    Become(Opening);
+                    break;
+                default:
+                    Stash.Stash();
+                    break;
+            }
+        }
+
+        private void Opening(object message)
+        {
+            if (message is ISecureWire wire)
+                Context.Sender.Tell(new Opened(_link.TryOpen(wire, out _, out _), _link.Guard.Counts.ToDictionary()));
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_server_function_s_stash_gives_back_an_envelope_with_its_arrival(bool networkMailbox)
+    {
+        var props = Props.Create(() => new StashingOpener(Settings));
+        var opener = Sys.ActorOf(networkMailbox ? props.WithMailbox(StampedDequeMailbox.NetworkId) : props);
+        using var gate = new SemaphoreSlim(0);
+        opener.Tell(new Hold(gate), TestActor);
+        await ExpectMsgAsync("holding", Timeout);
+
+        opener.Tell(Envelope(1, Clock.Now.ToUnixTimeMilliseconds()), TestActor); // arrives now, is stashed once taken
+        opener.Tell("persisted", TestActor);
+        Clock.Advance(Settings.Security.EnvelopeMaxSkew * 2);
+        gate.Release();
+
+        if (networkMailbox)
+        {
+            // The server's functions remember the arrival of what they stash: it opens.
+            Assert.True((await ExpectMsgAsync<Opened>(Timeout)).Accepted);
+        }
+        else
+        {
+            // Any other stashing actor counts it as arriving when it comes back from the stash.
+            Assert.Equal(EnvelopeRejection.StaleTimestamp, (await ExpectMsgAsync<EnvelopeRejected>(Timeout)).Reason);
+            Assert.False((await ExpectMsgAsync<Opened>(Timeout)).Accepted);
+        }
     }
 }
