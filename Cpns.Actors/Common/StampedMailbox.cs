@@ -9,7 +9,10 @@ namespace Cpns.Actors.Common;
 /// <summary>A message queue that knows when the message its actor is working on reached it.</summary>
 public interface IStampedQueue
 {
-    /// <summary>When the message last taken from the queue was put in it; null if it came back from the actor's stash.</summary>
+    /// <summary>
+    /// When the message last taken from the queue was put in it; null if it came back from the actor's stash and the queue
+    /// does not remember its arrival (<see cref="StampedDequeMessageQueue"/> with no <c>remembered-arrivals</c>).
+    /// </summary>
     DateTimeOffset? ArrivalOfCurrent { get; }
 }
 

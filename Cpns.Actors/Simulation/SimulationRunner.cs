@@ -231,7 +231,7 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         private long _retries;
         private long _busy;
         private long _refused;
-        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _byFunction = new(StringComparer.Ordinal);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Kind, string Function), long> _byFunction = new();
 
         public RunCounters()
         {
@@ -265,16 +265,16 @@ public sealed class SimulationRunner(ActorSystem system, CpnsSettings settings, 
         {
             foreach (var (name, tag) in tags)
             {
-                if (name == "function")
-                    _byFunction.AddOrUpdate($"{kind}|{tag}", value, (_, total) => total + value);
+                if (name == "function" && tag is string function)
+                    _byFunction.AddOrUpdate((kind, function), value, (_, total) => total + value);
             }
         }
 
         /// <summary>Retries or busy answers (<paramref name="kind"/>: "retries", "busy") by the function that counted them.</summary>
         public IReadOnlyDictionary<string, long> ByFunction(string kind) => _byFunction
-            .Where(kv => kv.Key.StartsWith(kind + "|", StringComparison.Ordinal))
+            .Where(kv => kv.Key.Kind == kind)
             .OrderByDescending(kv => kv.Value)
-            .ToDictionary(kv => kv.Key[(kind.Length + 1)..], kv => kv.Value, StringComparer.Ordinal);
+            .ToDictionary(kv => kv.Key.Function, kv => kv.Value, StringComparer.Ordinal);
 
         public long Retries => Interlocked.Read(ref _retries);
         public long BusyAnswers => Interlocked.Read(ref _busy);
